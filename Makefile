@@ -1,0 +1,57 @@
+# Sightline: `make run` serves the shipped models on 127.0.0.1:9001, `make test` runs every test.
+# Both set everything up first and are idempotent.
+
+SHELL := /bin/bash
+ORT_VERSION := 1.31.1
+CACHE_DIR := $(CURDIR)/.cache
+ORT_DIR := $(CACHE_DIR)/onnxruntime-$(ORT_VERSION)
+ORT_LIB := $(ORT_DIR)/libonnxruntime.so.$(ORT_VERSION)
+PROMTOOL := $(shell command -v promtool 2>/dev/null || echo /usr/bin/promtool)
+
+export ORT_DYLIB_PATH ?= $(ORT_LIB)
+export CARGO_INCREMENTAL ?= 0
+export PROMTOOL
+
+.PHONY: setup run test build release bench clean lint ort promtool
+
+setup: ort promtool
+	cargo fetch --locked 2>/dev/null || cargo fetch
+
+## ONNX Runtime: the shared library from the pinned PyPI wheel (no CDN download, see docs).
+ort: $(ORT_LIB)
+
+$(ORT_LIB):
+	mkdir -p $(CACHE_DIR)/whl $(ORT_DIR)
+	python3 -m pip download onnxruntime==$(ORT_VERSION) --no-deps --only-binary=:all: \
+		--platform manylinux_2_27_x86_64 --platform manylinux_2_28_x86_64 \
+		--python-version 3.11 -d $(CACHE_DIR)/whl -q
+	python3 scripts/extract_ort.py $(CACHE_DIR)/whl $(ORT_DIR) $(ORT_VERSION)
+	test -f $@
+
+## promtool lints /metrics in the tests (Debian package `prometheus`).
+promtool:
+	@command -v promtool >/dev/null 2>&1 || { \
+		echo "installing promtool (Debian package prometheus)"; \
+		( apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus ) >/dev/null || \
+		( sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus ) >/dev/null; }
+	@command -v promtool >/dev/null 2>&1 || { echo "promtool missing: install the Debian package prometheus"; exit 1; }
+	@-systemctl disable --now prometheus >/dev/null 2>&1 || true
+
+build: setup
+	cargo build --workspace --bins
+
+run: setup
+	cargo build --release --bin sightline
+	./target/release/sightline serve
+
+test: setup
+	cargo build --workspace --bins
+	cargo test --workspace --no-fail-fast
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+clean:
+	cargo clean
+	rm -rf $(CACHE_DIR)

@@ -1,0 +1,115 @@
+//! What a request asks of a model and what comes back, independent of HTTP and of ONNX Runtime.
+
+use std::fmt;
+
+use serde::Serialize;
+
+/// The task families Sightline serves. The string forms are Roboflow's `task_type` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum Task {
+    #[serde(rename = "object-detection")]
+    ObjectDetection,
+}
+
+impl Task {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Task::ObjectDetection => "object-detection",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Task> {
+        match s {
+            "object-detection" => Some(Task::ObjectDetection),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Task {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Post-processing knobs of detection-like tasks (Roboflow's defaults).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DetectionParams {
+    /// Keep candidates whose score is strictly above this.
+    pub confidence: f32,
+    /// NMS suppresses a box whose IoU with a kept box is strictly above this.
+    pub iou_threshold: f32,
+    pub class_agnostic_nms: bool,
+    /// Top-k by score before NMS (Roboflow accepts but ignores it; we enforce it).
+    pub max_candidates: usize,
+    pub max_detections: usize,
+    /// Keep only these class names (after NMS); `None` keeps all.
+    pub class_filter: Option<Vec<String>>,
+}
+
+impl Default for DetectionParams {
+    fn default() -> Self {
+        DetectionParams {
+            confidence: 0.4,
+            iou_threshold: 0.3,
+            class_agnostic_nms: false,
+            max_candidates: 3000,
+            max_detections: 300,
+            class_filter: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum TaskParams {
+    ObjectDetection(DetectionParams),
+}
+
+impl TaskParams {
+    pub fn task(&self) -> Task {
+        match self {
+            TaskParams::ObjectDetection(_) => Task::ObjectDetection,
+        }
+    }
+}
+
+/// One image (still encoded: decoding is the model's job, so it can run off the HTTP threads).
+#[derive(Debug, Clone)]
+pub struct InferRequest {
+    pub image: Vec<u8>,
+    /// Apply the EXIF orientation tag (Roboflow's `disable_preproc_auto_orient` negated).
+    pub auto_orient: bool,
+    pub params: TaskParams,
+}
+
+impl InferRequest {
+    pub fn task(&self) -> Task {
+        self.params.task()
+    }
+}
+
+/// A detection in original-image pixels, corners unrounded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Detection {
+    pub x1: f32,
+    pub y1: f32,
+    pub x2: f32,
+    pub y2: f32,
+    pub confidence: f32,
+    pub class_id: usize,
+    pub class_name: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct ObjectDetectionOutput {
+    /// Size of the decoded image after EXIF orientation.
+    pub image_width: u32,
+    pub image_height: u32,
+    /// Sorted by descending confidence.
+    pub predictions: Vec<Detection>,
+}
+
+#[derive(Debug, Clone)]
+pub enum InferResponse {
+    ObjectDetection(ObjectDetectionOutput),
+}

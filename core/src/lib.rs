@@ -1,0 +1,26 @@
+//! Sightline core: the model-manager contract, its decorators, and the types every other crate shares.
+//!
+//! Dependencies point one way: `server` → `models` → `core`. Nothing here knows about ONNX Runtime or HTTP.
+
+pub mod base_manager;
+pub mod error;
+pub mod fixed_size_cache;
+mod in_flight;
+pub mod inference;
+pub mod logger;
+pub mod manager;
+pub mod memory_probe;
+pub mod metrics;
+pub mod model;
+pub mod model_id;
+
+pub use base_manager::BaseManager;
+pub use error::CoreError;
+pub use fixed_size_cache::WithFixedSizeCache;
+pub use inference::{Detection, DetectionParams, InferRequest, InferResponse, ObjectDetectionOutput, Task, TaskParams};
+pub use logger::WithLogger;
+pub use manager::{EvictionCause, ModelManager, RemovalReason};
+pub use memory_probe::{HostMemoryProbe, MemoryProbe, NvmlMemoryProbe};
+pub use metrics::{ManagerMetrics, WithMetrics};
+pub use model::{Model, ModelDescription, ModelLoader};
+pub use model_id::ModelId;

@@ -1,0 +1,43 @@
+//! The `ModelManager` trait: one interface that the base manager and every decorator implement, so
+//! that caching, logging and metrics stack in any order at start-up.
+
+use async_trait::async_trait;
+
+use crate::{CoreError, InferRequest, InferResponse, ModelDescription, ModelId};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EvictionCause {
+    Capacity,
+    MemoryPressure,
+}
+
+impl EvictionCause {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EvictionCause::Capacity => "capacity",
+            EvictionCause::MemoryPressure => "memory_pressure",
+        }
+    }
+}
+
+/// Why a model leaves memory; decorators report evictions differently from requested removals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemovalReason {
+    Requested,
+    Evicted(EvictionCause),
+}
+
+#[async_trait]
+pub trait ModelManager: Send + Sync {
+    /// Loads the model if it is absent; a no-op (apart from bookkeeping) when it is loaded.
+    async fn add(&self, id: &ModelId) -> Result<ModelDescription, CoreError>;
+    /// Unloads the model; returns whether it was loaded (or loading).
+    async fn remove(&self, id: &ModelId, reason: RemovalReason) -> bool;
+    /// Unloads every model.
+    async fn clear(&self);
+    /// Runs one inference, loading the model first if it is absent.
+    async fn infer(&self, id: &ModelId, request: InferRequest) -> Result<InferResponse, CoreError>;
+    /// The loaded models, sorted by id.
+    fn describe(&self) -> Vec<ModelDescription>;
+    fn contains(&self, id: &ModelId) -> bool;
+}

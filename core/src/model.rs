@@ -1,0 +1,34 @@
+//! The contract between the manager (which keeps models) and the models crate (which builds them).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+use crate::{CoreError, InferRequest, InferResponse, ModelId, Task};
+
+/// What the registry endpoints report about a loaded model.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelDescription {
+    pub model_id: String,
+    pub task: Task,
+    pub architecture: String,
+    /// `None` for a dynamic batch axis.
+    pub batch_size: Option<usize>,
+    pub input_width: Option<u32>,
+    pub input_height: Option<u32>,
+    pub class_names: Vec<String>,
+}
+
+/// A loaded, validated model ready to serve requests.
+#[async_trait]
+pub trait Model: Send + Sync + 'static {
+    fn description(&self) -> &ModelDescription;
+    async fn infer(&self, request: InferRequest) -> Result<InferResponse, CoreError>;
+}
+
+/// Builds models from their artifacts; the registry in `models` implements it.
+#[async_trait]
+pub trait ModelLoader: Send + Sync + 'static {
+    async fn load(&self, id: &ModelId) -> Result<Arc<dyn Model>, CoreError>;
+}

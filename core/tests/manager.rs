@@ -1,0 +1,326 @@
+//! Manager behaviour with a stand-in model: LRU order, cap, memory pressure, pinning,
+//! single-flight loading and failure rollback, through the same decorator stack the server uses.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sightline_core::fixed_size_cache::CacheConfig;
+use sightline_core::{
+    BaseManager, CoreError, DetectionParams, InferRequest, InferResponse, ManagerMetrics, MemoryProbe, Model,
+    ModelDescription, ModelId, ModelLoader, ModelManager, ObjectDetectionOutput, RemovalReason, Task, TaskParams,
+    WithFixedSizeCache, WithLogger, WithMetrics,
+};
+
+struct StandIn {
+    description: ModelDescription,
+    live: Arc<AtomicUsize>,
+}
+
+impl Drop for StandIn {
+    fn drop(&mut self) {
+        self.live.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+#[async_trait]
+impl Model for StandIn {
+    fn description(&self) -> &ModelDescription {
+        &self.description
+    }
+
+    async fn infer(&self, _request: InferRequest) -> Result<InferResponse, CoreError> {
+        Ok(InferResponse::ObjectDetection(ObjectDetectionOutput { image_width: 1, image_height: 1, predictions: vec![] }))
+    }
+}
+
+/// Counts loads per id; loads of ids in `failing` fail after `delay`.
+#[derive(Default)]
+struct StandInLoader {
+    loads: Mutex<HashMap<String, usize>>,
+    failing: Mutex<HashSet<String>>,
+    delay: Duration,
+    /// Models alive in memory (a drop decrements): what the fake memory probe reads.
+    live: Arc<AtomicUsize>,
+}
+
+impl StandInLoader {
+    fn with_delay(delay: Duration) -> Self {
+        StandInLoader { delay, ..Default::default() }
+    }
+
+    fn loads_of(&self, id: &str) -> usize {
+        self.loads.lock().unwrap().get(id).copied().unwrap_or(0)
+    }
+}
+
+#[async_trait]
+impl ModelLoader for StandInLoader {
+    async fn load(&self, id: &ModelId) -> Result<Arc<dyn Model>, CoreError> {
+        *self.loads.lock().unwrap().entry(id.to_string()).or_default() += 1;
+        tokio::time::sleep(self.delay).await;
+        if self.failing.lock().unwrap().contains(&id.to_string()) {
+            return Err(CoreError::BrokenModel { file: format!("{id}/weights.onnx").into(), reason: "stand-in".into() });
+        }
+        self.live.fetch_add(1, Ordering::SeqCst);
+        Ok(Arc::new(StandIn {
+            description: ModelDescription {
+                model_id: id.to_string(),
+                task: Task::ObjectDetection,
+                architecture: "stand-in".into(),
+                batch_size: Some(1),
+                input_width: Some(8),
+                input_height: Some(8),
+                class_names: vec!["a".into()],
+            },
+            live: self.live.clone(),
+        }))
+    }
+}
+
+/// Free memory falls by `per_model` for each live model.
+struct FakeProbe {
+    live: Arc<AtomicUsize>,
+    per_model: f64,
+}
+
+impl MemoryProbe for FakeProbe {
+    fn name(&self) -> &'static str {
+        "fake"
+    }
+    fn free_fraction(&self) -> Option<f64> {
+        Some((1.0 - self.per_model * self.live.load(Ordering::SeqCst) as f64).max(0.0))
+    }
+}
+
+type Stack = WithFixedSizeCache<WithMetrics<WithLogger<BaseManager>>>;
+
+fn stack(loader: Arc<StandInLoader>, cap: usize, threshold: f64, pinned: &[&str], per_model: f64) -> (Stack, prometheus::Registry) {
+    let registry = prometheus::Registry::new();
+    let metrics = ManagerMetrics::register(&registry).unwrap();
+    let probe = Arc::new(FakeProbe { live: loader.live.clone(), per_model });
+    let base = BaseManager::new(loader);
+    let config = CacheConfig {
+        max_active_models: cap,
+        memory_free_threshold: threshold,
+        pinned: pinned.iter().map(|p| id(p)).collect(),
+    };
+    (WithFixedSizeCache::new(WithMetrics::new(WithLogger::new(base), metrics), config, probe), registry)
+}
+
+fn id(s: &str) -> ModelId {
+    ModelId::parse(s).unwrap()
+}
+
+fn request() -> InferRequest {
+    InferRequest { image: vec![], auto_orient: true, params: TaskParams::ObjectDetection(DetectionParams::default()) }
+}
+
+fn loaded(m: &impl ModelManager) -> Vec<String> {
+    m.describe().into_iter().map(|d| d.model_id).collect()
+}
+
+fn ids(v: &[ModelId]) -> Vec<String> {
+    v.iter().map(|i| i.to_string()).collect()
+}
+
+fn metric_value(registry: &prometheus::Registry, name: &str, labels: &[(&str, &str)]) -> f64 {
+    for family in registry.gather() {
+        if family.name() != name {
+            continue;
+        }
+        for m in family.get_metric() {
+            let matches = labels
+                .iter()
+                .all(|(k, v)| m.get_label().iter().any(|l| l.name() == *k && l.value() == *v));
+            if matches {
+                return match family.get_field_type() {
+                    prometheus::proto::MetricType::COUNTER => m.get_counter().get_value(),
+                    _ => m.get_gauge().get_value(),
+                };
+            }
+        }
+    }
+    0.0
+}
+
+#[tokio::test]
+async fn lru_order_follows_use_and_the_least_recent_is_evicted() {
+    let loader = Arc::new(StandInLoader::default());
+    let (m, registry) = stack(loader.clone(), 3, 0.0, &[], 0.0);
+    for name in ["a/1", "b/1", "c/1"] {
+        m.add(&id(name)).await.unwrap();
+    }
+    assert_eq!(ids(&m.lru_order()), ["a/1", "b/1", "c/1"]);
+    m.infer(&id("a/1"), request()).await.unwrap(); // a becomes most recent
+    m.add(&id("b/1")).await.unwrap(); // then b
+    assert_eq!(ids(&m.lru_order()), ["c/1", "a/1", "b/1"]);
+    m.add(&id("d/1")).await.unwrap();
+    assert_eq!(loaded(&m), ["a/1", "b/1", "d/1"]);
+    assert_eq!(ids(&m.lru_order()), ["a/1", "b/1", "d/1"]);
+    assert_eq!(loader.loads_of("a/1"), 1, "hits must not reload");
+    assert_eq!(
+        metric_value(&registry, "sightline_model_evictions_total", &[("model_id", "c/1"), ("cause", "capacity")]),
+        1.0
+    );
+    assert_eq!(metric_value(&registry, "sightline_model_loaded", &[("model_id", "d/1")]), 1.0);
+    assert_eq!(metric_value(&registry, "sightline_inference_requests_total", &[("model_id", "a/1")]), 1.0);
+}
+
+#[tokio::test]
+async fn never_more_models_than_the_cap() {
+    let loader = Arc::new(StandInLoader::default());
+    let (m, _) = stack(loader.clone(), 2, 0.0, &[], 0.0);
+    for i in 0..10 {
+        m.infer(&id(&format!("m/{i}")), request()).await.unwrap();
+        assert!(m.describe().len() <= 2);
+        assert!(loader.live.load(Ordering::SeqCst) <= 2, "evicted models must be dropped");
+    }
+    assert_eq!(loaded(&m), ["m/8", "m/9"]);
+}
+
+#[tokio::test]
+async fn concurrent_loads_of_different_models_respect_the_cap() {
+    let loader = Arc::new(StandInLoader::with_delay(Duration::from_millis(30)));
+    let (m, _) = stack(loader.clone(), 3, 0.0, &[], 0.0);
+    let m = Arc::new(m);
+    let tasks: Vec<_> = (0..12)
+        .map(|i| {
+            let m = m.clone();
+            tokio::spawn(async move { m.add(&id(&format!("m/{i}"))).await })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    assert!(m.describe().len() <= 3, "{:?}", loaded(&*m));
+}
+
+#[tokio::test]
+async fn memory_pressure_evicts_least_recently_used_until_enough_is_free() {
+    let loader = Arc::new(StandInLoader::default());
+    // Each model takes 20 % of memory; keep at least 50 % free; the count cap is far away.
+    let (m, registry) = stack(loader.clone(), 100, 0.5, &[], 0.2);
+    for name in ["a/1", "b/1", "c/1"] {
+        m.add(&id(name)).await.unwrap();
+    }
+    // 3 live = 40 % free, under the 50 % threshold: the next load evicts a (2 live = 60 % free), then loads.
+    m.add(&id("d/1")).await.unwrap();
+    assert_eq!(loaded(&m), ["b/1", "c/1", "d/1"]);
+    assert_eq!(
+        metric_value(&registry, "sightline_model_evictions_total", &[("model_id", "a/1"), ("cause", "memory_pressure")]),
+        1.0
+    );
+    m.add(&id("e/1")).await.unwrap();
+    assert_eq!(loaded(&m), ["c/1", "d/1", "e/1"]);
+}
+
+#[tokio::test]
+async fn pressure_off_when_threshold_is_zero() {
+    let loader = Arc::new(StandInLoader::default());
+    let (m, _) = stack(loader.clone(), 100, 0.0, &[], 0.5);
+    for i in 0..5 {
+        m.add(&id(&format!("m/{i}"))).await.unwrap();
+    }
+    assert_eq!(m.describe().len(), 5);
+}
+
+#[tokio::test]
+async fn pinned_models_are_never_evicted() {
+    let loader = Arc::new(StandInLoader::default());
+    let (m, _) = stack(loader.clone(), 2, 0.0, &["p/1"], 0.0);
+    m.add(&id("p/1")).await.unwrap();
+    for i in 0..5 {
+        m.add(&id(&format!("m/{i}"))).await.unwrap();
+    }
+    assert_eq!(loaded(&m), ["m/4", "p/1"]);
+    assert_eq!(loader.loads_of("p/1"), 1);
+
+    // Under memory pressure too.
+    let loader = Arc::new(StandInLoader::default());
+    let (m, _) = stack(loader.clone(), 100, 0.9, &["p/1"], 0.2);
+    m.add(&id("p/1")).await.unwrap();
+    m.add(&id("x/1")).await.unwrap();
+    m.add(&id("y/1")).await.unwrap();
+    assert_eq!(loaded(&m), ["p/1", "y/1"]);
+}
+
+#[tokio::test]
+async fn single_flight_under_32_concurrent_callers() {
+    let loader = Arc::new(StandInLoader::with_delay(Duration::from_millis(100)));
+    let (m, registry) = stack(loader.clone(), 8, 0.0, &[], 0.0);
+    let m = Arc::new(m);
+    let tasks: Vec<_> = (0..32)
+        .map(|_| {
+            let m = m.clone();
+            tokio::spawn(async move { m.infer(&id("shapes/1"), request()).await.map(|_| ()) })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    assert_eq!(loader.loads_of("shapes/1"), 1);
+    assert_eq!(loaded(&*m), ["shapes/1"]);
+    assert_eq!(loader.live.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        metric_value(&registry, "sightline_model_loads_total", &[("model_id", "shapes/1"), ("outcome", "success")]),
+        1.0
+    );
+    assert_eq!(metric_value(&registry, "sightline_inference_requests_total", &[("model_id", "shapes/1")]), 32.0);
+}
+
+#[tokio::test]
+async fn a_failed_load_reaches_every_waiter_and_leaves_nothing_behind() {
+    let loader = Arc::new(StandInLoader::with_delay(Duration::from_millis(100)));
+    loader.failing.lock().unwrap().insert("bad/1".into());
+    let (m, _) = stack(loader.clone(), 8, 0.0, &[], 0.0);
+    let m = Arc::new(m);
+    let tasks: Vec<_> = (0..32)
+        .map(|_| {
+            let m = m.clone();
+            tokio::spawn(async move { m.infer(&id("bad/1"), request()).await.map(|_| ()) })
+        })
+        .collect();
+    for t in tasks {
+        let err = t.await.unwrap().unwrap_err();
+        assert!(matches!(err, CoreError::BrokenModel { .. }), "{err:?}");
+    }
+    assert_eq!(loader.loads_of("bad/1"), 1, "one load for all 32 waiters");
+    assert!(!m.contains(&id("bad/1")));
+    assert!(m.describe().is_empty());
+    assert!(m.lru_order().is_empty());
+    // Nothing cached: once fixed, the next request loads again and succeeds.
+    loader.failing.lock().unwrap().clear();
+    m.infer(&id("bad/1"), request()).await.unwrap();
+    assert_eq!(loader.loads_of("bad/1"), 2);
+}
+
+#[tokio::test]
+async fn remove_and_clear() {
+    let loader = Arc::new(StandInLoader::default());
+    let (m, registry) = stack(loader.clone(), 8, 0.0, &[], 0.0);
+    m.add(&id("a/1")).await.unwrap();
+    m.add(&id("b/1")).await.unwrap();
+    assert!(m.remove(&id("a/1"), RemovalReason::Requested).await);
+    assert!(!m.remove(&id("a/1"), RemovalReason::Requested).await, "second remove is a no-op");
+    assert_eq!(loaded(&m), ["b/1"]);
+    assert_eq!(metric_value(&registry, "sightline_model_loaded", &[("model_id", "a/1")]), 0.0);
+    m.clear().await;
+    assert!(m.describe().is_empty());
+    assert!(m.lru_order().is_empty());
+    assert_eq!(loader.live.load(Ordering::SeqCst), 0, "unloaded models are dropped");
+}
+
+#[tokio::test]
+async fn a_remove_during_a_load_is_not_undone_by_the_load_finishing() {
+    let loader = Arc::new(StandInLoader::with_delay(Duration::from_millis(100)));
+    let base = Arc::new(BaseManager::new(loader.clone()));
+    let b = base.clone();
+    let pending = tokio::spawn(async move { b.add(&id("a/1")).await });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(base.remove(&id("a/1"), RemovalReason::Requested).await);
+    pending.await.unwrap().unwrap();
+    assert!(!base.contains(&id("a/1")));
+}

@@ -1,0 +1,103 @@
+//! Where the original image lands inside the model input, and the way back.
+//!
+//! The maths is ultralytics' letterbox as the reference pipeline ran it: Python's `round` (ties to
+//! even) on the scaled size, and `round(d - 0.1)` for the top/left padding.
+
+/// How an image is fitted to the model input (Roboflow's `resize.format`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ResizeMode {
+    /// "Stretch to": straight to the input size, aspect ratio lost.
+    Stretch,
+    /// "Fit (grey|black|white edges) in": keep aspect ratio, centre, pad with this value.
+    Letterbox { pad: u8 },
+}
+
+/// The placement of an `orig_w x orig_h` image inside the model input.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Placement {
+    pub orig_w: u32,
+    pub orig_h: u32,
+    /// Size of the resized image content inside the input.
+    pub new_w: u32,
+    pub new_h: u32,
+    /// Offset of the content from the input's top-left corner.
+    pub left: u32,
+    pub top: u32,
+}
+
+impl Placement {
+    pub fn new(mode: ResizeMode, orig_w: u32, orig_h: u32, in_w: u32, in_h: u32) -> Placement {
+        match mode {
+            ResizeMode::Stretch => Placement { orig_w, orig_h, new_w: in_w, new_h: in_h, left: 0, top: 0 },
+            ResizeMode::Letterbox { .. } => Self::letterbox(orig_w, orig_h, in_w, in_h),
+        }
+    }
+
+    fn letterbox(orig_w: u32, orig_h: u32, in_w: u32, in_h: u32) -> Placement {
+        let r = (f64::from(in_h) / f64::from(orig_h)).min(f64::from(in_w) / f64::from(orig_w));
+        let fit = |len: u32, limit: u32| ((f64::from(len) * r).round_ties_even().max(1.0) as u32).min(limit);
+        let new_w = fit(orig_w, in_w);
+        let new_h = fit(orig_h, in_h);
+        let pad = |free: u32| (f64::from(free) / 2.0 - 0.1).round_ties_even().max(0.0) as u32;
+        Placement { orig_w, orig_h, new_w, new_h, left: pad(in_w - new_w), top: pad(in_h - new_h) }
+    }
+
+    /// Maps a point in model-input pixels back to the original image (unclipped).
+    pub fn to_original(&self, x: f32, y: f32) -> (f32, f32) {
+        let sx = self.orig_w as f32 / self.new_w as f32;
+        let sy = self.orig_h as f32 / self.new_h as f32;
+        ((x - self.left as f32) * sx, (y - self.top as f32) * sy)
+    }
+
+    /// Maps a box in model-input pixels back to the original image, clipped to it.
+    pub fn box_to_original(&self, [x1, y1, x2, y2]: [f32; 4]) -> [f32; 4] {
+        let (a, b) = self.to_original(x1, y1);
+        let (c, d) = self.to_original(x2, y2);
+        let (w, h) = (self.orig_w as f32, self.orig_h as f32);
+        [a.clamp(0.0, w), b.clamp(0.0, h), c.clamp(0.0, w), d.clamp(0.0, h)]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GREY: ResizeMode = ResizeMode::Letterbox { pad: 114 };
+
+    #[test]
+    fn letterbox_matches_the_reference_placements() {
+        // resized_wh and pad_ltrb recorded in the reference outputs for these fixture images.
+        let p = Placement::new(GREY, 640, 480, 256, 256);
+        assert_eq!((p.new_w, p.new_h, p.left, p.top), (256, 192, 0, 32));
+        let p = Placement::new(GREY, 300, 500, 256, 256);
+        assert_eq!((p.new_w, p.new_h, p.left, p.top), (154, 256, 51, 0));
+        let p = Placement::new(GREY, 1920, 1080, 256, 256);
+        assert_eq!((p.new_w, p.new_h, p.left, p.top), (256, 144, 0, 56));
+        let p = Placement::new(GREY, 256, 256, 256, 256);
+        assert_eq!((p.new_w, p.new_h, p.left, p.top), (256, 256, 0, 0));
+    }
+
+    #[test]
+    fn odd_padding_rounds_down_on_the_top_left() {
+        // 1x3 into 4x4: r = 4/3, new 1x4, 3 free columns: left = round(1.5 - 0.1) = 1, right 2.
+        let p = Placement::new(GREY, 1, 3, 4, 4);
+        assert_eq!((p.new_w, p.new_h, p.left, p.top), (1, 4, 1, 0));
+    }
+
+    #[test]
+    fn tiny_images_keep_at_least_one_pixel() {
+        let p = Placement::new(GREY, 10_000, 1, 256, 256);
+        assert_eq!((p.new_w, p.new_h), (256, 1));
+    }
+
+    #[test]
+    fn back_mapping_inverts_the_placement_and_clips() {
+        let p = Placement::new(GREY, 640, 480, 256, 256);
+        assert_eq!(p.to_original(0.0, 32.0), (0.0, 0.0));
+        assert_eq!(p.to_original(256.0, 224.0), (640.0, 480.0));
+        assert_eq!(p.to_original(128.0, 128.0), (320.0, 240.0));
+        assert_eq!(p.box_to_original([-10.0, 0.0, 300.0, 250.0]), [0.0, 0.0, 640.0, 480.0]);
+        let s = Placement::new(ResizeMode::Stretch, 512, 128, 256, 256);
+        assert_eq!(s.to_original(128.0, 128.0), (256.0, 64.0));
+    }
+}

@@ -1,0 +1,228 @@
+//! What a model folder says about its model: task, architecture, classes and preprocessing.
+//!
+//! Layout (Roboflow's, one folder per `dataset/version`): `weights.onnx`, `model_type.json`
+//! (`project_task_type`, `model_type`), `environment.json` (`PREPROCESSING`, `CLASS_MAP`) and
+//! optionally `class_names.txt` (one name per line, preferred over `CLASS_MAP`).
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use sightline_core::Task;
+
+use crate::letterbox::ResizeMode;
+use crate::ModelError;
+
+pub const WEIGHTS_FILE: &str = "weights.onnx";
+pub const MODEL_TYPE_FILE: &str = "model_type.json";
+pub const ENVIRONMENT_FILE: &str = "environment.json";
+pub const CLASS_NAMES_FILE: &str = "class_names.txt";
+
+/// Output layouts this build can decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Architecture {
+    YoloV8,
+}
+
+impl Architecture {
+    fn for_task(task: Task, model_type: &str) -> Option<Architecture> {
+        let m = model_type.to_ascii_lowercase();
+        match task {
+            Task::ObjectDetection if m.starts_with("yolov8") => Some(Architecture::YoloV8),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ModelConfig {
+    pub weights: PathBuf,
+    pub task: Task,
+    pub model_type: String,
+    pub architecture: Architecture,
+    pub class_names: Vec<String>,
+    pub resize: ResizeMode,
+}
+
+fn broken(file: &Path, reason: impl Into<String>) -> ModelError {
+    ModelError::BrokenModel { file: file.to_path_buf(), reason: reason.into() }
+}
+
+fn read_json(path: &Path) -> Result<Value, ModelError> {
+    let text = std::fs::read_to_string(path).map_err(|e| broken(path, format!("cannot read: {e}")))?;
+    serde_json::from_str(&text).map_err(|e| broken(path, format!("invalid JSON: {e}")))
+}
+
+/// Reads and checks the folder's metadata (the weights themselves are checked when the session is built).
+pub fn read_model_dir(dir: &Path) -> Result<ModelConfig, ModelError> {
+    let model_type_path = dir.join(MODEL_TYPE_FILE);
+    let model_type_json = read_json(&model_type_path)?;
+    let field = |name: &str| -> Result<String, ModelError> {
+        model_type_json
+            .get(name)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| broken(&model_type_path, format!("missing string field {name:?}")))
+    };
+    let task_name = field("project_task_type")?;
+    let model_type = field("model_type")?;
+    let task = Task::parse(&task_name)
+        .ok_or_else(|| ModelError::Unsupported(format!("task {task_name:?} ({}) is not supported", model_type_path.display())))?;
+    let architecture = Architecture::for_task(task, &model_type).ok_or_else(|| {
+        ModelError::Unsupported(format!(
+            "architecture {model_type:?} is not supported for {task} ({})",
+            model_type_path.display()
+        ))
+    })?;
+
+    let environment_path = dir.join(ENVIRONMENT_FILE);
+    let environment = if environment_path.exists() { Some(read_json(&environment_path)?) } else { None };
+    let resize = resize_mode(environment.as_ref(), &environment_path)?;
+    let class_names = class_names(dir, environment.as_ref())?;
+    let weights = dir.join(WEIGHTS_FILE);
+    if !weights.is_file() {
+        return Err(broken(&weights, "missing"));
+    }
+    Ok(ModelConfig { weights, task, model_type, architecture, class_names, resize })
+}
+
+/// `PREPROCESSING` may be an object or (as Roboflow's API serves it) a JSON-encoded string.
+fn preprocessing(environment: Option<&Value>, path: &Path) -> Result<Option<Value>, ModelError> {
+    match environment.and_then(|e| e.get("PREPROCESSING")) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => {
+            serde_json::from_str(s).map(Some).map_err(|e| broken(path, format!("PREPROCESSING is not JSON: {e}")))
+        }
+        Some(v @ Value::Object(_)) => Ok(Some(v.clone())),
+        Some(_) => Err(broken(path, "PREPROCESSING must be an object")),
+    }
+}
+
+fn resize_mode(environment: Option<&Value>, path: &Path) -> Result<ResizeMode, ModelError> {
+    let Some(resize) = preprocessing(environment, path)?.and_then(|p| p.get("resize").cloned()) else {
+        return Ok(ResizeMode::Stretch);
+    };
+    if resize.get("enabled").and_then(Value::as_bool) == Some(false) {
+        return Ok(ResizeMode::Stretch);
+    }
+    match resize.get("format").and_then(Value::as_str).unwrap_or("Stretch to") {
+        "Stretch to" => Ok(ResizeMode::Stretch),
+        "Fit (grey edges) in" => Ok(ResizeMode::Letterbox { pad: 114 }),
+        "Fit (black edges) in" => Ok(ResizeMode::Letterbox { pad: 0 }),
+        "Fit (white edges) in" => Ok(ResizeMode::Letterbox { pad: 255 }),
+        other => Err(ModelError::Unsupported(format!(
+            "resize format {other:?} in {} is not supported (use \"Stretch to\" or \"Fit (grey|black|white edges) in\")",
+            path.display()
+        ))),
+    }
+}
+
+fn class_names(dir: &Path, environment: Option<&Value>) -> Result<Vec<String>, ModelError> {
+    let txt = dir.join(CLASS_NAMES_FILE);
+    if txt.exists() {
+        let text = std::fs::read_to_string(&txt).map_err(|e| broken(&txt, format!("cannot read: {e}")))?;
+        let names: Vec<String> = text.lines().map(|l| l.trim().to_owned()).filter(|l| !l.is_empty()).collect();
+        if names.is_empty() {
+            return Err(broken(&txt, "no class names"));
+        }
+        return Ok(names);
+    }
+    let env_path = dir.join(ENVIRONMENT_FILE);
+    let Some(map) = environment.and_then(|e| e.get("CLASS_MAP")).and_then(Value::as_object) else {
+        return Err(broken(&txt, format!("missing, and {} has no CLASS_MAP", env_path.display())));
+    };
+    let mut entries = map
+        .iter()
+        .map(|(k, v)| {
+            let index = k.parse::<usize>().map_err(|_| broken(&env_path, format!("CLASS_MAP key {k:?} is not an index")))?;
+            let name = v.as_str().ok_or_else(|| broken(&env_path, format!("CLASS_MAP[{k:?}] is not a string")))?;
+            Ok((index, name.to_owned()))
+        })
+        .collect::<Result<Vec<_>, ModelError>>()?;
+    entries.sort();
+    if entries.iter().enumerate().any(|(i, (index, _))| i != *index) {
+        return Err(broken(&env_path, "CLASS_MAP indices must be 0..N without gaps"));
+    }
+    Ok(entries.into_iter().map(|(_, name)| name).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn folder(files: &[(&str, &str)]) -> tempdir::Dir {
+        let dir = tempdir::Dir::new();
+        for (name, content) in files {
+            std::fs::write(dir.path().join(name), content).unwrap();
+        }
+        dir
+    }
+
+    mod tempdir {
+        pub struct Dir(std::path::PathBuf);
+        impl Dir {
+            pub fn new() -> Dir {
+                static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+                let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let p = std::env::temp_dir().join(format!("sightline-cfg-{}-{n}", std::process::id()));
+                std::fs::create_dir_all(&p).unwrap();
+                Dir(p)
+            }
+            pub fn path(&self) -> &std::path::Path {
+                &self.0
+            }
+        }
+        impl Drop for Dir {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+    }
+
+    const DET: &str = r#"{"project_task_type": "object-detection", "model_type": "yolov8n"}"#;
+
+    #[test]
+    fn reads_the_shipped_model_folder() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/models/shapes/1");
+        let c = read_model_dir(&dir).unwrap();
+        assert_eq!(c.task, Task::ObjectDetection);
+        assert_eq!(c.architecture, Architecture::YoloV8);
+        assert_eq!(c.class_names, ["circle", "square", "triangle"]);
+        assert_eq!(c.resize, ResizeMode::Letterbox { pad: 114 });
+    }
+
+    #[test]
+    fn class_map_and_string_encoded_preprocessing() {
+        let env = r#"{"PREPROCESSING": "{\"resize\": {\"enabled\": true, \"format\": \"Fit (black edges) in\"}}",
+                      "CLASS_MAP": {"1": "dog", "0": "cat"}}"#;
+        let dir = folder(&[("model_type.json", DET), ("environment.json", env), ("weights.onnx", "x")]);
+        let c = read_model_dir(dir.path()).unwrap();
+        assert_eq!(c.class_names, ["cat", "dog"]);
+        assert_eq!(c.resize, ResizeMode::Letterbox { pad: 0 });
+    }
+
+    #[test]
+    fn errors_name_the_file() {
+        let dir = folder(&[("model_type.json", "{not json"), ("weights.onnx", "x")]);
+        let e = read_model_dir(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("model_type.json") && e.contains("invalid JSON"), "{e}");
+
+        let dir = folder(&[("model_type.json", DET), ("weights.onnx", "x")]);
+        let e = read_model_dir(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("class_names.txt"), "{e}");
+
+        let dir = folder(&[("model_type.json", DET), ("class_names.txt", "a\n")]);
+        let e = read_model_dir(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("weights.onnx"), "{e}");
+    }
+
+    #[test]
+    fn unknown_architecture_and_resize_are_clear_errors() {
+        let dir = folder(&[("model_type.json", r#"{"project_task_type": "object-detection", "model_type": "detr"}"#)]);
+        let e = read_model_dir(dir.path()).unwrap_err();
+        assert!(matches!(&e, ModelError::Unsupported(m) if m.contains("\"detr\"")), "{e}");
+
+        let env = r#"{"PREPROCESSING": {"resize": {"enabled": true, "format": "Fill (with center crop) in"}}}"#;
+        let dir = folder(&[("model_type.json", DET), ("environment.json", env), ("class_names.txt", "a")]);
+        assert!(matches!(read_model_dir(dir.path()), Err(ModelError::Unsupported(m)) if m.contains("Fill")));
+    }
+}

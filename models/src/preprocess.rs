@@ -1,0 +1,45 @@
+//! From a decoded image to the model's input tensor: resize per the model's mode, pad, NCHW float32 RGB / 255.
+
+use image::RgbImage;
+use ndarray::Array4;
+
+use crate::letterbox::{Placement, ResizeMode};
+use crate::resize::resize_bilinear;
+
+/// Builds the `(1, 3, in_h, in_w)` input and the placement needed to map results back.
+pub fn to_input_tensor(image: &RgbImage, mode: ResizeMode, in_w: u32, in_h: u32) -> (Array4<f32>, Placement) {
+    let placement = Placement::new(mode, image.width(), image.height(), in_w, in_h);
+    let resized = resize_bilinear(image, placement.new_w, placement.new_h);
+    let pad = match mode {
+        ResizeMode::Letterbox { pad } => f32::from(pad) / 255.0,
+        ResizeMode::Stretch => 0.0,
+    };
+    let (h, w) = (in_h as usize, in_w as usize);
+    let mut tensor = Array4::<f32>::from_elem((1, 3, h, w), pad);
+    let (left, top) = (placement.left as usize, placement.top as usize);
+    for (x, y, pixel) in resized.enumerate_pixels() {
+        let (tx, ty) = (left + x as usize, top + y as usize);
+        for c in 0..3 {
+            tensor[[0, c, ty, tx]] = f32::from(pixel.0[c]) / 255.0;
+        }
+    }
+    (tensor, placement)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn letterbox_pads_with_the_edge_value_around_the_content() {
+        let image = RgbImage::from_pixel(4, 2, image::Rgb([255, 0, 51]));
+        let (t, p) = to_input_tensor(&image, ResizeMode::Letterbox { pad: 114 }, 8, 8);
+        assert_eq!((p.new_w, p.new_h, p.left, p.top), (8, 4, 0, 2));
+        assert_eq!(t.shape(), [1, 3, 8, 8]);
+        assert_eq!(t[[0, 0, 0, 0]], 114.0 / 255.0);
+        assert_eq!(t[[0, 0, 2, 0]], 1.0);
+        assert_eq!(t[[0, 1, 2, 0]], 0.0);
+        assert_eq!(t[[0, 2, 5, 7]], 51.0 / 255.0);
+        assert_eq!(t[[0, 2, 6, 7]], 114.0 / 255.0);
+    }
+}

@@ -1,0 +1,58 @@
+//! The registry: resolves a model id to its folder, reads (task, architecture) from the metadata
+//! there, and builds the matching task model. It is the `ModelLoader` behind the manager.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use sightline_core::{CoreError, Model, ModelId, ModelLoader, Task};
+
+use crate::image_decode::DecodeLimits;
+use crate::model_config::{read_model_dir, Architecture};
+use crate::object_detection::ObjectDetectionModel;
+use crate::ModelError;
+
+#[derive(Debug, Clone)]
+pub struct RegistryOptions {
+    /// One folder per `dataset/version`.
+    pub model_dir: PathBuf,
+    /// Requests that may wait for one model's inference thread.
+    pub queue_capacity: usize,
+    /// ONNX Runtime intra-op threads per session; 0 = ONNX Runtime's default.
+    pub intra_threads: usize,
+    pub decode_limits: DecodeLimits,
+}
+
+pub struct ModelRegistry {
+    options: RegistryOptions,
+}
+
+impl ModelRegistry {
+    pub fn new(options: RegistryOptions) -> Self {
+        ModelRegistry { options }
+    }
+
+    /// Blocking: reads the folder and builds the model.
+    fn build(options: &RegistryOptions, id: &ModelId) -> Result<Arc<dyn Model>, ModelError> {
+        // `ModelId` admits only `[A-Za-z0-9_-]` segments, so this path stays inside `model_dir`.
+        let dir = options.model_dir.join(id.relative_path());
+        if !dir.is_dir() {
+            return Err(ModelError::NotFound(id.to_string()));
+        }
+        let config = read_model_dir(&dir)?;
+        match (config.task, config.architecture) {
+            (Task::ObjectDetection, Architecture::YoloV8) => Ok(Arc::new(ObjectDetectionModel::load(id, config, options)?)),
+        }
+    }
+}
+
+#[async_trait]
+impl ModelLoader for ModelRegistry {
+    async fn load(&self, id: &ModelId) -> Result<Arc<dyn Model>, CoreError> {
+        let options = self.options.clone();
+        let id = id.clone();
+        tokio::task::spawn_blocking(move || Self::build(&options, &id).map_err(CoreError::from))
+            .await
+            .map_err(|e| CoreError::Internal(format!("model load task failed: {e}")))?
+    }
+}

@@ -1,0 +1,103 @@
+//! Start-up: ONNX Runtime, the manager stack, the HTTP server, pinned-model preload.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use actix_web::{middleware, web, App, HttpServer};
+use prometheus::Registry;
+use sightline_core::fixed_size_cache::CacheConfig;
+use sightline_core::memory_probe::detect_memory_probe;
+use sightline_core::{BaseManager, ManagerMetrics, ModelId, ModelManager, WithFixedSizeCache, WithLogger, WithMetrics};
+use sightline_models::{init_runtime, DecodeLimits, ModelRegistry, RegistryOptions};
+
+use crate::config::Config;
+use crate::http_metrics::{observe, HttpMetrics};
+use crate::routes;
+use crate::state::AppState;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("ORT_DYLIB_PATH is not set: run `make setup` (it extracts libonnxruntime.so.1.31.1 into .cache/) and point ORT_DYLIB_PATH at it")]
+    NoRuntimePath,
+    #[error(transparent)]
+    Runtime(#[from] sightline_models::ModelError),
+    #[error("invalid PINNED_MODELS entry: {0}")]
+    PinnedModel(#[from] sightline_core::CoreError),
+    #[error("metrics registry: {0}")]
+    Metrics(#[from] prometheus::Error),
+    #[error("cannot serve on {address}: {source}")]
+    Bind { address: String, source: std::io::Error },
+    #[error("server error: {0}")]
+    Server(std::io::Error),
+}
+
+/// The decorator stack: the cache is outermost so that the loads it triggers and the evictions it
+/// makes pass through metrics and logging on their way in.
+fn build_manager(config: &Config, registry: &Registry, pinned: &HashSet<ModelId>) -> Result<Arc<dyn ModelManager>, StartupError> {
+    let loader = ModelRegistry::new(RegistryOptions {
+        model_dir: config.model_dir.clone(),
+        queue_capacity: config.model_queue_capacity as usize,
+        intra_threads: config.ort_intra_op_threads,
+        decode_limits: DecodeLimits { max_pixels: config.max_image_pixels, ..DecodeLimits::default() },
+    });
+    let base = BaseManager::new(Arc::new(loader));
+    let metrics = ManagerMetrics::register(registry)?;
+    let cache = CacheConfig {
+        max_active_models: config.max_active_models as usize,
+        memory_free_threshold: config.memory_free_threshold,
+        pinned: pinned.clone(),
+    };
+    let probe = Arc::from(detect_memory_probe());
+    Ok(Arc::new(WithFixedSizeCache::new(WithMetrics::new(WithLogger::new(base), metrics), cache, probe)))
+}
+
+pub async fn serve(config: Config) -> Result<(), StartupError> {
+    let dylib: PathBuf = config.ort_dylib_path.clone().ok_or(StartupError::NoRuntimePath)?;
+    let runtime = init_runtime(&dylib)?;
+    tracing::info!(library = %runtime.library, "ONNX Runtime loaded");
+    let pinned: HashSet<ModelId> =
+        config.pinned_models.iter().filter(|s| !s.trim().is_empty()).map(|s| ModelId::parse(s.trim())).collect::<Result<_, _>>()?;
+
+    let registry = Registry::new();
+    let manager = build_manager(&config, &registry, &pinned)?;
+    let state = web::Data::new(AppState {
+        manager: manager.clone(),
+        http_metrics: HttpMetrics::register(&registry)?,
+        registry,
+        ready: AtomicBool::new(false),
+        server_uuid: uuid::Uuid::new_v4().to_string(),
+        runtime,
+        max_body_bytes: config.max_body_bytes,
+    });
+
+    let address = format!("{}:{}", config.host, config.port);
+    let app_state = state.clone();
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .app_data(app_state.clone())
+            .wrap(middleware::from_fn(observe))
+            .configure(routes::configure)
+    })
+    .bind(&address)
+    .map_err(|source| StartupError::Bind { address: address.clone(), source })?;
+    if config.http_workers > 0 {
+        server = server.workers(config.http_workers);
+    }
+    tracing::info!(%address, model_dir = %config.model_dir.display(), "serving");
+    let running = server.run();
+
+    tokio::spawn(preload(manager, pinned, state));
+    running.await.map_err(StartupError::Server)
+}
+
+/// Loads the pinned models, then reports ready; a failed preload is logged and does not block readiness.
+async fn preload(manager: Arc<dyn ModelManager>, pinned: HashSet<ModelId>, state: web::Data<AppState>) {
+    for id in pinned {
+        if let Err(e) = manager.add(&id).await {
+            tracing::error!(model_id = %id, error = %e, "pinned model failed to load");
+        }
+    }
+    state.ready.store(true, Ordering::Release);
+}

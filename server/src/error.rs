@@ -1,0 +1,63 @@
+//! Every error the HTTP layer returns, and the one place where errors become status codes.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::json;
+use sightline_core::CoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Core(#[from] CoreError),
+    /// The request does not match the schema (FastAPI's 422).
+    #[error("{0}")]
+    Validation(String),
+    #[error("Request body is larger than the limit of {0} bytes (MAX_BODY_BYTES).")]
+    PayloadTooLarge(usize),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("Not Found")]
+    NotFound,
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::Core(e) => match e {
+                CoreError::InvalidModelId(_) | CoreError::BadImage(_) | CoreError::TaskMismatch { .. } => {
+                    StatusCode::BAD_REQUEST
+                }
+                CoreError::InvalidParameter(_) => StatusCode::UNPROCESSABLE_ENTITY,
+                CoreError::ModelNotFound(_) => StatusCode::NOT_FOUND,
+                CoreError::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
+                CoreError::BrokenModel { .. }
+                | CoreError::UnsupportedModel(_)
+                | CoreError::Inference(_)
+                | CoreError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            },
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        let message = self.to_string();
+        let mut response = HttpResponse::build(status);
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.insert_header(("Retry-After", "1"));
+        }
+        let body = match self {
+            // FastAPI's shape too, so clients that read `detail` on 422 still find text.
+            ApiError::Validation(_) | ApiError::Core(CoreError::InvalidParameter(_)) => json!({
+                "message": message,
+                "detail": [{"type": "value_error", "loc": ["body"], "msg": message}],
+            }),
+            ApiError::Core(e) => json!({"message": message, "error_type": e.kind()}),
+            _ => json!({"message": message}),
+        };
+        response.json(body)
+    }
+}

@@ -1,0 +1,71 @@
+//! Per-request span, request id, and HTTP metrics (by route pattern, never by raw path, so that
+//! arbitrary URLs cannot grow the label set).
+
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::web;
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use tracing::Instrument;
+
+use crate::state::AppState;
+
+#[derive(Clone)]
+pub struct HttpMetrics {
+    requests: IntCounterVec,
+    duration: HistogramVec,
+}
+
+impl HttpMetrics {
+    pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let requests = IntCounterVec::new(
+            Opts::new("sightline_http_requests_total", "HTTP requests by route, method and status class."),
+            &["handler", "method", "status"],
+        )?;
+        let duration = HistogramVec::new(
+            HistogramOpts::new("sightline_http_request_duration_seconds", "HTTP request latency by route.")
+                .buckets(vec![0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
+            &["handler", "method"],
+        )?;
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(duration.clone()))?;
+        Ok(HttpMetrics { requests, duration })
+    }
+}
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+pub async fn observe(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let handler = req.match_pattern().unwrap_or_else(|| "none".to_owned());
+    let method = req.method().as_str().to_owned();
+    let request_id = req
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let metrics = req.app_data::<web::Data<AppState>>().map(|s| s.http_metrics.clone());
+    let span = tracing::info_span!("http_request", %method, path = %req.path(), %request_id);
+    let mut response = next.call(req).instrument(span.clone()).await?;
+    let status = response.status();
+    span.in_scope(|| {
+        tracing::info!(status = status.as_u16(), seconds = started.elapsed().as_secs_f64(), "request done");
+    });
+    if let Some(m) = metrics {
+        let class = format!("{}xx", status.as_u16() / 100);
+        m.requests.with_label_values(&[handler.as_str(), method.as_str(), class.as_str()]).inc();
+        m.duration.with_label_values(&[handler.as_str(), method.as_str()]).observe(started.elapsed().as_secs_f64());
+    }
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
+    Ok(response)
+}

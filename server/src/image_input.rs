@@ -1,0 +1,89 @@
+//! Roboflow image objects (`{"type": ..., "value": ...}`) to encoded image bytes.
+//!
+//! Only inputs that cannot reach the server's own files or run code are accepted: `numpy` (a
+//! pickle) and `file` (a server-local path) are refused.
+
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+use base64::engine::DecodePaddingMode;
+use base64::{alphabet, Engine};
+use serde::Deserialize;
+use sightline_core::CoreError;
+
+/// Standard alphabet, padding optional, as Python's `b64decode` accepts it.
+const BASE64: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent).with_decode_allow_trailing_bits(true),
+);
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ImageInput {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub value: Option<serde_json::Value>,
+}
+
+/// `image` is one object or a list; the response mirrors the shape.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+fn bad(detail: &str) -> CoreError {
+    CoreError::BadImage(detail.to_owned())
+}
+
+/// Base64 text (optionally a `data:` URL) to bytes; whitespace such as line wrapping is ignored.
+pub fn decode_base64(text: &str) -> Result<Vec<u8>, CoreError> {
+    let payload = match text.split_once(";base64,") {
+        Some((prefix, rest)) if prefix.starts_with("data:") => rest,
+        _ => text,
+    };
+    let compact: String = payload.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    if compact.is_empty() {
+        return Err(bad("Empty image payload."));
+    }
+    BASE64.decode(compact.as_bytes()).map_err(|_| bad("Malformed base64 input image."))
+}
+
+impl ImageInput {
+    pub fn into_bytes(self) -> Result<Vec<u8>, CoreError> {
+        match self.kind.to_ascii_lowercase().as_str() {
+            "base64" => match self.value {
+                Some(serde_json::Value::String(s)) => decode_base64(&s),
+                Some(serde_json::Value::Null) | None => Err(bad("Empty image payload.")),
+                Some(_) => Err(bad("Malformed base64 input image.")),
+            },
+            "numpy" | "numpy_object" => Err(bad("NumPy image type is not supported in this configuration of `inference`.")),
+            "file" => Err(bad("Loading images from the server's filesystem is disabled.")),
+            "url" => Err(bad("URL image inputs are not enabled on this server.")),
+            _ => Err(bad("Image declaration contains not recognised image type.")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_variants() {
+        assert_eq!(decode_base64("aGVsbG8=").unwrap(), b"hello");
+        assert_eq!(decode_base64("aGVsbG8").unwrap(), b"hello");
+        assert_eq!(decode_base64("data:image/png;base64,aGVs\nbG8=").unwrap(), b"hello");
+        assert!(matches!(decode_base64("!!!"), Err(CoreError::BadImage(m)) if m.contains("Malformed")));
+        assert!(matches!(decode_base64("  "), Err(CoreError::BadImage(m)) if m.contains("Empty")));
+    }
+
+    #[test]
+    fn unsafe_types_are_refused() {
+        for kind in ["numpy", "file", "FILE", "url", "pil", "nonsense"] {
+            let input = ImageInput { kind: kind.into(), value: Some("x".into()) };
+            assert!(matches!(input.into_bytes(), Err(CoreError::BadImage(_))), "{kind}");
+        }
+        let ok = ImageInput { kind: "BASE64".into(), value: Some("aGVsbG8=".into()) };
+        assert_eq!(ok.into_bytes().unwrap(), b"hello");
+    }
+}

@@ -1,0 +1,79 @@
+//! `/model/add|remove|clear|registry` (Roboflow spec §10): all answer the registry document.
+
+use actix_web::{web, HttpResponse};
+use serde::{Deserialize, Serialize};
+use sightline_core::{ModelDescription, ModelId, RemovalReason};
+
+use crate::body::{parse_json, read_limited};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize)]
+pub struct ModelRequest {
+    model_id: String,
+}
+
+#[derive(Debug, Serialize)]
+struct ModelEntry {
+    model_id: String,
+    task_type: &'static str,
+    batch_size: Option<usize>,
+    input_height: Option<u32>,
+    input_width: Option<u32>,
+    vram_bytes: Option<u64>,
+    request_aliases: Vec<String>,
+    request_paths: Vec<String>,
+}
+
+/// Roboflow's `ModelsDescriptions`; the GPU fields stay null on this CPU build.
+#[derive(Debug, Serialize)]
+struct Registry {
+    models: Vec<ModelEntry>,
+    total_vram_bytes: Option<u64>,
+    gpu_memory_used: Option<u64>,
+    gpu_memory_total: Option<u64>,
+}
+
+fn registry_document(models: Vec<ModelDescription>) -> HttpResponse {
+    let models = models
+        .into_iter()
+        .map(|d| ModelEntry {
+            model_id: d.model_id,
+            task_type: d.task.as_str(),
+            batch_size: d.batch_size,
+            input_height: d.input_height,
+            input_width: d.input_width,
+            vram_bytes: None,
+            request_aliases: vec![],
+            request_paths: vec![],
+        })
+        .collect();
+    HttpResponse::Ok().json(Registry { models, total_vram_bytes: None, gpu_memory_used: None, gpu_memory_total: None })
+}
+
+async fn model_id_from(state: &AppState, payload: web::Payload) -> Result<ModelId, ApiError> {
+    let body = read_limited(payload, state.max_body_bytes).await?;
+    let request: ModelRequest = parse_json(&body)?;
+    Ok(ModelId::parse(&request.model_id)?)
+}
+
+pub async fn add(state: web::Data<AppState>, payload: web::Payload) -> Result<HttpResponse, ApiError> {
+    let id = model_id_from(&state, payload).await?;
+    state.manager.add(&id).await?;
+    Ok(registry_document(state.manager.describe()))
+}
+
+pub async fn remove(state: web::Data<AppState>, payload: web::Payload) -> Result<HttpResponse, ApiError> {
+    let id = model_id_from(&state, payload).await?;
+    state.manager.remove(&id, RemovalReason::Requested).await;
+    Ok(registry_document(state.manager.describe()))
+}
+
+pub async fn clear(state: web::Data<AppState>) -> HttpResponse {
+    state.manager.clear().await;
+    registry_document(state.manager.describe())
+}
+
+pub async fn registry(state: web::Data<AppState>) -> HttpResponse {
+    registry_document(state.manager.describe())
+}

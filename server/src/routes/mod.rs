@@ -1,0 +1,26 @@
+//! HTTP routes. Fixed routes are registered before any pattern route so they always win.
+
+pub mod health;
+pub mod infer;
+pub mod management;
+
+use actix_web::{web, HttpResponse, ResponseError};
+
+use crate::error::ApiError;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/infer/object_detection", web::post().to(infer::object_detection))
+        .route("/model/add", web::post().to(management::add))
+        .route("/model/remove", web::post().to(management::remove))
+        .route("/model/clear", web::post().to(management::clear))
+        .route("/model/registry", web::get().to(management::registry))
+        .route("/info", web::get().to(health::info))
+        .route("/healthz", web::get().to(health::healthz))
+        .route("/readiness", web::get().to(health::readiness))
+        .route("/metrics", web::get().to(health::metrics))
+        .default_service(web::to(not_found));
+}
+
+async fn not_found() -> HttpResponse {
+    ApiError::NotFound.error_response()
+}

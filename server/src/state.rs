@@ -1,0 +1,18 @@
+//! What every handler shares.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use prometheus::Registry;
+use sightline_core::ModelManager;
+use sightline_models::RuntimeInfo;
+
+pub struct AppState {
+    pub manager: Arc<dyn ModelManager>,
+    pub registry: Registry,
+    pub http_metrics: crate::http_metrics::HttpMetrics,
+    pub ready: AtomicBool,
+    pub server_uuid: String,
+    pub runtime: RuntimeInfo,
+    pub max_body_bytes: usize,
+}

@@ -1,0 +1,1 @@
+//! End-to-end tests of the `sightline` binary live in `tests/`; shared helpers in `tests/common/`.

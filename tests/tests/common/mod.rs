@@ -1,0 +1,263 @@
+//! Starting the real `sightline` binary on a free loopback port, and comparing answers to the references.
+
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use serde_json::{json, Value};
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+}
+
+pub fn data(path: &str) -> PathBuf {
+    repo_root().join("tests/data").join(path)
+}
+
+pub fn binary() -> PathBuf {
+    if let Ok(p) = std::env::var("SIGHTLINE_BIN") {
+        return PathBuf::from(p);
+    }
+    let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| repo_root().join("target"));
+    let bin = target.join("debug/sightline");
+    assert!(bin.is_file(), "{} is missing: build it first (`make test` does: cargo build --workspace --bins)", bin.display());
+    bin
+}
+
+pub fn ort_dylib() -> String {
+    std::env::var("ORT_DYLIB_PATH").expect("ORT_DYLIB_PATH is not set: run the tests through `make test` (it runs `make setup`)")
+}
+
+/// A directory removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let p = std::env::temp_dir().join(format!("sightline-e2e-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Copies the shipped `shapes/1` model folder to `dir/<id>`, then applies `edit` to it.
+pub fn model_folder(dir: &Path, id: &str, edit: impl FnOnce(&Path)) {
+    let src = repo_root().join("assets/models/shapes/1");
+    let dst = dir.join(id);
+    std::fs::create_dir_all(&dst).unwrap();
+    for entry in std::fs::read_dir(&src).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dst.join(entry.file_name())).unwrap();
+    }
+    edit(&dst);
+}
+
+pub const STRETCH_ENV: &str = r#"{"PREPROCESSING": {"resize": {"enabled": true, "format": "Stretch to", "width": 256, "height": 256}}}"#;
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub struct Server {
+    child: Child,
+    pub base: String,
+    pub client: reqwest::Client,
+    log: PathBuf,
+    _logdir: TempDir,
+}
+
+impl Server {
+    /// Starts the binary with `MODEL_DIR=model_dir` plus `env`, and waits for `/healthz`.
+    pub async fn start(model_dir: &Path, env: &[(&str, &str)]) -> Server {
+        let port = free_port();
+        let logdir = TempDir::new("log");
+        let log = logdir.path().join("server.log");
+        let mut cmd = Command::new(binary());
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("ORT_DYLIB_PATH", ort_dylib())
+            .env("HOST", "127.0.0.1")
+            .env("PORT", port.to_string())
+            .env("MODEL_DIR", model_dir)
+            .env("HTTP_WORKERS", "2")
+            .env("ORT_INTRA_OP_THREADS", "1")
+            .env("LOG_LEVEL", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("start sightline");
+        let mut server = Server {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            client: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap(),
+            log,
+            _logdir: logdir,
+        };
+        server.wait_healthy().await;
+        server
+    }
+
+    async fn wait_healthy(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("sightline exited with {status} during start-up:\n{}", self.log_text());
+            }
+            if let Ok(r) = self.client.get(format!("{}/healthz", self.base)).send().await {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("sightline did not become healthy in 30 s:\n{}", self.log_text());
+    }
+
+    pub fn log_text(&self) -> String {
+        let mut s = String::new();
+        let _ = std::fs::File::open(&self.log).and_then(|mut f| f.read_to_string(&mut s));
+        s
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
+        let r = self.client.post(self.url(path)).json(body).send().await.expect("request");
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}")))
+    }
+
+    pub async fn post_raw(&self, path: &str, content_type: &str, body: Vec<u8>) -> (u16, Value) {
+        let r = self.client.post(self.url(path)).header("content-type", content_type).body(body).send().await.expect("request");
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}")))
+    }
+
+    pub async fn get_json(&self, path: &str) -> (u16, Value) {
+        let r = self.client.get(self.url(path)).send().await.expect("request");
+        let status = r.status().as_u16();
+        (status, r.json().await.expect("JSON body"))
+    }
+
+    pub async fn get_text(&self, path: &str) -> String {
+        self.client.get(self.url(path)).send().await.unwrap().text().await.unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn image_b64(name: &str) -> String {
+    let bytes = std::fs::read(data(&format!("images/{name}"))).unwrap();
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+pub fn detect_body(model_id: &str, image: &str, confidence: f64, iou: f64) -> Value {
+    json!({
+        "model_id": model_id,
+        "image": {"type": "base64", "value": image_b64(image)},
+        "confidence": confidence,
+        "iou_threshold": iou,
+        "api_key": null,
+    })
+}
+
+pub fn iou(a: [f64; 4], b: [f64; 4]) -> f64 {
+    let iw = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
+    let ih = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
+    let inter = iw * ih;
+    let union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter;
+    if union <= 0.0 { 0.0 } else { inter / union }
+}
+
+/// A detection in corner form, from either a reference entry or a response prediction.
+#[derive(Debug, Clone)]
+pub struct Det {
+    pub bbox: [f64; 4],
+    pub confidence: f64,
+    pub class_id: u64,
+    pub class_name: String,
+}
+
+pub fn from_reference(entry: &Value) -> Det {
+    let b = entry["bbox_xyxy"].as_array().unwrap();
+    Det {
+        bbox: [0, 1, 2, 3].map(|i| b[i].as_f64().unwrap()),
+        confidence: entry["confidence"].as_f64().unwrap(),
+        class_id: entry["class_id"].as_u64().unwrap(),
+        class_name: entry["class_name"].as_str().unwrap().to_owned(),
+    }
+}
+
+pub fn from_response(p: &Value) -> Det {
+    let (x, y, w, h) = (p["x"].as_f64().unwrap(), p["y"].as_f64().unwrap(), p["width"].as_f64().unwrap(), p["height"].as_f64().unwrap());
+    Det {
+        bbox: [x - w / 2.0, y - h / 2.0, x + w / 2.0, y + h / 2.0],
+        confidence: p["confidence"].as_f64().unwrap(),
+        class_id: p["class_id"].as_u64().unwrap(),
+        class_name: p["class"].as_str().unwrap().to_owned(),
+    }
+}
+
+/// Matches every reference detection to a prediction of the same class (best IoU first):
+/// IoU >= 0.98 and confidence within 0.01. The counts must agree, except for detections whose
+/// reference confidence lies within 0.02 of the threshold (the reference marks these as places
+/// where a faithful port may legitimately differ). Returns the problems found.
+pub fn compare(reference: &[Det], predicted: &[Det], threshold: f64) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut used = vec![false; predicted.len()];
+    for r in reference {
+        let best = predicted
+            .iter()
+            .enumerate()
+            .filter(|(i, p)| !used[*i] && p.class_id == r.class_id)
+            .map(|(i, p)| (i, iou(r.bbox, p.bbox)))
+            .max_by(|a, b| a.1.total_cmp(&b.1));
+        match best {
+            Some((i, box_iou)) if box_iou >= 0.98 => {
+                used[i] = true;
+                let p = &predicted[i];
+                if (p.confidence - r.confidence).abs() > 0.01 {
+                    problems.push(format!("confidence {} vs reference {} for {:?}", p.confidence, r.confidence, r.bbox));
+                }
+                if p.class_name != r.class_name {
+                    problems.push(format!("class name {} vs {}", p.class_name, r.class_name));
+                }
+            }
+            _ if (r.confidence - threshold).abs() < 0.02 => {}
+            other => problems.push(format!("reference {r:?} unmatched (best IoU {:?})", other.map(|o| o.1))),
+        }
+    }
+    for (p, used) in predicted.iter().zip(used) {
+        if !used && (p.confidence - threshold).abs() >= 0.02 {
+            problems.push(format!("extra prediction {p:?}"));
+        }
+    }
+    problems
+}

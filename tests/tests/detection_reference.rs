@@ -1,0 +1,125 @@
+//! The served detection model against the Python reference outputs, over real HTTP, for every
+//! fixture image (all sizes, the EXIF-rotated one, the empty one) and every reference run.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+
+fn reference() -> Value {
+    serde_json::from_str(&std::fs::read_to_string(data("reference/shapes-det-v8.json")).unwrap()).unwrap()
+}
+
+/// `letterbox/conf0.25/iou0.45` -> ("letterbox", 0.25, 0.45)
+fn parse_run(key: &str) -> (&str, f64, f64) {
+    let mut parts = key.split('/');
+    let mode = parts.next().unwrap();
+    let conf = parts.next().unwrap().trim_start_matches("conf").parse().unwrap();
+    let iou = parts.next().unwrap().trim_start_matches("iou").parse().unwrap();
+    (mode, conf, iou)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn detections_match_the_reference_for_every_image_and_run() {
+    let models = TempDir::new("ref");
+    model_folder(models.path(), "shapes/1", |_| {});
+    model_folder(models.path(), "shapes-stretch/1", |d| std::fs::write(d.join("environment.json"), STRETCH_ENV).unwrap());
+    let server = Server::start(models.path(), &[]).await;
+    let reference = reference();
+    let images = reference["images"].as_object().unwrap();
+    assert_eq!(images.len(), 15, "every fixture image is covered");
+
+    let mut problems = Vec::new();
+    let mut compared = 0;
+    for (image, entry) in images {
+        let (orig_w, orig_h) = (entry["orig_wh"][0].as_u64().unwrap(), entry["orig_wh"][1].as_u64().unwrap());
+        for (run, expected) in entry["runs"].as_object().unwrap() {
+            let (mode, conf, iou) = parse_run(run);
+            let model = if mode == "letterbox" { "shapes/1" } else { "shapes-stretch/1" };
+            let (status, body) = server.post_json("/infer/object_detection", &detect_body(model, image, conf, iou)).await;
+            assert_eq!(status, 200, "{image} {run}: {body}");
+            assert_eq!(body["image"], json!({"width": orig_w, "height": orig_h}), "{image}: original-frame size");
+            let predicted: Vec<Det> = body["predictions"].as_array().unwrap().iter().map(from_response).collect();
+            let expected: Vec<Det> = expected.as_array().unwrap().iter().map(from_reference).collect();
+            let confidences: Vec<f64> = predicted.iter().map(|d| d.confidence).collect();
+            assert!(confidences.windows(2).all(|w| w[0] >= w[1]), "{image} {run}: sorted by confidence");
+            for p in &predicted {
+                assert!(p.bbox[0] >= 0.0 && p.bbox[1] >= 0.0 && p.bbox[2] <= orig_w as f64 + 1e-3 && p.bbox[3] <= orig_h as f64 + 1e-3, "{image}: box clipped to the image: {p:?}");
+            }
+            problems.extend(compare(&expected, &predicted, conf).into_iter().map(|p| format!("{image} {run}: {p}")));
+            compared += expected.len();
+        }
+    }
+    assert!(compared > 300, "compared only {compared} reference detections");
+    assert!(problems.is_empty(), "{} problems:\n{}", problems.len(), problems.join("\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_list_of_images_returns_a_list_in_order() {
+    let server = Server::start(&repo_root().join("assets/models"), &[]).await;
+    let names = ["shapes_640x480.png", "shapes_empty_256.png", "shapes_exif6_480x640.jpg"];
+    let body = json!({
+        "model_id": "shapes/1",
+        "image": names.iter().map(|n| json!({"type": "base64", "value": image_b64(n)})).collect::<Vec<_>>(),
+        "confidence": 0.25, "iou_threshold": 0.45, "id": "batch-1",
+    });
+    let (status, response) = server.post_json("/infer/object_detection", &body).await;
+    assert_eq!(status, 200, "{response}");
+    let items = response.as_array().expect("a list in, a list out");
+    assert_eq!(items.len(), 3);
+    let reference = reference();
+    for (name, item) in names.iter().zip(items) {
+        assert_eq!(item["inference_id"], "batch-1");
+        let expected: Vec<Det> = reference["images"][name]["runs"]["letterbox/conf0.25/iou0.45"].as_array().unwrap().iter().map(from_reference).collect();
+        let predicted: Vec<Det> = item["predictions"].as_array().unwrap().iter().map(from_response).collect();
+        assert_eq!(compare(&expected, &predicted, 0.25), Vec::<String>::new(), "{name}");
+    }
+    assert_eq!(items[1]["predictions"], json!([]), "the empty image has no detections");
+    assert_eq!(items[2]["image"], json!({"width": 480, "height": 640}), "EXIF orientation applied");
+
+    // A one-element list still answers a list; a single object answers an object with every field.
+    let one = json!({"model_id": "shapes/1", "image": [{"type": "base64", "value": image_b64(names[0])}]});
+    let (_, r) = server.post_json("/infer/object_detection", &one).await;
+    assert_eq!(r.as_array().map(Vec::len), Some(1));
+    let (_, r) = server.post_json("/infer/object_detection", &detect_body("shapes/1", names[0], 0.5, 0.5)).await;
+    let p = &r["predictions"][0];
+    for key in ["x", "y", "width", "height", "confidence", "class", "class_id", "detection_id"] {
+        assert!(!p[key].is_null(), "prediction field {key} missing: {p}");
+    }
+    assert!(r["time"].as_f64().unwrap() > 0.0);
+    assert_eq!(r["inference_id"].as_str().unwrap().len(), 36, "a UUID when no id is given");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn detection_parameters_are_honoured() {
+    let server = Server::start(&repo_root().join("assets/models"), &[]).await;
+    let image = "shapes_640x480.png";
+    let count = |v: &Value| v["predictions"].as_array().unwrap().len();
+    let (_, all) = server.post_json("/infer/object_detection", &detect_body("shapes/1", image, 0.25, 0.45)).await;
+    assert!(count(&all) >= 3, "{all}");
+
+    let mut body = detect_body("shapes/1", image, 0.25, 0.45);
+    body["max_detections"] = json!(2);
+    let (_, capped) = server.post_json("/infer/object_detection", &body).await;
+    assert_eq!(count(&capped), 2);
+    assert_eq!(capped["predictions"][0]["confidence"], all["predictions"][0]["confidence"]);
+
+    let mut body = detect_body("shapes/1", image, 0.25, 0.45);
+    body["class_filter"] = json!(["circle"]);
+    let (_, filtered) = server.post_json("/infer/object_detection", &body).await;
+    let circles = all["predictions"].as_array().unwrap().iter().filter(|p| p["class"] == "circle").count();
+    assert_eq!(count(&filtered), circles);
+    assert!(filtered["predictions"].as_array().unwrap().iter().all(|p| p["class"] == "circle"));
+
+    let mut body = detect_body("shapes/1", image, 0.0001, 0.45);
+    body["max_candidates"] = json!(1);
+    let (_, top1) = server.post_json("/infer/object_detection", &body).await;
+    assert_eq!(count(&top1), 1, "max_candidates is a top-k before NMS");
+
+    // Very low confidence finds many overlapping candidates; class-agnostic NMS removes cross-class duplicates.
+    let (_, aware) = server.post_json("/infer/object_detection", &detect_body("shapes/1", image, 0.01, 0.45)).await;
+    let mut body = detect_body("shapes/1", image, 0.01, 0.45);
+    body["class_agnostic_nms"] = json!(true);
+    let (_, agnostic) = server.post_json("/infer/object_detection", &body).await;
+    assert!(count(&agnostic) < count(&aware), "{} vs {}", count(&agnostic), count(&aware));
+}

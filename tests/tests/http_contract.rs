@@ -1,0 +1,224 @@
+//! The HTTP contract around inference: errors and their statuses, model management, LRU over
+//! HTTP, single-flight loading, readiness with pinned models, and `/metrics` linted by promtool.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use common::*;
+use serde_json::{json, Value};
+
+/// A model folder with every kind of breakage next to a good model.
+fn models_with_broken_ones() -> TempDir {
+    let dir = TempDir::new("contract");
+    model_folder(dir.path(), "shapes/1", |_| {});
+    model_folder(dir.path(), "shapes-stretch/1", |d| std::fs::write(d.join("environment.json"), STRETCH_ENV).unwrap());
+    model_folder(dir.path(), "garbage/1", |d| std::fs::write(d.join("weights.onnx"), b"not an onnx file").unwrap());
+    model_folder(dir.path(), "two-classes/1", |d| std::fs::write(d.join("class_names.txt"), "circle\nsquare\n").unwrap());
+    model_folder(dir.path(), "detr/1", |d| {
+        std::fs::write(d.join("model_type.json"), r#"{"project_task_type": "object-detection", "model_type": "detr-resnet50"}"#).unwrap()
+    });
+    dir
+}
+
+fn message(v: &Value) -> &str {
+    v["message"].as_str().unwrap_or_else(|| panic!("no message in {v}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_clear_json_errors_with_the_right_status() {
+    let models = models_with_broken_ones();
+    let server = Server::start(models.path(), &[("MAX_BODY_BYTES", "2000000")]).await;
+    let post = |body: Value| {
+        let server = &server;
+        async move { server.post_json("/infer/object_detection", &body).await }
+    };
+
+    let (s, v) = post(json!({"model_id": "shapes/1", "image": {"type": "base64", "value": "%%%not base64%%%"}})).await;
+    assert_eq!((s, message(&v).contains("Malformed base64")), (400, true), "{v}");
+    let (s, v) = post(json!({"model_id": "shapes/1", "image": {"type": "base64", "value": "aGVsbG8gd29ybGQ="}})).await;
+    assert_eq!((s, message(&v).contains("Data is not image")), (400, true), "{v}");
+    let (s, v) = post(json!({"model_id": "shapes/1", "image": {"type": "base64", "value": ""}})).await;
+    assert_eq!((s, message(&v).contains("Empty image payload")), (400, true), "{v}");
+    for kind in ["numpy", "file", "url", "weird"] {
+        let (s, v) = post(json!({"model_id": "shapes/1", "image": {"type": kind, "value": "/etc/passwd"}})).await;
+        assert_eq!(s, 400, "{kind}: {v}");
+    }
+
+    let (s, v) = server.post_raw("/infer/object_detection", "application/json", b"{\"model_id\": ".to_vec()).await;
+    assert_eq!(s, 422, "malformed JSON: {v}");
+    assert!(v["detail"].is_array());
+    let (s, v) = post(json!({"model_id": "shapes/1"})).await;
+    assert_eq!((s, message(&v).contains("image")), (422, true), "missing image: {v}");
+    let (s, v) = post(json!({"model_id": "shapes/1", "image": {"type": "base64", "value": image_b64("shapes_256_00.png")}, "confidence": 1.5})).await;
+    assert_eq!(s, 422, "confidence out of range: {v}");
+
+    let image = image_b64("shapes_256_00.png");
+    let (s, v) = post(json!({"model_id": "nope/1", "image": {"type": "base64", "value": image}})).await;
+    assert_eq!((s, message(&v).contains("nope/1")), (404, true), "unknown model: {v}");
+    for bad_id in ["../../etc", "a/b/c", "shapes", "..%2f..%2fetc/1", "shapes/../1"] {
+        let (s, v) = post(json!({"model_id": bad_id, "image": {"type": "base64", "value": image}})).await;
+        assert_eq!((s, message(&v).contains("Invalid Model ID")), (400, true), "{bad_id}: {v}");
+    }
+
+    let (s, v) = post(json!({"model_id": "garbage/1", "image": {"type": "base64", "value": image}})).await;
+    assert_eq!(s, 500, "{v}");
+    assert!(message(&v).contains("garbage/1/weights.onnx"), "the error names the file: {v}");
+    let (s, v) = post(json!({"model_id": "two-classes/1", "image": {"type": "base64", "value": image}})).await;
+    assert_eq!(s, 500, "{v}");
+    assert!(message(&v).contains("3 class scores") && message(&v).contains("2 class names"), "{v}");
+    let (s, v) = post(json!({"model_id": "detr/1", "image": {"type": "base64", "value": image}})).await;
+    assert_eq!((s, message(&v).contains("detr-resnet50")), (500, true), "{v}");
+    let (_, registry) = server.get_json("/model/registry").await;
+    assert_eq!(registry["models"], json!([]), "failed loads leave nothing registered: {registry}");
+
+    let big = json!({"model_id": "shapes/1", "image": {"type": "base64", "value": "A".repeat(3_000_000)}});
+    let (s, v) = server.post_raw("/infer/object_detection", "application/json", serde_json::to_vec(&big).unwrap()).await;
+    assert_eq!((s, message(&v).contains("MAX_BODY_BYTES")), (413, true), "{v}");
+
+    let (s, v) = server.get_json("/no/such/route/here").await;
+    assert_eq!((s, message(&v)), (404, "Not Found"));
+
+    // Still serving after all of that.
+    let (s, _) = server.post_json("/infer/object_detection", &detect_body("shapes/1", "shapes_256_00.png", 0.25, 0.45)).await;
+    assert_eq!(s, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn model_management_routes_and_lru_over_http() {
+    let models = models_with_broken_ones();
+    let server = Server::start(models.path(), &[("MAX_ACTIVE_MODELS", "1")]).await;
+    let ids = |v: &Value| -> Vec<String> { v["models"].as_array().unwrap().iter().map(|m| m["model_id"].as_str().unwrap().to_owned()).collect() };
+
+    let (s, v) = server.post_json("/model/add", &json!({"model_id": "shapes/1", "api_key": null})).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(ids(&v), ["shapes/1"]);
+    let entry = &v["models"][0];
+    assert_eq!(entry["task_type"], "object-detection");
+    assert_eq!((entry["input_width"].as_u64(), entry["input_height"].as_u64(), entry["batch_size"].as_u64()), (Some(256), Some(256), Some(1)));
+    assert!(entry.as_object().unwrap().contains_key("vram_bytes"), "nulls are kept on management routes");
+    let (s, v) = server.post_json("/model/add", &json!({"model_id": "shapes/1"})).await;
+    assert_eq!((s, ids(&v)), (200, vec!["shapes/1".to_owned()]), "add is idempotent");
+
+    // MAX_ACTIVE_MODELS=1: inferring with another model evicts the first.
+    let (s, _) = server.post_json("/infer/object_detection", &detect_body("shapes-stretch/1", "shapes_256_00.png", 0.25, 0.45)).await;
+    assert_eq!(s, 200);
+    let (_, v) = server.get_json("/model/registry?api_key=ignored").await;
+    assert_eq!(ids(&v), ["shapes-stretch/1"]);
+
+    let (s, v) = server.post_json("/model/remove", &json!({"model_id": "shapes-stretch/1"})).await;
+    assert_eq!((s, ids(&v).len()), (200, 0));
+    let (s, v) = server.post_json("/model/remove", &json!({"model_id": "never/1"})).await;
+    assert_eq!(s, 200, "removing an unknown model is not an error: {v}");
+    let (s, v) = server.post_json("/model/add", &json!({"model_id": "missing/1"})).await;
+    assert_eq!(s, 404, "{v}");
+    let (s, _) = server.post_json("/model/add", &json!({"model_id": "a/b/c"})).await;
+    assert_eq!(s, 400);
+    let (s, _) = server.post_json("/model/add", &json!({})).await;
+    assert_eq!(s, 422);
+
+    server.post_json("/model/add", &json!({"model_id": "shapes/1"})).await;
+    let r = server.client.post(server.url("/model/clear")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["models"], json!([]));
+
+    let (s, info) = server.get_json("/info").await;
+    assert_eq!(s, 200);
+    for key in ["name", "version", "uuid"] {
+        assert!(info[key].is_string(), "{info}");
+    }
+    assert_eq!(server.get_json("/healthz").await, (200, json!({"status": "healthy"})));
+    assert_eq!(server.get_json("/readiness").await, (200, json!({"status": "ready"})));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_first_requests_load_the_model_once_and_metrics_pass_promtool() {
+    let server = Server::start(&repo_root().join("assets/models"), &[]).await;
+    let body = detect_body("shapes/1", "shapes_256_03.png", 0.25, 0.45);
+    let requests = (0..32).map(|_| server.post_json("/infer/object_detection", &body));
+    let results = futures::future::join_all(requests).await;
+    let first = &results[0].1;
+    for (status, v) in &results {
+        assert_eq!(*status, 200, "{v}");
+        assert_eq!(v["predictions"].as_array().unwrap().len(), first["predictions"].as_array().unwrap().len());
+    }
+    // One failing request to see the error counter.
+    server.post_json("/infer/object_detection", &json!({"model_id": "shapes/1", "image": {"type": "base64", "value": "aGVsbG8="}})).await;
+
+    let text = server.get_text("/metrics").await;
+    let line = |prefix: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix} in\n{text}"))
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(line(r#"sightline_model_loads_total{model_id="shapes/1",outcome="success",task="object-detection"}"#), 1.0, "single flight");
+    assert_eq!(line(r#"sightline_inference_requests_total{model_id="shapes/1",task="object-detection"}"#), 33.0);
+    assert_eq!(line(r#"sightline_inference_errors_total{kind="bad_image",model_id="shapes/1",task="object-detection"}"#), 1.0);
+    assert_eq!(line(r#"sightline_model_loaded{model_id="shapes/1",task="object-detection"}"#), 1.0);
+    assert_eq!(line(r#"sightline_inference_duration_seconds_count{model_id="shapes/1",task="object-detection"}"#), 32.0);
+    assert_eq!(line(r#"sightline_http_requests_total{handler="/infer/object_detection",method="POST",status="2xx"}"#), 32.0);
+
+    let promtool = std::env::var("PROMTOOL").unwrap_or_else(|_| "promtool".into());
+    let mut child = Command::new(&promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{promtool} not runnable ({e}): `make setup` installs it (Debian package prometheus)"));
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "promtool check metrics failed:\n{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pinned_models_are_loaded_before_ready_and_survive_eviction() {
+    let models = models_with_broken_ones();
+    let server = Server::start(models.path(), &[("PINNED_MODELS", "shapes/1"), ("MAX_ACTIVE_MODELS", "1")]).await;
+    let mut ready = false;
+    for _ in 0..200 {
+        if server.get_json("/readiness").await.0 == 200 {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(ready, "{}", server.log_text());
+    let (_, v) = server.get_json("/model/registry").await;
+    assert_eq!(v["models"][0]["model_id"], "shapes/1");
+    let (s, _) = server.post_json("/infer/object_detection", &detect_body("shapes-stretch/1", "shapes_256_00.png", 0.25, 0.45)).await;
+    assert_eq!(s, 200);
+    let (_, v) = server.get_json("/model/registry").await;
+    let ids: Vec<&str> = v["models"].as_array().unwrap().iter().map(|m| m["model_id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["shapes/1", "shapes-stretch/1"], "the pinned model stays even over the cap");
+}
+
+#[test]
+fn start_up_fails_clearly_without_onnx_runtime() {
+    for (value, expect) in [(Some("/nonexistent/libonnxruntime.so.1.31.1"), "no such file"), (None, "not set")] {
+        let mut cmd = Command::new(binary());
+        cmd.env_clear().env("PORT", free_port().to_string()).env("MODEL_DIR", repo_root().join("assets/models"));
+        if let Some(v) = value {
+            cmd.env("ORT_DYLIB_PATH", v);
+        }
+        let out = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(stderr.contains("ORT_DYLIB_PATH") && stderr.contains(expect), "{stderr}");
+    }
+    // A library that is not ONNX Runtime: an error naming the variable, not a crash.
+    let not_ort = ["/lib/x86_64-linux-gnu/libz.so.1", "/usr/lib/x86_64-linux-gnu/libz.so.1"].into_iter().find(|p| std::path::Path::new(p).exists());
+    if let Some(lib) = not_ort {
+        let out = Command::new(binary()).env_clear().env("PORT", free_port().to_string()).env("ORT_DYLIB_PATH", lib).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains("ORT_DYLIB_PATH"), "{stderr}");
+    }
+}
