@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use lru::LruCache;
+use tokio::sync::Notify;
 
 use crate::{
     CoreError, EvictionCause, InferRequest, InferResponse, MemoryProbe, ModelDescription, ModelId, ModelManager,
@@ -23,7 +24,7 @@ pub struct CacheConfig {
 struct CacheState {
     /// Loaded models, most recently used first; the value is unused.
     lru: LruCache<ModelId, ()>,
-    /// Loads in flight, with the number of callers waiting on each: they hold a slot against the cap.
+    /// Admitted loads in flight, with the number of callers sharing each: they hold a slot against the cap.
     loading: HashMap<ModelId, usize>,
 }
 
@@ -32,12 +33,14 @@ pub struct WithFixedSizeCache<M> {
     config: CacheConfig,
     probe: Arc<dyn MemoryProbe>,
     state: Mutex<CacheState>,
+    /// Wakes callers waiting for a slot held by a load in flight.
+    load_finished: Notify,
 }
 
 impl<M: ModelManager> WithFixedSizeCache<M> {
     pub fn new(inner: M, config: CacheConfig, probe: Arc<dyn MemoryProbe>) -> Self {
         let state = CacheState { lru: LruCache::unbounded(), loading: HashMap::new() };
-        WithFixedSizeCache { inner, config, probe, state: Mutex::new(state) }
+        WithFixedSizeCache { inner, config, probe, state: Mutex::new(state), load_finished: Notify::new() }
     }
 
     pub fn inner(&self) -> &M {
@@ -58,66 +61,95 @@ impl<M: ModelManager> WithFixedSizeCache<M> {
         threshold > 0.0 && self.probe.free_fraction().is_some_and(|free| free < threshold)
     }
 
-    /// Marks `id` most-recently-used if loaded (`true`), else registers the caller as waiting on its load.
-    fn touch_or_reserve(&self, id: &ModelId) -> bool {
+    /// Decides the next step for a caller that wants `id` loaded, under the lock.
+    fn next_step(&self, id: &ModelId) -> Step {
         let mut state = self.lock();
         if state.lru.get(id).is_some() {
-            return true;
+            return Step::Loaded; // a hit: now most recently used
         }
-        *state.loading.entry(id.clone()).or_default() += 1;
-        false
-    }
-
-    /// Picks the next least-recently-used, unpinned model to evict before `id` loads, if any must go.
-    fn next_victim(&self, id: &ModelId) -> Option<(ModelId, EvictionCause)> {
-        let mut state = self.lock();
-        let others_loading = state.loading.keys().filter(|k| *k != id).count();
-        let lru = &mut state.lru;
-        let cause = if lru.len() + others_loading >= self.config.max_active_models {
+        if let Some(waiting) = state.loading.get_mut(id) {
+            *waiting += 1; // someone is loading it already: share that load
+            return Step::Load;
+        }
+        let occupied = state.lru.len() + state.loading.len();
+        let cause = if occupied >= self.config.max_active_models {
             EvictionCause::Capacity
         } else if self.under_pressure() {
             EvictionCause::MemoryPressure
         } else {
-            return None;
+            state.loading.insert(id.clone(), 1);
+            return Step::Load;
         };
-        let victim = lru.iter().rev().map(|(k, _)| k).find(|k| !self.config.pinned.contains(*k)).cloned();
-        match victim {
-            Some(victim) => {
-                lru.pop(&victim);
-                Some((victim, cause))
-            }
-            None => {
-                tracing::warn!(model_id = %id, cause = cause.as_str(), "no evictable model left (all pinned); loading anyway");
-                None
-            }
+        let victim = state.lru.iter().rev().map(|(k, _)| k).find(|k| !self.config.pinned.contains(*k)).cloned();
+        if let Some(victim) = victim {
+            state.lru.pop(&victim);
+            return Step::Evict(victim, cause);
         }
+        if cause == EvictionCause::Capacity && !state.loading.is_empty() {
+            return Step::WaitForLoads; // the slots are held by loads in flight: one will finish
+        }
+        tracing::warn!(model_id = %id, cause = cause.as_str(), "no evictable model left (all pinned); loading anyway");
+        state.loading.insert(id.clone(), 1);
+        Step::Load
     }
 
     fn finish_load(&self, id: &ModelId, loaded: bool) {
-        let mut state = self.lock();
-        if let Some(waiting) = state.loading.get_mut(id) {
-            *waiting -= 1;
-            if *waiting == 0 {
-                state.loading.remove(id);
+        {
+            let mut state = self.lock();
+            if let Some(waiting) = state.loading.get_mut(id) {
+                *waiting -= 1;
+                if *waiting == 0 {
+                    state.loading.remove(id);
+                }
+            }
+            if loaded && self.inner.contains(id) {
+                state.lru.put(id.clone(), ());
             }
         }
-        if loaded && self.inner.contains(id) {
-            state.lru.put(id.clone(), ());
-        }
+        self.load_finished.notify_waiters();
     }
 
     async fn ensure_loaded(&self, id: &ModelId) -> Result<ModelDescription, CoreError> {
-        if self.touch_or_reserve(id) {
-            return self.inner.add(id).await;
+        loop {
+            // Registered before the state is read, so a load finishing in between is not missed.
+            let finished = self.load_finished.notified();
+            tokio::pin!(finished);
+            finished.as_mut().enable();
+            match self.next_step(id) {
+                Step::Loaded => return self.inner.add(id).await,
+                // One eviction at a time lets the memory probe see what each eviction freed.
+                Step::Evict(victim, cause) => {
+                    self.inner.remove(&victim, RemovalReason::Evicted(cause)).await;
+                }
+                Step::WaitForLoads => finished.await,
+                Step::Load => break,
+            }
         }
-        // Evicting one model at a time lets the memory probe see what each eviction freed.
-        while let Some((victim, cause)) = self.next_victim(id) {
-            self.inner.remove(&victim, RemovalReason::Evicted(cause)).await;
-        }
+        // Released on drop, so a caller cancelled mid-load (client gone) does not hold its slot forever.
+        let mut admission = Admission { cache: self, id, loaded: false };
         let result = self.inner.add(id).await;
-        self.finish_load(id, result.is_ok());
+        admission.loaded = result.is_ok();
         result
     }
+}
+
+struct Admission<'a, M: ModelManager> {
+    cache: &'a WithFixedSizeCache<M>,
+    id: &'a ModelId,
+    loaded: bool,
+}
+
+impl<M: ModelManager> Drop for Admission<'_, M> {
+    fn drop(&mut self) {
+        self.cache.finish_load(self.id, self.loaded);
+    }
+}
+
+enum Step {
+    Loaded,
+    Evict(ModelId, EvictionCause),
+    WaitForLoads,
+    Load,
 }
 
 #[async_trait]

@@ -324,3 +324,18 @@ async fn a_remove_during_a_load_is_not_undone_by_the_load_finishing() {
     pending.await.unwrap().unwrap();
     assert!(!base.contains(&id("a/1")));
 }
+
+#[tokio::test]
+async fn a_cancelled_load_gives_its_slot_back() {
+    let loader = Arc::new(StandInLoader::with_delay(Duration::from_millis(200)));
+    let (m, _) = stack(loader.clone(), 1, 0.0, &[], 0.0);
+    let m = Arc::new(m);
+    let m2 = m.clone();
+    let first = tokio::spawn(async move { m2.add(&id("a/1")).await });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    first.abort(); // the client went away mid-load
+    let _ = first.await;
+    // With the slot returned, another model can be admitted (and evicts `a/1` once that finishes loading).
+    tokio::time::timeout(Duration::from_secs(5), m.add(&id("b/1"))).await.expect("not stuck waiting for a slot").unwrap();
+    assert!(m.contains(&id("b/1")));
+}

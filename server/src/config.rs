@@ -67,8 +67,8 @@ pub struct Config {
     /// HTTP worker threads; 0 = one per core.
     #[arg(long, env = "HTTP_WORKERS", default_value_t = 0)]
     pub http_workers: usize,
-    /// tracing filter, e.g. `info` or `sightline=debug,actix_web=info`.
-    #[arg(long, env = "LOG_LEVEL", default_value = "info")]
+    /// tracing filter, e.g. `info` or `sightline=debug,info` (ONNX Runtime's own log is `ort`).
+    #[arg(long, env = "LOG_LEVEL", default_value = "info,ort=warn")]
     pub log_level: String,
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

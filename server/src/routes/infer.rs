@@ -133,6 +133,8 @@ pub async fn object_detection(state: web::Data<AppState>, payload: web::Payload)
         OneOrMany::Many(images) => (images, true),
     };
     let images = images.into_iter().map(ImageInput::into_bytes).collect::<Result<Vec<_>, _>>()?;
+    // Load (if needed) before the clock starts: `time` is the model pipeline, as in Roboflow's server.
+    state.manager.add(&model_id).await?;
     let runs = images.into_iter().map(|image| {
         let request = InferRequest { image, auto_orient, params: TaskParams::ObjectDetection(params.clone()) };
         let (manager, model_id, inference_id) = (state.manager.clone(), &model_id, &inference_id);
