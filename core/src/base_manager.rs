@@ -9,8 +9,7 @@ use async_trait::async_trait;
 use futures::future::{BoxFuture, FutureExt, Shared};
 
 use crate::{
-    CoreError, InferRequest, InferResponse, Model, ModelDescription, ModelId, ModelLoader, ModelManager,
-    RemovalReason,
+    CoreError, InferRequest, InferResponse, Model, ModelDescription, ModelId, ModelLoader, ModelManager, RemovalReason,
 };
 
 type LoadResult = Result<Arc<dyn Model>, CoreError>;
@@ -19,7 +18,10 @@ type LoadFuture = Shared<BoxFuture<'static, LoadResult>>;
 enum Slot {
     /// `generation` tells a finished load whether its slot is still the one it started in
     /// (a remove or clear during the load must not be undone by the load finishing).
-    Loading { generation: u64, future: LoadFuture },
+    Loading {
+        generation: u64,
+        future: LoadFuture,
+    },
     Ready(Arc<dyn Model>),
 }
 
@@ -71,11 +73,9 @@ impl BaseManager {
             settle(&slots, &id, generation, &result);
             result
         });
-        async move {
-            task.await.unwrap_or_else(|e| Err(CoreError::Internal(format!("model load task failed: {e}"))))
-        }
-        .boxed()
-        .shared()
+        async move { task.await.unwrap_or_else(|e| Err(CoreError::Internal(format!("model load task failed: {e}")))) }
+            .boxed()
+            .shared()
     }
 }
 

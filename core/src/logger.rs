@@ -47,7 +47,9 @@ impl<M: ModelManager> ModelManager for WithLogger<M> {
         if removed {
             match reason {
                 RemovalReason::Requested => tracing::info!(model_id = %id, "model unloaded"),
-                RemovalReason::Evicted(cause) => tracing::info!(model_id = %id, cause = cause.as_str(), "model evicted"),
+                RemovalReason::Evicted(cause) => {
+                    tracing::info!(model_id = %id, cause = cause.as_str(), "model evicted")
+                }
             }
         }
         removed

@@ -59,10 +59,7 @@ impl ManagerMetrics {
                 Opts::new("sightline_model_evictions_total", "Models evicted from memory, by cause."),
                 &["model_id", "task", "cause"],
             )?,
-            loaded: IntGaugeVec::new(
-                Opts::new("sightline_model_loaded", "1 for each model currently loaded."),
-                ml,
-            )?,
+            loaded: IntGaugeVec::new(Opts::new("sightline_model_loaded", "1 for each model currently loaded."), ml)?,
         };
         registry.register(Box::new(metrics.requests.clone()))?;
         registry.register(Box::new(metrics.errors.clone()))?;

@@ -69,13 +69,22 @@ mod tests {
     #[test]
     fn refuses_anything_that_could_leave_the_model_directory() {
         for bad in [
-            "", "shapes", "shapes/", "/1", "a/b/c", "../1", "shapes/..", "./1", "a\\b/1", "sha pes/1", "shapes/1\0",
-            "/etc/passwd", "shapes/1/", "ünïcode/1",
+            "",
+            "shapes",
+            "shapes/",
+            "/1",
+            "a/b/c",
+            "../1",
+            "shapes/..",
+            "./1",
+            "a\\b/1",
+            "sha pes/1",
+            "shapes/1\0",
+            "/etc/passwd",
+            "shapes/1/",
+            "ünïcode/1",
         ] {
-            assert!(
-                matches!(ModelId::parse(bad), Err(CoreError::InvalidModelId(_))),
-                "{bad:?} should be refused"
-            );
+            assert!(matches!(ModelId::parse(bad), Err(CoreError::InvalidModelId(_))), "{bad:?} should be refused");
         }
         assert!(ModelId::parse(&format!("{}/1", "a".repeat(129))).is_err());
         assert!(ModelId::parse(&format!("{}/1", "a".repeat(128))).is_ok());

@@ -32,7 +32,11 @@ impl Model for StandIn {
     }
 
     async fn infer(&self, _request: InferRequest) -> Result<InferResponse, CoreError> {
-        Ok(InferResponse::ObjectDetection(ObjectDetectionOutput { image_width: 1, image_height: 1, predictions: vec![] }))
+        Ok(InferResponse::ObjectDetection(ObjectDetectionOutput {
+            image_width: 1,
+            image_height: 1,
+            predictions: vec![],
+        }))
     }
 }
 
@@ -62,7 +66,10 @@ impl ModelLoader for StandInLoader {
         *self.loads.lock().unwrap().entry(id.to_string()).or_default() += 1;
         tokio::time::sleep(self.delay).await;
         if self.failing.lock().unwrap().contains(&id.to_string()) {
-            return Err(CoreError::BrokenModel { file: format!("{id}/weights.onnx").into(), reason: "stand-in".into() });
+            return Err(CoreError::BrokenModel {
+                file: format!("{id}/weights.onnx").into(),
+                reason: "stand-in".into(),
+            });
         }
         self.live.fetch_add(1, Ordering::SeqCst);
         Ok(Arc::new(StandIn {
@@ -97,7 +104,13 @@ impl MemoryProbe for FakeProbe {
 
 type Stack = WithFixedSizeCache<WithMetrics<WithLogger<BaseManager>>>;
 
-fn stack(loader: Arc<StandInLoader>, cap: usize, threshold: f64, pinned: &[&str], per_model: f64) -> (Stack, prometheus::Registry) {
+fn stack(
+    loader: Arc<StandInLoader>,
+    cap: usize,
+    threshold: f64,
+    pinned: &[&str],
+    per_model: f64,
+) -> (Stack, prometheus::Registry) {
     let registry = prometheus::Registry::new();
     let metrics = ManagerMetrics::register(&registry).unwrap();
     let probe = Arc::new(FakeProbe { live: loader.live.clone(), per_model });
@@ -132,9 +145,7 @@ fn metric_value(registry: &prometheus::Registry, name: &str, labels: &[(&str, &s
             continue;
         }
         for m in family.get_metric() {
-            let matches = labels
-                .iter()
-                .all(|(k, v)| m.get_label().iter().any(|l| l.name() == *k && l.value() == *v));
+            let matches = labels.iter().all(|(k, v)| m.get_label().iter().any(|l| l.name() == *k && l.value() == *v));
             if matches {
                 return match family.get_field_type() {
                     prometheus::proto::MetricType::COUNTER => m.get_counter().get_value(),
@@ -210,7 +221,11 @@ async fn memory_pressure_evicts_least_recently_used_until_enough_is_free() {
     m.add(&id("d/1")).await.unwrap();
     assert_eq!(loaded(&m), ["b/1", "c/1", "d/1"]);
     assert_eq!(
-        metric_value(&registry, "sightline_model_evictions_total", &[("model_id", "a/1"), ("cause", "memory_pressure")]),
+        metric_value(
+            &registry,
+            "sightline_model_evictions_total",
+            &[("model_id", "a/1"), ("cause", "memory_pressure")]
+        ),
         1.0
     );
     m.add(&id("e/1")).await.unwrap();
@@ -336,6 +351,9 @@ async fn a_cancelled_load_gives_its_slot_back() {
     first.abort(); // the client went away mid-load
     let _ = first.await;
     // With the slot returned, another model can be admitted (and evicts `a/1` once that finishes loading).
-    tokio::time::timeout(Duration::from_secs(5), m.add(&id("b/1"))).await.expect("not stuck waiting for a slot").unwrap();
+    tokio::time::timeout(Duration::from_secs(5), m.add(&id("b/1")))
+        .await
+        .expect("not stuck waiting for a slot")
+        .unwrap();
     assert!(m.contains(&id("b/1")));
 }

@@ -53,7 +53,8 @@ pub fn decode_image(bytes: &[u8], auto_orient: bool, limits: DecodeLimits) -> Re
     let mut image = match turbo {
         Some(rgb) => DynamicImage::ImageRgb8(rgb),
         // Other formats, and JPEGs libjpeg cannot turn into RGB (CMYK), go through the `image` crate.
-        None => DynamicImage::from_decoder(decoder).map_err(|e| ModelError::BadImage(format!("Data is not image. ({e})")))?,
+        None => DynamicImage::from_decoder(decoder)
+            .map_err(|e| ModelError::BadImage(format!("Data is not image. ({e})")))?,
     };
     if let Some(orientation) = orientation {
         image.apply_orientation(orientation);
@@ -94,7 +95,9 @@ mod tests {
 
     #[test]
     fn refuses_garbage_and_empty_input() {
-        assert!(matches!(decode_image(b"", true, DecodeLimits::default()), Err(ModelError::BadImage(m)) if m.contains("Empty")));
+        assert!(
+            matches!(decode_image(b"", true, DecodeLimits::default()), Err(ModelError::BadImage(m)) if m.contains("Empty"))
+        );
         assert!(matches!(decode_image(b"hello world", true, DecodeLimits::default()), Err(ModelError::BadImage(_))));
         let mut truncated = encode_png(64, 64);
         truncated.truncate(truncated.len() / 2);
@@ -104,7 +107,9 @@ mod tests {
     #[test]
     fn refuses_images_over_the_pixel_limit_before_decoding() {
         let limits = DecodeLimits { max_pixels: 100, max_side: 1000 };
-        assert!(matches!(decode_image(&encode_png(20, 20), true, limits), Err(ModelError::BadImage(m)) if m.contains("exceeds")));
+        assert!(
+            matches!(decode_image(&encode_png(20, 20), true, limits), Err(ModelError::BadImage(m)) if m.contains("exceeds"))
+        );
         let limits = DecodeLimits { max_pixels: 1_000_000, max_side: 10 };
         assert!(decode_image(&encode_png(20, 5), true, limits).is_err());
     }
@@ -129,7 +134,9 @@ mod tests {
 
     #[test]
     fn applies_exif_orientation() {
-        let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/images/shapes_exif6_480x640.jpg")).unwrap();
+        let bytes =
+            std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/images/shapes_exif6_480x640.jpg"))
+                .unwrap();
         assert_eq!(decode_image(&bytes, true, DecodeLimits::default()).unwrap().dimensions(), (480, 640));
         assert_eq!(decode_image(&bytes, false, DecodeLimits::default()).unwrap().dimensions(), (640, 480));
     }

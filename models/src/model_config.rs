@@ -65,8 +65,9 @@ pub fn read_model_dir(dir: &Path) -> Result<ModelConfig, ModelError> {
     };
     let task_name = field("project_task_type")?;
     let model_type = field("model_type")?;
-    let task = Task::parse(&task_name)
-        .ok_or_else(|| ModelError::Unsupported(format!("task {task_name:?} ({}) is not supported", model_type_path.display())))?;
+    let task = Task::parse(&task_name).ok_or_else(|| {
+        ModelError::Unsupported(format!("task {task_name:?} ({}) is not supported", model_type_path.display()))
+    })?;
     let architecture = Architecture::for_task(task, &model_type).ok_or_else(|| {
         ModelError::Unsupported(format!(
             "architecture {model_type:?} is not supported for {task} ({})",
@@ -133,7 +134,8 @@ fn class_names(dir: &Path, environment: Option<&Value>) -> Result<Vec<String>, M
     let mut entries = map
         .iter()
         .map(|(k, v)| {
-            let index = k.parse::<usize>().map_err(|_| broken(&env_path, format!("CLASS_MAP key {k:?} is not an index")))?;
+            let index =
+                k.parse::<usize>().map_err(|_| broken(&env_path, format!("CLASS_MAP key {k:?} is not an index")))?;
             let name = v.as_str().ok_or_else(|| broken(&env_path, format!("CLASS_MAP[{k:?}] is not a string")))?;
             Ok((index, name.to_owned()))
         })

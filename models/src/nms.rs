@@ -39,9 +39,8 @@ pub fn non_max_suppression(
         if kept.len() >= max_detections {
             break;
         }
-        let suppressed = kept
-            .iter()
-            .any(|k| (class_agnostic || k.class_id == c.class_id) && iou(&k.bbox, &c.bbox) > iou_threshold);
+        let suppressed =
+            kept.iter().any(|k| (class_agnostic || k.class_id == c.class_id) && iou(&k.bbox, &c.bbox) > iou_threshold);
         if !suppressed {
             kept.push(c);
         }
@@ -100,7 +99,8 @@ mod tests {
 
     #[test]
     fn top_k_before_nms_and_cap_after() {
-        let many: Vec<Candidate> = (0..10).map(|i| c(i as f32 * 20.0, 0.0, i as f32 * 20.0 + 10.0, 10.0, i as f32 / 10.0, 0)).collect();
+        let many: Vec<Candidate> =
+            (0..10).map(|i| c(i as f32 * 20.0, 0.0, i as f32 * 20.0 + 10.0, 10.0, i as f32 / 10.0, 0)).collect();
         let out = non_max_suppression(many.clone(), 0.5, false, 3, 300);
         assert_eq!(out.iter().map(|c| c.score).collect::<Vec<_>>(), [0.9, 0.8, 0.7]);
         let out = non_max_suppression(many, 0.5, false, 3000, 2);

@@ -76,7 +76,12 @@ impl ObjectDetectionModel {
         })
     }
 
-    fn postprocess(&self, outputs: &Outputs, placement: &Placement, params: &DetectionParams) -> Result<Vec<Detection>, ModelError> {
+    fn postprocess(
+        &self,
+        outputs: &Outputs,
+        placement: &Placement,
+        params: &DetectionParams,
+    ) -> Result<Vec<Detection>, ModelError> {
         let output = first_output(outputs)?;
         let candidates = decode_candidates(output.index_axis(Axis(0), 0), params.confidence);
         let kept = non_max_suppression(
@@ -103,10 +108,9 @@ impl ObjectDetectionModel {
 
 fn first_output(outputs: &Outputs) -> Result<ndarray::ArrayView3<'_, f32>, ModelError> {
     let output = outputs.first().ok_or_else(|| ModelError::Inference("model returned no output".into()))?;
-    output
-        .view()
-        .into_dimensionality::<Ix3>()
-        .map_err(|_| ModelError::Inference(format!("expected a (batch, 4+classes, anchors) output, got {:?}", output.shape())))
+    output.view().into_dimensionality::<Ix3>().map_err(|_| {
+        ModelError::Inference(format!("expected a (batch, 4+classes, anchors) output, got {:?}", output.shape()))
+    })
 }
 
 /// The `4+C` of a `(batch, 4+C, anchors)` output.

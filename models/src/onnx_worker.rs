@@ -41,7 +41,8 @@ pub fn build_session(path: &Path, intra_threads: usize) -> Result<(Session, Sess
     if intra_threads > 0 {
         builder = builder.with_intra_threads(intra_threads).map_err(|e| broken(path, e.to_string()))?;
     }
-    let session = builder.commit_from_file(path).map_err(|e| broken(path, format!("not a loadable ONNX model: {e}")))?;
+    let session =
+        builder.commit_from_file(path).map_err(|e| broken(path, format!("not a loadable ONNX model: {e}")))?;
     let [input] = session.inputs() else {
         return Err(broken(path, format!("expected one input, found {}", session.inputs().len())));
     };
@@ -63,8 +64,10 @@ pub fn run_session(session: &mut Session, input: &Array4<f32>) -> Result<Outputs
     names
         .iter()
         .map(|name| {
-            let value = outputs.get(name.as_str()).ok_or_else(|| ModelError::Inference(format!("no output {name:?}")))?;
-            let array = value.try_extract_array::<f32>().map_err(|e| ModelError::Inference(format!("output {name:?}: {e}")))?;
+            let value =
+                outputs.get(name.as_str()).ok_or_else(|| ModelError::Inference(format!("no output {name:?}")))?;
+            let array =
+                value.try_extract_array::<f32>().map_err(|e| ModelError::Inference(format!("output {name:?}: {e}")))?;
             Ok(array.to_owned())
         })
         .collect()

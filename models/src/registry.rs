@@ -41,7 +41,9 @@ impl ModelRegistry {
         }
         let config = read_model_dir(&dir)?;
         match (config.task, config.architecture) {
-            (Task::ObjectDetection, Architecture::YoloV8) => Ok(Arc::new(ObjectDetectionModel::load(id, config, options)?)),
+            (Task::ObjectDetection, Architecture::YoloV8) => {
+                Ok(Arc::new(ObjectDetectionModel::load(id, config, options)?))
+            }
         }
     }
 }

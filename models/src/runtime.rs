@@ -22,7 +22,9 @@ pub fn init_runtime(dylib_path: &Path) -> Result<RuntimeInfo, ModelError> {
     let runtime_error = |reason: String| ModelError::Runtime { path: dylib_path.display().to_string(), reason };
     if ENVIRONMENT.get().is_none() {
         if !dylib_path.is_file() {
-            return Err(runtime_error("no such file (run `make setup`, or point ORT_DYLIB_PATH at libonnxruntime.so.1.31.x)".into()));
+            return Err(runtime_error(
+                "no such file (run `make setup`, or point ORT_DYLIB_PATH at libonnxruntime.so.1.31.x)".into(),
+            ));
         }
         let builder = ort::init_from(dylib_path).map_err(|e| runtime_error(e.to_string()))?;
         let environment = builder.with_name("sightline").build().map_err(|e| runtime_error(e.to_string()))?;

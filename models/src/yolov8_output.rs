@@ -14,11 +14,12 @@ pub fn decode_candidates(output: ArrayView2<'_, f32>, confidence: f32) -> Vec<Ca
     }
     let mut candidates = Vec::new();
     for anchor in output.columns() {
-        let (class_id, score) = anchor
-            .iter()
-            .skip(4)
-            .enumerate()
-            .fold((0, f32::NEG_INFINITY), |best, (i, &s)| if s > best.1 { (i, s) } else { best });
+        let (class_id, score) =
+            anchor
+                .iter()
+                .skip(4)
+                .enumerate()
+                .fold((0, f32::NEG_INFINITY), |best, (i, &s)| if s > best.1 { (i, s) } else { best });
         if score > confidence {
             let (cx, cy, w, h) = (anchor[0], anchor[1], anchor[2], anchor[3]);
             candidates.push(Candidate {
@@ -48,10 +49,13 @@ mod tests {
             [0.7, 0.2],   // class 1
         ];
         let c = decode_candidates(out.view(), 0.25);
-        assert_eq!(c, vec![
-            Candidate { bbox: [8.0, 17.0, 12.0, 23.0], score: 0.7, class_id: 1 },
-            Candidate { bbox: [45.0, 55.0, 55.0, 65.0], score: 0.3, class_id: 0 },
-        ]);
+        assert_eq!(
+            c,
+            vec![
+                Candidate { bbox: [8.0, 17.0, 12.0, 23.0], score: 0.7, class_id: 1 },
+                Candidate { bbox: [45.0, 55.0, 55.0, 65.0], score: 0.3, class_id: 0 },
+            ]
+        );
         assert_eq!(decode_candidates(out.view(), 0.3).len(), 1, "strictly above the threshold");
     }
 }

@@ -8,7 +8,8 @@ use sightline_models::onnx_worker::{build_session, OnnxWorker};
 use sightline_models::{init_runtime, ModelError};
 
 fn worker(queue: usize) -> OnnxWorker {
-    let dylib = std::env::var("ORT_DYLIB_PATH").expect("ORT_DYLIB_PATH is not set: run `make test` (it runs `make setup`)");
+    let dylib =
+        std::env::var("ORT_DYLIB_PATH").expect("ORT_DYLIB_PATH is not set: run `make test` (it runs `make setup`)");
     init_runtime(Path::new(&dylib)).unwrap();
     let weights = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/models/shapes/1/weights.onnx");
     let (session, _) = build_session(&weights, 1).unwrap();

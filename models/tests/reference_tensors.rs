@@ -26,19 +26,22 @@ fn read_npy(path: &Path) -> ArrayD<f32> {
     assert!(header.contains("'descr': '<f4'") && header.contains("'fortran_order': False"), "{header}");
     let shape_text = header.split("'shape': (").nth(1).unwrap().split(')').next().unwrap();
     let shape: Vec<usize> = shape_text.split(',').filter_map(|s| s.trim().parse().ok()).collect();
-    let values: Vec<f32> = bytes[10 + header_len..].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+    let values: Vec<f32> =
+        bytes[10 + header_len..].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
     ArrayD::from_shape_vec(IxDyn(&shape), values).unwrap()
 }
 
 fn reference_detections(run: &str) -> Vec<Value> {
-    let r: Value = serde_json::from_str(&std::fs::read_to_string(data("reference/shapes-det-v8.json")).unwrap()).unwrap();
+    let r: Value =
+        serde_json::from_str(&std::fs::read_to_string(data("reference/shapes-det-v8.json")).unwrap()).unwrap();
     r["images"]["shapes_640x480.png"]["runs"][run].as_array().unwrap().clone()
 }
 
 #[test]
 fn preprocessing_matches_the_reference_input_tensor() {
     let expected = read_npy(&data("raw/input_letterbox_shapes_640x480.npy"));
-    let image = decode_image(&std::fs::read(data("images/shapes_640x480.png")).unwrap(), true, DecodeLimits::default()).unwrap();
+    let image = decode_image(&std::fs::read(data("images/shapes_640x480.png")).unwrap(), true, DecodeLimits::default())
+        .unwrap();
     let (tensor, placement) = to_input_tensor(&image, ResizeMode::Letterbox { pad: 114 }, 256, 256);
     assert_eq!((placement.new_w, placement.new_h, placement.left, placement.top), (256, 192, 0, 32));
     assert_eq!(tensor.shape(), expected.shape());
@@ -52,7 +55,8 @@ fn preprocessing_matches_the_reference_input_tensor() {
 
 #[test]
 fn onnx_runtime_reproduces_the_reference_raw_output() {
-    let dylib = std::env::var("ORT_DYLIB_PATH").expect("ORT_DYLIB_PATH is not set: run `make test` (it runs `make setup`)");
+    let dylib =
+        std::env::var("ORT_DYLIB_PATH").expect("ORT_DYLIB_PATH is not set: run `make test` (it runs `make setup`)");
     init_runtime(Path::new(&dylib)).unwrap();
     let weights = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/models/shapes/1/weights.onnx");
     let (mut session, shape) = build_session(&weights, 1).unwrap();

@@ -35,7 +35,11 @@ pub enum StartupError {
 
 /// The decorator stack: the cache is outermost so that the loads it triggers and the evictions it
 /// makes pass through metrics and logging on their way in.
-fn build_manager(config: &Config, registry: &Registry, pinned: &HashSet<ModelId>) -> Result<Arc<dyn ModelManager>, StartupError> {
+fn build_manager(
+    config: &Config,
+    registry: &Registry,
+    pinned: &HashSet<ModelId>,
+) -> Result<Arc<dyn ModelManager>, StartupError> {
     let loader = ModelRegistry::new(RegistryOptions {
         model_dir: config.model_dir.clone(),
         queue_capacity: config.model_queue_capacity as usize,
@@ -57,8 +61,12 @@ pub async fn serve(config: Config) -> Result<(), StartupError> {
     let dylib: PathBuf = config.ort_dylib_path.clone().ok_or(StartupError::NoRuntimePath)?;
     let runtime = init_runtime(&dylib)?;
     tracing::info!(library = %runtime.library, "ONNX Runtime loaded");
-    let pinned: HashSet<ModelId> =
-        config.pinned_models.iter().filter(|s| !s.trim().is_empty()).map(|s| ModelId::parse(s.trim())).collect::<Result<_, _>>()?;
+    let pinned: HashSet<ModelId> = config
+        .pinned_models
+        .iter()
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| ModelId::parse(s.trim()))
+        .collect::<Result<_, _>>()?;
 
     let registry = Registry::new();
     let manager = build_manager(&config, &registry, &pinned)?;
@@ -75,10 +83,7 @@ pub async fn serve(config: Config) -> Result<(), StartupError> {
     let address = format!("{}:{}", config.host, config.port);
     let app_state = state.clone();
     let mut server = HttpServer::new(move || {
-        App::new()
-            .app_data(app_state.clone())
-            .wrap(middleware::from_fn(observe))
-            .configure(routes::configure)
+        App::new().app_data(app_state.clone()).wrap(middleware::from_fn(observe)).configure(routes::configure)
     })
     .bind(&address)
     .map_err(|source| StartupError::Bind { address: address.clone(), source })?;

@@ -12,7 +12,9 @@ use sightline_core::CoreError;
 /// Standard alphabet, padding optional, as Python's `b64decode` accepts it.
 const BASE64: GeneralPurpose = GeneralPurpose::new(
     &alphabet::STANDARD,
-    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent).with_decode_allow_trailing_bits(true),
+    GeneralPurposeConfig::new()
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+        .with_decode_allow_trailing_bits(true),
 );
 
 #[derive(Debug, Clone, Deserialize)]
@@ -56,7 +58,9 @@ impl ImageInput {
                 Some(serde_json::Value::Null) | None => Err(bad("Empty image payload.")),
                 Some(_) => Err(bad("Malformed base64 input image.")),
             },
-            "numpy" | "numpy_object" => Err(bad("NumPy image type is not supported in this configuration of `inference`.")),
+            "numpy" | "numpy_object" => {
+                Err(bad("NumPy image type is not supported in this configuration of `inference`."))
+            }
             "file" => Err(bad("Loading images from the server's filesystem is disabled.")),
             "url" => Err(bad("URL image inputs are not enabled on this server.")),
             _ => Err(bad("Image declaration contains not recognised image type.")),

@@ -23,7 +23,9 @@ fn parse_run(key: &str) -> (&str, f64, f64) {
 async fn detections_match_the_reference_for_every_image_and_run() {
     let models = TempDir::new("ref");
     model_folder(models.path(), "shapes/1", |_| {});
-    model_folder(models.path(), "shapes-stretch/1", |d| std::fs::write(d.join("environment.json"), STRETCH_ENV).unwrap());
+    model_folder(models.path(), "shapes-stretch/1", |d| {
+        std::fs::write(d.join("environment.json"), STRETCH_ENV).unwrap()
+    });
     let server = Server::start(models.path(), &[]).await;
     let reference = reference();
     let images = reference["images"].as_object().unwrap();
@@ -36,7 +38,8 @@ async fn detections_match_the_reference_for_every_image_and_run() {
         for (run, expected) in entry["runs"].as_object().unwrap() {
             let (mode, conf, iou) = parse_run(run);
             let model = if mode == "letterbox" { "shapes/1" } else { "shapes-stretch/1" };
-            let (status, body) = server.post_json("/infer/object_detection", &detect_body(model, image, conf, iou)).await;
+            let (status, body) =
+                server.post_json("/infer/object_detection", &detect_body(model, image, conf, iou)).await;
             assert_eq!(status, 200, "{image} {run}: {body}");
             assert_eq!(body["image"], json!({"width": orig_w, "height": orig_h}), "{image}: original-frame size");
             let predicted: Vec<Det> = body["predictions"].as_array().unwrap().iter().map(from_response).collect();
@@ -44,7 +47,13 @@ async fn detections_match_the_reference_for_every_image_and_run() {
             let confidences: Vec<f64> = predicted.iter().map(|d| d.confidence).collect();
             assert!(confidences.windows(2).all(|w| w[0] >= w[1]), "{image} {run}: sorted by confidence");
             for p in &predicted {
-                assert!(p.bbox[0] >= 0.0 && p.bbox[1] >= 0.0 && p.bbox[2] <= orig_w as f64 + 1e-3 && p.bbox[3] <= orig_h as f64 + 1e-3, "{image}: box clipped to the image: {p:?}");
+                assert!(
+                    p.bbox[0] >= 0.0
+                        && p.bbox[1] >= 0.0
+                        && p.bbox[2] <= orig_w as f64 + 1e-3
+                        && p.bbox[3] <= orig_h as f64 + 1e-3,
+                    "{image}: box clipped to the image: {p:?}"
+                );
             }
             problems.extend(compare(&expected, &predicted, conf).into_iter().map(|p| format!("{image} {run}: {p}")));
             compared += expected.len();
@@ -70,7 +79,12 @@ async fn a_list_of_images_returns_a_list_in_order() {
     let reference = reference();
     for (name, item) in names.iter().zip(items) {
         assert_eq!(item["inference_id"], "batch-1");
-        let expected: Vec<Det> = reference["images"][name]["runs"]["letterbox/conf0.25/iou0.45"].as_array().unwrap().iter().map(from_reference).collect();
+        let expected: Vec<Det> = reference["images"][name]["runs"]["letterbox/conf0.25/iou0.45"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(from_reference)
+            .collect();
         let predicted: Vec<Det> = item["predictions"].as_array().unwrap().iter().map(from_response).collect();
         assert_eq!(compare(&expected, &predicted, 0.25), Vec::<String>::new(), "{name}");
     }
@@ -120,9 +134,13 @@ async fn detection_parameters_are_honoured() {
     // NMS keeps them, class-agnostic NMS does not.
     let cross_class_overlaps = |v: &Value| {
         let d: Vec<Det> = v["predictions"].as_array().unwrap().iter().map(from_response).collect();
-        (0..d.len()).flat_map(|i| (0..i).map(move |j| (i, j))).filter(|&(i, j)| d[i].class_id != d[j].class_id && iou(d[i].bbox, d[j].bbox) > 0.45).count()
+        (0..d.len())
+            .flat_map(|i| (0..i).map(move |j| (i, j)))
+            .filter(|&(i, j)| d[i].class_id != d[j].class_id && iou(d[i].bbox, d[j].bbox) > 0.45)
+            .count()
     };
-    let (_, aware) = server.post_json("/infer/object_detection", &detect_body("shapes/1", "shapes_256_01.png", 0.01, 0.45)).await;
+    let (_, aware) =
+        server.post_json("/infer/object_detection", &detect_body("shapes/1", "shapes_256_01.png", 0.01, 0.45)).await;
     let mut body = detect_body("shapes/1", "shapes_256_01.png", 0.01, 0.45);
     body["class_agnostic_nms"] = json!(true);
     let (_, agnostic) = server.post_json("/infer/object_detection", &body).await;

@@ -15,9 +15,15 @@ fn models_with_broken_ones() -> TempDir {
     model_folder(dir.path(), "shapes/1", |_| {});
     model_folder(dir.path(), "shapes-stretch/1", |d| std::fs::write(d.join("environment.json"), STRETCH_ENV).unwrap());
     model_folder(dir.path(), "garbage/1", |d| std::fs::write(d.join("weights.onnx"), b"not an onnx file").unwrap());
-    model_folder(dir.path(), "two-classes/1", |d| std::fs::write(d.join("class_names.txt"), "circle\nsquare\n").unwrap());
+    model_folder(dir.path(), "two-classes/1", |d| {
+        std::fs::write(d.join("class_names.txt"), "circle\nsquare\n").unwrap()
+    });
     model_folder(dir.path(), "detr/1", |d| {
-        std::fs::write(d.join("model_type.json"), r#"{"project_task_type": "object-detection", "model_type": "detr-resnet50"}"#).unwrap()
+        std::fs::write(
+            d.join("model_type.json"),
+            r#"{"project_task_type": "object-detection", "model_type": "detr-resnet50"}"#,
+        )
+        .unwrap()
     });
     dir
 }
@@ -71,18 +77,21 @@ async fn bad_requests_get_clear_json_errors_with_the_right_status() {
     let (s, v) = post(json!({"model_id": "detr/1", "image": {"type": "base64", "value": image}})).await;
     assert_eq!((s, message(&v).contains("detr-resnet50")), (500, true), "{v}");
     let (_, registry) = server.get_json("/model/registry").await;
-    let loaded: Vec<&str> = registry["models"].as_array().unwrap().iter().map(|m| m["model_id"].as_str().unwrap()).collect();
+    let loaded: Vec<&str> =
+        registry["models"].as_array().unwrap().iter().map(|m| m["model_id"].as_str().unwrap()).collect();
     assert_eq!(loaded, ["shapes/1"], "failed loads leave nothing registered: {registry}");
 
     let big = json!({"model_id": "shapes/1", "image": {"type": "base64", "value": "A".repeat(3_000_000)}});
-    let (s, v) = server.post_raw("/infer/object_detection", "application/json", serde_json::to_vec(&big).unwrap()).await;
+    let (s, v) =
+        server.post_raw("/infer/object_detection", "application/json", serde_json::to_vec(&big).unwrap()).await;
     assert_eq!((s, message(&v).contains("MAX_BODY_BYTES")), (413, true), "{v}");
 
     let (s, v) = server.get_json("/no/such/route/here").await;
     assert_eq!((s, message(&v)), (404, "Not Found"));
 
     // Still serving after all of that.
-    let (s, _) = server.post_json("/infer/object_detection", &detect_body("shapes/1", "shapes_256_00.png", 0.25, 0.45)).await;
+    let (s, _) =
+        server.post_json("/infer/object_detection", &detect_body("shapes/1", "shapes_256_00.png", 0.25, 0.45)).await;
     assert_eq!(s, 200);
 }
 
@@ -90,20 +99,27 @@ async fn bad_requests_get_clear_json_errors_with_the_right_status() {
 async fn model_management_routes_and_lru_over_http() {
     let models = models_with_broken_ones();
     let server = Server::start(models.path(), &[("MAX_ACTIVE_MODELS", "1")]).await;
-    let ids = |v: &Value| -> Vec<String> { v["models"].as_array().unwrap().iter().map(|m| m["model_id"].as_str().unwrap().to_owned()).collect() };
+    let ids = |v: &Value| -> Vec<String> {
+        v["models"].as_array().unwrap().iter().map(|m| m["model_id"].as_str().unwrap().to_owned()).collect()
+    };
 
     let (s, v) = server.post_json("/model/add", &json!({"model_id": "shapes/1", "api_key": null})).await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(ids(&v), ["shapes/1"]);
     let entry = &v["models"][0];
     assert_eq!(entry["task_type"], "object-detection");
-    assert_eq!((entry["input_width"].as_u64(), entry["input_height"].as_u64(), entry["batch_size"].as_u64()), (Some(256), Some(256), Some(1)));
+    assert_eq!(
+        (entry["input_width"].as_u64(), entry["input_height"].as_u64(), entry["batch_size"].as_u64()),
+        (Some(256), Some(256), Some(1))
+    );
     assert!(entry.as_object().unwrap().contains_key("vram_bytes"), "nulls are kept on management routes");
     let (s, v) = server.post_json("/model/add", &json!({"model_id": "shapes/1"})).await;
     assert_eq!((s, ids(&v)), (200, vec!["shapes/1".to_owned()]), "add is idempotent");
 
     // MAX_ACTIVE_MODELS=1: inferring with another model evicts the first.
-    let (s, _) = server.post_json("/infer/object_detection", &detect_body("shapes-stretch/1", "shapes_256_00.png", 0.25, 0.45)).await;
+    let (s, _) = server
+        .post_json("/infer/object_detection", &detect_body("shapes-stretch/1", "shapes_256_00.png", 0.25, 0.45))
+        .await;
     assert_eq!(s, 200);
     let (_, v) = server.get_json("/model/registry?api_key=ignored").await;
     assert_eq!(ids(&v), ["shapes-stretch/1"]);
@@ -146,7 +162,12 @@ async fn concurrent_first_requests_load_the_model_once_and_metrics_pass_promtool
         assert_eq!(v["predictions"].as_array().unwrap().len(), first["predictions"].as_array().unwrap().len());
     }
     // One failing request to see the error counter.
-    server.post_json("/infer/object_detection", &json!({"model_id": "shapes/1", "image": {"type": "base64", "value": "aGVsbG8="}})).await;
+    server
+        .post_json(
+            "/infer/object_detection",
+            &json!({"model_id": "shapes/1", "image": {"type": "base64", "value": "aGVsbG8="}}),
+        )
+        .await;
 
     let text = server.get_text("/metrics").await;
     let line = |prefix: &str| -> f64 {
@@ -159,12 +180,25 @@ async fn concurrent_first_requests_load_the_model_once_and_metrics_pass_promtool
             .parse()
             .unwrap()
     };
-    assert_eq!(line(r#"sightline_model_loads_total{model_id="shapes/1",outcome="success",task="object-detection"}"#), 1.0, "single flight");
+    assert_eq!(
+        line(r#"sightline_model_loads_total{model_id="shapes/1",outcome="success",task="object-detection"}"#),
+        1.0,
+        "single flight"
+    );
     assert_eq!(line(r#"sightline_inference_requests_total{model_id="shapes/1",task="object-detection"}"#), 33.0);
-    assert_eq!(line(r#"sightline_inference_errors_total{kind="bad_image",model_id="shapes/1",task="object-detection"}"#), 1.0);
+    assert_eq!(
+        line(r#"sightline_inference_errors_total{kind="bad_image",model_id="shapes/1",task="object-detection"}"#),
+        1.0
+    );
     assert_eq!(line(r#"sightline_model_loaded{model_id="shapes/1",task="object-detection"}"#), 1.0);
-    assert_eq!(line(r#"sightline_inference_duration_seconds_count{model_id="shapes/1",task="object-detection"}"#), 32.0);
-    assert_eq!(line(r#"sightline_http_requests_total{handler="/infer/object_detection",method="POST",status="2xx"}"#), 32.0);
+    assert_eq!(
+        line(r#"sightline_inference_duration_seconds_count{model_id="shapes/1",task="object-detection"}"#),
+        32.0
+    );
+    assert_eq!(
+        line(r#"sightline_http_requests_total{handler="/infer/object_detection",method="POST",status="2xx"}"#),
+        32.0
+    );
 
     let promtool = std::env::var("PROMTOOL").unwrap_or_else(|_| "promtool".into());
     let mut child = Command::new(&promtool)
@@ -173,10 +207,17 @@ async fn concurrent_first_requests_load_the_model_once_and_metrics_pass_promtool
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("{promtool} not runnable ({e}): `make setup` installs it (Debian package prometheus)"));
+        .unwrap_or_else(|e| {
+            panic!("{promtool} not runnable ({e}): `make setup` installs it (Debian package prometheus)")
+        });
     child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "promtool check metrics failed:\n{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "promtool check metrics failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -194,7 +235,9 @@ async fn pinned_models_are_loaded_before_ready_and_survive_eviction() {
     assert!(ready, "{}", server.log_text());
     let (_, v) = server.get_json("/model/registry").await;
     assert_eq!(v["models"][0]["model_id"], "shapes/1");
-    let (s, _) = server.post_json("/infer/object_detection", &detect_body("shapes-stretch/1", "shapes_256_00.png", 0.25, 0.45)).await;
+    let (s, _) = server
+        .post_json("/infer/object_detection", &detect_body("shapes-stretch/1", "shapes_256_00.png", 0.25, 0.45))
+        .await;
     assert_eq!(s, 200);
     let (_, v) = server.get_json("/model/registry").await;
     let ids: Vec<&str> = v["models"].as_array().unwrap().iter().map(|m| m["model_id"].as_str().unwrap()).collect();
@@ -215,9 +258,16 @@ fn start_up_fails_clearly_without_onnx_runtime() {
         assert!(stderr.contains("ORT_DYLIB_PATH") && stderr.contains(expect), "{stderr}");
     }
     // A library that is not ONNX Runtime: an error naming the variable, not a crash.
-    let not_ort = ["/lib/x86_64-linux-gnu/libz.so.1", "/usr/lib/x86_64-linux-gnu/libz.so.1"].into_iter().find(|p| std::path::Path::new(p).exists());
+    let not_ort = ["/lib/x86_64-linux-gnu/libz.so.1", "/usr/lib/x86_64-linux-gnu/libz.so.1"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists());
     if let Some(lib) = not_ort {
-        let out = Command::new(binary()).env_clear().env("PORT", free_port().to_string()).env("ORT_DYLIB_PATH", lib).output().unwrap();
+        let out = Command::new(binary())
+            .env_clear()
+            .env("PORT", free_port().to_string())
+            .env("ORT_DYLIB_PATH", lib)
+            .output()
+            .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{stderr}");
         assert!(stderr.contains("ORT_DYLIB_PATH"), "{stderr}");

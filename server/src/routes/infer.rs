@@ -5,7 +5,9 @@ use std::time::Instant;
 use actix_web::{web, HttpResponse};
 use futures::future::try_join_all;
 use serde::{Deserialize, Serialize};
-use sightline_core::{CoreError, DetectionParams, InferRequest, InferResponse, ModelId, ObjectDetectionOutput, TaskParams};
+use sightline_core::{
+    CoreError, DetectionParams, InferRequest, InferResponse, ModelId, ObjectDetectionOutput, TaskParams,
+};
 
 use crate::body::{parse_json, read_limited};
 use crate::error::ApiError;
@@ -57,13 +59,19 @@ impl ObjectDetectionRequest {
             Some(Confidence::Value(v)) => fraction("confidence", *v)?,
             Some(Confidence::Named(s)) if s == "default" || s == "best" => defaults.confidence,
             Some(Confidence::Named(s)) => {
-                return Err(CoreError::InvalidParameter(format!("confidence must be a number, \"default\" or \"best\", got {s:?}")))
+                return Err(CoreError::InvalidParameter(format!(
+                    "confidence must be a number, \"default\" or \"best\", got {s:?}"
+                )))
             }
             None => defaults.confidence,
         };
         Ok(DetectionParams {
             confidence,
-            iou_threshold: self.iou_threshold.map(|v| fraction("iou_threshold", v)).transpose()?.unwrap_or(defaults.iou_threshold),
+            iou_threshold: self
+                .iou_threshold
+                .map(|v| fraction("iou_threshold", v))
+                .transpose()?
+                .unwrap_or(defaults.iou_threshold),
             class_agnostic_nms: self.class_agnostic_nms.unwrap_or(defaults.class_agnostic_nms),
             max_candidates: self.max_candidates.unwrap_or(defaults.max_candidates),
             max_detections: self.max_detections.unwrap_or(defaults.max_detections),

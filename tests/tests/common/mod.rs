@@ -25,12 +25,17 @@ pub fn binary() -> PathBuf {
     }
     let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| repo_root().join("target"));
     let bin = target.join("debug/sightline");
-    assert!(bin.is_file(), "{} is missing: build it first (`make test` does: cargo build --workspace --bins)", bin.display());
+    assert!(
+        bin.is_file(),
+        "{} is missing: build it first (`make test` does: cargo build --workspace --bins)",
+        bin.display()
+    );
     bin
 }
 
 pub fn ort_dylib() -> String {
-    std::env::var("ORT_DYLIB_PATH").expect("ORT_DYLIB_PATH is not set: run the tests through `make test` (it runs `make setup`)")
+    std::env::var("ORT_DYLIB_PATH")
+        .expect("ORT_DYLIB_PATH is not set: run the tests through `make test` (it runs `make setup`)")
 }
 
 /// A directory removed on drop.
@@ -68,7 +73,8 @@ pub fn model_folder(dir: &Path, id: &str, edit: impl FnOnce(&Path)) {
     edit(&dst);
 }
 
-pub const STRETCH_ENV: &str = r#"{"PREPROCESSING": {"resize": {"enabled": true, "format": "Stretch to", "width": 256, "height": 256}}}"#;
+pub const STRETCH_ENV: &str =
+    r#"{"PREPROCESSING": {"resize": {"enabled": true, "format": "Stretch to", "width": 256, "height": 256}}}"#;
 
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -149,7 +155,14 @@ impl Server {
     }
 
     pub async fn post_raw(&self, path: &str, content_type: &str, body: Vec<u8>) -> (u16, Value) {
-        let r = self.client.post(self.url(path)).header("content-type", content_type).body(body).send().await.expect("request");
+        let r = self
+            .client
+            .post(self.url(path))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("request");
         let status = r.status().as_u16();
         let text = r.text().await.unwrap();
         (status, serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}")))
@@ -193,7 +206,11 @@ pub fn iou(a: [f64; 4], b: [f64; 4]) -> f64 {
     let ih = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
     let inter = iw * ih;
     let union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter;
-    if union <= 0.0 { 0.0 } else { inter / union }
+    if union <= 0.0 {
+        0.0
+    } else {
+        inter / union
+    }
 }
 
 /// A detection in corner form, from either a reference entry or a response prediction.
@@ -216,7 +233,12 @@ pub fn from_reference(entry: &Value) -> Det {
 }
 
 pub fn from_response(p: &Value) -> Det {
-    let (x, y, w, h) = (p["x"].as_f64().unwrap(), p["y"].as_f64().unwrap(), p["width"].as_f64().unwrap(), p["height"].as_f64().unwrap());
+    let (x, y, w, h) = (
+        p["x"].as_f64().unwrap(),
+        p["y"].as_f64().unwrap(),
+        p["width"].as_f64().unwrap(),
+        p["height"].as_f64().unwrap(),
+    );
     Det {
         bbox: [x - w / 2.0, y - h / 2.0, x + w / 2.0, y + h / 2.0],
         confidence: p["confidence"].as_f64().unwrap(),
@@ -244,7 +266,8 @@ pub fn compare(reference: &[Det], predicted: &[Det], threshold: f64) -> Vec<Stri
                 used[i] = true;
                 let p = &predicted[i];
                 if (p.confidence - r.confidence).abs() > 0.01 {
-                    problems.push(format!("confidence {} vs reference {} for {:?}", p.confidence, r.confidence, r.bbox));
+                    problems
+                        .push(format!("confidence {} vs reference {} for {:?}", p.confidence, r.confidence, r.bbox));
                 }
                 if p.class_name != r.class_name {
                     problems.push(format!("class name {} vs {}", p.class_name, r.class_name));
