@@ -48,6 +48,11 @@ test: setup
 	cargo build --workspace --bins
 	cargo test --workspace --no-fail-fast
 
+## Benchmarks (release build): ratios against raw ONNX Runtime, measured in the same run.
+bench: setup
+	cargo build --release --bin sightline
+	cargo bench -p sightline-e2e --bench pipeline
+
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings

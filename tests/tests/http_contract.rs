@@ -273,3 +273,24 @@ fn start_up_fails_clearly_without_onnx_runtime() {
         assert!(stderr.contains("ORT_DYLIB_PATH"), "{stderr}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_list_of_images_does_not_overflow_a_short_queue() {
+    let server = Server::start(&repo_root().join("assets/models"), &[("MODEL_QUEUE_CAPACITY", "4")]).await;
+    let image = json!({"type": "base64", "value": image_b64("shapes_256_05.png")});
+    let body = json!({"model_id": "shapes/1", "confidence": 0.25, "image": vec![image; 40]});
+    let (status, v) = server.post_json("/infer/object_detection", &body).await;
+    assert_eq!(status, 200, "{v}");
+    let items = v.as_array().unwrap();
+    assert_eq!(items.len(), 40);
+    let summary = |item: &Value| -> Vec<(String, String)> {
+        item["predictions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| (p["class"].to_string(), p["confidence"].to_string()))
+            .collect()
+    };
+    assert_eq!(summary(&items[0]).len(), 1, "one detection, as in the reference: {}", items[0]);
+    assert!(items.iter().all(|i| summary(i) == summary(&items[0])), "same image, same answer");
+}

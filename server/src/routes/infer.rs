@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use actix_web::{web, HttpResponse};
-use futures::future::try_join_all;
+use futures::stream::{self, StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use sightline_core::{
     CoreError, DetectionParams, InferRequest, InferResponse, ModelId, ObjectDetectionOutput, TaskParams,
@@ -80,6 +80,9 @@ impl ObjectDetectionRequest {
     }
 }
 
+/// Images of one request in the model's queue at once.
+const IMAGES_IN_FLIGHT: usize = 4;
+
 #[derive(Debug, Serialize)]
 struct ImageSize {
     width: u32,
@@ -152,7 +155,8 @@ pub async fn object_detection(state: web::Data<AppState>, payload: web::Payload)
             Ok::<_, ApiError>(to_json(output, inference_id, started.elapsed().as_secs_f64()))
         }
     });
-    let mut responses = try_join_all(runs).await?;
+    // A few images of one request at a time: a long list must not flood the model's queue.
+    let mut responses: Vec<DetectionResponse> = stream::iter(runs).buffered(IMAGES_IN_FLIGHT).try_collect().await?;
     if many {
         Ok(HttpResponse::Ok().json(responses))
     } else {
