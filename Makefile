@@ -12,9 +12,9 @@ export ORT_DYLIB_PATH ?= $(ORT_LIB)
 export CARGO_INCREMENTAL ?= 0
 export PROMTOOL
 
-.PHONY: setup run test build release bench clean lint ort promtool
+.PHONY: setup run test build bench clean lint ort sysdeps
 
-setup: ort promtool
+setup: ort sysdeps
 	cargo fetch --locked 2>/dev/null || cargo fetch
 
 ## ONNX Runtime: the shared library from the pinned PyPI wheel (no CDN download, see docs).
@@ -28,13 +28,17 @@ $(ORT_LIB):
 	python3 scripts/extract_ort.py $(CACHE_DIR)/whl $(ORT_DIR) $(ORT_VERSION)
 	test -f $@
 
-## promtool lints /metrics in the tests (Debian package `prometheus`).
-promtool:
-	@command -v promtool >/dev/null 2>&1 || { \
-		echo "installing promtool (Debian package prometheus)"; \
-		( apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus ) >/dev/null || \
-		( sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus ) >/dev/null; }
-	@command -v promtool >/dev/null 2>&1 || { echo "promtool missing: install the Debian package prometheus"; exit 1; }
+## Debian packages: nasm (libjpeg-turbo's SIMD, built by mozjpeg-sys) and promtool (the metrics test).
+SYSDEPS_MISSING = $(strip $(if $(shell command -v nasm),,nasm) $(if $(shell command -v promtool),,prometheus))
+sysdeps:
+	@if [ -n "$(SYSDEPS_MISSING)" ]; then \
+		echo "installing Debian packages: $(SYSDEPS_MISSING)"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq >/dev/null && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $(SYSDEPS_MISSING) >/dev/null; \
+	fi
+	@command -v nasm >/dev/null || { echo "nasm missing: install the Debian package nasm"; exit 1; }
+	@command -v promtool >/dev/null || { echo "promtool missing: install the Debian package prometheus"; exit 1; }
 	@-systemctl disable --now prometheus >/dev/null 2>&1 || true
 
 build: setup

@@ -59,7 +59,7 @@ pub fn decode_image(bytes: &[u8], auto_orient: bool, limits: DecodeLimits) -> Re
     if let Some(orientation) = orientation {
         image.apply_orientation(orientation);
     }
-    Ok(image.to_rgb8())
+    Ok(image.into_rgb8())
 }
 
 /// `None` when libjpeg refuses the data; libjpeg reports fatal errors by unwinding, caught here.
