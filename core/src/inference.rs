@@ -9,18 +9,26 @@ use serde::Serialize;
 pub enum Task {
     #[serde(rename = "object-detection")]
     ObjectDetection,
+    #[serde(rename = "keypoint-detection")]
+    KeypointDetection,
+    #[serde(rename = "classification")]
+    Classification,
 }
 
 impl Task {
     pub fn as_str(self) -> &'static str {
         match self {
             Task::ObjectDetection => "object-detection",
+            Task::KeypointDetection => "keypoint-detection",
+            Task::Classification => "classification",
         }
     }
 
     pub fn parse(s: &str) -> Option<Task> {
         match s {
             "object-detection" => Some(Task::ObjectDetection),
+            "keypoint-detection" => Some(Task::KeypointDetection),
+            "classification" => Some(Task::Classification),
             _ => None,
         }
     }
@@ -60,15 +68,35 @@ impl Default for DetectionParams {
     }
 }
 
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClassificationParams {
+    /// Single-label: classes below it are hidden; multi-label: a class is predicted when strictly above it.
+    pub confidence: f32,
+}
+
+impl Default for ClassificationParams {
+    fn default() -> Self {
+        ClassificationParams { confidence: 0.4 }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub enum TaskParams {
     ObjectDetection(DetectionParams),
+    /// Keypoints whose confidence is below `keypoint_confidence` are dropped.
+    KeypointDetection {
+        detection: DetectionParams,
+        keypoint_confidence: f32,
+    },
+    Classification(ClassificationParams),
 }
 
 impl TaskParams {
     pub fn task(&self) -> Task {
         match self {
             TaskParams::ObjectDetection(_) => Task::ObjectDetection,
+            TaskParams::KeypointDetection { .. } => Task::KeypointDetection,
+            TaskParams::Classification(_) => Task::Classification,
         }
     }
 }
@@ -88,6 +116,16 @@ impl InferRequest {
     }
 }
 
+/// A keypoint in original-image pixels; `class_id` is its index in the model's keypoint list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Keypoint {
+    pub x: f32,
+    pub y: f32,
+    pub confidence: f32,
+    pub class_id: usize,
+    pub class_name: String,
+}
+
 /// A detection in original-image pixels, corners unrounded.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Detection {
@@ -98,10 +136,12 @@ pub struct Detection {
     pub confidence: f32,
     pub class_id: usize,
     pub class_name: String,
+    /// Empty unless the model predicts keypoints.
+    pub keypoints: Vec<Keypoint>,
 }
 
 #[derive(Debug, Clone)]
-pub struct ObjectDetectionOutput {
+pub struct DetectionOutput {
     /// Size of the decoded image after EXIF orientation.
     pub image_width: u32,
     pub image_height: u32,
@@ -109,7 +149,26 @@ pub struct ObjectDetectionOutput {
     pub predictions: Vec<Detection>,
 }
 
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClassScore {
+    pub class_id: usize,
+    pub class_name: String,
+    pub confidence: f32,
+}
+
+#[derive(Debug, Clone)]
+pub struct ClassificationOutput {
+    pub image_width: u32,
+    pub image_height: u32,
+    /// Every class, by descending confidence.
+    pub scores: Vec<ClassScore>,
+    /// Multi-label (independent sigmoid per class) rather than one softmax over the classes.
+    pub multi_label: bool,
+}
+
 #[derive(Debug, Clone)]
 pub enum InferResponse {
-    ObjectDetection(ObjectDetectionOutput),
+    ObjectDetection(DetectionOutput),
+    KeypointDetection(DetectionOutput),
+    Classification(ClassificationOutput),
 }

@@ -17,7 +17,10 @@ pub mod model_id;
 pub use base_manager::BaseManager;
 pub use error::CoreError;
 pub use fixed_size_cache::WithFixedSizeCache;
-pub use inference::{Detection, DetectionParams, InferRequest, InferResponse, ObjectDetectionOutput, Task, TaskParams};
+pub use inference::{
+    ClassScore, ClassificationOutput, ClassificationParams, Detection, DetectionOutput, DetectionParams, InferRequest,
+    InferResponse, Keypoint, Task, TaskParams,
+};
 pub use logger::WithLogger;
 pub use manager::{EvictionCause, ModelManager, RemovalReason};
 pub use memory_probe::{HostMemoryProbe, MemoryProbe, NvmlMemoryProbe};

@@ -9,9 +9,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sightline_core::fixed_size_cache::CacheConfig;
 use sightline_core::{
-    BaseManager, CoreError, DetectionParams, InferRequest, InferResponse, ManagerMetrics, MemoryProbe, Model,
-    ModelDescription, ModelId, ModelLoader, ModelManager, ObjectDetectionOutput, RemovalReason, Task, TaskParams,
-    WithFixedSizeCache, WithLogger, WithMetrics,
+    BaseManager, CoreError, DetectionOutput, DetectionParams, InferRequest, InferResponse, ManagerMetrics, MemoryProbe,
+    Model, ModelDescription, ModelId, ModelLoader, ModelManager, RemovalReason, Task, TaskParams, WithFixedSizeCache,
+    WithLogger, WithMetrics,
 };
 
 struct StandIn {
@@ -32,11 +32,7 @@ impl Model for StandIn {
     }
 
     async fn infer(&self, _request: InferRequest) -> Result<InferResponse, CoreError> {
-        Ok(InferResponse::ObjectDetection(ObjectDetectionOutput {
-            image_width: 1,
-            image_height: 1,
-            predictions: vec![],
-        }))
+        Ok(InferResponse::ObjectDetection(DetectionOutput { image_width: 1, image_height: 1, predictions: vec![] }))
     }
 }
 

@@ -1,18 +1,19 @@
 //! Sightline models: image operations, ONNX Runtime sessions, task models, and the registry that
 //! builds them from a model folder.
 
+pub mod classifier;
 pub mod error;
 pub mod image_decode;
 pub mod letterbox;
 pub mod model_config;
 pub mod nms;
-pub mod object_detection;
 pub mod onnx_worker;
 pub mod preprocess;
 pub mod registry;
 pub mod resize;
 pub mod runtime;
-pub mod yolov8_output;
+pub mod yolo_model;
+pub mod yolo_output;
 
 pub use error::ModelError;
 pub use image_decode::DecodeLimits;

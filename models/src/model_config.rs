@@ -17,17 +17,29 @@ pub const MODEL_TYPE_FILE: &str = "model_type.json";
 pub const ENVIRONMENT_FILE: &str = "environment.json";
 pub const CLASS_NAMES_FILE: &str = "class_names.txt";
 
+pub const KEYPOINTS_METADATA_FILE: &str = "keypoints_metadata.json";
+
 /// Output layouts this build can decode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Architecture {
+    /// ultralytics YOLOv8 / YOLO11 heads (`(4 + C + E, N)`).
     YoloV8,
+    /// YOLOv5 / YOLOv7 heads (`(N, 5 + C + E)`).
+    YoloV5,
+    /// Any image classifier with one `(1, C)` output.
+    Classifier,
 }
 
 impl Architecture {
     fn for_task(task: Task, model_type: &str) -> Option<Architecture> {
         let m = model_type.to_ascii_lowercase();
+        let v8 = m.starts_with("yolov8") || m.starts_with("yolov11") || m.starts_with("yolo11");
+        let v5 = m.starts_with("yolov5") || m.starts_with("yolov7");
         match task {
-            Task::ObjectDetection if m.starts_with("yolov8") => Some(Architecture::YoloV8),
+            Task::ObjectDetection if v8 => Some(Architecture::YoloV8),
+            Task::ObjectDetection if v5 => Some(Architecture::YoloV5),
+            Task::KeypointDetection if v8 => Some(Architecture::YoloV8),
+            Task::Classification => Some(Architecture::Classifier),
             _ => None,
         }
     }
@@ -41,6 +53,10 @@ pub struct ModelConfig {
     pub architecture: Architecture,
     pub class_names: Vec<String>,
     pub resize: ResizeMode,
+    /// Keypoint names for each object class (pose models), from `keypoints_metadata.json`.
+    pub keypoint_names: Vec<Vec<String>>,
+    /// `MULTICLASS: true` in `environment.json`: a multi-label classifier.
+    pub multi_label: bool,
 }
 
 fn broken(file: &Path, reason: impl Into<String>) -> ModelError {
@@ -79,11 +95,20 @@ pub fn read_model_dir(dir: &Path) -> Result<ModelConfig, ModelError> {
     let environment = if environment_path.exists() { Some(read_json(&environment_path)?) } else { None };
     let resize = resize_mode(environment.as_ref(), &environment_path)?;
     let class_names = class_names(dir, environment.as_ref())?;
+    let keypoint_names = if task == Task::KeypointDetection {
+        keypoint_names(&dir.join(KEYPOINTS_METADATA_FILE), class_names.len())?
+    } else {
+        vec![]
+    };
+    let multi_label = environment
+        .as_ref()
+        .and_then(|e| e.get("MULTICLASS"))
+        .is_some_and(|v| v.as_bool() == Some(true) || v.as_str().is_some_and(|s| s.eq_ignore_ascii_case("true")));
     let weights = dir.join(WEIGHTS_FILE);
     if !weights.is_file() {
         return Err(broken(&weights, "missing"));
     }
-    Ok(ModelConfig { weights, task, model_type, architecture, class_names, resize })
+    Ok(ModelConfig { weights, task, model_type, architecture, class_names, resize, keypoint_names, multi_label })
 }
 
 /// `PREPROCESSING` may be an object or (as Roboflow's API serves it) a JSON-encoded string.
@@ -115,6 +140,38 @@ fn resize_mode(environment: Option<&Value>, path: &Path) -> Result<ResizeMode, M
             path.display()
         ))),
     }
+}
+
+/// Roboflow's keypoint metadata: `[{"object_class_id": 0, "keypoints": {"0": "nose", ...}}, ...]`.
+fn keypoint_names(path: &Path, num_classes: usize) -> Result<Vec<Vec<String>>, ModelError> {
+    let json = read_json(path)?;
+    let entries = json.as_array().ok_or_else(|| broken(path, "expected a list of {object_class_id, keypoints}"))?;
+    let mut names = vec![Vec::new(); num_classes];
+    for entry in entries {
+        let class_id = entry
+            .get("object_class_id")
+            .and_then(Value::as_u64)
+            .map(|c| c as usize)
+            .filter(|&c| c < num_classes)
+            .ok_or_else(|| broken(path, format!("object_class_id must be a class index below {num_classes}")))?;
+        let map = entry
+            .get("keypoints")
+            .and_then(Value::as_object)
+            .ok_or_else(|| broken(path, "keypoints must be an object"))?;
+        let mut indexed = map
+            .iter()
+            .map(|(k, v)| match (k.parse::<usize>(), v.as_str()) {
+                (Ok(i), Some(name)) => Ok((i, name.to_owned())),
+                _ => Err(broken(path, format!("keypoint entry {k:?} must map an index to a name"))),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        indexed.sort();
+        if indexed.iter().enumerate().any(|(i, (index, _))| i != *index) {
+            return Err(broken(path, "keypoint indices must be 0..K without gaps"));
+        }
+        names[class_id] = indexed.into_iter().map(|(_, name)| name).collect();
+    }
+    Ok(names)
 }
 
 fn class_names(dir: &Path, environment: Option<&Value>) -> Result<Vec<String>, ModelError> {

@@ -6,6 +6,8 @@ pub struct Candidate {
     pub bbox: [f32; 4],
     pub score: f32,
     pub class_id: usize,
+    /// Index of the anchor (output row/column) it came from, to read its keypoints or mask coefficients.
+    pub anchor: usize,
 }
 
 /// True IoU, no "+1" pixel convention.
@@ -53,7 +55,7 @@ mod tests {
     use super::*;
 
     fn c(x1: f32, y1: f32, x2: f32, y2: f32, score: f32, class_id: usize) -> Candidate {
-        Candidate { bbox: [x1, y1, x2, y2], score, class_id }
+        Candidate { bbox: [x1, y1, x2, y2], score, class_id, anchor: 0 }
     }
 
     #[test]

@@ -56,6 +56,25 @@ pub fn build_session(path: &Path, intra_threads: usize) -> Result<(Session, Sess
     Ok((session, shape))
 }
 
+impl SessionShape {
+    /// `(width, height)` of a `(batch, 3, height, width)` input with a fixed height and width.
+    pub fn fixed_input_size(&self, file: &Path) -> Result<(u32, u32), ModelError> {
+        let fixed = |d: i64| u32::try_from(d).ok().filter(|&d| d > 0);
+        match self.input_dims.as_slice() {
+            [_, 3, h, w] => match (fixed(*w), fixed(*h)) {
+                (Some(w), Some(h)) => Ok((w, h)),
+                _ => Err(broken(file, format!("input {:?} must have a fixed height and width", self.input_dims))),
+            },
+            dims => Err(broken(file, format!("input must be (batch, 3, height, width), found {dims:?}"))),
+        }
+    }
+
+    /// The fixed batch size, or `None` for a symbolic batch axis.
+    pub fn batch_size(&self) -> Option<usize> {
+        self.input_dims.first().and_then(|&b| usize::try_from(b).ok()).filter(|&b| b > 0)
+    }
+}
+
 /// Runs one batch synchronously; outputs in the session's output order.
 pub fn run_session(session: &mut Session, input: &Array4<f32>) -> Result<Outputs, ModelError> {
     let tensor = TensorRef::from_array_view(input).map_err(|e| ModelError::Inference(e.to_string()))?;

@@ -2,9 +2,35 @@
 
 use image::RgbImage;
 use ndarray::Array4;
+use sightline_core::CoreError;
 
+use crate::image_decode::{decode_image, DecodeLimits};
 use crate::letterbox::{Placement, ResizeMode};
 use crate::resize::resize_bilinear;
+
+/// How a model wants its input built.
+#[derive(Debug, Clone, Copy)]
+pub struct InputSpec {
+    pub mode: ResizeMode,
+    pub width: u32,
+    pub height: u32,
+    pub decode_limits: DecodeLimits,
+}
+
+/// Decodes and prepares one image on the blocking pool, keeping CPU-heavy work off the async threads.
+pub async fn prepare(
+    image: Vec<u8>,
+    auto_orient: bool,
+    spec: InputSpec,
+) -> Result<(Array4<f32>, Placement), CoreError> {
+    tokio::task::spawn_blocking(move || {
+        let decoded = decode_image(&image, auto_orient, spec.decode_limits)?;
+        Ok(to_input_tensor(&decoded, spec.mode, spec.width, spec.height))
+    })
+    .await
+    .map_err(|e| CoreError::Internal(format!("preprocessing task failed: {e}")))?
+    .map_err(|e: crate::ModelError| e.into())
+}
 
 /// Builds the `(1, 3, in_h, in_w)` input and the placement needed to map results back.
 pub fn to_input_tensor(image: &RgbImage, mode: ResizeMode, in_w: u32, in_h: u32) -> (Array4<f32>, Placement) {

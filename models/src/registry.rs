@@ -7,9 +7,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use sightline_core::{CoreError, Model, ModelId, ModelLoader, Task};
 
+use crate::classifier::ClassificationModel;
 use crate::image_decode::DecodeLimits;
 use crate::model_config::{read_model_dir, Architecture};
-use crate::object_detection::ObjectDetectionModel;
+use crate::yolo_model::YoloModel;
 use crate::ModelError;
 
 #[derive(Debug, Clone)]
@@ -41,8 +42,14 @@ impl ModelRegistry {
         }
         let config = read_model_dir(&dir)?;
         match (config.task, config.architecture) {
-            (Task::ObjectDetection, Architecture::YoloV8) => {
-                Ok(Arc::new(ObjectDetectionModel::load(id, config, options)?))
+            (Task::ObjectDetection | Task::KeypointDetection, Architecture::YoloV8 | Architecture::YoloV5) => {
+                Ok(Arc::new(YoloModel::load(id, config, options)?))
+            }
+            (Task::Classification, Architecture::Classifier) => {
+                Ok(Arc::new(ClassificationModel::load(id, config, options)?))
+            }
+            (task, architecture) => {
+                Err(ModelError::Unsupported(format!("{architecture:?} models cannot serve {task} ({})", dir.display())))
             }
         }
     }

@@ -10,7 +10,7 @@ use sightline_models::letterbox::{Placement, ResizeMode};
 use sightline_models::nms::non_max_suppression;
 use sightline_models::onnx_worker::{build_session, run_session};
 use sightline_models::preprocess::to_input_tensor;
-use sightline_models::yolov8_output::decode_candidates;
+use sightline_models::yolo_output::{decode_candidates, YoloLayout};
 use sightline_models::{init_runtime, DecodeLimits};
 
 fn data(p: &str) -> PathBuf {
@@ -76,7 +76,7 @@ fn decode_and_nms_on_the_reference_raw_output_give_the_reference_detections() {
     let output = raw.index_axis(Axis(0), 0).into_dimensionality().unwrap();
     let placement = Placement::new(ResizeMode::Letterbox { pad: 114 }, 640, 480, 256, 256);
     for (run, conf, iou) in [("letterbox/conf0.25/iou0.45", 0.25, 0.45), ("letterbox/conf0.5/iou0.7", 0.5, 0.7)] {
-        let kept = non_max_suppression(decode_candidates(output, conf), iou, false, 3000, 300);
+        let kept = non_max_suppression(decode_candidates(YoloLayout::V8, output, 3, conf), iou, false, 3000, 300);
         let expected = reference_detections(run);
         assert_eq!(kept.len(), expected.len(), "{run}");
         for (k, e) in kept.iter().zip(&expected) {

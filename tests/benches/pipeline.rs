@@ -69,18 +69,20 @@ impl Drop for ServerProcess {
 
 async fn start_server(client: &reqwest::Client) -> (ServerProcess, String) {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Command::new(root().join("target/release/sightline"))
-        .env("PORT", port.to_string())
-        .env("HOST", "127.0.0.1")
-        .env("MODEL_DIR", root().join("assets/models"))
-        .env("LOG_LEVEL", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("target/release/sightline (make bench builds it)");
+    let child = ServerProcess(
+        Command::new(root().join("target/release/sightline"))
+            .env("PORT", port.to_string())
+            .env("HOST", "127.0.0.1")
+            .env("MODEL_DIR", root().join("assets/models"))
+            .env("LOG_LEVEL", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("target/release/sightline (make bench builds it)"),
+    );
     let base = format!("http://127.0.0.1:{port}");
     for _ in 0..300 {
         if client.get(format!("{base}/healthz")).send().await.is_ok() {
-            return (ServerProcess(child), base);
+            return (child, base);
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -1,13 +1,18 @@
-//! The served detection model against the Python reference outputs, over real HTTP, for every
-//! fixture image (all sizes, the EXIF-rotated one, the empty one) and every reference run.
+//! The served detection-like models against the Python reference outputs, over real HTTP, for every
+//! fixture image (all sizes, the EXIF-rotated one, the empty one) and every reference run:
+//! YOLOv8, YOLOv8 with a dynamic batch axis, YOLOv5, and YOLOv8-pose (keypoints within 1.5 px).
 
 mod common;
 
 use common::*;
 use serde_json::{json, Value};
 
+fn reference_of(file: &str) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(data(&format!("reference/{file}"))).unwrap()).unwrap()
+}
+
 fn reference() -> Value {
-    serde_json::from_str(&std::fs::read_to_string(data("reference/shapes-det-v8.json")).unwrap()).unwrap()
+    reference_of("shapes-det-v8.json")
 }
 
 /// `letterbox/conf0.25/iou0.45` -> ("letterbox", 0.25, 0.45)
@@ -19,15 +24,15 @@ fn parse_run(key: &str) -> (&str, f64, f64) {
     (mode, conf, iou)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn detections_match_the_reference_for_every_image_and_run() {
+/// Posts every image of `reference_file` under every run to `model` (letterbox, as shipped) and to a
+/// stretch copy of it, and compares with the reference.
+async fn check_against_reference(model: &str, reference_file: &str, route: &str) {
     let models = TempDir::new("ref");
-    model_folder(models.path(), "shapes/1", |_| {});
-    model_folder(models.path(), "shapes-stretch/1", |d| {
-        std::fs::write(d.join("environment.json"), STRETCH_ENV).unwrap()
-    });
+    let stretch = format!("{}-stretch/1", model.split('/').next().unwrap());
+    copy_model(models.path(), model, model, |_| {});
+    copy_model(models.path(), model, &stretch, |d| std::fs::write(d.join("environment.json"), STRETCH_ENV).unwrap());
     let server = Server::start(models.path(), &[]).await;
-    let reference = reference();
+    let reference = reference_of(reference_file);
     let images = reference["images"].as_object().unwrap();
     assert_eq!(images.len(), 15, "every fixture image is covered");
 
@@ -37,30 +42,49 @@ async fn detections_match_the_reference_for_every_image_and_run() {
         let (orig_w, orig_h) = (entry["orig_wh"][0].as_u64().unwrap(), entry["orig_wh"][1].as_u64().unwrap());
         for (run, expected) in entry["runs"].as_object().unwrap() {
             let (mode, conf, iou) = parse_run(run);
-            let model = if mode == "letterbox" { "shapes/1" } else { "shapes-stretch/1" };
-            let (status, body) =
-                server.post_json("/infer/object_detection", &detect_body(model, image, conf, iou)).await;
-            assert_eq!(status, 200, "{image} {run}: {body}");
+            let id = if mode == "letterbox" { model } else { stretch.as_str() };
+            let (status, body) = server.post_json(route, &detect_body(id, image, conf, iou)).await;
+            assert_eq!(status, 200, "{model} {image} {run}: {body}");
             assert_eq!(body["image"], json!({"width": orig_w, "height": orig_h}), "{image}: original-frame size");
             let predicted: Vec<Det> = body["predictions"].as_array().unwrap().iter().map(from_response).collect();
             let expected: Vec<Det> = expected.as_array().unwrap().iter().map(from_reference).collect();
             let confidences: Vec<f64> = predicted.iter().map(|d| d.confidence).collect();
             assert!(confidences.windows(2).all(|w| w[0] >= w[1]), "{image} {run}: sorted by confidence");
             for p in &predicted {
-                assert!(
-                    p.bbox[0] >= 0.0
-                        && p.bbox[1] >= 0.0
-                        && p.bbox[2] <= orig_w as f64 + 1e-3
-                        && p.bbox[3] <= orig_h as f64 + 1e-3,
-                    "{image}: box clipped to the image: {p:?}"
-                );
+                let inside = p.bbox[0] >= 0.0
+                    && p.bbox[1] >= 0.0
+                    && p.bbox[2] <= orig_w as f64 + 1e-3
+                    && p.bbox[3] <= orig_h as f64 + 1e-3;
+                assert!(inside, "{image}: box clipped to the image: {p:?}");
             }
-            problems.extend(compare(&expected, &predicted, conf).into_iter().map(|p| format!("{image} {run}: {p}")));
+            problems.extend(
+                compare(&expected, &predicted, conf).into_iter().map(|p| format!("{model} {image} {run}: {p}")),
+            );
             compared += expected.len();
         }
     }
-    assert!(compared > 300, "compared only {compared} reference detections");
+    assert!(compared > 100, "compared only {compared} reference detections");
     assert!(problems.is_empty(), "{} problems:\n{}", problems.len(), problems.join("\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn yolov8_detections_match_the_reference_for_every_image_and_run() {
+    check_against_reference("shapes/1", "shapes-det-v8.json", "/infer/object_detection").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn yolov8_with_a_dynamic_batch_axis_matches_its_reference() {
+    check_against_reference("shapes-dyn/1", "shapes-det-v8-dyn.json", "/infer/object_detection").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn yolov5_detections_match_the_reference_for_every_image_and_run() {
+    check_against_reference("shapes-det-v5/1", "shapes-det-v5.json", "/infer/object_detection").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn yolov8_pose_boxes_and_keypoints_match_the_reference() {
+    check_against_reference("shapes-pose/1", "shapes-pose-v8.json", "/infer/keypoints_detection").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,12 +1,16 @@
-//! `POST /infer/object_detection` (Roboflow spec §2).
+//! `POST /infer/object_detection`, `/infer/keypoints_detection`, `/infer/classification`
+//! (Roboflow spec §2, §4, §5): request and response shapes.
 
 use std::time::Instant;
 
 use actix_web::{web, HttpResponse};
 use futures::stream::{self, StreamExt, TryStreamExt};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
 use sightline_core::{
-    CoreError, DetectionParams, InferRequest, InferResponse, ModelId, ObjectDetectionOutput, TaskParams,
+    ClassificationOutput, ClassificationParams, CoreError, Detection, DetectionOutput, DetectionParams, InferRequest,
+    InferResponse, ModelId, TaskParams,
 };
 
 use crate::body::{parse_json, read_limited};
@@ -14,7 +18,21 @@ use crate::error::ApiError;
 use crate::image_input::{ImageInput, OneOrMany};
 use crate::state::AppState;
 
-/// `confidence` may be a number or the strings `"default"` / `"best"` (which mean the model default here).
+/// Images of one request in the model's queue at once.
+const IMAGES_IN_FLIGHT: usize = 4;
+
+/// Fields every inference route shares (spec §1.6).
+#[derive(Debug, Deserialize)]
+struct Common {
+    model_id: String,
+    image: OneOrMany<ImageInput>,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    disable_preproc_auto_orient: Option<bool>,
+}
+
+/// `confidence` may be a number or the strings `"default"` / `"best"`.
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
 enum Confidence {
@@ -22,14 +40,30 @@ enum Confidence {
     Named(String),
 }
 
+fn fraction(name: &str, v: f32) -> Result<f32, CoreError> {
+    if (0.0..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(CoreError::InvalidParameter(format!("{name} must be in [0, 1], got {v}")))
+    }
+}
+
+/// `"best"` (per-class optimal thresholds from Roboflow's evaluation, which local models lack) and
+/// `"default"` both mean the default threshold; `allow_best` is false where Roboflow rejects it.
+fn confidence(value: &Option<Confidence>, default: f32, allow_best: bool) -> Result<f32, CoreError> {
+    match value {
+        None => Ok(default),
+        Some(Confidence::Value(v)) => fraction("confidence", *v),
+        Some(Confidence::Named(s)) if s == "default" || (allow_best && s == "best") => Ok(default),
+        Some(Confidence::Named(s)) => Err(CoreError::InvalidParameter(format!(
+            "confidence must be a number{}, got {s:?}",
+            if allow_best { ", \"default\" or \"best\"" } else { " or \"default\"" }
+        ))),
+    }
+}
+
 #[derive(Debug, Deserialize)]
-pub struct ObjectDetectionRequest {
-    model_id: String,
-    image: OneOrMany<ImageInput>,
-    #[serde(default)]
-    id: Option<String>,
-    #[serde(default)]
-    disable_preproc_auto_orient: Option<bool>,
+struct DetectionFields {
     #[serde(default)]
     confidence: Option<Confidence>,
     #[serde(default)]
@@ -44,102 +78,137 @@ pub struct ObjectDetectionRequest {
     max_candidates: Option<usize>,
 }
 
-fn fraction(name: &str, v: f32) -> Result<f32, CoreError> {
-    if (0.0..=1.0).contains(&v) {
-        Ok(v)
-    } else {
-        Err(CoreError::InvalidParameter(format!("{name} must be in [0, 1], got {v}")))
-    }
-}
-
-impl ObjectDetectionRequest {
-    fn params(&self) -> Result<DetectionParams, CoreError> {
-        let defaults = DetectionParams::default();
-        let confidence = match &self.confidence {
-            Some(Confidence::Value(v)) => fraction("confidence", *v)?,
-            Some(Confidence::Named(s)) if s == "default" || s == "best" => defaults.confidence,
-            Some(Confidence::Named(s)) => {
-                return Err(CoreError::InvalidParameter(format!(
-                    "confidence must be a number, \"default\" or \"best\", got {s:?}"
-                )))
-            }
-            None => defaults.confidence,
-        };
+impl DetectionFields {
+    fn params(&self, allow_best: bool) -> Result<DetectionParams, CoreError> {
+        let d = DetectionParams::default();
         Ok(DetectionParams {
-            confidence,
+            confidence: confidence(&self.confidence, d.confidence, allow_best)?,
             iou_threshold: self
                 .iou_threshold
                 .map(|v| fraction("iou_threshold", v))
                 .transpose()?
-                .unwrap_or(defaults.iou_threshold),
-            class_agnostic_nms: self.class_agnostic_nms.unwrap_or(defaults.class_agnostic_nms),
-            max_candidates: self.max_candidates.unwrap_or(defaults.max_candidates),
-            max_detections: self.max_detections.unwrap_or(defaults.max_detections),
+                .unwrap_or(d.iou_threshold),
+            class_agnostic_nms: self.class_agnostic_nms.unwrap_or(d.class_agnostic_nms),
+            max_candidates: self.max_candidates.unwrap_or(d.max_candidates),
+            max_detections: self.max_detections.unwrap_or(d.max_detections),
             class_filter: self.class_filter.clone(),
         })
     }
 }
 
-/// Images of one request in the model's queue at once.
-const IMAGES_IN_FLIGHT: usize = 4;
-
-#[derive(Debug, Serialize)]
-struct ImageSize {
-    width: u32,
-    height: u32,
+#[derive(Debug, Deserialize)]
+struct DetectionRequest {
+    #[serde(flatten)]
+    common: Common,
+    #[serde(flatten)]
+    detection: DetectionFields,
 }
 
-/// A detection as Roboflow returns it: centre, size, unrounded (Roboflow's legacy backend rounds corners to whole pixels).
+#[derive(Debug, Deserialize)]
+struct KeypointsRequest {
+    #[serde(flatten)]
+    common: Common,
+    #[serde(flatten)]
+    detection: DetectionFields,
+    #[serde(default)]
+    keypoint_confidence: Option<f32>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ClassificationRequest {
+    #[serde(flatten)]
+    common: Common,
+    #[serde(default)]
+    confidence: Option<Confidence>,
+}
+
 #[derive(Debug, Serialize)]
-struct DetectionJson {
+struct KeypointJson<'a> {
     x: f32,
     y: f32,
-    width: f32,
-    height: f32,
     confidence: f32,
-    class: String,
     class_id: usize,
-    detection_id: String,
+    class: &'a str,
 }
 
-#[derive(Debug, Serialize)]
-struct DetectionResponse {
-    inference_id: String,
-    time: f64,
-    image: ImageSize,
-    predictions: Vec<DetectionJson>,
-}
-
-fn to_json(output: ObjectDetectionOutput, inference_id: &str, time: f64) -> DetectionResponse {
-    DetectionResponse {
-        inference_id: inference_id.to_owned(),
-        time,
-        image: ImageSize { width: output.image_width, height: output.image_height },
-        predictions: output
-            .predictions
-            .into_iter()
-            .map(|d| DetectionJson {
-                x: (d.x1 + d.x2) / 2.0,
-                y: (d.y1 + d.y2) / 2.0,
-                width: d.x2 - d.x1,
-                height: d.y2 - d.y1,
-                confidence: d.confidence,
-                class: d.class_name,
-                class_id: d.class_id,
-                detection_id: uuid::Uuid::new_v4().to_string(),
+/// A detection as Roboflow returns it: centre and size, unrounded (Roboflow's legacy backend rounds
+/// corners to whole pixels); `keypoints` only on the keypoints route.
+fn detection_json(d: &Detection, with_keypoints: bool) -> Value {
+    let mut v = json!({
+        "x": (d.x1 + d.x2) / 2.0,
+        "y": (d.y1 + d.y2) / 2.0,
+        "width": d.x2 - d.x1,
+        "height": d.y2 - d.y1,
+        "confidence": d.confidence,
+        "class": d.class_name,
+        "class_id": d.class_id,
+        "detection_id": uuid::Uuid::new_v4().to_string(),
+    });
+    if with_keypoints {
+        let keypoints: Vec<KeypointJson<'_>> = d
+            .keypoints
+            .iter()
+            .map(|k| KeypointJson {
+                x: k.x,
+                y: k.y,
+                confidence: k.confidence,
+                class_id: k.class_id,
+                class: &k.class_name,
             })
-            .collect(),
+            .collect();
+        v["keypoints"] = json!(keypoints);
     }
+    v
 }
 
-pub async fn object_detection(state: web::Data<AppState>, payload: web::Payload) -> Result<HttpResponse, ApiError> {
+fn detections_json(output: &DetectionOutput, with_keypoints: bool) -> Value {
+    json!({
+        "image": {"width": output.image_width, "height": output.image_height},
+        "predictions": output.predictions.iter().map(|d| detection_json(d, with_keypoints)).collect::<Vec<_>>(),
+    })
+}
+
+/// Single-label: classes at or above the threshold, confidences rounded to 4 decimals (as Roboflow);
+/// multi-label: every class by name, and the classes strictly above the threshold.
+fn classification_json(output: &ClassificationOutput, threshold: f32) -> Value {
+    let image = json!({"width": output.image_width, "height": output.image_height});
+    if output.multi_label {
+        let predictions: serde_json::Map<String, Value> = output
+            .scores
+            .iter()
+            .map(|s| (s.class_name.clone(), json!({"confidence": s.confidence, "class_id": s.class_id})))
+            .collect();
+        let predicted: Vec<&str> =
+            output.scores.iter().filter(|s| s.confidence > threshold).map(|s| s.class_name.as_str()).collect();
+        return json!({"image": image, "predictions": predictions, "predicted_classes": predicted});
+    }
+    let round4 = |v: f32| (f64::from(v) * 1e4).round() / 1e4;
+    let shown: Vec<Value> = output
+        .scores
+        .iter()
+        .filter(|s| s.confidence >= threshold)
+        .map(|s| json!({"class": s.class_name, "class_id": s.class_id, "confidence": round4(s.confidence)}))
+        .collect();
+    let top = output.scores.first().filter(|s| s.confidence >= threshold);
+    json!({
+        "image": image,
+        "predictions": shown,
+        "top": top.map(|s| s.class_name.as_str()).unwrap_or(""),
+        "confidence": top.map(|s| round4(s.confidence)).unwrap_or(0.0),
+    })
+}
+
+async fn parse_request<T: DeserializeOwned>(state: &AppState, payload: web::Payload) -> Result<T, ApiError> {
     let body = read_limited(payload, state.max_body_bytes).await?;
-    let request: ObjectDetectionRequest = parse_json(&body)?;
-    let model_id = ModelId::parse(&request.model_id)?;
-    let params = request.params()?;
-    let inference_id = request.id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let auto_orient = !request.disable_preproc_auto_orient.unwrap_or(false);
-    let (images, many) = match request.image {
+    parse_json(&body)
+}
+
+/// Runs every image of a request through one model and answers an object, or a list for a list.
+async fn run(state: &AppState, common: Common, params: TaskParams) -> Result<HttpResponse, ApiError> {
+    let model_id = ModelId::parse(&common.model_id)?;
+    let inference_id = common.id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let auto_orient = !common.disable_preproc_auto_orient.unwrap_or(false);
+    let (images, many) = match common.image {
         OneOrMany::One(image) => (vec![image], false),
         OneOrMany::Many(images) => (images, true),
     };
@@ -147,20 +216,57 @@ pub async fn object_detection(state: web::Data<AppState>, payload: web::Payload)
     // Load (if needed) before the clock starts: `time` is the model pipeline, as in Roboflow's server.
     state.manager.add(&model_id).await?;
     let runs = images.into_iter().map(|image| {
-        let request = InferRequest { image, auto_orient, params: TaskParams::ObjectDetection(params.clone()) };
-        let (manager, model_id, inference_id) = (state.manager.clone(), &model_id, &inference_id);
+        let request = InferRequest { image, auto_orient, params: params.clone() };
+        let (manager, model_id, inference_id, params) = (state.manager.clone(), &model_id, &inference_id, &params);
         async move {
             let started = Instant::now();
-            let InferResponse::ObjectDetection(output) = manager.infer(model_id, request).await?;
-            Ok::<_, ApiError>(to_json(output, inference_id, started.elapsed().as_secs_f64()))
+            let response = manager.infer(model_id, request).await?;
+            let mut body = match (&response, params) {
+                (InferResponse::ObjectDetection(o), _) => detections_json(o, false),
+                (InferResponse::KeypointDetection(o), _) => detections_json(o, true),
+                (InferResponse::Classification(o), TaskParams::Classification(p)) => {
+                    classification_json(o, p.confidence)
+                }
+                (InferResponse::Classification(o), _) => {
+                    classification_json(o, ClassificationParams::default().confidence)
+                }
+            };
+            body["time"] = json!(started.elapsed().as_secs_f64());
+            body["inference_id"] = json!(inference_id);
+            Ok::<_, ApiError>(body)
         }
     });
     // A few images of one request at a time: a long list must not flood the model's queue.
-    let mut responses: Vec<DetectionResponse> = stream::iter(runs).buffered(IMAGES_IN_FLIGHT).try_collect().await?;
+    let mut responses: Vec<Value> = stream::iter(runs).buffered(IMAGES_IN_FLIGHT).try_collect().await?;
     if many {
         Ok(HttpResponse::Ok().json(responses))
     } else {
         let single = responses.pop().ok_or_else(|| ApiError::Validation("image must not be empty".into()))?;
         Ok(HttpResponse::Ok().json(single))
     }
+}
+
+pub async fn object_detection(state: web::Data<AppState>, payload: web::Payload) -> Result<HttpResponse, ApiError> {
+    let request: DetectionRequest = parse_request(&state, payload).await?;
+    let params = TaskParams::ObjectDetection(request.detection.params(true)?);
+    run(&state, request.common, params).await
+}
+
+pub async fn keypoints_detection(state: web::Data<AppState>, payload: web::Payload) -> Result<HttpResponse, ApiError> {
+    let request: KeypointsRequest = parse_request(&state, payload).await?;
+    let keypoint_confidence = request.keypoint_confidence.map(|v| fraction("keypoint_confidence", v)).transpose()?;
+    let params = TaskParams::KeypointDetection {
+        detection: request.detection.params(false)?,
+        keypoint_confidence: keypoint_confidence.unwrap_or(0.0),
+    };
+    run(&state, request.common, params).await
+}
+
+pub async fn classification(state: web::Data<AppState>, payload: web::Payload) -> Result<HttpResponse, ApiError> {
+    let request: ClassificationRequest = parse_request(&state, payload).await?;
+    let default = ClassificationParams::default().confidence;
+    let params = TaskParams::Classification(ClassificationParams {
+        confidence: confidence(&request.confidence, default, true)?,
+    });
+    run(&state, request.common, params).await
 }

@@ -63,7 +63,12 @@ impl Drop for TempDir {
 
 /// Copies the shipped `shapes/1` model folder to `dir/<id>`, then applies `edit` to it.
 pub fn model_folder(dir: &Path, id: &str, edit: impl FnOnce(&Path)) {
-    let src = repo_root().join("assets/models/shapes/1");
+    copy_model(dir, "shapes/1", id, edit)
+}
+
+/// Copies the shipped model folder `assets/models/<from>` to `dir/<id>`, then applies `edit` to it.
+pub fn copy_model(dir: &Path, from: &str, id: &str, edit: impl FnOnce(&Path)) {
+    let src = repo_root().join("assets/models").join(from);
     let dst = dir.join(id);
     std::fs::create_dir_all(&dst).unwrap();
     for entry in std::fs::read_dir(&src).unwrap() {
@@ -220,6 +225,8 @@ pub struct Det {
     pub confidence: f64,
     pub class_id: u64,
     pub class_name: String,
+    /// `[x, y, confidence]` per keypoint, in the model's keypoint order (pose models only).
+    pub keypoints: Vec<[f64; 3]>,
 }
 
 pub fn from_reference(entry: &Value) -> Det {
@@ -229,6 +236,10 @@ pub fn from_reference(entry: &Value) -> Det {
         confidence: entry["confidence"].as_f64().unwrap(),
         class_id: entry["class_id"].as_u64().unwrap(),
         class_name: entry["class_name"].as_str().unwrap().to_owned(),
+        keypoints: entry["keypoints"]
+            .as_array()
+            .map(|k| k.iter().map(|p| [0, 1, 2].map(|i| p[i].as_f64().unwrap())).collect())
+            .unwrap_or_default(),
     }
 }
 
@@ -244,11 +255,15 @@ pub fn from_response(p: &Value) -> Det {
         confidence: p["confidence"].as_f64().unwrap(),
         class_id: p["class_id"].as_u64().unwrap(),
         class_name: p["class"].as_str().unwrap().to_owned(),
+        keypoints: p["keypoints"]
+            .as_array()
+            .map(|k| k.iter().map(|p| ["x", "y", "confidence"].map(|f| p[f].as_f64().unwrap())).collect())
+            .unwrap_or_default(),
     }
 }
 
 /// Matches every reference detection to a prediction of the same class (best IoU first):
-/// IoU >= 0.98 and confidence within 0.01. The counts must agree, except for detections whose
+/// IoU >= 0.98, confidence within 0.01, and every keypoint within 1.5 px. The counts must agree, except for detections whose
 /// reference confidence lies within 0.02 of the threshold (the reference marks these as places
 /// where a faithful port may legitimately differ). Returns the problems found.
 pub fn compare(reference: &[Det], predicted: &[Det], threshold: f64) -> Vec<String> {
@@ -271,6 +286,15 @@ pub fn compare(reference: &[Det], predicted: &[Det], threshold: f64) -> Vec<Stri
                 }
                 if p.class_name != r.class_name {
                     problems.push(format!("class name {} vs {}", p.class_name, r.class_name));
+                }
+                if p.keypoints.len() != r.keypoints.len() {
+                    problems.push(format!("{} keypoints vs reference {}", p.keypoints.len(), r.keypoints.len()));
+                }
+                for (k, (pk, rk)) in p.keypoints.iter().zip(&r.keypoints).enumerate() {
+                    let distance = ((pk[0] - rk[0]).powi(2) + (pk[1] - rk[1]).powi(2)).sqrt();
+                    if distance > 1.5 || (pk[2] - rk[2]).abs() > 0.01 {
+                        problems.push(format!("keypoint {k} {pk:?} vs reference {rk:?} ({distance:.2} px)"));
+                    }
                 }
             }
             _ if (r.confidence - threshold).abs() < 0.02 => {}

@@ -1,0 +1,146 @@
+//! Image classification, single-label (one distribution over the classes) or multi-label (an
+//! independent probability per class).
+//!
+//! Exported classifiers differ in whether the graph ends in softmax/sigmoid: ultralytics' `-cls`
+//! exports already output probabilities, others output logits. The scores are taken as
+//! probabilities when they already are (single-label: non-negative and summing to 1; multi-label:
+//! all within [0, 1]); otherwise softmax (single-label) or sigmoid (multi-label) is applied.
+
+use async_trait::async_trait;
+use ndarray::Array4;
+use sightline_core::{
+    ClassScore, ClassificationOutput, CoreError, InferRequest, InferResponse, Model, ModelDescription, ModelId,
+    TaskParams,
+};
+
+use crate::model_config::ModelConfig;
+use crate::onnx_worker::{build_session, run_session, OnnxWorker, Outputs};
+use crate::preprocess::{prepare, InputSpec};
+use crate::registry::RegistryOptions;
+use crate::ModelError;
+
+pub struct ClassificationModel {
+    description: ModelDescription,
+    input: InputSpec,
+    multi_label: bool,
+    worker: OnnxWorker,
+}
+
+/// The raw `(1, C)` scores.
+fn raw_scores(outputs: &Outputs) -> Result<Vec<f32>, ModelError> {
+    let output = outputs.first().ok_or_else(|| ModelError::Inference("model returned no output".into()))?;
+    match output.shape() {
+        [1, _] => Ok(output.iter().copied().collect()),
+        shape => Err(ModelError::Inference(format!("expected a (1, classes) output, got {shape:?}"))),
+    }
+}
+
+pub fn softmax(x: &[f32]) -> Vec<f32> {
+    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let exp: Vec<f32> = x.iter().map(|v| (v - max).exp()).collect();
+    let sum: f32 = exp.iter().sum();
+    exp.into_iter().map(|e| e / sum).collect()
+}
+
+/// Scores as probabilities (see the module doc for when they are converted).
+pub fn to_probabilities(raw: &[f32], multi_label: bool) -> Vec<f32> {
+    let in_unit = raw.iter().all(|v| (0.0..=1.0).contains(v));
+    if multi_label {
+        if in_unit {
+            raw.to_vec()
+        } else {
+            raw.iter().map(|v| 1.0 / (1.0 + (-v).exp())).collect()
+        }
+    } else if in_unit && (raw.iter().sum::<f32>() - 1.0).abs() < 1e-3 {
+        raw.to_vec()
+    } else {
+        softmax(raw)
+    }
+}
+
+impl ClassificationModel {
+    /// Blocking: builds the session, checks the output has one score per class name on a blank image.
+    pub fn load(id: &ModelId, config: ModelConfig, options: &RegistryOptions) -> Result<Self, ModelError> {
+        let file = config.weights.clone();
+        let broken = |reason: String| ModelError::BrokenModel { file: file.clone(), reason };
+        let (mut session, shape) = build_session(&file, options.intra_threads)?;
+        let (width, height) = shape.fixed_input_size(&file)?;
+        let blank = Array4::<f32>::from_elem((1, 3, height as usize, width as usize), 114.0 / 255.0);
+        let outputs = run_session(&mut session, &blank).map_err(|e| broken(format!("test inference failed: {e}")))?;
+        let scores = raw_scores(&outputs).map_err(|e| broken(e.to_string()))?;
+        let num_classes = config.class_names.len();
+        if scores.len() != num_classes {
+            return Err(broken(format!(
+                "output has {} class scores, but the model has {num_classes} class names",
+                scores.len()
+            )));
+        }
+        let description = ModelDescription {
+            model_id: id.to_string(),
+            task: config.task,
+            architecture: config.model_type.clone(),
+            batch_size: shape.batch_size(),
+            input_width: Some(width),
+            input_height: Some(height),
+            class_names: config.class_names,
+        };
+        let worker = OnnxWorker::start(session, &description.model_id, options.queue_capacity)?;
+        Ok(ClassificationModel {
+            description,
+            input: InputSpec { mode: config.resize, width, height, decode_limits: options.decode_limits },
+            multi_label: config.multi_label,
+            worker,
+        })
+    }
+}
+
+#[async_trait]
+impl Model for ClassificationModel {
+    fn description(&self) -> &ModelDescription {
+        &self.description
+    }
+
+    async fn infer(&self, request: InferRequest) -> Result<InferResponse, CoreError> {
+        if !matches!(request.params, TaskParams::Classification(_)) {
+            return Err(CoreError::TaskMismatch {
+                model_id: self.description.model_id.clone(),
+                actual: self.description.task.to_string(),
+                requested: request.task().to_string(),
+            });
+        }
+        let (tensor, placement) = prepare(request.image, request.auto_orient, self.input).await?;
+        let outputs = self.worker.run(tensor).await?;
+        let probabilities = to_probabilities(&raw_scores(&outputs)?, self.multi_label);
+        let mut scores: Vec<ClassScore> = probabilities
+            .into_iter()
+            .zip(&self.description.class_names)
+            .enumerate()
+            .map(|(class_id, (confidence, name))| ClassScore { class_id, class_name: name.clone(), confidence })
+            .collect();
+        scores.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
+        Ok(InferResponse::Classification(ClassificationOutput {
+            image_width: placement.orig_w,
+            image_height: placement.orig_h,
+            scores,
+            multi_label: self.multi_label,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probabilities_pass_through_and_logits_are_converted() {
+        assert_eq!(to_probabilities(&[0.7, 0.2, 0.1], false), [0.7, 0.2, 0.1]);
+        let p = to_probabilities(&[2.0, 0.0, 0.0], false);
+        assert!((p[0] - 0.786_986).abs() < 1e-5 && (p.iter().sum::<f32>() - 1.0).abs() < 1e-6, "{p:?}");
+        // Values in [0, 1] that do not sum to 1 are logits for a single-label model.
+        let p = to_probabilities(&[0.5, 0.5, 0.5], false);
+        assert!(p.iter().all(|v| (v - 1.0 / 3.0).abs() < 1e-6));
+        assert_eq!(to_probabilities(&[0.9, 0.8], true), [0.9, 0.8]);
+        let p = to_probabilities(&[0.0, 2.0, -2.0], true);
+        assert!((p[0] - 0.5).abs() < 1e-6 && (p[1] - 0.880_797).abs() < 1e-5 && (p[2] - 0.119_203).abs() < 1e-5);
+    }
+}
