@@ -9,6 +9,8 @@ use serde::Serialize;
 pub enum Task {
     #[serde(rename = "object-detection")]
     ObjectDetection,
+    #[serde(rename = "instance-segmentation")]
+    InstanceSegmentation,
     #[serde(rename = "keypoint-detection")]
     KeypointDetection,
     #[serde(rename = "classification")]
@@ -19,6 +21,7 @@ impl Task {
     pub fn as_str(self) -> &'static str {
         match self {
             Task::ObjectDetection => "object-detection",
+            Task::InstanceSegmentation => "instance-segmentation",
             Task::KeypointDetection => "keypoint-detection",
             Task::Classification => "classification",
         }
@@ -27,6 +30,7 @@ impl Task {
     pub fn parse(s: &str) -> Option<Task> {
         match s {
             "object-detection" => Some(Task::ObjectDetection),
+            "instance-segmentation" => Some(Task::InstanceSegmentation),
             "keypoint-detection" => Some(Task::KeypointDetection),
             "classification" => Some(Task::Classification),
             _ => None,
@@ -68,6 +72,24 @@ impl Default for DetectionParams {
     }
 }
 
+/// Resolution at which instance masks are thresholded and traced (Roboflow's `mask_decode_mode`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum MaskDecodeMode {
+    /// At the original image's resolution (what the reference pipeline and `retina_masks` do).
+    Accurate,
+    /// At the prototype resolution (e.g. 64x64 for a 256 model), polygon scaled up.
+    Fast,
+    /// Between the prototype (0) and the model input (1) resolution.
+    Tradeoff(f32),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MaskParams {
+    pub decode_mode: MaskDecodeMode,
+    /// Also return the mask as COCO run-length encoding (`response_mask_format: "rle"`).
+    pub rle: bool,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClassificationParams {
     /// Single-label: classes below it are hidden; multi-label: a class is predicted when strictly above it.
@@ -83,6 +105,10 @@ impl Default for ClassificationParams {
 #[derive(Debug, Clone)]
 pub enum TaskParams {
     ObjectDetection(DetectionParams),
+    InstanceSegmentation {
+        detection: DetectionParams,
+        mask: MaskParams,
+    },
     /// Keypoints whose confidence is below `keypoint_confidence` are dropped.
     KeypointDetection {
         detection: DetectionParams,
@@ -95,6 +121,7 @@ impl TaskParams {
     pub fn task(&self) -> Task {
         match self {
             TaskParams::ObjectDetection(_) => Task::ObjectDetection,
+            TaskParams::InstanceSegmentation { .. } => Task::InstanceSegmentation,
             TaskParams::KeypointDetection { .. } => Task::KeypointDetection,
             TaskParams::Classification(_) => Task::Classification,
         }
@@ -126,6 +153,21 @@ pub struct Keypoint {
     pub class_name: String,
 }
 
+/// COCO run-length encoding (column-major, compressed string), as pycocotools writes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CocoRle {
+    /// `[height, width]`
+    pub size: [u32; 2],
+    pub counts: String,
+}
+
+/// An instance mask: the largest external contour, in original-image pixels, and optionally the RLE.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstanceMask {
+    pub polygon: Vec<[f32; 2]>,
+    pub rle: Option<CocoRle>,
+}
+
 /// A detection in original-image pixels, corners unrounded.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Detection {
@@ -138,6 +180,8 @@ pub struct Detection {
     pub class_name: String,
     /// Empty unless the model predicts keypoints.
     pub keypoints: Vec<Keypoint>,
+    /// Instance segmentation models only.
+    pub mask: Option<InstanceMask>,
 }
 
 #[derive(Debug, Clone)]
@@ -169,6 +213,7 @@ pub struct ClassificationOutput {
 #[derive(Debug, Clone)]
 pub enum InferResponse {
     ObjectDetection(DetectionOutput),
+    InstanceSegmentation(DetectionOutput),
     KeypointDetection(DetectionOutput),
     Classification(ClassificationOutput),
 }

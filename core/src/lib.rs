@@ -18,8 +18,8 @@ pub use base_manager::BaseManager;
 pub use error::CoreError;
 pub use fixed_size_cache::WithFixedSizeCache;
 pub use inference::{
-    ClassScore, ClassificationOutput, ClassificationParams, Detection, DetectionOutput, DetectionParams, InferRequest,
-    InferResponse, Keypoint, Task, TaskParams,
+    ClassScore, ClassificationOutput, ClassificationParams, CocoRle, Detection, DetectionOutput, DetectionParams,
+    InferRequest, InferResponse, InstanceMask, Keypoint, MaskDecodeMode, MaskParams, Task, TaskParams,
 };
 pub use logger::WithLogger;
 pub use manager::{EvictionCause, ModelManager, RemovalReason};

@@ -2,8 +2,10 @@
 //! builds them from a model folder.
 
 pub mod classifier;
+pub mod contour;
 pub mod error;
 pub mod image_decode;
+pub mod instance_mask;
 pub mod letterbox;
 pub mod model_config;
 pub mod nms;
@@ -11,6 +13,7 @@ pub mod onnx_worker;
 pub mod preprocess;
 pub mod registry;
 pub mod resize;
+pub mod rle;
 pub mod runtime;
 pub mod yolo_model;
 pub mod yolo_output;

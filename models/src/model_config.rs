@@ -38,6 +38,8 @@ impl Architecture {
         match task {
             Task::ObjectDetection if v8 => Some(Architecture::YoloV8),
             Task::ObjectDetection if v5 => Some(Architecture::YoloV5),
+            Task::InstanceSegmentation if v8 => Some(Architecture::YoloV8),
+            Task::InstanceSegmentation if v5 => Some(Architecture::YoloV5),
             Task::KeypointDetection if v8 => Some(Architecture::YoloV8),
             Task::Classification => Some(Architecture::Classifier),
             _ => None,

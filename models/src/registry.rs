@@ -42,9 +42,10 @@ impl ModelRegistry {
         }
         let config = read_model_dir(&dir)?;
         match (config.task, config.architecture) {
-            (Task::ObjectDetection | Task::KeypointDetection, Architecture::YoloV8 | Architecture::YoloV5) => {
-                Ok(Arc::new(YoloModel::load(id, config, options)?))
-            }
+            (
+                Task::ObjectDetection | Task::InstanceSegmentation | Task::KeypointDetection,
+                Architecture::YoloV8 | Architecture::YoloV5,
+            ) => Ok(Arc::new(YoloModel::load(id, config, options)?)),
             (Task::Classification, Architecture::Classifier) => {
                 Ok(Arc::new(ClassificationModel::load(id, config, options)?))
             }

@@ -4,32 +4,72 @@
 //! weights with the rounding of its x86 SIMD path. The shipped models were trained, and the reference
 //! outputs made, on `cv2.resize`; an antialiasing resizer shifts boxes and scores measurably.
 
+use std::ops::Range;
+
 use image::RgbImage;
+use ndarray::{Array2, ArrayView2};
 
 const COEF_BITS: u32 = 11;
 const COEF_SCALE: f32 = (1 << COEF_BITS) as f32;
 
+/// Source index and fraction towards the next source sample, for destination coordinate `d`.
+fn tap(src_len: u32, dst_len: u32, d: u32) -> (usize, f32) {
+    let scale = 1.0 / (f64::from(dst_len) / f64::from(src_len));
+    let f = ((f64::from(d) + 0.5) * scale - 0.5) as f32;
+    let mut s = f.floor();
+    let mut frac = f - s;
+    if s < 0.0 {
+        frac = 0.0;
+        s = 0.0;
+    }
+    if s >= (src_len - 1) as f32 {
+        frac = 0.0;
+        s = (src_len - 1) as f32;
+    }
+    (s as usize, frac)
+}
+
 /// Source index and the two fixed-point weights for every destination coordinate along one axis.
 fn axis_taps(src_len: u32, dst_len: u32) -> Vec<(usize, i32, i32)> {
-    let scale = 1.0 / (f64::from(dst_len) / f64::from(src_len));
     (0..dst_len)
         .map(|d| {
-            let f = ((f64::from(d) + 0.5) * scale - 0.5) as f32;
-            let mut s = f.floor();
-            let mut frac = f - s;
-            if s < 0.0 {
-                frac = 0.0;
-                s = 0.0;
-            }
-            if s >= (src_len - 1) as f32 {
-                frac = 0.0;
-                s = (src_len - 1) as f32;
-            }
+            let (s, frac) = tap(src_len, dst_len, d);
             let w0 = ((1.0 - frac) * COEF_SCALE).round_ties_even() as i32;
             let w1 = (frac * COEF_SCALE).round_ties_even() as i32;
-            (s as usize, w0, w1)
+            (s, w0, w1)
         })
         .collect()
+}
+
+/// `cv2.resize(plane, (dst_w, dst_h), interpolation=cv2.INTER_LINEAR)` on a float plane, computed
+/// only for destination `rows` x `cols` (the rest stays 0): masks need only their box.
+pub fn resize_plane(
+    src: ArrayView2<'_, f32>,
+    dst_w: usize,
+    dst_h: usize,
+    rows: Range<usize>,
+    cols: Range<usize>,
+) -> Array2<f32> {
+    let (src_h, src_w) = src.dim();
+    let mut dst = Array2::<f32>::zeros((dst_h, dst_w));
+    if src_h == 0 || src_w == 0 {
+        return dst;
+    }
+    let xs: Vec<(usize, f32)> = cols.clone().map(|x| tap(src_w as u32, dst_w as u32, x as u32)).collect();
+    for y in rows.start..rows.end.min(dst_h) {
+        let (sy, fy) = tap(src_h as u32, dst_h as u32, y as u32);
+        let sy1 = (sy + 1).min(src_h - 1);
+        for (x, &(sx, fx)) in cols.clone().zip(&xs) {
+            if x >= dst_w {
+                break;
+            }
+            let sx1 = (sx + 1).min(src_w - 1);
+            let top = src[[sy, sx]] * (1.0 - fx) + src[[sy, sx1]] * fx;
+            let bottom = src[[sy1, sx]] * (1.0 - fx) + src[[sy1, sx1]] * fx;
+            dst[[y, x]] = top * (1.0 - fy) + bottom * fy;
+        }
+    }
+    dst
 }
 
 /// Resizes `src` to `dst_w x dst_h` as `cv2.resize(src, (dst_w, dst_h), interpolation=cv2.INTER_LINEAR)` does.
@@ -125,6 +165,16 @@ mod tests {
         let img = gray(4, 2, |x, _| [0, 100, 200, 255][x as usize]);
         let row: Vec<u8> = resize_bilinear(&img, 2, 1).pixels().map(|p| p.0[0]).collect();
         assert_eq!(row, [50, 228]);
+    }
+
+    #[test]
+    fn float_plane_resize_matches_opencv_and_can_skip_regions() {
+        // cv2.resize(np.array([[0, 1]], np.float32), (4, 1)) == [[0, 0.25, 0.75, 1]]
+        let src = ndarray::array![[0.0f32, 1.0]];
+        let out = resize_plane(src.view(), 4, 1, 0..1, 0..4);
+        assert_eq!(out.row(0).to_vec(), [0.0, 0.25, 0.75, 1.0]);
+        let part = resize_plane(src.view(), 4, 1, 0..1, 1..3);
+        assert_eq!(part.row(0).to_vec(), [0.0, 0.25, 0.75, 0.0]);
     }
 
     #[test]

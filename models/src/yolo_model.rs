@@ -1,13 +1,17 @@
-//! YOLO detection-like models: object detection (v5/v7/v8 heads) and keypoints (v8-pose).
-//! decode → letterbox/stretch → ONNX Runtime → head decode → NMS → keypoints → original frame.
+//! YOLO detection-like models: object detection (v5/v7/v8 heads), instance segmentation
+//! (v5/v8-seg, prototypes in a 4-D output) and keypoints (v8-pose).
+//! decode → letterbox/stretch → ONNX Runtime → head decode → NMS → masks / keypoints → original frame.
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
-use ndarray::{Array4, ArrayView1, ArrayView2, Axis, Ix3};
+use ndarray::{s, Array4, ArrayView1, ArrayView2, ArrayView3, Axis, Ix3, Ix4};
 use sightline_core::{
-    CoreError, Detection, DetectionOutput, DetectionParams, InferRequest, InferResponse, Keypoint, Model,
+    CoreError, Detection, DetectionOutput, DetectionParams, InferRequest, InferResponse, Keypoint, MaskParams, Model,
     ModelDescription, ModelId, Task, TaskParams,
 };
 
+use crate::instance_mask::{decode_mask, MaskInputs};
 use crate::letterbox::Placement;
 use crate::model_config::{Architecture, ModelConfig};
 use crate::nms::{non_max_suppression, Candidate};
@@ -17,14 +21,38 @@ use crate::registry::RegistryOptions;
 use crate::yolo_output::{decode_candidates, YoloLayout};
 use crate::ModelError;
 
+/// What a task asks of the decoder beyond boxes.
+enum Extras {
+    None,
+    Keypoints {
+        count: usize,
+        names: Vec<Vec<String>>,
+    },
+    /// Mask coefficients per anchor, prototypes in output `prototypes`.
+    Masks {
+        prototypes: usize,
+    },
+}
+
+/// Everything needed to turn raw outputs into detections; shared with the blocking pool.
+struct Decoder {
+    layout: YoloLayout,
+    class_names: Vec<String>,
+    extras: Extras,
+    input: InputSpec,
+}
+
 pub struct YoloModel {
     description: ModelDescription,
-    layout: YoloLayout,
-    input: InputSpec,
-    /// Keypoints per anchor (0 unless pose).
-    num_keypoints: usize,
-    keypoint_names: Vec<Vec<String>>,
+    decoder: Arc<Decoder>,
     worker: OnnxWorker,
+}
+
+/// Per-request options of the decoder.
+struct DecodeOptions {
+    detection: DetectionParams,
+    keypoint_confidence: f32,
+    mask: Option<MaskParams>,
 }
 
 impl YoloModel {
@@ -33,46 +61,53 @@ impl YoloModel {
     pub fn load(id: &ModelId, config: ModelConfig, options: &RegistryOptions) -> Result<Self, ModelError> {
         let file = config.weights.clone();
         let broken = |reason: String| ModelError::BrokenModel { file: file.clone(), reason };
-        let layout = match config.architecture {
-            Architecture::YoloV5 => YoloLayout::V5,
-            _ => YoloLayout::V8,
-        };
+        let layout = if config.architecture == Architecture::YoloV5 { YoloLayout::V5 } else { YoloLayout::V8 };
         let (mut session, shape) = build_session(&file, options.intra_threads)?;
         let (width, height) = shape.fixed_input_size(&file)?;
         let blank = Array4::<f32>::from_elem((1, 3, height as usize, width as usize), 114.0 / 255.0);
         let outputs = run_session(&mut session, &blank).map_err(|e| broken(format!("test inference failed: {e}")))?;
-        let head_output = head_view(&outputs).map_err(|e| broken(e.to_string()))?;
-        let values = layout.values_per_anchor(head_output).ncols();
+        let values = layout.values_per_anchor(head_view(&outputs).map_err(|e| broken(e.to_string()))?).ncols();
         let num_classes = config.class_names.len();
         let head = layout.head_len(num_classes);
-        let extras = values.checked_sub(head).ok_or_else(|| {
+        let class_mismatch = || {
             broken(format!(
                 "output has {} class scores per anchor, but the model has {num_classes} class names",
                 values.saturating_sub(head - num_classes)
             ))
-        })?;
-        let num_keypoints = match config.task {
-            Task::KeypointDetection if extras > 0 && extras % 3 == 0 => extras / 3,
+        };
+        let extra_values = values.checked_sub(head).ok_or_else(class_mismatch)?;
+        let extras = match config.task {
+            Task::KeypointDetection if extra_values > 0 && extra_values % 3 == 0 => {
+                let count = extra_values / 3;
+                if let Some((class_id, n)) = config.keypoint_names.iter().enumerate().find(|(_, n)| n.len() > count) {
+                    return Err(broken(format!(
+                        "class {class_id} names {} keypoints; the model predicts {count}",
+                        n.len()
+                    )));
+                }
+                Extras::Keypoints { count, names: config.keypoint_names.clone() }
+            }
             Task::KeypointDetection => {
                 return Err(broken(format!(
-                    "{extras} values per anchor after the class scores are not (x, y, confidence) keypoints"
+                    "{extra_values} values per anchor after the class scores are not (x, y, confidence) keypoints"
                 )))
             }
-            _ if extras == 0 => 0,
-            _ => {
-                return Err(broken(format!(
-                    "output has {} class scores per anchor, but the model has {num_classes} class names",
-                    values - (head - num_classes)
-                )))
+            Task::InstanceSegmentation => {
+                let prototypes = outputs
+                    .iter()
+                    .position(|o| o.ndim() == 4)
+                    .ok_or_else(|| broken("no 4-D prototype output".into()))?;
+                let channels = outputs[prototypes].shape()[1];
+                if channels != extra_values {
+                    return Err(broken(format!(
+                        "{extra_values} mask coefficients per anchor but {channels} prototypes"
+                    )));
+                }
+                Extras::Masks { prototypes }
             }
+            _ if extra_values == 0 => Extras::None,
+            _ => return Err(class_mismatch()),
         };
-        if let Some((class_id, names)) = config.keypoint_names.iter().enumerate().find(|(_, n)| n.len() > num_keypoints)
-        {
-            return Err(broken(format!(
-                "class {class_id} names {} keypoints; the model predicts {num_keypoints}",
-                names.len()
-            )));
-        }
         let description = ModelDescription {
             model_id: id.to_string(),
             task: config.task,
@@ -80,29 +115,25 @@ impl YoloModel {
             batch_size: shape.batch_size(),
             input_width: Some(width),
             input_height: Some(height),
-            class_names: config.class_names,
+            class_names: config.class_names.clone(),
         };
+        let input = InputSpec { mode: config.resize, width, height, decode_limits: options.decode_limits };
+        let decoder = Arc::new(Decoder { layout, class_names: config.class_names, extras, input });
         let worker = OnnxWorker::start(session, &description.model_id, options.queue_capacity)?;
-        Ok(YoloModel {
-            description,
-            layout,
-            input: InputSpec { mode: config.resize, width, height, decode_limits: options.decode_limits },
-            num_keypoints,
-            keypoint_names: config.keypoint_names,
-            worker,
-        })
+        Ok(YoloModel { description, decoder, worker })
     }
+}
 
-    fn postprocess(
+impl Decoder {
+    fn decode(
         &self,
         outputs: &Outputs,
         placement: &Placement,
-        params: &DetectionParams,
-        keypoint_confidence: f32,
+        options: &DecodeOptions,
     ) -> Result<Vec<Detection>, ModelError> {
         let head = head_view(outputs)?;
-        let names = &self.description.class_names;
-        let candidates = decode_candidates(self.layout, head, names.len(), params.confidence);
+        let params = &options.detection;
+        let candidates = decode_candidates(self.layout, head, self.class_names.len(), params.confidence);
         let kept = non_max_suppression(
             candidates,
             params.iou_threshold,
@@ -111,18 +142,47 @@ impl YoloModel {
             params.max_detections,
         );
         let anchors = self.layout.values_per_anchor(head);
-        let keypoints_from = self.layout.head_len(names.len());
+        let extras_from = self.layout.head_len(self.class_names.len());
+        let prototypes = match self.extras {
+            Extras::Masks { prototypes } => Some(prototype_view(outputs, prototypes)?),
+            _ => None,
+        };
         Ok(kept
             .into_iter()
             .filter_map(|c: Candidate| {
-                let class_name = names.get(c.class_id)?.clone();
+                let class_name = self.class_names.get(c.class_id)?.clone();
                 if params.class_filter.as_ref().is_some_and(|f| !f.contains(&class_name)) {
                     return None;
                 }
-                let keypoints =
-                    self.keypoints(anchors.row(c.anchor), keypoints_from, c.class_id, placement, keypoint_confidence);
-                let [x1, y1, x2, y2] = placement.box_to_original(c.bbox);
-                Some(Detection { x1, y1, x2, y2, confidence: c.score, class_id: c.class_id, class_name, keypoints })
+                let bbox = placement.box_to_original(c.bbox);
+                let values = anchors.row(c.anchor);
+                let keypoints = self.keypoints(values, extras_from, c.class_id, placement, options.keypoint_confidence);
+                let mask = match (&prototypes, &options.mask) {
+                    (Some(prototypes), Some(mask)) => {
+                        let inputs = MaskInputs {
+                            coefficients: values.slice(s![extras_from..]),
+                            prototypes: prototypes.view(),
+                            bbox,
+                            placement,
+                            input_w: self.input.width as usize,
+                            input_h: self.input.height as usize,
+                        };
+                        Some(decode_mask(&inputs, mask.decode_mode, mask.rle))
+                    }
+                    _ => None,
+                };
+                let [x1, y1, x2, y2] = bbox;
+                Some(Detection {
+                    x1,
+                    y1,
+                    x2,
+                    y2,
+                    confidence: c.score,
+                    class_id: c.class_id,
+                    class_name,
+                    keypoints,
+                    mask,
+                })
             })
             .collect())
     }
@@ -136,10 +196,11 @@ impl YoloModel {
         placement: &Placement,
         min_confidence: f32,
     ) -> Vec<Keypoint> {
-        let Some(names) = self.keypoint_names.get(class_id) else { return Vec::new() };
+        let Extras::Keypoints { count, names } = &self.extras else { return Vec::new() };
+        let Some(names) = names.get(class_id) else { return Vec::new() };
         names
             .iter()
-            .take(self.num_keypoints)
+            .take(*count)
             .enumerate()
             .filter_map(|(k, name)| {
                 let [x, y, confidence] = [values[from + 3 * k], values[from + 3 * k + 1], values[from + 3 * k + 2]];
@@ -167,6 +228,16 @@ fn head_view(outputs: &Outputs) -> Result<ArrayView2<'_, f32>, ModelError> {
     Ok(output.index_axis_move(Axis(0), 0))
 }
 
+/// `(channels, h, w)` prototypes of the first batch item.
+fn prototype_view(outputs: &Outputs, index: usize) -> Result<ArrayView3<'_, f32>, ModelError> {
+    let output = outputs.get(index).ok_or_else(|| ModelError::Inference("prototype output missing".into()))?;
+    let output = output
+        .view()
+        .into_dimensionality::<Ix4>()
+        .map_err(|_| ModelError::Inference(format!("expected 4-D prototypes, got {:?}", output.shape())))?;
+    Ok(output.index_axis_move(Axis(0), 0))
+}
+
 #[async_trait]
 impl Model for YoloModel {
     fn description(&self) -> &ModelDescription {
@@ -175,10 +246,15 @@ impl Model for YoloModel {
 
     async fn infer(&self, request: InferRequest) -> Result<InferResponse, CoreError> {
         let task = self.description.task;
-        let (params, keypoint_confidence) = match (&request.params, task) {
-            (TaskParams::ObjectDetection(p), Task::ObjectDetection) => (p.clone(), 0.0),
+        let options = match (request.params, task) {
+            (TaskParams::ObjectDetection(detection), Task::ObjectDetection) => {
+                DecodeOptions { detection, keypoint_confidence: 0.0, mask: None }
+            }
+            (TaskParams::InstanceSegmentation { detection, mask }, Task::InstanceSegmentation) => {
+                DecodeOptions { detection, keypoint_confidence: 0.0, mask: Some(mask) }
+            }
             (TaskParams::KeypointDetection { detection, keypoint_confidence }, Task::KeypointDetection) => {
-                (detection.clone(), *keypoint_confidence)
+                DecodeOptions { detection, keypoint_confidence, mask: None }
             }
             (other, _) => {
                 return Err(CoreError::TaskMismatch {
@@ -188,12 +264,17 @@ impl Model for YoloModel {
                 })
             }
         };
-        let (tensor, placement) = prepare(request.image, request.auto_orient, self.input).await?;
+        let (tensor, placement) = prepare(request.image, request.auto_orient, self.decoder.input).await?;
         let outputs = self.worker.run(tensor).await?;
-        let predictions = self.postprocess(&outputs, &placement, &params, keypoint_confidence)?;
+        // Masks cost real CPU on large images: decode on the blocking pool.
+        let decoder = self.decoder.clone();
+        let predictions = tokio::task::spawn_blocking(move || decoder.decode(&outputs, &placement, &options))
+            .await
+            .map_err(|e| CoreError::Internal(format!("post-processing task failed: {e}")))??;
         let output = DetectionOutput { image_width: placement.orig_w, image_height: placement.orig_h, predictions };
         Ok(match task {
             Task::KeypointDetection => InferResponse::KeypointDetection(output),
+            Task::InstanceSegmentation => InferResponse::InstanceSegmentation(output),
             _ => InferResponse::ObjectDetection(output),
         })
     }

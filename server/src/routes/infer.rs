@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sightline_core::{
     ClassificationOutput, ClassificationParams, CoreError, Detection, DetectionOutput, DetectionParams, InferRequest,
-    InferResponse, ModelId, TaskParams,
+    InferResponse, MaskDecodeMode, MaskParams, ModelId, TaskParams,
 };
 
 use crate::body::{parse_json, read_limited};
@@ -115,6 +115,51 @@ struct KeypointsRequest {
 }
 
 #[derive(Debug, Deserialize)]
+struct SegmentationRequest {
+    #[serde(flatten)]
+    common: Common,
+    #[serde(flatten)]
+    detection: DetectionFields,
+    #[serde(default)]
+    mask_decode_mode: Option<String>,
+    #[serde(default)]
+    tradeoff_factor: Option<f32>,
+    #[serde(default)]
+    response_mask_format: Option<String>,
+}
+
+impl SegmentationRequest {
+    /// Spec §3: an unknown mode or a factor outside [0, 1] is a 400 with this exact message.
+    fn mask_params(&self) -> Result<MaskParams, ApiError> {
+        let invalid = || {
+            ApiError::BadRequest(
+                "Invalid mask decode argument sent. tradeoff_factor must be in [0.0, 1.0], mask_decode_mode: must be one of ['accurate', 'fast', 'tradeoff']".into(),
+            )
+        };
+        let factor = self.tradeoff_factor.unwrap_or(0.0);
+        if !(0.0..=1.0).contains(&factor) {
+            return Err(invalid());
+        }
+        let decode_mode = match self.mask_decode_mode.as_deref().unwrap_or("accurate") {
+            "accurate" => MaskDecodeMode::Accurate,
+            "fast" => MaskDecodeMode::Fast,
+            "tradeoff" => MaskDecodeMode::Tradeoff(factor),
+            _ => return Err(invalid()),
+        };
+        let rle = match self.response_mask_format.as_deref().unwrap_or("polygon") {
+            "polygon" => false,
+            "rle" => true,
+            other => {
+                return Err(ApiError::Validation(format!(
+                    "response_mask_format must be \"polygon\" or \"rle\", got {other:?}"
+                )))
+            }
+        };
+        Ok(MaskParams { decode_mode, rle })
+    }
+}
+
+#[derive(Debug, Deserialize)]
 struct ClassificationRequest {
     #[serde(flatten)]
     common: Common,
@@ -132,7 +177,8 @@ struct KeypointJson<'a> {
 }
 
 /// A detection as Roboflow returns it: centre and size, unrounded (Roboflow's legacy backend rounds
-/// corners to whole pixels); `keypoints` only on the keypoints route.
+/// corners to whole pixels); `keypoints` only on the keypoints route, `points` (or `rle`) and
+/// `mask_format` only on the segmentation route.
 fn detection_json(d: &Detection, with_keypoints: bool) -> Value {
     let mut v = json!({
         "x": (d.x1 + d.x2) / 2.0,
@@ -157,6 +203,19 @@ fn detection_json(d: &Detection, with_keypoints: bool) -> Value {
             })
             .collect();
         v["keypoints"] = json!(keypoints);
+    }
+    if let Some(mask) = &d.mask {
+        match &mask.rle {
+            Some(rle) => {
+                v["rle"] = json!({"size": rle.size, "counts": rle.counts});
+                v["mask_format"] = json!("rle");
+            }
+            None => {
+                let points: Vec<Value> = mask.polygon.iter().map(|[x, y]| json!({"x": x, "y": y})).collect();
+                v["points"] = json!(points);
+                v["mask_format"] = json!("polygon");
+            }
+        }
     }
     v
 }
@@ -222,7 +281,9 @@ async fn run(state: &AppState, common: Common, params: TaskParams) -> Result<Htt
             let started = Instant::now();
             let response = manager.infer(model_id, request).await?;
             let mut body = match (&response, params) {
-                (InferResponse::ObjectDetection(o), _) => detections_json(o, false),
+                (InferResponse::ObjectDetection(o) | InferResponse::InstanceSegmentation(o), _) => {
+                    detections_json(o, false)
+                }
                 (InferResponse::KeypointDetection(o), _) => detections_json(o, true),
                 (InferResponse::Classification(o), TaskParams::Classification(p)) => {
                     classification_json(o, p.confidence)
@@ -249,6 +310,16 @@ async fn run(state: &AppState, common: Common, params: TaskParams) -> Result<Htt
 pub async fn object_detection(state: web::Data<AppState>, payload: web::Payload) -> Result<HttpResponse, ApiError> {
     let request: DetectionRequest = parse_request(&state, payload).await?;
     let params = TaskParams::ObjectDetection(request.detection.params(true)?);
+    run(&state, request.common, params).await
+}
+
+pub async fn instance_segmentation(
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let request: SegmentationRequest = parse_request(&state, payload).await?;
+    let params =
+        TaskParams::InstanceSegmentation { detection: request.detection.params(true)?, mask: request.mask_params()? };
     run(&state, request.common, params).await
 }
 

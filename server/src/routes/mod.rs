@@ -10,6 +10,7 @@ use crate::error::ApiError;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/infer/object_detection", web::post().to(infer::object_detection))
+        .route("/infer/instance_segmentation", web::post().to(infer::instance_segmentation))
         .route("/infer/keypoints_detection", web::post().to(infer::keypoints_detection))
         .route("/infer/classification", web::post().to(infer::classification))
         .route("/model/add", web::post().to(management::add))

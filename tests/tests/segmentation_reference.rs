@@ -1,0 +1,200 @@
+//! The served segmentation models (YOLOv8-seg, YOLOv5-seg) against the Python reference, over real
+//! HTTP, for every fixture image and run: boxes as for detection, and each matched mask with
+//! IoU >= 0.95 against the reference mask; polygons trace the returned mask.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+
+/// The reference's row-major RLE (`{"size": [H, W], "counts": [...]}`, first run of zeros).
+fn reference_mask(rle: &Value) -> (usize, usize, Vec<bool>) {
+    let rle: Value = match rle {
+        Value::String(s) => serde_json::from_str(&s.replace('\'', "\"")).unwrap(),
+        other => other.clone(),
+    };
+    let (h, w) = (rle["size"][0].as_u64().unwrap() as usize, rle["size"][1].as_u64().unwrap() as usize);
+    let mut mask = Vec::with_capacity(h * w);
+    for (i, run) in rle["counts"].as_array().unwrap().iter().enumerate() {
+        mask.extend(std::iter::repeat_n(i % 2 == 1, run.as_u64().unwrap() as usize));
+    }
+    assert_eq!(mask.len(), h * w);
+    (h, w, mask)
+}
+
+/// Decodes pycocotools' compressed string (column-major runs) into a row-major mask.
+fn coco_mask(rle: &Value) -> (usize, usize, Vec<bool>) {
+    let (h, w) = (rle["size"][0].as_u64().unwrap() as usize, rle["size"][1].as_u64().unwrap() as usize);
+    let bytes = rle["counts"].as_str().unwrap().as_bytes();
+    let (mut runs, mut p) = (Vec::<i64>::new(), 0);
+    while p < bytes.len() {
+        let (mut x, mut k, mut more) = (0i64, 0, true);
+        while more {
+            let c = i64::from(bytes[p]) - 48;
+            x |= (c & 0x1f) << (5 * k);
+            more = c & 0x20 != 0;
+            p += 1;
+            k += 1;
+            if !more && c & 0x10 != 0 {
+                x |= -1 << (5 * k);
+            }
+        }
+        if runs.len() > 2 {
+            x += runs[runs.len() - 2];
+        }
+        runs.push(x);
+    }
+    let mut column_major = Vec::with_capacity(h * w);
+    for (i, run) in runs.iter().enumerate() {
+        column_major.extend(std::iter::repeat_n(i % 2 == 1, *run as usize));
+    }
+    assert_eq!(column_major.len(), h * w);
+    let mask = (0..h * w).map(|i| column_major[(i % w) * h + i / w]).collect();
+    (h, w, mask)
+}
+
+fn mask_iou(a: &[bool], b: &[bool]) -> f64 {
+    let inter = a.iter().zip(b).filter(|(x, y)| **x && **y).count();
+    let union = a.iter().zip(b).filter(|(x, y)| **x || **y).count();
+    if union == 0 {
+        1.0
+    } else {
+        inter as f64 / union as f64
+    }
+}
+
+fn parse_run(key: &str) -> (&str, f64, f64) {
+    let mut parts = key.split('/');
+    let mode = parts.next().unwrap();
+    let conf = parts.next().unwrap().trim_start_matches("conf").parse().unwrap();
+    let iou = parts.next().unwrap().trim_start_matches("iou").parse().unwrap();
+    (mode, conf, iou)
+}
+
+async fn check_masks(model: &str, reference_file: &str) {
+    let models = TempDir::new("seg");
+    let stretch = format!("{}-stretch/1", model.split('/').next().unwrap());
+    copy_model(models.path(), model, model, |_| {});
+    copy_model(models.path(), model, &stretch, |d| std::fs::write(d.join("environment.json"), STRETCH_ENV).unwrap());
+    let server = Server::start(models.path(), &[]).await;
+    let reference: Value =
+        serde_json::from_str(&std::fs::read_to_string(data(&format!("reference/{reference_file}"))).unwrap()).unwrap();
+    let mut problems = Vec::new();
+    let mut masks_compared = 0;
+    for (image, entry) in reference["images"].as_object().unwrap() {
+        for (run, expected) in entry["runs"].as_object().unwrap() {
+            let (mode, conf, iou) = parse_run(run);
+            // The 0.5 / 0.7 runs repeat subsets of the 0.25 / 0.45 ones; masks are checked on the latter.
+            if conf != 0.25 || iou != 0.45 {
+                continue;
+            }
+            let id = if mode == "letterbox" { model } else { stretch.as_str() };
+            let mut body = detect_body(id, image, conf, iou);
+            body["response_mask_format"] = json!("rle");
+            let (status, rle_body) = server.post_json("/infer/instance_segmentation", &body).await;
+            assert_eq!(status, 200, "{image} {run}: {rle_body}");
+            body["response_mask_format"] = json!("polygon");
+            let (_, polygon_body) = server.post_json("/infer/instance_segmentation", &body).await;
+
+            let predictions = rle_body["predictions"].as_array().unwrap();
+            let predicted: Vec<Det> = predictions.iter().map(from_response).collect();
+            let expected_list = expected.as_array().unwrap();
+            let expected_dets: Vec<Det> = expected_list.iter().map(from_reference).collect();
+            problems
+                .extend(compare(&expected_dets, &predicted, conf).into_iter().map(|p| format!("{image} {run}: {p}")));
+
+            let polygons = polygon_body["predictions"].as_array().unwrap();
+            assert_eq!(polygons.len(), predictions.len());
+            for (r, reference_entry) in expected_dets.iter().zip(expected_list) {
+                let Some((i, _)) = predicted
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, p)| p.class_id == r.class_id)
+                    .map(|(i, p)| (i, iou_of(r, p)))
+                    .filter(|(_, v)| *v >= 0.98)
+                    .max_by(|a, b| a.1.total_cmp(&b.1))
+                else {
+                    continue; // reported by `compare`
+                };
+                assert_eq!(predictions[i]["mask_format"], "rle");
+                let (h, w, ours) = coco_mask(&predictions[i]["rle"]);
+                let (rh, rw, theirs) = reference_mask(&reference_entry["mask_rle"]);
+                assert_eq!((h, w), (rh, rw), "{image}: mask size is the original image's");
+                let m = mask_iou(&ours, &theirs);
+                if m < 0.95 {
+                    problems.push(format!("{image} {run}: mask IoU {m:.4} for {:?}", r.bbox));
+                }
+                masks_compared += 1;
+                // The polygon traces this mask: every vertex is a mask pixel.
+                let p = &polygons[i];
+                assert_eq!(p["mask_format"], "polygon");
+                let points = p["points"].as_array().unwrap();
+                assert!(points.len() >= 3, "{image}: polygon {p}");
+                for point in points {
+                    let (x, y) = (point["x"].as_f64().unwrap() as usize, point["y"].as_f64().unwrap() as usize);
+                    assert!(ours[y * w + x], "{image}: polygon vertex ({x}, {y}) is not a mask pixel");
+                }
+            }
+        }
+    }
+    assert!(masks_compared > 50, "compared only {masks_compared} masks");
+    assert!(problems.is_empty(), "{} problems:\n{}", problems.len(), problems.join("\n"));
+}
+
+fn iou_of(a: &Det, b: &Det) -> f64 {
+    iou(a.bbox, b.bbox)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn yolov8_seg_masks_match_the_reference() {
+    check_masks("shapes-seg/1", "shapes-seg-v8.json").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn yolov5_seg_masks_match_the_reference() {
+    check_masks("shapes-seg-v5/1", "shapes-seg-v5.json").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mask_decode_modes_and_their_errors() {
+    let server = Server::start(&repo_root().join("assets/models"), &[]).await;
+    let body = |extra: Value| {
+        let mut b = detect_body("shapes-seg/1", "shapes_640x480.png", 0.25, 0.45);
+        for (k, v) in extra.as_object().unwrap() {
+            b[k] = v.clone();
+        }
+        b
+    };
+    let bbox_of = |p: &Value| {
+        let xs: Vec<f64> = p["points"].as_array().unwrap().iter().map(|q| q["x"].as_f64().unwrap()).collect();
+        let ys: Vec<f64> = p["points"].as_array().unwrap().iter().map(|q| q["y"].as_f64().unwrap()).collect();
+        [
+            xs.iter().cloned().fold(f64::MAX, f64::min),
+            ys.iter().cloned().fold(f64::MAX, f64::min),
+            xs.iter().cloned().fold(f64::MIN, f64::max),
+            ys.iter().cloned().fold(f64::MIN, f64::max),
+        ]
+    };
+    let (_, accurate) = server.post_json("/infer/instance_segmentation", &body(json!({}))).await;
+    // One traced pixel in original pixels: 640/256 x 256/64 = 10 for fast (64x64 prototypes),
+    // 640/256 x 256/160 = 4 for tradeoff 0.5 (160x160); plus one original pixel, since the accurate
+    // polygon's vertices are pixel indices and the others' are traced-pixel centres.
+    for (extra, pixel) in [
+        (json!({"mask_decode_mode": "fast"}), 11.0),
+        (json!({"mask_decode_mode": "tradeoff", "tradeoff_factor": 0.5}), 5.0),
+    ] {
+        let (status, v) = server.post_json("/infer/instance_segmentation", &body(extra.clone())).await;
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(v["predictions"].as_array().unwrap().len(), accurate["predictions"].as_array().unwrap().len());
+        for (a, b) in accurate["predictions"].as_array().unwrap().iter().zip(v["predictions"].as_array().unwrap()) {
+            // Lower-resolution polygons outline the same shape: extents within one traced pixel.
+            let (ba, bb) = (bbox_of(a), bbox_of(b));
+            assert!(ba.iter().zip(&bb).all(|(x, y)| (x - y).abs() <= pixel), "{extra}: {ba:?} vs {bb:?}");
+        }
+    }
+    for bad in [json!({"mask_decode_mode": "best"}), json!({"mask_decode_mode": "tradeoff", "tradeoff_factor": 1.5})] {
+        let (status, v) = server.post_json("/infer/instance_segmentation", &body(bad.clone())).await;
+        assert_eq!(status, 400, "{bad}: {v}");
+        assert!(v["message"].as_str().unwrap().starts_with("Invalid mask decode argument sent."), "{v}");
+    }
+}
