@@ -128,12 +128,27 @@ impl TaskParams {
     }
 }
 
+/// Which of the model's preprocessing steps a request keeps (Roboflow's `disable_preproc_*` negated).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PreprocessingFlags {
+    /// Apply the EXIF orientation tag.
+    pub auto_orient: bool,
+    pub contrast: bool,
+    pub grayscale: bool,
+    pub static_crop: bool,
+}
+
+impl Default for PreprocessingFlags {
+    fn default() -> Self {
+        PreprocessingFlags { auto_orient: true, contrast: true, grayscale: true, static_crop: true }
+    }
+}
+
 /// One image (still encoded: decoding is the model's job, so it can run off the HTTP threads).
 #[derive(Debug, Clone)]
 pub struct InferRequest {
     pub image: Vec<u8>,
-    /// Apply the EXIF orientation tag (Roboflow's `disable_preproc_auto_orient` negated).
-    pub auto_orient: bool,
+    pub preprocessing: PreprocessingFlags,
     pub params: TaskParams,
 }
 

@@ -19,7 +19,8 @@ pub use error::CoreError;
 pub use fixed_size_cache::WithFixedSizeCache;
 pub use inference::{
     ClassScore, ClassificationOutput, ClassificationParams, CocoRle, Detection, DetectionOutput, DetectionParams,
-    InferRequest, InferResponse, InstanceMask, Keypoint, MaskDecodeMode, MaskParams, Task, TaskParams,
+    InferRequest, InferResponse, InstanceMask, Keypoint, MaskDecodeMode, MaskParams, PreprocessingFlags, Task,
+    TaskParams,
 };
 pub use logger::WithLogger;
 pub use manager::{EvictionCause, ModelManager, RemovalReason};

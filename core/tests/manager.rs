@@ -124,7 +124,11 @@ fn id(s: &str) -> ModelId {
 }
 
 fn request() -> InferRequest {
-    InferRequest { image: vec![], auto_orient: true, params: TaskParams::ObjectDetection(DetectionParams::default()) }
+    InferRequest {
+        image: vec![],
+        preprocessing: Default::default(),
+        params: TaskParams::ObjectDetection(DetectionParams::default()),
+    }
 }
 
 fn loaded(m: &impl ModelManager) -> Vec<String> {

@@ -87,7 +87,13 @@ impl ClassificationModel {
         let worker = OnnxWorker::start(session, &description.model_id, options.queue_capacity)?;
         Ok(ClassificationModel {
             description,
-            input: InputSpec { mode: config.resize, width, height, decode_limits: options.decode_limits },
+            input: InputSpec {
+                mode: config.resize,
+                width,
+                height,
+                decode_limits: options.decode_limits,
+                adjustments: config.adjustments,
+            },
             multi_label: config.multi_label,
             worker,
         })
@@ -108,7 +114,7 @@ impl Model for ClassificationModel {
                 requested: request.task().to_string(),
             });
         }
-        let (tensor, placement) = prepare(request.image, request.auto_orient, self.input).await?;
+        let (tensor, placement) = prepare(request.image, request.preprocessing, self.input).await?;
         let outputs = self.worker.run(tensor).await?;
         let probabilities = to_probabilities(&raw_scores(&outputs)?, self.multi_label);
         let mut scores: Vec<ClassScore> = probabilities
@@ -119,8 +125,8 @@ impl Model for ClassificationModel {
             .collect();
         scores.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
         Ok(InferResponse::Classification(ClassificationOutput {
-            image_width: placement.orig_w,
-            image_height: placement.orig_h,
+            image_width: placement.frame_w,
+            image_height: placement.frame_h,
             scores,
             multi_label: self.multi_label,
         }))

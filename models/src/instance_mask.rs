@@ -41,22 +41,30 @@ fn trace(xs: std::ops::Range<usize>, ys: std::ops::Range<usize>, on: impl Fn(usi
 pub struct MaskInputs<'a> {
     pub coefficients: ArrayView1<'a, f32>,
     pub prototypes: ArrayView3<'a, f32>,
-    /// The box in original-image pixels.
+    /// The box in frame pixels.
     pub bbox: [f32; 4],
     pub placement: &'a Placement,
     pub input_w: usize,
     pub input_h: usize,
 }
 
-/// The mask at original resolution (`Some(value)` per pixel of the box region) as in the reference.
+/// The box in the cropped image's own pixels (the frame offset removed).
+fn local_box(m: &MaskInputs<'_>) -> [f32; 4] {
+    let (cx, cy) = (m.placement.crop_x as f32, m.placement.crop_y as f32);
+    [m.bbox[0] - cx, m.bbox[1] - cy, m.bbox[2] - cx, m.bbox[3] - cy]
+}
+
+/// The mask logits at the (cropped) image's resolution over the box's pixel ranges, as in the
+/// reference; coordinates local to the cropped image.
 fn accurate(m: &MaskInputs<'_>, logits: &Array2<f32>) -> (std::ops::Range<usize>, std::ops::Range<usize>, Array2<f32>) {
     let p = m.placement;
     let up = resize_plane(logits.view(), m.input_w, m.input_h, 0..m.input_h, 0..m.input_w);
     let (top, left) = (p.top as usize, p.left as usize);
     let content = up.slice(s![top..top + p.new_h as usize, left..left + p.new_w as usize]);
     let (w, h) = (p.orig_w as usize, p.orig_h as usize);
-    let xs = pixel_range(m.bbox[0], m.bbox[2], w);
-    let ys = pixel_range(m.bbox[1], m.bbox[3], h);
+    let b = local_box(m);
+    let xs = pixel_range(b[0], b[2], w);
+    let ys = pixel_range(b[1], b[3], h);
     let full = resize_plane(content, w, h, ys.clone(), xs.clone());
     (xs, ys, full)
 }
@@ -64,11 +72,13 @@ fn accurate(m: &MaskInputs<'_>, logits: &Array2<f32>) -> (std::ops::Range<usize>
 pub fn decode_mask(m: &MaskInputs<'_>, mode: MaskDecodeMode, want_rle: bool) -> InstanceMask {
     let logits = logits(m.coefficients, m.prototypes);
     let p = m.placement;
+    let (cx, cy) = (p.crop_x as usize, p.crop_y as usize);
     let polygon_and_full = match mode {
         MaskDecodeMode::Accurate => {
             let (xs, ys, full) = accurate(m, &logits);
             let polygon = trace(xs.clone(), ys.clone(), |x, y| full[[y, x]] > 0.0);
-            let points = polygon.into_iter().map(|(x, y)| [x as f32, y as f32]).collect();
+            let points =
+                polygon.into_iter().map(|(x, y)| [(x as usize + cx) as f32, (y as usize + cy) as f32]).collect();
             (points, Some((xs, ys, full)))
         }
         MaskDecodeMode::Fast | MaskDecodeMode::Tradeoff(_) => {
@@ -79,7 +89,10 @@ pub fn decode_mask(m: &MaskInputs<'_>, mode: MaskDecodeMode, want_rle: bool) -> 
     let (polygon, full) = polygon_and_full;
     let rle = want_rle.then(|| {
         let (xs, ys, full) = full.unwrap_or_else(|| accurate(m, &logits));
-        coco_rle(p.orig_w as usize, p.orig_h as usize, |x, y| xs.contains(&x) && ys.contains(&y) && full[[y, x]] > 0.0)
+        coco_rle(p.frame_w as usize, p.frame_h as usize, |x, y| {
+            let (x, y) = (x.wrapping_sub(cx), y.wrapping_sub(cy));
+            xs.contains(&x) && ys.contains(&y) && full[[y, x]] > 0.0
+        })
     });
     InstanceMask { polygon, rle }
 }
@@ -106,7 +119,8 @@ fn scaled_polygon(m: &MaskInputs<'_>, logits: &Array2<f32>, factor: f32) -> Vec<
         .into_iter()
         .map(|(x, y)| {
             let (ox, oy) = p.to_original((x as f32 + 0.5) * kx - 0.5, (y as f32 + 0.5) * ky - 0.5);
-            [ox.clamp(0.0, p.orig_w as f32), oy.clamp(0.0, p.orig_h as f32)]
+            let (ox, oy) = p.clip(ox, oy);
+            [ox, oy]
         })
         .collect()
 }

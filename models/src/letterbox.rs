@@ -12,11 +12,17 @@ pub enum ResizeMode {
     Letterbox { pad: u8 },
 }
 
-/// The placement of an `orig_w x orig_h` image inside the model input.
+/// The placement of an `orig_w x orig_h` image inside the model input. With a static crop, the
+/// "original" is the crop, which sits at `(crop_x, crop_y)` in a `frame_w x frame_h` frame: results
+/// are mapped back to that frame.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Placement {
     pub orig_w: u32,
     pub orig_h: u32,
+    pub crop_x: u32,
+    pub crop_y: u32,
+    pub frame_w: u32,
+    pub frame_h: u32,
     /// Size of the resized image content inside the input.
     pub new_w: u32,
     pub new_h: u32,
@@ -28,7 +34,18 @@ pub struct Placement {
 impl Placement {
     pub fn new(mode: ResizeMode, orig_w: u32, orig_h: u32, in_w: u32, in_h: u32) -> Placement {
         match mode {
-            ResizeMode::Stretch => Placement { orig_w, orig_h, new_w: in_w, new_h: in_h, left: 0, top: 0 },
+            ResizeMode::Stretch => Placement {
+                orig_w,
+                orig_h,
+                crop_x: 0,
+                crop_y: 0,
+                frame_w: orig_w,
+                frame_h: orig_h,
+                new_w: in_w,
+                new_h: in_h,
+                left: 0,
+                top: 0,
+            },
             ResizeMode::Letterbox { .. } => Self::letterbox(orig_w, orig_h, in_w, in_h),
         }
     }
@@ -39,22 +56,44 @@ impl Placement {
         let new_w = fit(orig_w, in_w);
         let new_h = fit(orig_h, in_h);
         let pad = |free: u32| (f64::from(free) / 2.0 - 0.1).round_ties_even().max(0.0) as u32;
-        Placement { orig_w, orig_h, new_w, new_h, left: pad(in_w - new_w), top: pad(in_h - new_h) }
+        Placement {
+            orig_w,
+            orig_h,
+            crop_x: 0,
+            crop_y: 0,
+            frame_w: orig_w,
+            frame_h: orig_h,
+            new_w,
+            new_h,
+            left: pad(in_w - new_w),
+            top: pad(in_h - new_h),
+        }
     }
 
-    /// Maps a point in model-input pixels back to the original image (unclipped).
+    /// The same placement for an image that was cropped at `(x, y)` out of a `frame_w x frame_h` frame.
+    pub fn within_frame(self, x: u32, y: u32, frame_w: u32, frame_h: u32) -> Placement {
+        Placement { crop_x: x, crop_y: y, frame_w, frame_h, ..self }
+    }
+
+    /// Clamps a frame point into the cropped region.
+    pub fn clip(&self, x: f32, y: f32) -> (f32, f32) {
+        let (x0, y0) = (self.crop_x as f32, self.crop_y as f32);
+        (x.clamp(x0, x0 + self.orig_w as f32), y.clamp(y0, y0 + self.orig_h as f32))
+    }
+
+    /// Maps a point in model-input pixels back to the frame (unclipped).
     pub fn to_original(&self, x: f32, y: f32) -> (f32, f32) {
         let sx = self.orig_w as f32 / self.new_w as f32;
         let sy = self.orig_h as f32 / self.new_h as f32;
-        ((x - self.left as f32) * sx, (y - self.top as f32) * sy)
+        ((x - self.left as f32) * sx + self.crop_x as f32, (y - self.top as f32) * sy + self.crop_y as f32)
     }
 
-    /// Maps a box in model-input pixels back to the original image, clipped to it.
+    /// Maps a box in model-input pixels back to the frame, clipped to the (cropped) image.
     pub fn box_to_original(&self, [x1, y1, x2, y2]: [f32; 4]) -> [f32; 4] {
         let (a, b) = self.to_original(x1, y1);
         let (c, d) = self.to_original(x2, y2);
-        let (w, h) = (self.orig_w as f32, self.orig_h as f32);
-        [a.clamp(0.0, w), b.clamp(0.0, h), c.clamp(0.0, w), d.clamp(0.0, h)]
+        let ((a, b), (c, d)) = (self.clip(a, b), self.clip(c, d));
+        [a, b, c, d]
     }
 }
 
@@ -99,5 +138,13 @@ mod tests {
         assert_eq!(p.box_to_original([-10.0, 0.0, 300.0, 250.0]), [0.0, 0.0, 640.0, 480.0]);
         let s = Placement::new(ResizeMode::Stretch, 512, 128, 256, 256);
         assert_eq!(s.to_original(128.0, 128.0), (256.0, 64.0));
+    }
+
+    #[test]
+    fn a_static_crop_offsets_and_clips_to_the_crop() {
+        // A 100x50 crop at (20, 10) of a 200x100 frame, stretched to 50x50.
+        let p = Placement::new(ResizeMode::Stretch, 100, 50, 50, 50).within_frame(20, 10, 200, 100);
+        assert_eq!(p.to_original(25.0, 25.0), (70.0, 35.0));
+        assert_eq!(p.box_to_original([-5.0, -5.0, 60.0, 60.0]), [20.0, 10.0, 120.0, 60.0]);
     }
 }

@@ -4,6 +4,7 @@
 pub mod classifier;
 pub mod contour;
 pub mod error;
+pub mod image_adjust;
 pub mod image_decode;
 pub mod instance_mask;
 pub mod letterbox;

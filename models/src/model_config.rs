@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 use sightline_core::Task;
 
+use crate::image_adjust::{Adjustments, Contrast, StaticCrop};
 use crate::letterbox::ResizeMode;
 use crate::ModelError;
 
@@ -55,6 +56,7 @@ pub struct ModelConfig {
     pub architecture: Architecture,
     pub class_names: Vec<String>,
     pub resize: ResizeMode,
+    pub adjustments: Adjustments,
     /// Keypoint names for each object class (pose models), from `keypoints_metadata.json`.
     pub keypoint_names: Vec<Vec<String>>,
     /// `MULTICLASS: true` in `environment.json`: a multi-label classifier.
@@ -96,6 +98,7 @@ pub fn read_model_dir(dir: &Path) -> Result<ModelConfig, ModelError> {
     let environment_path = dir.join(ENVIRONMENT_FILE);
     let environment = if environment_path.exists() { Some(read_json(&environment_path)?) } else { None };
     let resize = resize_mode(environment.as_ref(), &environment_path)?;
+    let adjustments = adjustments(environment.as_ref(), &environment_path)?;
     let class_names = class_names(dir, environment.as_ref())?;
     let keypoint_names = if task == Task::KeypointDetection {
         keypoint_names(&dir.join(KEYPOINTS_METADATA_FILE), class_names.len())?
@@ -110,7 +113,17 @@ pub fn read_model_dir(dir: &Path) -> Result<ModelConfig, ModelError> {
     if !weights.is_file() {
         return Err(broken(&weights, "missing"));
     }
-    Ok(ModelConfig { weights, task, model_type, architecture, class_names, resize, keypoint_names, multi_label })
+    Ok(ModelConfig {
+        weights,
+        task,
+        model_type,
+        architecture,
+        class_names,
+        resize,
+        adjustments,
+        keypoint_names,
+        multi_label,
+    })
 }
 
 /// `PREPROCESSING` may be an object or (as Roboflow's API serves it) a JSON-encoded string.
@@ -142,6 +155,46 @@ fn resize_mode(environment: Option<&Value>, path: &Path) -> Result<ResizeMode, M
             path.display()
         ))),
     }
+}
+
+/// `static-crop` (percent box), `contrast` and `grayscale` from `PREPROCESSING`, when enabled.
+fn adjustments(environment: Option<&Value>, path: &Path) -> Result<Adjustments, ModelError> {
+    let Some(pre) = preprocessing(environment, path)? else { return Ok(Adjustments::default()) };
+    let enabled = |key: &str| pre.get(key).filter(|v| v.get("enabled").and_then(Value::as_bool) == Some(true));
+    let static_crop = match enabled("static-crop") {
+        Some(c) => {
+            let field = |name: &str| {
+                c.get(name)
+                    .and_then(Value::as_f64)
+                    .map(|v| v as f32)
+                    .ok_or_else(|| broken(path, format!("static-crop.{name} must be a number")))
+            };
+            let crop = StaticCrop {
+                x_min: field("x_min")?,
+                y_min: field("y_min")?,
+                x_max: field("x_max")?,
+                y_max: field("y_max")?,
+            };
+            if crop.x_max <= crop.x_min || crop.y_max <= crop.y_min {
+                return Err(broken(path, "static-crop must have x_min < x_max and y_min < y_max"));
+            }
+            Some(crop)
+        }
+        None => None,
+    };
+    let contrast = match enabled("contrast").map(|c| c.get("type").and_then(Value::as_str).unwrap_or("")) {
+        None => None,
+        Some("Contrast Stretching") => Some(Contrast::Stretching),
+        Some("Histogram Equalization") => Some(Contrast::HistogramEqualization),
+        Some("Adaptive Equalization") => Some(Contrast::AdaptiveEqualization),
+        Some(other) => {
+            return Err(ModelError::Unsupported(format!(
+                "contrast type {other:?} in {} is not supported",
+                path.display()
+            )))
+        }
+    };
+    Ok(Adjustments { static_crop, contrast, grayscale: enabled("grayscale").is_some() })
 }
 
 /// Roboflow's keypoint metadata: `[{"object_class_id": 0, "keypoints": {"0": "nose", ...}}, ...]`.
@@ -259,6 +312,33 @@ mod tests {
         let c = read_model_dir(dir.path()).unwrap();
         assert_eq!(c.class_names, ["cat", "dog"]);
         assert_eq!(c.resize, ResizeMode::Letterbox { pad: 0 });
+        assert_eq!(c.adjustments, Adjustments::default());
+    }
+
+    #[test]
+    fn reads_crop_contrast_and_grayscale() {
+        let env = r#"{"PREPROCESSING": {
+            "static-crop": {"enabled": true, "x_min": 10, "y_min": 20, "x_max": 90, "y_max": 80},
+            "contrast": {"enabled": true, "type": "Adaptive Equalization"},
+            "grayscale": {"enabled": true}}}"#;
+        let dir = folder(&[
+            ("model_type.json", DET),
+            ("environment.json", env),
+            ("weights.onnx", "x"),
+            ("class_names.txt", "a"),
+        ]);
+        let a = read_model_dir(dir.path()).unwrap().adjustments;
+        assert_eq!(a.static_crop, Some(StaticCrop { x_min: 10.0, y_min: 20.0, x_max: 90.0, y_max: 80.0 }));
+        assert_eq!((a.contrast, a.grayscale), (Some(Contrast::AdaptiveEqualization), true));
+        let off =
+            r#"{"PREPROCESSING": {"grayscale": {"enabled": false}, "contrast": {"enabled": false, "type": "x"}}}"#;
+        let dir = folder(&[
+            ("model_type.json", DET),
+            ("environment.json", off),
+            ("weights.onnx", "x"),
+            ("class_names.txt", "a"),
+        ]);
+        assert_eq!(read_model_dir(dir.path()).unwrap().adjustments, Adjustments::default());
     }
 
     #[test]

@@ -2,8 +2,9 @@
 
 use image::RgbImage;
 use ndarray::Array4;
-use sightline_core::CoreError;
+use sightline_core::{CoreError, PreprocessingFlags};
 
+use crate::image_adjust::{self, Adjustments, Contrast};
 use crate::image_decode::{decode_image, DecodeLimits};
 use crate::letterbox::{Placement, ResizeMode};
 use crate::resize::resize_bilinear;
@@ -15,17 +16,40 @@ pub struct InputSpec {
     pub width: u32,
     pub height: u32,
     pub decode_limits: DecodeLimits,
+    pub adjustments: Adjustments,
+}
+
+/// Applies the model's static crop, contrast and grayscale steps that the request keeps, in
+/// Roboflow's order; returns the crop's offset in the decoded frame.
+pub fn adjust(image: RgbImage, adjustments: &Adjustments, flags: PreprocessingFlags) -> (RgbImage, (u32, u32)) {
+    let (mut image, offset) = match adjustments.static_crop.filter(|_| flags.static_crop) {
+        Some(c) => image_adjust::crop(&image, &c),
+        None => (image, (0, 0)),
+    };
+    match adjustments.contrast.filter(|_| flags.contrast) {
+        Some(Contrast::Stretching) => image_adjust::contrast_stretch(&mut image),
+        Some(Contrast::HistogramEqualization) => image_adjust::equalize_histogram(&mut image),
+        Some(Contrast::AdaptiveEqualization) => image_adjust::equalize_adaptive(&mut image),
+        None => {}
+    }
+    if adjustments.grayscale && flags.grayscale {
+        image_adjust::grayscale(&mut image);
+    }
+    (image, offset)
 }
 
 /// Decodes and prepares one image on the blocking pool, keeping CPU-heavy work off the async threads.
 pub async fn prepare(
     image: Vec<u8>,
-    auto_orient: bool,
+    flags: PreprocessingFlags,
     spec: InputSpec,
 ) -> Result<(Array4<f32>, Placement), CoreError> {
     tokio::task::spawn_blocking(move || {
-        let decoded = decode_image(&image, auto_orient, spec.decode_limits)?;
-        Ok(to_input_tensor(&decoded, spec.mode, spec.width, spec.height))
+        let decoded = decode_image(&image, flags.auto_orient, spec.decode_limits)?;
+        let (frame_w, frame_h) = decoded.dimensions();
+        let (adjusted, (x, y)) = adjust(decoded, &spec.adjustments, flags);
+        let (tensor, placement) = to_input_tensor(&adjusted, spec.mode, spec.width, spec.height);
+        Ok((tensor, placement.within_frame(x, y, frame_w, frame_h)))
     })
     .await
     .map_err(|e| CoreError::Internal(format!("preprocessing task failed: {e}")))?

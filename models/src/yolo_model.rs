@@ -117,7 +117,13 @@ impl YoloModel {
             input_height: Some(height),
             class_names: config.class_names.clone(),
         };
-        let input = InputSpec { mode: config.resize, width, height, decode_limits: options.decode_limits };
+        let input = InputSpec {
+            mode: config.resize,
+            width,
+            height,
+            decode_limits: options.decode_limits,
+            adjustments: config.adjustments,
+        };
         let decoder = Arc::new(Decoder { layout, class_names: config.class_names, extras, input });
         let worker = OnnxWorker::start(session, &description.model_id, options.queue_capacity)?;
         Ok(YoloModel { description, decoder, worker })
@@ -208,7 +214,7 @@ impl Decoder {
                     return None;
                 }
                 let (x, y) = placement.to_original(x, y);
-                let (x, y) = (x.clamp(0.0, placement.orig_w as f32), y.clamp(0.0, placement.orig_h as f32));
+                let (x, y) = placement.clip(x, y);
                 Some(Keypoint { x, y, confidence, class_id: k, class_name: name.clone() })
             })
             .collect()
@@ -264,14 +270,14 @@ impl Model for YoloModel {
                 })
             }
         };
-        let (tensor, placement) = prepare(request.image, request.auto_orient, self.decoder.input).await?;
+        let (tensor, placement) = prepare(request.image, request.preprocessing, self.decoder.input).await?;
         let outputs = self.worker.run(tensor).await?;
         // Masks cost real CPU on large images: decode on the blocking pool.
         let decoder = self.decoder.clone();
         let predictions = tokio::task::spawn_blocking(move || decoder.decode(&outputs, &placement, &options))
             .await
             .map_err(|e| CoreError::Internal(format!("post-processing task failed: {e}")))??;
-        let output = DetectionOutput { image_width: placement.orig_w, image_height: placement.orig_h, predictions };
+        let output = DetectionOutput { image_width: placement.frame_w, image_height: placement.frame_h, predictions };
         Ok(match task {
             Task::KeypointDetection => InferResponse::KeypointDetection(output),
             Task::InstanceSegmentation => InferResponse::InstanceSegmentation(output),

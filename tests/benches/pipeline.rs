@@ -117,8 +117,11 @@ async fn main() {
             run_session(&mut session, &tensor).unwrap();
         });
         let params = DetectionParams { confidence: 0.25, iou_threshold: 0.45, ..DetectionParams::default() };
-        let request =
-            InferRequest { image: bytes.clone(), auto_orient: true, params: TaskParams::ObjectDetection(params) };
+        let request = InferRequest {
+            image: bytes.clone(),
+            preprocessing: Default::default(),
+            params: TaskParams::ObjectDetection(params),
+        };
         let model = Arc::clone(&model);
         let pipeline = time_ms_async(iterations, || {
             let (model, request) = (model.clone(), request.clone());

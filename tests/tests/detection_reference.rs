@@ -172,3 +172,33 @@ async fn detection_parameters_are_honoured() {
     assert_eq!(cross_class_overlaps(&agnostic), 0, "{agnostic}");
     assert!(count(&agnostic) < count(&aware));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keypoint_confidence_drops_keypoints_below_it() {
+    let server = Server::start(&repo_root().join("assets/models"), &[]).await;
+    let mut body = detect_body("shapes-pose/1", "shapes_256_00.png", 0.25, 0.45);
+    let (status, all) = server.post_json("/infer/keypoints_detection", &body).await;
+    assert_eq!(status, 200, "{all}");
+    let keypoints = |v: &Value| -> Vec<(String, f64)> {
+        v["predictions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|p| p["keypoints"].as_array().unwrap().clone())
+            .map(|k| (k["class"].as_str().unwrap().to_owned(), k["confidence"].as_f64().unwrap()))
+            .collect()
+    };
+    let every = keypoints(&all);
+    assert!(every.len() >= 3 && every.iter().take(3).map(|k| k.0.as_str()).eq(["apex", "bottom_right", "bottom_left"]));
+    let mut confidences: Vec<f64> = every.iter().map(|k| k.1).collect();
+    confidences.sort_by(f64::total_cmp);
+    let threshold = confidences[confidences.len() / 2];
+    body["keypoint_confidence"] = json!(threshold);
+    let (_, some) = server.post_json("/infer/keypoints_detection", &body).await;
+    let kept = keypoints(&some);
+    assert_eq!(kept.len(), every.iter().filter(|k| k.1 >= threshold).count());
+    assert!(kept.iter().all(|k| k.1 >= threshold));
+    // "best" is refused on this route, as Roboflow's validator does.
+    body["confidence"] = json!("best");
+    assert_eq!(server.post_json("/infer/keypoints_detection", &body).await.0, 422);
+}

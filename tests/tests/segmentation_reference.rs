@@ -198,3 +198,34 @@ async fn mask_decode_modes_and_their_errors() {
         assert!(v["message"].as_str().unwrap().starts_with("Invalid mask decode argument sent."), "{v}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn masks_of_a_statically_cropped_model_are_in_the_full_frame() {
+    let models = TempDir::new("seg-crop");
+    copy_model(models.path(), "shapes-seg/1", "seg-crop/1", |d| {
+        let env = r#"{"PREPROCESSING": {"resize": {"enabled": true, "format": "Fit (grey edges) in", "width": 256, "height": 256},
+                      "static-crop": {"enabled": true, "x_min": 50, "y_min": 0, "x_max": 100, "y_max": 100}}}"#;
+        std::fs::write(d.join("environment.json"), env).unwrap();
+    });
+    let server = Server::start(models.path(), &[]).await;
+    let mut body = detect_body("seg-crop/1", "shapes_640x480.png", 0.25, 0.45);
+    body["response_mask_format"] = json!("rle");
+    let (_, rle) = server.post_json("/infer/instance_segmentation", &body).await;
+    body["response_mask_format"] = json!("polygon");
+    let (_, polygons) = server.post_json("/infer/instance_segmentation", &body).await;
+    let predictions = rle["predictions"].as_array().unwrap();
+    assert!(!predictions.is_empty(), "{rle}");
+    for (p, q) in predictions.iter().zip(polygons["predictions"].as_array().unwrap()) {
+        let (h, w, mask) = coco_mask(&p["rle"]);
+        assert_eq!((h, w), (480, 640), "masks cover the full frame");
+        assert!(
+            mask.iter().enumerate().filter(|(_, on)| **on).all(|(i, _)| i % w >= 320),
+            "mask pixels stay in the crop"
+        );
+        assert!(mask.iter().any(|on| *on));
+        for point in q["points"].as_array().unwrap() {
+            let (x, y) = (point["x"].as_f64().unwrap() as usize, point["y"].as_f64().unwrap() as usize);
+            assert!(x >= 320 && mask[y * w + x], "vertex ({x}, {y}) is a mask pixel in the frame");
+        }
+    }
+}

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sightline_core::{
     ClassificationOutput, ClassificationParams, CoreError, Detection, DetectionOutput, DetectionParams, InferRequest,
-    InferResponse, MaskDecodeMode, MaskParams, ModelId, TaskParams,
+    InferResponse, MaskDecodeMode, MaskParams, ModelId, PreprocessingFlags, TaskParams,
 };
 
 use crate::body::{parse_json, read_limited};
@@ -30,6 +30,24 @@ struct Common {
     id: Option<String>,
     #[serde(default)]
     disable_preproc_auto_orient: Option<bool>,
+    #[serde(default)]
+    disable_preproc_contrast: Option<bool>,
+    #[serde(default)]
+    disable_preproc_grayscale: Option<bool>,
+    #[serde(default)]
+    disable_preproc_static_crop: Option<bool>,
+}
+
+impl Common {
+    fn preprocessing(&self) -> PreprocessingFlags {
+        let keep = |disable: Option<bool>| !disable.unwrap_or(false);
+        PreprocessingFlags {
+            auto_orient: keep(self.disable_preproc_auto_orient),
+            contrast: keep(self.disable_preproc_contrast),
+            grayscale: keep(self.disable_preproc_grayscale),
+            static_crop: keep(self.disable_preproc_static_crop),
+        }
+    }
 }
 
 /// `confidence` may be a number or the strings `"default"` / `"best"`.
@@ -266,7 +284,7 @@ async fn parse_request<T: DeserializeOwned>(state: &AppState, payload: web::Payl
 async fn run(state: &AppState, common: Common, params: TaskParams) -> Result<HttpResponse, ApiError> {
     let model_id = ModelId::parse(&common.model_id)?;
     let inference_id = common.id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let auto_orient = !common.disable_preproc_auto_orient.unwrap_or(false);
+    let preprocessing = common.preprocessing();
     let (images, many) = match common.image {
         OneOrMany::One(image) => (vec![image], false),
         OneOrMany::Many(images) => (images, true),
@@ -275,7 +293,7 @@ async fn run(state: &AppState, common: Common, params: TaskParams) -> Result<Htt
     // Load (if needed) before the clock starts: `time` is the model pipeline, as in Roboflow's server.
     state.manager.add(&model_id).await?;
     let runs = images.into_iter().map(|image| {
-        let request = InferRequest { image, auto_orient, params: params.clone() };
+        let request = InferRequest { image, preprocessing, params: params.clone() };
         let (manager, model_id, inference_id, params) = (state.manager.clone(), &model_id, &inference_id, &params);
         async move {
             let started = Instant::now();
