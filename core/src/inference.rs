@@ -144,12 +144,21 @@ impl Default for PreprocessingFlags {
     }
 }
 
+/// Drawing the predictions onto the image (Roboflow's `visualize_predictions`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct VisualizeParams {
+    pub stroke_width: u32,
+    pub labels: bool,
+}
+
 /// One image (still encoded: decoding is the model's job, so it can run off the HTTP threads).
 #[derive(Debug, Clone)]
 pub struct InferRequest {
     pub image: Vec<u8>,
     pub preprocessing: PreprocessingFlags,
     pub params: TaskParams,
+    /// `Some` to get `visualization` back.
+    pub visualize: Option<VisualizeParams>,
 }
 
 impl InferRequest {
@@ -206,6 +215,8 @@ pub struct DetectionOutput {
     pub image_height: u32,
     /// Sorted by descending confidence.
     pub predictions: Vec<Detection>,
+    /// JPEG of the image with the predictions drawn, when asked for.
+    pub visualization: Option<Vec<u8>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -223,6 +234,8 @@ pub struct ClassificationOutput {
     pub scores: Vec<ClassScore>,
     /// Multi-label (independent sigmoid per class) rather than one softmax over the classes.
     pub multi_label: bool,
+    /// JPEG of the image with the result drawn, when asked for.
+    pub visualization: Option<Vec<u8>>,
 }
 
 #[derive(Debug, Clone)]

@@ -20,7 +20,7 @@ pub use fixed_size_cache::WithFixedSizeCache;
 pub use inference::{
     ClassScore, ClassificationOutput, ClassificationParams, CocoRle, Detection, DetectionOutput, DetectionParams,
     InferRequest, InferResponse, InstanceMask, Keypoint, MaskDecodeMode, MaskParams, PreprocessingFlags, Task,
-    TaskParams,
+    TaskParams, VisualizeParams,
 };
 pub use logger::WithLogger;
 pub use manager::{EvictionCause, ModelManager, RemovalReason};

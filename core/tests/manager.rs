@@ -32,7 +32,12 @@ impl Model for StandIn {
     }
 
     async fn infer(&self, _request: InferRequest) -> Result<InferResponse, CoreError> {
-        Ok(InferResponse::ObjectDetection(DetectionOutput { image_width: 1, image_height: 1, predictions: vec![] }))
+        Ok(InferResponse::ObjectDetection(DetectionOutput {
+            image_width: 1,
+            image_height: 1,
+            predictions: vec![],
+            visualization: None,
+        }))
     }
 }
 
@@ -127,6 +132,7 @@ fn request() -> InferRequest {
     InferRequest {
         image: vec![],
         preprocessing: Default::default(),
+        visualize: None,
         params: TaskParams::ObjectDetection(DetectionParams::default()),
     }
 }

@@ -13,6 +13,7 @@ use sightline_core::{
     TaskParams,
 };
 
+use crate::drawing::{class_colors, draw_classification, encode_jpeg};
 use crate::model_config::ModelConfig;
 use crate::onnx_worker::{build_session, run_session, OnnxWorker, Outputs};
 use crate::preprocess::{prepare, InputSpec};
@@ -23,6 +24,7 @@ pub struct ClassificationModel {
     description: ModelDescription,
     input: InputSpec,
     multi_label: bool,
+    colors: Vec<image::Rgb<u8>>,
     worker: OnnxWorker,
 }
 
@@ -75,6 +77,7 @@ impl ClassificationModel {
                 scores.len()
             )));
         }
+        let colors = class_colors(&config.class_names, &config.colors);
         let description = ModelDescription {
             model_id: id.to_string(),
             task: config.task,
@@ -95,6 +98,7 @@ impl ClassificationModel {
                 adjustments: config.adjustments,
             },
             multi_label: config.multi_label,
+            colors,
             worker,
         })
     }
@@ -107,14 +111,16 @@ impl Model for ClassificationModel {
     }
 
     async fn infer(&self, request: InferRequest) -> Result<InferResponse, CoreError> {
-        if !matches!(request.params, TaskParams::Classification(_)) {
+        let TaskParams::Classification(params) = &request.params else {
             return Err(CoreError::TaskMismatch {
                 model_id: self.description.model_id.clone(),
                 actual: self.description.task.to_string(),
                 requested: request.task().to_string(),
             });
-        }
-        let (tensor, placement) = prepare(request.image, request.preprocessing, self.input).await?;
+        };
+        let threshold = params.confidence;
+        let (tensor, placement, frame) =
+            prepare(request.image, request.preprocessing, self.input, request.visualize.is_some()).await?;
         let outputs = self.worker.run(tensor).await?;
         let probabilities = to_probabilities(&raw_scores(&outputs)?, self.multi_label);
         let mut scores: Vec<ClassScore> = probabilities
@@ -124,11 +130,31 @@ impl Model for ClassificationModel {
             .map(|(class_id, (confidence, name))| ClassScore { class_id, class_name: name.clone(), confidence })
             .collect();
         scores.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
+        let visualization = match frame {
+            Some(mut frame) => {
+                // The top class (single-label) or every predicted class (multi-label).
+                let shown: Vec<ClassScore> = if self.multi_label {
+                    scores.iter().filter(|s| s.confidence > threshold).cloned().collect()
+                } else {
+                    scores.iter().take(1).filter(|s| s.confidence >= threshold).cloned().collect()
+                };
+                let colors = self.colors.clone();
+                let jpeg = tokio::task::spawn_blocking(move || {
+                    draw_classification(&mut frame, &shown, &colors);
+                    encode_jpeg(&frame)
+                })
+                .await
+                .map_err(|e| CoreError::Internal(format!("visualization task failed: {e}")))??;
+                Some(jpeg)
+            }
+            None => None,
+        };
         Ok(InferResponse::Classification(ClassificationOutput {
             image_width: placement.frame_w,
             image_height: placement.frame_h,
             scores,
             multi_label: self.multi_label,
+            visualization,
         }))
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod classifier;
 pub mod contour;
+pub mod drawing;
 pub mod error;
 pub mod image_adjust;
 pub mod image_decode;

@@ -4,6 +4,7 @@
 //! (`project_task_type`, `model_type`), `environment.json` (`PREPROCESSING`, `CLASS_MAP`) and
 //! optionally `class_names.txt` (one name per line, preferred over `CLASS_MAP`).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
@@ -61,6 +62,8 @@ pub struct ModelConfig {
     pub keypoint_names: Vec<Vec<String>>,
     /// `MULTICLASS: true` in `environment.json`: a multi-label classifier.
     pub multi_label: bool,
+    /// `COLORS` from `environment.json`: class name → `#RRGGBB`.
+    pub colors: HashMap<String, String>,
 }
 
 fn broken(file: &Path, reason: impl Into<String>) -> ModelError {
@@ -109,6 +112,12 @@ pub fn read_model_dir(dir: &Path) -> Result<ModelConfig, ModelError> {
         .as_ref()
         .and_then(|e| e.get("MULTICLASS"))
         .is_some_and(|v| v.as_bool() == Some(true) || v.as_str().is_some_and(|s| s.eq_ignore_ascii_case("true")));
+    let colors = environment
+        .as_ref()
+        .and_then(|e| e.get("COLORS"))
+        .and_then(Value::as_object)
+        .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned()))).collect())
+        .unwrap_or_default();
     let weights = dir.join(WEIGHTS_FILE);
     if !weights.is_file() {
         return Err(broken(&weights, "missing"));
@@ -123,6 +132,7 @@ pub fn read_model_dir(dir: &Path) -> Result<ModelConfig, ModelError> {
         adjustments,
         keypoint_names,
         multi_label,
+        colors,
     })
 }
 

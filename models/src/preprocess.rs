@@ -38,18 +38,24 @@ pub fn adjust(image: RgbImage, adjustments: &Adjustments, flags: PreprocessingFl
     (image, offset)
 }
 
+/// A prepared input: the tensor, where the image sits in it, and the decoded frame when a
+/// visualization will be drawn on it.
+pub type Prepared = (Array4<f32>, Placement, Option<RgbImage>);
+
 /// Decodes and prepares one image on the blocking pool, keeping CPU-heavy work off the async threads.
 pub async fn prepare(
     image: Vec<u8>,
     flags: PreprocessingFlags,
     spec: InputSpec,
-) -> Result<(Array4<f32>, Placement), CoreError> {
+    keep_frame: bool,
+) -> Result<Prepared, CoreError> {
     tokio::task::spawn_blocking(move || {
         let decoded = decode_image(&image, flags.auto_orient, spec.decode_limits)?;
         let (frame_w, frame_h) = decoded.dimensions();
+        let frame = keep_frame.then(|| decoded.clone());
         let (adjusted, (x, y)) = adjust(decoded, &spec.adjustments, flags);
         let (tensor, placement) = to_input_tensor(&adjusted, spec.mode, spec.width, spec.height);
-        Ok((tensor, placement.within_frame(x, y, frame_w, frame_h)))
+        Ok((tensor, placement.within_frame(x, y, frame_w, frame_h), frame))
     })
     .await
     .map_err(|e| CoreError::Internal(format!("preprocessing task failed: {e}")))?

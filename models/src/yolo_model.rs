@@ -11,6 +11,7 @@ use sightline_core::{
     ModelDescription, ModelId, Task, TaskParams,
 };
 
+use crate::drawing::{class_colors, draw_detections, encode_jpeg};
 use crate::instance_mask::{decode_mask, MaskInputs};
 use crate::letterbox::Placement;
 use crate::model_config::{Architecture, ModelConfig};
@@ -40,6 +41,7 @@ struct Decoder {
     class_names: Vec<String>,
     extras: Extras,
     input: InputSpec,
+    colors: Vec<image::Rgb<u8>>,
 }
 
 pub struct YoloModel {
@@ -124,7 +126,8 @@ impl YoloModel {
             decode_limits: options.decode_limits,
             adjustments: config.adjustments,
         };
-        let decoder = Arc::new(Decoder { layout, class_names: config.class_names, extras, input });
+        let colors = class_colors(&config.class_names, &config.colors);
+        let decoder = Arc::new(Decoder { layout, class_names: config.class_names, extras, input, colors });
         let worker = OnnxWorker::start(session, &description.model_id, options.queue_capacity)?;
         Ok(YoloModel { description, decoder, worker })
     }
@@ -270,14 +273,31 @@ impl Model for YoloModel {
                 })
             }
         };
-        let (tensor, placement) = prepare(request.image, request.preprocessing, self.decoder.input).await?;
+        let visualize = request.visualize;
+        let (tensor, placement, frame) =
+            prepare(request.image, request.preprocessing, self.decoder.input, visualize.is_some()).await?;
         let outputs = self.worker.run(tensor).await?;
-        // Masks cost real CPU on large images: decode on the blocking pool.
+        // Masks and drawing cost real CPU on large images: both run on the blocking pool.
         let decoder = self.decoder.clone();
-        let predictions = tokio::task::spawn_blocking(move || decoder.decode(&outputs, &placement, &options))
-            .await
-            .map_err(|e| CoreError::Internal(format!("post-processing task failed: {e}")))??;
-        let output = DetectionOutput { image_width: placement.frame_w, image_height: placement.frame_h, predictions };
+        let (predictions, visualization) = tokio::task::spawn_blocking(move || -> Result<_, ModelError> {
+            let predictions = decoder.decode(&outputs, &placement, &options)?;
+            let visualization = match (frame, visualize) {
+                (Some(mut frame), Some(params)) => {
+                    draw_detections(&mut frame, &predictions, &decoder.colors, &params);
+                    Some(encode_jpeg(&frame)?)
+                }
+                _ => None,
+            };
+            Ok((predictions, visualization))
+        })
+        .await
+        .map_err(|e| CoreError::Internal(format!("post-processing task failed: {e}")))??;
+        let output = DetectionOutput {
+            image_width: placement.frame_w,
+            image_height: placement.frame_h,
+            predictions,
+            visualization,
+        };
         Ok(match task {
             Task::KeypointDetection => InferResponse::KeypointDetection(output),
             Task::InstanceSegmentation => InferResponse::InstanceSegmentation(output),

@@ -120,6 +120,7 @@ async fn main() {
         let request = InferRequest {
             image: bytes.clone(),
             preprocessing: Default::default(),
+            visualize: None,
             params: TaskParams::ObjectDetection(params),
         };
         let model = Arc::clone(&model);

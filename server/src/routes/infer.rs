@@ -4,13 +4,14 @@
 use std::time::Instant;
 
 use actix_web::{web, HttpResponse};
+use base64::Engine;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sightline_core::{
     ClassificationOutput, ClassificationParams, CoreError, Detection, DetectionOutput, DetectionParams, InferRequest,
-    InferResponse, MaskDecodeMode, MaskParams, ModelId, PreprocessingFlags, TaskParams,
+    InferResponse, MaskDecodeMode, MaskParams, ModelId, PreprocessingFlags, TaskParams, VisualizeParams,
 };
 
 use crate::body::{parse_json, read_limited};
@@ -36,9 +37,31 @@ struct Common {
     disable_preproc_grayscale: Option<bool>,
     #[serde(default)]
     disable_preproc_static_crop: Option<bool>,
+    #[serde(default)]
+    visualize_predictions: Option<bool>,
+    #[serde(default)]
+    visualization_labels: Option<bool>,
+    #[serde(default)]
+    visualization_stroke_width: Option<u32>,
 }
 
+/// Thicker strokes than this are a mistake, not a style.
+const MAX_STROKE_WIDTH: u32 = 50;
+
 impl Common {
+    fn visualize(&self) -> Result<Option<VisualizeParams>, CoreError> {
+        if !self.visualize_predictions.unwrap_or(false) {
+            return Ok(None);
+        }
+        let stroke_width = self.visualization_stroke_width.unwrap_or(1);
+        if !(1..=MAX_STROKE_WIDTH).contains(&stroke_width) {
+            return Err(CoreError::InvalidParameter(format!(
+                "visualization_stroke_width must be in [1, {MAX_STROKE_WIDTH}], got {stroke_width}"
+            )));
+        }
+        Ok(Some(VisualizeParams { stroke_width, labels: self.visualization_labels.unwrap_or(false) }))
+    }
+
     fn preprocessing(&self) -> PreprocessingFlags {
         let keep = |disable: Option<bool>| !disable.unwrap_or(false);
         PreprocessingFlags {
@@ -285,6 +308,7 @@ async fn run(state: &AppState, common: Common, params: TaskParams) -> Result<Htt
     let model_id = ModelId::parse(&common.model_id)?;
     let inference_id = common.id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let preprocessing = common.preprocessing();
+    let visualize = common.visualize()?;
     let (images, many) = match common.image {
         OneOrMany::One(image) => (vec![image], false),
         OneOrMany::Many(images) => (images, true),
@@ -293,7 +317,7 @@ async fn run(state: &AppState, common: Common, params: TaskParams) -> Result<Htt
     // Load (if needed) before the clock starts: `time` is the model pipeline, as in Roboflow's server.
     state.manager.add(&model_id).await?;
     let runs = images.into_iter().map(|image| {
-        let request = InferRequest { image, preprocessing, params: params.clone() };
+        let request = InferRequest { image, preprocessing, params: params.clone(), visualize };
         let (manager, model_id, inference_id, params) = (state.manager.clone(), &model_id, &inference_id, &params);
         async move {
             let started = Instant::now();
@@ -310,6 +334,15 @@ async fn run(state: &AppState, common: Common, params: TaskParams) -> Result<Htt
                     classification_json(o, ClassificationParams::default().confidence)
                 }
             };
+            let visualization = match &response {
+                InferResponse::ObjectDetection(o)
+                | InferResponse::InstanceSegmentation(o)
+                | InferResponse::KeypointDetection(o) => o.visualization.as_ref(),
+                InferResponse::Classification(o) => o.visualization.as_ref(),
+            };
+            if let Some(jpeg) = visualization {
+                body["visualization"] = json!(base64::engine::general_purpose::STANDARD.encode(jpeg));
+            }
             body["time"] = json!(started.elapsed().as_secs_f64());
             body["inference_id"] = json!(inference_id);
             Ok::<_, ApiError>(body)
