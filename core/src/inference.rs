@@ -15,6 +15,8 @@ pub enum Task {
     KeypointDetection,
     #[serde(rename = "classification")]
     Classification,
+    #[serde(rename = "ocr")]
+    Ocr,
 }
 
 impl Task {
@@ -24,6 +26,7 @@ impl Task {
             Task::InstanceSegmentation => "instance-segmentation",
             Task::KeypointDetection => "keypoint-detection",
             Task::Classification => "classification",
+            Task::Ocr => "ocr",
         }
     }
 
@@ -33,6 +36,7 @@ impl Task {
             "instance-segmentation" => Some(Task::InstanceSegmentation),
             "keypoint-detection" => Some(Task::KeypointDetection),
             "classification" => Some(Task::Classification),
+            "ocr" => Some(Task::Ocr),
             _ => None,
         }
     }
@@ -115,6 +119,7 @@ pub enum TaskParams {
         keypoint_confidence: f32,
     },
     Classification(ClassificationParams),
+    Ocr,
 }
 
 impl TaskParams {
@@ -124,6 +129,7 @@ impl TaskParams {
             TaskParams::InstanceSegmentation { .. } => Task::InstanceSegmentation,
             TaskParams::KeypointDetection { .. } => Task::KeypointDetection,
             TaskParams::Classification(_) => Task::Classification,
+            TaskParams::Ocr => Task::Ocr,
         }
     }
 }
@@ -238,10 +244,27 @@ pub struct ClassificationOutput {
     pub visualization: Option<Vec<u8>>,
 }
 
+/// One line of text: its quadrilateral (top-left, top-right, bottom-right, bottom-left) in image pixels.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OcrLine {
+    pub text: String,
+    pub confidence: f32,
+    pub quad: [[f32; 2]; 4],
+}
+
+#[derive(Debug, Clone)]
+pub struct OcrOutput {
+    pub image_width: u32,
+    pub image_height: u32,
+    /// In reading order: top to bottom, then left to right.
+    pub lines: Vec<OcrLine>,
+}
+
 #[derive(Debug, Clone)]
 pub enum InferResponse {
     ObjectDetection(DetectionOutput),
     InstanceSegmentation(DetectionOutput),
     KeypointDetection(DetectionOutput),
     Classification(ClassificationOutput),
+    Ocr(OcrOutput),
 }

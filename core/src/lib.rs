@@ -19,8 +19,8 @@ pub use error::CoreError;
 pub use fixed_size_cache::WithFixedSizeCache;
 pub use inference::{
     ClassScore, ClassificationOutput, ClassificationParams, CocoRle, Detection, DetectionOutput, DetectionParams,
-    InferRequest, InferResponse, InstanceMask, Keypoint, MaskDecodeMode, MaskParams, PreprocessingFlags, Task,
-    TaskParams, VisualizeParams,
+    InferRequest, InferResponse, InstanceMask, Keypoint, MaskDecodeMode, MaskParams, OcrLine, OcrOutput,
+    PreprocessingFlags, Task, TaskParams, VisualizeParams,
 };
 pub use logger::WithLogger;
 pub use manager::{EvictionCause, ModelManager, RemovalReason};

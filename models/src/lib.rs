@@ -11,6 +11,7 @@ pub mod instance_mask;
 pub mod letterbox;
 pub mod model_config;
 pub mod nms;
+pub mod ocr;
 pub mod onnx_worker;
 pub mod preprocess;
 pub mod registry;

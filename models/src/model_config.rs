@@ -75,8 +75,8 @@ fn read_json(path: &Path) -> Result<Value, ModelError> {
     serde_json::from_str(&text).map_err(|e| broken(path, format!("invalid JSON: {e}")))
 }
 
-/// Reads and checks the folder's metadata (the weights themselves are checked when the session is built).
-pub fn read_model_dir(dir: &Path) -> Result<ModelConfig, ModelError> {
+/// The task and `model_type` named by the folder's `model_type.json`.
+pub fn read_task(dir: &Path) -> Result<(Task, String), ModelError> {
     let model_type_path = dir.join(MODEL_TYPE_FILE);
     let model_type_json = read_json(&model_type_path)?;
     let field = |name: &str| -> Result<String, ModelError> {
@@ -87,10 +87,16 @@ pub fn read_model_dir(dir: &Path) -> Result<ModelConfig, ModelError> {
             .ok_or_else(|| broken(&model_type_path, format!("missing string field {name:?}")))
     };
     let task_name = field("project_task_type")?;
-    let model_type = field("model_type")?;
     let task = Task::parse(&task_name).ok_or_else(|| {
         ModelError::Unsupported(format!("task {task_name:?} ({}) is not supported", model_type_path.display()))
     })?;
+    Ok((task, field("model_type")?))
+}
+
+/// Reads and checks the folder's metadata (the weights themselves are checked when the session is built).
+pub fn read_model_dir(dir: &Path) -> Result<ModelConfig, ModelError> {
+    let model_type_path = dir.join(MODEL_TYPE_FILE);
+    let (task, model_type) = read_task(dir)?;
     let architecture = Architecture::for_task(task, &model_type).ok_or_else(|| {
         ModelError::Unsupported(format!(
             "architecture {model_type:?} is not supported for {task} ({})",

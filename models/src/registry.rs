@@ -9,7 +9,8 @@ use sightline_core::{CoreError, Model, ModelId, ModelLoader, Task};
 
 use crate::classifier::ClassificationModel;
 use crate::image_decode::DecodeLimits;
-use crate::model_config::{read_model_dir, Architecture};
+use crate::model_config::{read_model_dir, read_task, Architecture};
+use crate::ocr::model::OcrModel;
 use crate::yolo_model::YoloModel;
 use crate::ModelError;
 
@@ -39,6 +40,10 @@ impl ModelRegistry {
         let dir = options.model_dir.join(id.relative_path());
         if !dir.is_dir() {
             return Err(ModelError::NotFound(id.to_string()));
+        }
+        let (task, model_type) = read_task(&dir)?;
+        if task == Task::Ocr {
+            return Ok(Arc::new(OcrModel::load(id, &dir, &model_type, options)?));
         }
         let config = read_model_dir(&dir)?;
         match (config.task, config.architecture) {

@@ -78,6 +78,7 @@ pub async fn serve(config: Config) -> Result<(), StartupError> {
         server_uuid: uuid::Uuid::new_v4().to_string(),
         runtime,
         max_body_bytes: config.max_body_bytes,
+        default_ocr_model: config.default_ocr_model.clone(),
     });
 
     let address = format!("{}:{}", config.host, config.port);

@@ -46,6 +46,9 @@ pub struct Config {
     /// Evict before a load while the free fraction of GPU (or host) memory is below this; 0 = off.
     #[arg(long, env = "MEMORY_FREE_THRESHOLD", default_value_t = 0.0, value_parser = parse_fraction)]
     pub memory_free_threshold: f64,
+    /// The OCR model behind `/doctr/ocr` (and `/infer/ocr` without a `model_id`).
+    #[arg(long, env = "DEFAULT_OCR_MODEL", default_value = "ppocr/4")]
+    pub default_ocr_model: String,
     /// Comma-separated model ids loaded at start-up and never evicted.
     #[arg(long, env = "PINNED_MODELS", value_delimiter = ',')]
     pub pinned_models: Vec<String>,

@@ -15,4 +15,6 @@ pub struct AppState {
     pub server_uuid: String,
     pub runtime: RuntimeInfo,
     pub max_body_bytes: usize,
+    /// Serves `/doctr/ocr` and `/infer/ocr` without a `model_id`.
+    pub default_ocr_model: String,
 }

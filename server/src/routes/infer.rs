@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sightline_core::{
     ClassificationOutput, ClassificationParams, CoreError, Detection, DetectionOutput, DetectionParams, InferRequest,
-    InferResponse, MaskDecodeMode, MaskParams, ModelId, PreprocessingFlags, TaskParams, VisualizeParams,
+    InferResponse, MaskDecodeMode, MaskParams, ModelId, OcrOutput, PreprocessingFlags, TaskParams, VisualizeParams,
 };
 
 use crate::body::{parse_json, read_limited};
@@ -25,7 +25,8 @@ const IMAGES_IN_FLIGHT: usize = 4;
 /// Fields every inference route shares (spec §1.6).
 #[derive(Debug, Deserialize)]
 struct Common {
-    model_id: String,
+    #[serde(default)]
+    model_id: Option<String>,
     image: OneOrMany<ImageInput>,
     #[serde(default)]
     id: Option<String>,
@@ -303,10 +304,13 @@ async fn parse_request<T: DeserializeOwned>(state: &AppState, payload: web::Payl
     parse_json(&body)
 }
 
-/// Runs every image of a request through one model and answers an object, or a list for a list.
-async fn run(state: &AppState, common: Common, params: TaskParams) -> Result<HttpResponse, ApiError> {
-    let model_id = ModelId::parse(&common.model_id)?;
-    let inference_id = common.id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+/// Runs every image of a request through `model_id`; each answer with its pipeline time.
+async fn infer_images(
+    state: &AppState,
+    model_id: &ModelId,
+    common: Common,
+    params: &TaskParams,
+) -> Result<(Vec<(InferResponse, f64)>, bool), ApiError> {
     let preprocessing = common.preprocessing();
     let visualize = common.visualize()?;
     let (images, many) = match common.image {
@@ -315,47 +319,93 @@ async fn run(state: &AppState, common: Common, params: TaskParams) -> Result<Htt
     };
     let images = images.into_iter().map(ImageInput::into_bytes).collect::<Result<Vec<_>, _>>()?;
     // Load (if needed) before the clock starts: `time` is the model pipeline, as in Roboflow's server.
-    state.manager.add(&model_id).await?;
+    state.manager.add(model_id).await?;
     let runs = images.into_iter().map(|image| {
         let request = InferRequest { image, preprocessing, params: params.clone(), visualize };
-        let (manager, model_id, inference_id, params) = (state.manager.clone(), &model_id, &inference_id, &params);
+        let manager = state.manager.clone();
         async move {
             let started = Instant::now();
             let response = manager.infer(model_id, request).await?;
-            let mut body = match (&response, params) {
-                (InferResponse::ObjectDetection(o) | InferResponse::InstanceSegmentation(o), _) => {
-                    detections_json(o, false)
+            Ok::<_, ApiError>((response, started.elapsed().as_secs_f64()))
+        }
+    });
+    // A few images of one request at a time: a long list must not flood the model's queue.
+    let responses = stream::iter(runs).buffered(IMAGES_IN_FLIGHT).try_collect().await?;
+    Ok((responses, many))
+}
+
+/// An object for one image, a list for a list.
+fn respond(mut bodies: Vec<Value>, many: bool) -> Result<HttpResponse, ApiError> {
+    if many {
+        return Ok(HttpResponse::Ok().json(bodies));
+    }
+    let single = bodies.pop().ok_or_else(|| ApiError::Validation("image must not be empty".into()))?;
+    Ok(HttpResponse::Ok().json(single))
+}
+
+fn required_model_id(common: &Common) -> Result<ModelId, ApiError> {
+    let raw = common
+        .model_id
+        .as_deref()
+        .ok_or_else(|| ApiError::Validation("Invalid request body: missing field `model_id`".into()))?;
+    Ok(ModelId::parse(raw)?)
+}
+
+/// Our own OCR answer: every line with its text, score and quadrilateral.
+fn ocr_json(o: &OcrOutput) -> Value {
+    let lines: Vec<Value> = o
+        .lines
+        .iter()
+        .map(|l| {
+            let xs = l.quad.map(|p| p[0]);
+            let ys = l.quad.map(|p| p[1]);
+            let (x0, x1) = (xs.iter().cloned().fold(f32::MAX, f32::min), xs.iter().cloned().fold(f32::MIN, f32::max));
+            let (y0, y1) = (ys.iter().cloned().fold(f32::MAX, f32::min), ys.iter().cloned().fold(f32::MIN, f32::max));
+            json!({
+                "text": l.text, "confidence": l.confidence,
+                "x": (x0 + x1) / 2.0, "y": (y0 + y1) / 2.0, "width": x1 - x0, "height": y1 - y0,
+                "points": l.quad.iter().map(|p| json!({"x": p[0], "y": p[1]})).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    json!({
+        "image": {"width": o.image_width, "height": o.image_height},
+        "result": o.lines.iter().map(|l| l.text.as_str()).collect::<Vec<_>>().join(" "),
+        "predictions": lines,
+    })
+}
+
+/// Runs every image of a request through one model and answers in the `/infer/*` shapes.
+async fn run(state: &AppState, common: Common, params: TaskParams) -> Result<HttpResponse, ApiError> {
+    let model_id = required_model_id(&common)?;
+    let inference_id = common.id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let (responses, many) = infer_images(state, &model_id, common, &params).await?;
+    let bodies = responses
+        .into_iter()
+        .map(|(response, time)| {
+            let (mut body, visualization) = match &response {
+                InferResponse::ObjectDetection(o) | InferResponse::InstanceSegmentation(o) => {
+                    (detections_json(o, false), o.visualization.as_ref())
                 }
-                (InferResponse::KeypointDetection(o), _) => detections_json(o, true),
-                (InferResponse::Classification(o), TaskParams::Classification(p)) => {
-                    classification_json(o, p.confidence)
+                InferResponse::KeypointDetection(o) => (detections_json(o, true), o.visualization.as_ref()),
+                InferResponse::Classification(o) => {
+                    let threshold = match &params {
+                        TaskParams::Classification(p) => p.confidence,
+                        _ => ClassificationParams::default().confidence,
+                    };
+                    (classification_json(o, threshold), o.visualization.as_ref())
                 }
-                (InferResponse::Classification(o), _) => {
-                    classification_json(o, ClassificationParams::default().confidence)
-                }
-            };
-            let visualization = match &response {
-                InferResponse::ObjectDetection(o)
-                | InferResponse::InstanceSegmentation(o)
-                | InferResponse::KeypointDetection(o) => o.visualization.as_ref(),
-                InferResponse::Classification(o) => o.visualization.as_ref(),
+                InferResponse::Ocr(o) => (ocr_json(o), None),
             };
             if let Some(jpeg) = visualization {
                 body["visualization"] = json!(base64::engine::general_purpose::STANDARD.encode(jpeg));
             }
-            body["time"] = json!(started.elapsed().as_secs_f64());
+            body["time"] = json!(time);
             body["inference_id"] = json!(inference_id);
-            Ok::<_, ApiError>(body)
-        }
-    });
-    // A few images of one request at a time: a long list must not flood the model's queue.
-    let mut responses: Vec<Value> = stream::iter(runs).buffered(IMAGES_IN_FLIGHT).try_collect().await?;
-    if many {
-        Ok(HttpResponse::Ok().json(responses))
-    } else {
-        let single = responses.pop().ok_or_else(|| ApiError::Validation("image must not be empty".into()))?;
-        Ok(HttpResponse::Ok().json(single))
-    }
+            body
+        })
+        .collect();
+    respond(bodies, many)
 }
 
 pub async fn object_detection(state: web::Data<AppState>, payload: web::Payload) -> Result<HttpResponse, ApiError> {
@@ -391,4 +441,79 @@ pub async fn classification(state: web::Data<AppState>, payload: web::Payload) -
         confidence: confidence(&request.confidence, default, true)?,
     });
     run(&state, request.common, params).await
+}
+
+#[derive(Debug, Deserialize)]
+struct DoctrRequest {
+    #[serde(flatten)]
+    common: Common,
+    #[serde(default)]
+    doctr_version_id: Option<String>,
+    #[serde(default)]
+    generate_bounding_boxes: Option<bool>,
+}
+
+/// `POST /infer/ocr`: lines with text, score and quadrilateral (`model_id` defaults to the server's OCR model).
+pub async fn ocr(state: web::Data<AppState>, payload: web::Payload) -> Result<HttpResponse, ApiError> {
+    let mut request: DoctrRequest = parse_request(&state, payload).await?;
+    if request.common.model_id.is_none() {
+        request.common.model_id = Some(state.default_ocr_model.clone());
+    }
+    run(&state, request.common, TaskParams::Ocr).await
+}
+
+/// `POST /doctr/ocr` (spec §6): Roboflow's DocTR route served by the default OCR model (any
+/// `doctr/<version>` id means it). `result` joins the lines; boxes are per line (PP-OCR reads lines, not words).
+pub async fn doctr_ocr(state: web::Data<AppState>, payload: web::Payload) -> Result<HttpResponse, ApiError> {
+    let mut request: DoctrRequest = parse_request(&state, payload).await?;
+    let requested = request.common.model_id.take();
+    let model = match requested {
+        Some(id) if !id.starts_with("doctr/") => id,
+        _ => {
+            let _ = request.doctr_version_id.take();
+            state.default_ocr_model.clone()
+        }
+    };
+    let model_id = ModelId::parse(&model)?;
+    let boxes = request.generate_bounding_boxes.unwrap_or(false);
+    let (responses, many) = infer_images(&state, &model_id, request.common, &TaskParams::Ocr).await?;
+    let bodies = responses
+        .into_iter()
+        .map(|(response, time)| {
+            let InferResponse::Ocr(o) = response else {
+                return Err(ApiError::Core(CoreError::TaskMismatch {
+                    model_id: model.clone(),
+                    actual: "not ocr".into(),
+                    requested: "ocr".into(),
+                }));
+            };
+            let mut body = json!({
+                "result": o.lines.iter().map(|l| l.text.as_str()).collect::<Vec<_>>().join(" "),
+                "time": time,
+                "parent_id": null,
+            });
+            if boxes {
+                let ours = ocr_json(&o);
+                body["image"] = ours["image"].clone();
+                let predictions: Vec<Value> = ours["predictions"]
+                    .as_array()
+                    .map(|lines| {
+                        lines
+                            .iter()
+                            .map(|l| {
+                                json!({
+                                    "x": l["x"], "y": l["y"], "width": l["width"], "height": l["height"],
+                                    "confidence": l["confidence"], "class": l["text"], "class_id": 0,
+                                    "detection_id": uuid::Uuid::new_v4().to_string(),
+                                })
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                body["predictions"] = json!(predictions);
+            }
+            Ok(body)
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    respond(bodies, many)
 }

@@ -13,6 +13,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/infer/instance_segmentation", web::post().to(infer::instance_segmentation))
         .route("/infer/keypoints_detection", web::post().to(infer::keypoints_detection))
         .route("/infer/classification", web::post().to(infer::classification))
+        .route("/infer/ocr", web::post().to(infer::ocr))
+        .route("/doctr/ocr", web::post().to(infer::doctr_ocr))
         .route("/model/add", web::post().to(management::add))
         .route("/model/remove", web::post().to(management::remove))
         .route("/model/clear", web::post().to(management::clear))

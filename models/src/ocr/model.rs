@@ -1,0 +1,275 @@
+//! The OCR pipeline as one model: detector, direction classifier and recogniser sessions, each on
+//! its own inference thread. Preprocessing as rapidocr's defaults: BGR, `(v / 255 - 0.5) / 0.5`.
+
+use std::path::Path;
+
+use async_trait::async_trait;
+use image::RgbImage;
+use ndarray::{s, Array4, Axis, Ix2, Ix3, Ix4};
+use sightline_core::{
+    CoreError, InferRequest, InferResponse, Model, ModelDescription, ModelId, OcrLine, OcrOutput, Task, TaskParams,
+};
+
+use super::ctc::greedy_decode;
+use super::db_postprocess::{order_and_filter, text_boxes};
+use super::perspective::crop_quad;
+use crate::image_decode::{decode_image, DecodeLimits};
+use crate::onnx_worker::{build_session, run_session, OnnxWorker, Outputs};
+use crate::registry::RegistryOptions;
+use crate::resize::resize_bilinear;
+use crate::ModelError;
+
+pub const DETECTOR_FILE: &str = "det.onnx";
+pub const CLASSIFIER_FILE: &str = "cls.onnx";
+pub const RECOGNIZER_FILE: &str = "rec.onnx";
+pub const KEYS_FILE: &str = "keys.txt";
+
+/// The detector's input: the shorter side scaled up to this, both sides to multiples of 32.
+const DET_MIN_SIDE: f64 = 736.0;
+const LINE_HEIGHT: u32 = 48;
+const CLS_WIDTH: u32 = 192;
+const CLS_THRESHOLD: f32 = 0.9;
+const REC_MIN_RATIO: f64 = 320.0 / 48.0;
+const BATCH: usize = 6;
+/// Lines read with a lower score are dropped (rapidocr's `text_score`).
+const TEXT_SCORE: f32 = 0.5;
+
+pub struct OcrModel {
+    description: ModelDescription,
+    detector: OnnxWorker,
+    classifier: OnnxWorker,
+    recognizer: OnnxWorker,
+    /// Index 0 is the CTC blank; then the dictionary; then a space.
+    characters: Vec<String>,
+    decode_limits: DecodeLimits,
+}
+
+fn broken(path: &Path, reason: impl Into<String>) -> ModelError {
+    ModelError::BrokenModel { file: path.to_path_buf(), reason: reason.into() }
+}
+
+/// A session checked with one blank input of `shape`; returns the first output's shape.
+fn checked_session(
+    path: &Path,
+    shape: (usize, usize, usize, usize),
+    threads: usize,
+) -> Result<(ort::session::Session, Vec<usize>), ModelError> {
+    let (mut session, _) = build_session(path, threads)?;
+    let outputs = run_session(&mut session, &Array4::zeros(shape))
+        .map_err(|e| broken(path, format!("test inference failed: {e}")))?;
+    let dims = outputs.first().map(|o| o.shape().to_vec()).ok_or_else(|| broken(path, "no output"))?;
+    Ok((session, dims))
+}
+
+/// `(v / 255 - 0.5) / 0.5` in BGR order, written at the left of `tensor[index]` (the rest stays 0).
+fn write_bgr(tensor: &mut Array4<f32>, index: usize, image: &RgbImage) {
+    for (x, y, p) in image.enumerate_pixels() {
+        for c in 0..3 {
+            tensor[[index, c, y as usize, x as usize]] = (f32::from(p.0[2 - c]) / 255.0 - 0.5) / 0.5;
+        }
+    }
+}
+
+/// Python's `round` (ties to even) of `v / 32`, times 32, at least 32.
+fn multiple_of_32(v: f64) -> u32 {
+    (((v / 32.0).round_ties_even() * 32.0) as u32).max(32)
+}
+
+/// Resizes a line crop to height 48 and at most `max_width` (`ceil(48 * w / h)`).
+fn line_image(crop: &RgbImage, max_width: u32) -> RgbImage {
+    let ratio = f64::from(crop.width()) / f64::from(crop.height());
+    let width = ((f64::from(LINE_HEIGHT) * ratio).ceil() as u32).clamp(1, max_width);
+    resize_bilinear(crop, width, LINE_HEIGHT)
+}
+
+/// Indices of `crops` by width/height ratio, in batches of six (as rapidocr batches them).
+fn batches(crops: &[RgbImage]) -> Vec<Vec<usize>> {
+    let ratio = |c: &RgbImage| f64::from(c.width()) / f64::from(c.height());
+    let mut order: Vec<usize> = (0..crops.len()).collect();
+    order.sort_by(|&a, &b| ratio(&crops[a]).total_cmp(&ratio(&crops[b])));
+    order.chunks(BATCH).map(<[usize]>::to_vec).collect()
+}
+
+impl OcrModel {
+    /// Blocking: loads the three sessions and the dictionary, checking each on a blank input.
+    pub fn load(id: &ModelId, dir: &Path, model_type: &str, options: &RegistryOptions) -> Result<Self, ModelError> {
+        let threads = options.intra_threads;
+        let keys_path = dir.join(KEYS_FILE);
+        let keys = std::fs::read_to_string(&keys_path).map_err(|e| broken(&keys_path, format!("cannot read: {e}")))?;
+        let mut characters = vec![String::new()];
+        characters.extend(keys.lines().map(str::to_owned));
+        characters.push(" ".into());
+        let (detector, _) = checked_session(&dir.join(DETECTOR_FILE), (1, 3, 32, 32), threads)?;
+        let (classifier, cls_dims) = checked_session(&dir.join(CLASSIFIER_FILE), (1, 3, 48, 192), threads)?;
+        if cls_dims != [1, 2] {
+            return Err(broken(&dir.join(CLASSIFIER_FILE), format!("expected a (1, 2) output, got {cls_dims:?}")));
+        }
+        let rec_path = dir.join(RECOGNIZER_FILE);
+        let (recognizer, rec_dims) = checked_session(&rec_path, (1, 3, 48, 320), threads)?;
+        if rec_dims.len() != 3 || rec_dims[2] != characters.len() {
+            return Err(broken(
+                &rec_path,
+                format!(
+                    "{rec_dims:?} does not fit {} characters (blank, {}, space)",
+                    characters.len(),
+                    keys_path.display()
+                ),
+            ));
+        }
+        let name = id.to_string();
+        let description = ModelDescription {
+            model_id: name.clone(),
+            task: Task::Ocr,
+            architecture: model_type.to_owned(),
+            batch_size: None,
+            input_width: None,
+            input_height: None,
+            class_names: vec![],
+        };
+        Ok(OcrModel {
+            description,
+            detector: OnnxWorker::start(detector, &format!("{name}-det"), options.queue_capacity)?,
+            classifier: OnnxWorker::start(classifier, &format!("{name}-cls"), options.queue_capacity)?,
+            recognizer: OnnxWorker::start(recognizer, &format!("{name}-rec"), options.queue_capacity)?,
+            characters,
+            decode_limits: options.decode_limits,
+        })
+    }
+
+    async fn blocking<T: Send + 'static>(
+        f: impl FnOnce() -> Result<T, ModelError> + Send + 'static,
+    ) -> Result<T, CoreError> {
+        tokio::task::spawn_blocking(f)
+            .await
+            .map_err(|e| CoreError::Internal(format!("OCR task failed: {e}")))?
+            .map_err(CoreError::from)
+    }
+
+    /// Text quads and the upright crops of each.
+    async fn detect(&self, image: RgbImage) -> Result<(RgbImage, Vec<([[f32; 2]; 4], RgbImage)>), CoreError> {
+        let (w, h) = image.dimensions();
+        let (input, image) = Self::blocking(move || {
+            let ratio = (DET_MIN_SIDE / f64::from(w.min(h))).max(1.0);
+            let (rw, rh) = (
+                multiple_of_32(f64::from((f64::from(w) * ratio) as u32)),
+                multiple_of_32(f64::from((f64::from(h) * ratio) as u32)),
+            );
+            let resized = resize_bilinear(&image, rw, rh);
+            let mut input = Array4::zeros((1, 3, rh as usize, rw as usize));
+            write_bgr(&mut input, 0, &resized);
+            Ok((input, image))
+        })
+        .await?;
+        let outputs = self.detector.run(input).await?;
+        Self::blocking(move || {
+            let map = outputs.first().ok_or_else(|| ModelError::Inference("detector returned nothing".into()))?;
+            let map = map
+                .view()
+                .into_dimensionality::<Ix4>()
+                .map_err(|_| ModelError::Inference(format!("detector output {:?}", map.shape())))?;
+            let pred = map.slice(s![0, 0, .., ..]);
+            let quads = order_and_filter(text_boxes(pred, w, h), w, h);
+            let crops = quads.into_iter().filter_map(|(q, _)| Some((q, crop_quad(&image, &q)?))).collect();
+            Ok((image, crops))
+        })
+        .await
+    }
+
+    /// Turns crops the classifier reads as upside down.
+    async fn orient(&self, crops: &mut [RgbImage]) -> Result<(), CoreError> {
+        for batch in batches(crops) {
+            let mut input = Array4::zeros((batch.len(), 3, LINE_HEIGHT as usize, CLS_WIDTH as usize));
+            for (slot, &i) in batch.iter().enumerate() {
+                write_bgr(&mut input, slot, &line_image(&crops[i], CLS_WIDTH));
+            }
+            let outputs: Outputs = self.classifier.run(input).await?;
+            let scores = outputs
+                .first()
+                .and_then(|o| o.view().into_dimensionality::<Ix2>().ok())
+                .ok_or_else(|| CoreError::Inference("classifier output".into()))?;
+            for (slot, &i) in batch.iter().enumerate() {
+                let row = scores.index_axis(Axis(0), slot);
+                if row.len() == 2 && row[1] > row[0] && row[1] > CLS_THRESHOLD {
+                    image::imageops::rotate180_in_place(&mut crops[i]);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Text and score of each crop.
+    async fn recognize(&self, crops: &[RgbImage]) -> Result<Vec<(String, f32)>, CoreError> {
+        let mut results = vec![(String::new(), 0.0); crops.len()];
+        for batch in batches(crops) {
+            let widest = batch
+                .iter()
+                .map(|&i| f64::from(crops[i].width()) / f64::from(crops[i].height()))
+                .fold(REC_MIN_RATIO, f64::max);
+            let width = (f64::from(LINE_HEIGHT) * widest) as u32;
+            let mut input = Array4::zeros((batch.len(), 3, LINE_HEIGHT as usize, width as usize));
+            for (slot, &i) in batch.iter().enumerate() {
+                write_bgr(&mut input, slot, &line_image(&crops[i], width));
+            }
+            let outputs = self.recognizer.run(input).await?;
+            let probabilities = outputs
+                .first()
+                .and_then(|o| o.view().into_dimensionality::<Ix3>().ok())
+                .ok_or_else(|| CoreError::Inference("recogniser output".into()))?;
+            for (slot, &i) in batch.iter().enumerate() {
+                results[i] = greedy_decode(probabilities.index_axis(Axis(0), slot), &self.characters);
+            }
+        }
+        Ok(results)
+    }
+}
+
+#[async_trait]
+impl Model for OcrModel {
+    fn description(&self) -> &ModelDescription {
+        &self.description
+    }
+
+    async fn infer(&self, request: InferRequest) -> Result<InferResponse, CoreError> {
+        if !matches!(request.params, TaskParams::Ocr) {
+            return Err(CoreError::TaskMismatch {
+                model_id: self.description.model_id.clone(),
+                actual: Task::Ocr.to_string(),
+                requested: request.task().to_string(),
+            });
+        }
+        let (bytes, auto_orient, limits) = (request.image, request.preprocessing.auto_orient, self.decode_limits);
+        let image = Self::blocking(move || decode_image(&bytes, auto_orient, limits)).await?;
+        let (image_width, image_height) = image.dimensions();
+        let (_, found) = self.detect(image).await?;
+        let (quads, mut crops): (Vec<_>, Vec<_>) = found.into_iter().unzip();
+        self.orient(&mut crops).await?;
+        let texts = self.recognize(&crops).await?;
+        let lines = quads
+            .into_iter()
+            .zip(texts)
+            .filter(|(_, (_, score))| *score >= TEXT_SCORE)
+            .map(|(quad, (text, confidence))| OcrLine { text, confidence, quad })
+            .collect();
+        Ok(InferResponse::Ocr(OcrOutput { image_width, image_height, lines }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detector_input_sizes_follow_rapidocr() {
+        // (w, h) -> det input (w, h): reference `det_input_hw` values for two fixtures.
+        let size = |w: u32, h: u32| {
+            let ratio = (DET_MIN_SIDE / f64::from(w.min(h))).max(1.0);
+            (
+                multiple_of_32(f64::from((f64::from(w) * ratio) as u32)),
+                multiple_of_32(f64::from((f64::from(h) * ratio) as u32)),
+            )
+        };
+        assert_eq!(size(1600, 1000), (1600, 992));
+        assert_eq!(size(640, 120), (3936, 736));
+        assert_eq!(size(480, 80), (4416, 736));
+    }
+}
