@@ -37,11 +37,19 @@ impl StaticCrop {
 }
 
 /// The adjustments a model's environment asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Adjustments {
+    /// `auto-orient` (on unless the environment turns it off): apply the EXIF orientation.
+    pub auto_orient: bool,
     pub static_crop: Option<StaticCrop>,
     pub contrast: Option<Contrast>,
     pub grayscale: bool,
+}
+
+impl Default for Adjustments {
+    fn default() -> Self {
+        Adjustments { auto_orient: true, static_crop: None, contrast: None, grayscale: false }
+    }
 }
 
 pub fn crop(image: &RgbImage, c: &StaticCrop) -> (RgbImage, (u32, u32)) {

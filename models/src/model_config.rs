@@ -210,7 +210,8 @@ fn adjustments(environment: Option<&Value>, path: &Path) -> Result<Adjustments, 
             )))
         }
     };
-    Ok(Adjustments { static_crop, contrast, grayscale: enabled("grayscale").is_some() })
+    let auto_orient = pre.get("auto-orient").and_then(|v| v.get("enabled")).and_then(Value::as_bool) != Some(false);
+    Ok(Adjustments { auto_orient, static_crop, contrast, grayscale: enabled("grayscale").is_some() })
 }
 
 /// Roboflow's keypoint metadata: `[{"object_class_id": 0, "keypoints": {"0": "nose", ...}}, ...]`.

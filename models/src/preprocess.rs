@@ -50,7 +50,7 @@ pub async fn prepare(
     keep_frame: bool,
 ) -> Result<Prepared, CoreError> {
     tokio::task::spawn_blocking(move || {
-        let decoded = decode_image(&image, flags.auto_orient, spec.decode_limits)?;
+        let decoded = decode_image(&image, flags.auto_orient && spec.adjustments.auto_orient, spec.decode_limits)?;
         let (frame_w, frame_h) = decoded.dimensions();
         let frame = keep_frame.then(|| decoded.clone());
         let (adjusted, (x, y)) = adjust(decoded, &spec.adjustments, flags);

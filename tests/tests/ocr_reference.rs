@@ -116,3 +116,19 @@ async fn doctr_route_answers_in_roboflow_shape() {
     body["model_id"] = json!("shapes/1");
     assert_eq!(server.post_json("/doctr/ocr", &body).await.0, 400);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_direction_classifier_is_optional() {
+    let models = TempDir::new("ocr");
+    copy_model(models.path(), "ppocr/4", "ppocr-nocls/4", |d| std::fs::remove_file(d.join("cls.onnx")).unwrap());
+    let server = Server::start(models.path(), &[]).await;
+    let mut body = ocr_body("ocr_line_sans_32.png");
+    body["model_id"] = json!("ppocr-nocls/4");
+    let (status, v) = server.post_json("/infer/ocr", &body).await;
+    assert_eq!((status, v["result"].as_str()), (200, Some("Customer speed")), "{v}");
+    // Without it an upside-down line is not turned: the reference's correct reading is lost.
+    let mut body = ocr_body("ocr_rot_180_line.png");
+    body["model_id"] = json!("ppocr-nocls/4");
+    let (_, v) = server.post_json("/infer/ocr", &body).await;
+    assert!(!v["result"].as_str().unwrap().contains("serial closed"), "{v}");
+}

@@ -112,3 +112,24 @@ async fn preprocessing_steps_and_their_request_switches() {
     let confidences = |v: &Value| dets(v).iter().map(|d| d.confidence).collect::<Vec<_>>();
     assert_ne!(confidences(&via_contrast), confidences(&plain), "equalisation changes the input");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_orient_follows_the_environment_and_the_request() {
+    let models = TempDir::new("orient");
+    copy_model(models.path(), "shapes/1", "plain/1", |_| {});
+    let off = r#""auto-orient": {"enabled": false}"#;
+    copy_model(models.path(), "shapes/1", "no-orient/1", |d| {
+        std::fs::write(d.join("environment.json"), env_with(off)).unwrap()
+    });
+    let server = Server::start(models.path(), &[]).await;
+    let exif = image_b64("shapes_exif6_480x640.jpg");
+    let size = |v: &Value| (v["image"]["width"].as_u64(), v["image"]["height"].as_u64());
+    let (_, v) = server.post_json("/infer/object_detection", &body("plain/1", &exif, json!({}))).await;
+    assert_eq!(size(&v), (Some(480), Some(640)), "EXIF rotation applied");
+    let (_, v) = server
+        .post_json("/infer/object_detection", &body("plain/1", &exif, json!({"disable_preproc_auto_orient": true})))
+        .await;
+    assert_eq!(size(&v), (Some(640), Some(480)), "the request turned it off");
+    let (_, v) = server.post_json("/infer/object_detection", &body("no-orient/1", &exif, json!({}))).await;
+    assert_eq!(size(&v), (Some(640), Some(480)), "the model's environment turned it off");
+}

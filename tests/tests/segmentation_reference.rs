@@ -229,3 +229,8 @@ async fn masks_of_a_statically_cropped_model_are_in_the_full_frame() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn yolov5_seg_layout_adapter_masks_match_the_reference() {
+    check_masks("shapes-seg-v5-adapter/1", "shapes-seg-v5-adapter.json").await;
+}

@@ -37,7 +37,8 @@ const TEXT_SCORE: f32 = 0.5;
 pub struct OcrModel {
     description: ModelDescription,
     detector: OnnxWorker,
-    classifier: OnnxWorker,
+    /// The optional 180° direction classifier (`cls.onnx`).
+    classifier: Option<OnnxWorker>,
     recognizer: OnnxWorker,
     /// Index 0 is the CTC blank; then the dictionary; then a space.
     characters: Vec<String>,
@@ -100,10 +101,16 @@ impl OcrModel {
         characters.extend(keys.lines().map(str::to_owned));
         characters.push(" ".into());
         let (detector, _) = checked_session(&dir.join(DETECTOR_FILE), (1, 3, 32, 32), threads)?;
-        let (classifier, cls_dims) = checked_session(&dir.join(CLASSIFIER_FILE), (1, 3, 48, 192), threads)?;
-        if cls_dims != [1, 2] {
-            return Err(broken(&dir.join(CLASSIFIER_FILE), format!("expected a (1, 2) output, got {cls_dims:?}")));
-        }
+        let cls_path = dir.join(CLASSIFIER_FILE);
+        let classifier = if cls_path.exists() {
+            let (session, dims) = checked_session(&cls_path, (1, 3, 48, 192), threads)?;
+            if dims != [1, 2] {
+                return Err(broken(&cls_path, format!("expected a (1, 2) output, got {dims:?}")));
+            }
+            Some(session)
+        } else {
+            None
+        };
         let rec_path = dir.join(RECOGNIZER_FILE);
         let (recognizer, rec_dims) = checked_session(&rec_path, (1, 3, 48, 320), threads)?;
         if rec_dims.len() != 3 || rec_dims[2] != characters.len() {
@@ -129,7 +136,9 @@ impl OcrModel {
         Ok(OcrModel {
             description,
             detector: OnnxWorker::start(detector, &format!("{name}-det"), options.queue_capacity)?,
-            classifier: OnnxWorker::start(classifier, &format!("{name}-cls"), options.queue_capacity)?,
+            classifier: classifier
+                .map(|c| OnnxWorker::start(c, &format!("{name}-cls"), options.queue_capacity))
+                .transpose()?,
             recognizer: OnnxWorker::start(recognizer, &format!("{name}-rec"), options.queue_capacity)?,
             characters,
             decode_limits: options.decode_limits,
@@ -177,12 +186,13 @@ impl OcrModel {
 
     /// Turns crops the classifier reads as upside down.
     async fn orient(&self, crops: &mut [RgbImage]) -> Result<(), CoreError> {
+        let Some(classifier) = &self.classifier else { return Ok(()) };
         for batch in batches(crops) {
             let mut input = Array4::zeros((batch.len(), 3, LINE_HEIGHT as usize, CLS_WIDTH as usize));
             for (slot, &i) in batch.iter().enumerate() {
                 write_bgr(&mut input, slot, &line_image(&crops[i], CLS_WIDTH));
             }
-            let outputs: Outputs = self.classifier.run(input).await?;
+            let outputs: Outputs = classifier.run(input).await?;
             let scores = outputs
                 .first()
                 .and_then(|o| o.view().into_dimensionality::<Ix2>().ok())
