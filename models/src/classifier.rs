@@ -78,15 +78,7 @@ impl ClassificationModel {
             )));
         }
         let colors = class_colors(&config.class_names, &config.colors);
-        let description = ModelDescription {
-            model_id: id.to_string(),
-            task: config.task,
-            architecture: config.model_type.clone(),
-            batch_size: shape.batch_size(),
-            input_width: Some(width),
-            input_height: Some(height),
-            class_names: config.class_names,
-        };
+        let description = config.description(id, shape.batch_size(), width, height);
         let worker = OnnxWorker::start(session, &description.model_id, options.queue_capacity)?;
         Ok(ClassificationModel {
             description,

@@ -34,18 +34,7 @@ pub struct Placement {
 impl Placement {
     pub fn new(mode: ResizeMode, orig_w: u32, orig_h: u32, in_w: u32, in_h: u32) -> Placement {
         match mode {
-            ResizeMode::Stretch => Placement {
-                orig_w,
-                orig_h,
-                crop_x: 0,
-                crop_y: 0,
-                frame_w: orig_w,
-                frame_h: orig_h,
-                new_w: in_w,
-                new_h: in_h,
-                left: 0,
-                top: 0,
-            },
+            ResizeMode::Stretch => Self::uncropped(orig_w, orig_h, in_w, in_h, 0, 0),
             ResizeMode::Letterbox { .. } => Self::letterbox(orig_w, orig_h, in_w, in_h),
         }
     }
@@ -56,18 +45,11 @@ impl Placement {
         let new_w = fit(orig_w, in_w);
         let new_h = fit(orig_h, in_h);
         let pad = |free: u32| (f64::from(free) / 2.0 - 0.1).round_ties_even().max(0.0) as u32;
-        Placement {
-            orig_w,
-            orig_h,
-            crop_x: 0,
-            crop_y: 0,
-            frame_w: orig_w,
-            frame_h: orig_h,
-            new_w,
-            new_h,
-            left: pad(in_w - new_w),
-            top: pad(in_h - new_h),
-        }
+        Self::uncropped(orig_w, orig_h, new_w, new_h, pad(in_w - new_w), pad(in_h - new_h))
+    }
+
+    fn uncropped(orig_w: u32, orig_h: u32, new_w: u32, new_h: u32, left: u32, top: u32) -> Placement {
+        Placement { orig_w, orig_h, crop_x: 0, crop_y: 0, frame_w: orig_w, frame_h: orig_h, new_w, new_h, left, top }
     }
 
     /// The same placement for an image that was cropped at `(x, y)` out of a `frame_w x frame_h` frame.

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use sightline_core::Task;
+use sightline_core::{ModelDescription, ModelId, Task};
 
 use crate::image_adjust::{Adjustments, Contrast, StaticCrop};
 use crate::letterbox::ResizeMode;
@@ -64,6 +64,21 @@ pub struct ModelConfig {
     pub multi_label: bool,
     /// `COLORS` from `environment.json`: class name → `#RRGGBB`.
     pub colors: HashMap<String, String>,
+}
+
+impl ModelConfig {
+    /// What the registry routes report for this model, with the facts read off its session.
+    pub fn description(&self, id: &ModelId, batch_size: Option<usize>, width: u32, height: u32) -> ModelDescription {
+        ModelDescription {
+            model_id: id.to_string(),
+            task: self.task,
+            architecture: self.model_type.clone(),
+            batch_size,
+            input_width: Some(width),
+            input_height: Some(height),
+            class_names: self.class_names.clone(),
+        }
+    }
 }
 
 fn broken(file: &Path, reason: impl Into<String>) -> ModelError {

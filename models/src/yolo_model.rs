@@ -110,15 +110,7 @@ impl YoloModel {
             _ if extra_values == 0 => Extras::None,
             _ => return Err(class_mismatch()),
         };
-        let description = ModelDescription {
-            model_id: id.to_string(),
-            task: config.task,
-            architecture: config.model_type.clone(),
-            batch_size: shape.batch_size(),
-            input_width: Some(width),
-            input_height: Some(height),
-            class_names: config.class_names.clone(),
-        };
+        let description = config.description(id, shape.batch_size(), width, height);
         let input = InputSpec {
             mode: config.resize,
             width,

@@ -15,15 +15,6 @@ fn reference() -> Value {
     reference_of("shapes-det-v8.json")
 }
 
-/// `letterbox/conf0.25/iou0.45` -> ("letterbox", 0.25, 0.45)
-fn parse_run(key: &str) -> (&str, f64, f64) {
-    let mut parts = key.split('/');
-    let mode = parts.next().unwrap();
-    let conf = parts.next().unwrap().trim_start_matches("conf").parse().unwrap();
-    let iou = parts.next().unwrap().trim_start_matches("iou").parse().unwrap();
-    (mode, conf, iou)
-}
-
 /// Posts every image of `reference_file` under every run to `model` (letterbox, as shipped) and to a
 /// stretch copy of it, and compares with the reference.
 async fn check_against_reference(model: &str, reference_file: &str, route: &str) {

@@ -63,14 +63,6 @@ fn mask_iou(a: &[bool], b: &[bool]) -> f64 {
     }
 }
 
-fn parse_run(key: &str) -> (&str, f64, f64) {
-    let mut parts = key.split('/');
-    let mode = parts.next().unwrap();
-    let conf = parts.next().unwrap().trim_start_matches("conf").parse().unwrap();
-    let iou = parts.next().unwrap().trim_start_matches("iou").parse().unwrap();
-    (mode, conf, iou)
-}
-
 async fn check_masks(model: &str, reference_file: &str) {
     let models = TempDir::new("seg");
     let stretch = format!("{}-stretch/1", model.split('/').next().unwrap());

@@ -206,6 +206,15 @@ pub fn detect_body(model_id: &str, image: &str, confidence: f64, iou: f64) -> Va
     })
 }
 
+/// A reference run key: `letterbox/conf0.25/iou0.45` -> ("letterbox", 0.25, 0.45).
+pub fn parse_run(key: &str) -> (&str, f64, f64) {
+    let mut parts = key.split('/');
+    let mode = parts.next().unwrap();
+    let conf = parts.next().unwrap().trim_start_matches("conf").parse().unwrap();
+    let iou = parts.next().unwrap().trim_start_matches("iou").parse().unwrap();
+    (mode, conf, iou)
+}
+
 pub fn iou(a: [f64; 4], b: [f64; 4]) -> f64 {
     let iw = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
     let ih = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
