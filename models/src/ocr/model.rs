@@ -26,6 +26,15 @@ pub const KEYS_FILE: &str = "keys.txt";
 
 /// The detector's input: the shorter side scaled up to this, both sides to multiples of 32.
 const DET_MIN_SIDE: f64 = 736.0;
+/// ... but never a longer side than this: a 1x1000 strip must not become a 736x736000 input.
+const DET_MAX_SIDE: f64 = 8192.0;
+
+/// The detector's input size for a `w x h` image (rapidocr's `limit_type: min`, bounded).
+fn detector_size(w: u32, h: u32) -> (u32, u32) {
+    let (w, h) = (f64::from(w), f64::from(h));
+    let ratio = (DET_MIN_SIDE / w.min(h)).max(1.0).min(DET_MAX_SIDE / w.max(h));
+    (multiple_of_32(f64::from((w * ratio) as u32)), multiple_of_32(f64::from((h * ratio) as u32)))
+}
 const LINE_HEIGHT: u32 = 48;
 const CLS_WIDTH: u32 = 192;
 const CLS_THRESHOLD: f32 = 0.9;
@@ -158,11 +167,7 @@ impl OcrModel {
     async fn detect(&self, image: RgbImage) -> Result<(RgbImage, Vec<([[f32; 2]; 4], RgbImage)>), CoreError> {
         let (w, h) = image.dimensions();
         let (input, image) = Self::blocking(move || {
-            let ratio = (DET_MIN_SIDE / f64::from(w.min(h))).max(1.0);
-            let (rw, rh) = (
-                multiple_of_32(f64::from((f64::from(w) * ratio) as u32)),
-                multiple_of_32(f64::from((f64::from(h) * ratio) as u32)),
-            );
+            let (rw, rh) = detector_size(w, h);
             let resized = resize_bilinear(&image, rw, rh);
             let mut input = Array4::zeros((1, 3, rh as usize, rw as usize));
             write_bgr(&mut input, 0, &resized);
@@ -270,16 +275,13 @@ mod tests {
 
     #[test]
     fn detector_input_sizes_follow_rapidocr() {
-        // (w, h) -> det input (w, h): reference `det_input_hw` values for two fixtures.
-        let size = |w: u32, h: u32| {
-            let ratio = (DET_MIN_SIDE / f64::from(w.min(h))).max(1.0);
-            (
-                multiple_of_32(f64::from((f64::from(w) * ratio) as u32)),
-                multiple_of_32(f64::from((f64::from(h) * ratio) as u32)),
-            )
-        };
+        // (w, h) -> det input (w, h): reference `det_input_hw` values for three fixtures.
+        let size = detector_size;
         assert_eq!(size(1600, 1000), (1600, 992));
         assert_eq!(size(640, 120), (3936, 736));
         assert_eq!(size(480, 80), (4416, 736));
+        // Extreme strips stay bounded.
+        assert_eq!(size(1, 1000), (32, 8192));
+        assert_eq!(size(20000, 900), (8192, 384));
     }
 }
