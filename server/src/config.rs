@@ -65,7 +65,7 @@ pub struct Config {
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 32 * 1024 * 1024)]
     pub max_body_bytes: usize,
     /// Largest decoded image accepted, in pixels (400 above); checked before decoding.
-    #[arg(long, env = "MAX_IMAGE_PIXELS", default_value_t = 64 * 1024 * 1024)]
+    #[arg(long, env = "MAX_IMAGE_PIXELS", default_value_t = 50_000_000)]
     pub max_image_pixels: u64,
     /// HTTP worker threads; 0 = one per core.
     #[arg(long, env = "HTTP_WORKERS", default_value_t = 0)]

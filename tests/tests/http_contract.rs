@@ -6,6 +6,7 @@ mod common;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
+use base64::Engine;
 use common::*;
 use serde_json::{json, Value};
 
@@ -26,6 +27,36 @@ fn models_with_broken_ones() -> TempDir {
         .unwrap()
     });
     dir
+}
+
+/// The PNG signature, an IHDR for a 100000 x 100000 RGB image, a token IDAT (an empty zlib stream)
+/// and IEND: 65 bytes that would decode to 30 GB.
+fn png_bomb() -> String {
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = 0xFFFF_FFFFu32;
+        for &b in bytes {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            }
+        }
+        !crc
+    }
+    fn chunk(kind: &[u8], data: &[u8]) -> Vec<u8> {
+        let mut out = (data.len() as u32).to_be_bytes().to_vec();
+        let body: Vec<u8> = kind.iter().chain(data).copied().collect();
+        out.extend(&body);
+        out.extend(crc32(&body).to_be_bytes());
+        out
+    }
+    let mut ihdr = 100_000u32.to_be_bytes().to_vec();
+    ihdr.extend(100_000u32.to_be_bytes());
+    ihdr.extend([8, 2, 0, 0, 0]);
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend(chunk(b"IHDR", &ihdr));
+    png.extend(chunk(b"IDAT", &[0x78, 0x9C, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]));
+    png.extend(chunk(b"IEND", &[]));
+    base64::engine::general_purpose::STANDARD.encode(png)
 }
 
 fn message(v: &Value) -> &str {
@@ -80,6 +111,10 @@ async fn bad_requests_get_clear_json_errors_with_the_right_status() {
     let loaded: Vec<&str> =
         registry["models"].as_array().unwrap().iter().map(|m| m["model_id"].as_str().unwrap()).collect();
     assert_eq!(loaded, ["shapes/1"], "failed loads leave nothing registered: {registry}");
+
+    // A decompression bomb: a tiny PNG declaring 100000 x 100000 pixels is refused from its header.
+    let (s, v) = post(json!({"model_id": "shapes/1", "image": {"type": "base64", "value": png_bomb()}})).await;
+    assert_eq!((s, message(&v).contains("exceeds")), (400, true), "{v}");
 
     let big = json!({"model_id": "shapes/1", "image": {"type": "base64", "value": "A".repeat(3_000_000)}});
     let (s, v) =

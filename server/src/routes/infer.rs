@@ -24,32 +24,48 @@ const IMAGES_IN_FLIGHT: usize = 4;
 
 /// Fields every inference route shares (spec §1.6).
 #[derive(Debug, Deserialize)]
-struct Common {
+pub(super) struct Common {
     #[serde(default)]
-    model_id: Option<String>,
-    image: OneOrMany<ImageInput>,
+    pub(super) model_id: Option<String>,
+    pub(super) image: OneOrMany<ImageInput>,
     #[serde(default)]
     id: Option<String>,
     #[serde(default)]
-    disable_preproc_auto_orient: Option<bool>,
+    pub(super) disable_preproc_auto_orient: Option<bool>,
     #[serde(default)]
-    disable_preproc_contrast: Option<bool>,
+    pub(super) disable_preproc_contrast: Option<bool>,
     #[serde(default)]
-    disable_preproc_grayscale: Option<bool>,
+    pub(super) disable_preproc_grayscale: Option<bool>,
     #[serde(default)]
-    disable_preproc_static_crop: Option<bool>,
+    pub(super) disable_preproc_static_crop: Option<bool>,
     #[serde(default)]
-    visualize_predictions: Option<bool>,
+    pub(super) visualize_predictions: Option<bool>,
     #[serde(default)]
-    visualization_labels: Option<bool>,
+    pub(super) visualization_labels: Option<bool>,
     #[serde(default)]
-    visualization_stroke_width: Option<u32>,
+    pub(super) visualization_stroke_width: Option<u32>,
 }
 
 /// Thicker strokes than this are a mistake, not a style.
 const MAX_STROKE_WIDTH: u32 = 50;
 
 impl Common {
+    /// One image for `model_id`, every option at its default.
+    pub(super) fn one(model_id: String, image: ImageInput) -> Common {
+        Common {
+            model_id: Some(model_id),
+            image: OneOrMany::One(image),
+            id: None,
+            disable_preproc_auto_orient: None,
+            disable_preproc_contrast: None,
+            disable_preproc_grayscale: None,
+            disable_preproc_static_crop: None,
+            visualize_predictions: None,
+            visualization_labels: None,
+            visualization_stroke_width: None,
+        }
+    }
+
     fn visualize(&self) -> Result<Option<VisualizeParams>, CoreError> {
         if !self.visualize_predictions.unwrap_or(false) {
             return Ok(None);
@@ -171,34 +187,42 @@ struct SegmentationRequest {
 }
 
 impl SegmentationRequest {
-    /// Spec §3: an unknown mode or a factor outside [0, 1] is a 400 with this exact message.
     fn mask_params(&self) -> Result<MaskParams, ApiError> {
-        let invalid = || {
-            ApiError::BadRequest(
-                "Invalid mask decode argument sent. tradeoff_factor must be in [0.0, 1.0], mask_decode_mode: must be one of ['accurate', 'fast', 'tradeoff']".into(),
-            )
-        };
-        let factor = self.tradeoff_factor.unwrap_or(0.0);
-        if !(0.0..=1.0).contains(&factor) {
-            return Err(invalid());
-        }
-        let decode_mode = match self.mask_decode_mode.as_deref().unwrap_or("accurate") {
-            "accurate" => MaskDecodeMode::Accurate,
-            "fast" => MaskDecodeMode::Fast,
-            "tradeoff" => MaskDecodeMode::Tradeoff(factor),
-            _ => return Err(invalid()),
-        };
-        let rle = match self.response_mask_format.as_deref().unwrap_or("polygon") {
-            "polygon" => false,
-            "rle" => true,
-            other => {
-                return Err(ApiError::Validation(format!(
-                    "response_mask_format must be \"polygon\" or \"rle\", got {other:?}"
-                )))
-            }
-        };
-        Ok(MaskParams { decode_mode, rle })
+        mask_params(self.mask_decode_mode.as_deref(), self.tradeoff_factor, self.response_mask_format.as_deref())
     }
+}
+
+/// Spec §3: an unknown mode or a factor outside [0, 1] is a 400 with this exact message.
+pub(super) fn mask_params(
+    mode: Option<&str>,
+    factor: Option<f32>,
+    format: Option<&str>,
+) -> Result<MaskParams, ApiError> {
+    let invalid = || {
+        ApiError::BadRequest(
+            "Invalid mask decode argument sent. tradeoff_factor must be in [0.0, 1.0], mask_decode_mode: must be one of ['accurate', 'fast', 'tradeoff']".into(),
+        )
+    };
+    let factor = factor.unwrap_or(0.0);
+    if !(0.0..=1.0).contains(&factor) {
+        return Err(invalid());
+    }
+    let decode_mode = match mode.unwrap_or("accurate") {
+        "accurate" => MaskDecodeMode::Accurate,
+        "fast" => MaskDecodeMode::Fast,
+        "tradeoff" => MaskDecodeMode::Tradeoff(factor),
+        _ => return Err(invalid()),
+    };
+    let rle = match format.unwrap_or("polygon") {
+        "polygon" => false,
+        "rle" => true,
+        other => {
+            return Err(ApiError::Validation(format!(
+                "response_mask_format must be \"polygon\" or \"rle\", got {other:?}"
+            )))
+        }
+    };
+    Ok(MaskParams { decode_mode, rle })
 }
 
 #[derive(Debug, Deserialize)]
@@ -377,6 +401,16 @@ fn ocr_json(o: &OcrOutput) -> Value {
 
 /// Runs every image of a request through one model and answers in the `/infer/*` shapes.
 async fn run(state: &AppState, common: Common, params: TaskParams) -> Result<HttpResponse, ApiError> {
+    let (bodies, many) = run_bodies(state, common, params).await?;
+    respond(bodies, many)
+}
+
+/// The `/infer/*` JSON of every image, and whether the request sent a list.
+pub(super) async fn run_bodies(
+    state: &AppState,
+    common: Common,
+    params: TaskParams,
+) -> Result<(Vec<Value>, bool), ApiError> {
     let model_id = required_model_id(&common)?;
     let inference_id = common.id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let (responses, many) = infer_images(state, &model_id, common, &params).await?;
@@ -405,7 +439,7 @@ async fn run(state: &AppState, common: Common, params: TaskParams) -> Result<Htt
             body
         })
         .collect();
-    respond(bodies, many)
+    Ok((bodies, many))
 }
 
 pub async fn object_detection(state: web::Data<AppState>, payload: web::Payload) -> Result<HttpResponse, ApiError> {

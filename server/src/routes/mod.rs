@@ -2,6 +2,7 @@
 
 pub mod health;
 pub mod infer;
+pub mod legacy;
 pub mod management;
 
 use actix_web::{web, HttpResponse, ResponseError};
@@ -23,6 +24,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/healthz", web::get().to(health::healthz))
         .route("/readiness", web::get().to(health::readiness))
         .route("/metrics", web::get().to(health::metrics))
+        .route("/clear_cache", web::get().to(legacy::clear_cache))
+        .route("/start/{dataset_id}/{version_id}", web::get().to(legacy::start))
+        // Last: any other two-segment path is a model id (spec §9).
+        .route("/{dataset_id}/{version_id}", web::post().to(legacy::infer))
+        .route("/{dataset_id}/{version_id}", web::get().to(legacy::infer))
         .default_service(web::to(not_found));
 }
 

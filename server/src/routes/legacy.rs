@@ -1,0 +1,177 @@
+//! Roboflow's legacy routes (spec §9): `POST|GET /{dataset_id}/{version_id}` with the options in the
+//! query and the image as a bare base64 body (never parsed as JSON), plus `/clear_cache` and
+//! `/start/{dataset_id}/{version_id}`.
+
+use std::collections::HashMap;
+
+use actix_web::http::header::CONTENT_TYPE;
+use actix_web::{web, HttpRequest, HttpResponse};
+use base64::Engine;
+use serde_json::json;
+use sightline_core::{ClassificationParams, CoreError, DetectionParams, ModelId, Task, TaskParams};
+
+use super::infer::{mask_params, run_bodies, Common};
+use crate::body::read_limited;
+use crate::error::ApiError;
+use crate::image_input::ImageInput;
+use crate::state::AppState;
+
+/// Confidences below this are raised to it (Roboflow's `CONFIDENCE_LOWER_BOUND_OOM_PREVENTION`).
+const CONFIDENCE_FLOOR: f32 = 0.01;
+
+struct Query(HashMap<String, String>);
+
+impl Query {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(String::as_str)
+    }
+
+    /// `True/False/true/false/1/0` (and yes/no/on/off), as pydantic reads query booleans.
+    fn flag(&self, key: &str) -> Result<Option<bool>, ApiError> {
+        self.get(key)
+            .map(|v| match v.to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" | "on" => Ok(true),
+                "false" | "0" | "no" | "off" => Ok(false),
+                _ => Err(ApiError::Validation(format!("{key} must be a boolean, got {v:?}"))),
+            })
+            .transpose()
+    }
+
+    fn number<T: std::str::FromStr>(&self, key: &str) -> Result<Option<T>, ApiError> {
+        self.get(key)
+            .map(|v| v.parse::<T>().map_err(|_| ApiError::Validation(format!("{key} must be a number, got {v:?}"))))
+            .transpose()
+    }
+
+    /// A threshold given as a fraction or a percentage (values of 1 and above are divided by 100).
+    fn fraction(&self, key: &str, default: f32) -> Result<f32, ApiError> {
+        let value = match self.get(key) {
+            None | Some("default") | Some("best") => return Ok(default),
+            Some(_) => self.number::<f32>(key)?.unwrap_or(default),
+        };
+        let value = if value >= 1.0 { value / 100.0 } else { value };
+        if !(0.0..=1.0).contains(&value) {
+            return Err(ApiError::Validation(format!("{key} must be a fraction or a percentage, got {value}")));
+        }
+        Ok(value)
+    }
+}
+
+/// The image from the body (spec §9.2), as a base64 image object.
+async fn body_image(
+    req: &HttpRequest,
+    query: &Query,
+    payload: web::Payload,
+    limit: usize,
+) -> Result<ImageInput, ApiError> {
+    if query.get("image").is_some() {
+        return Err(CoreError::BadImage("URL image inputs are not enabled on this server.".into()).into());
+    }
+    let content_type = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .ok_or_else(|| ApiError::BadRequest("Content-Type header not provided with request.".into()))?
+        .to_str()
+        .map_err(|_| ApiError::BadRequest("Invalid Content-Type header provided with request.".into()))?;
+    if content_type.starts_with("multipart/form-data") {
+        return Err(CoreError::BadImage(
+            "multipart/form-data uploads are not supported yet; send the image as base64 text".into(),
+        )
+        .into());
+    }
+    let body = read_limited(payload, limit).await?;
+    let text = std::str::from_utf8(&body).map_err(|_| {
+        CoreError::BadImage(
+            "Invalid base64 input: the image payload contains raw bytes; send it base64-encoded.".into(),
+        )
+    })?;
+    if text.trim().is_empty() {
+        return Err(CoreError::BadImage("Image not found in request body.".into()).into());
+    }
+    Ok(ImageInput { kind: "base64".into(), value: Some(text.trim().trim_matches('"').to_owned().into()) })
+}
+
+fn detection_params(query: &Query) -> Result<DetectionParams, ApiError> {
+    let d = DetectionParams::default();
+    Ok(DetectionParams {
+        confidence: query.fraction("confidence", d.confidence)?.max(CONFIDENCE_FLOOR),
+        iou_threshold: query.fraction("overlap", d.iou_threshold)?,
+        max_detections: query.number("max_detections")?.unwrap_or(d.max_detections),
+        ..d
+    })
+}
+
+/// The task request matching the model's task, from the query.
+fn params_for(task: Task, query: &Query) -> Result<TaskParams, ApiError> {
+    Ok(match task {
+        Task::ObjectDetection => TaskParams::ObjectDetection(detection_params(query)?),
+        Task::InstanceSegmentation => TaskParams::InstanceSegmentation {
+            detection: detection_params(query)?,
+            mask: mask_params(
+                query.get("mask_decode_mode"),
+                query.number("tradeoff_factor")?,
+                query.get("response_mask_format"),
+            )?,
+        },
+        Task::KeypointDetection => TaskParams::KeypointDetection {
+            detection: detection_params(query)?,
+            keypoint_confidence: query.number("keypoint_confidence")?.unwrap_or(0.0),
+        },
+        Task::Classification => TaskParams::Classification(ClassificationParams {
+            confidence: query.fraction("confidence", ClassificationParams::default().confidence)?,
+        }),
+        Task::Ocr => TaskParams::Ocr,
+    })
+}
+
+pub async fn infer(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    query: web::Query<HashMap<String, String>>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let query = Query(query.into_inner());
+    let (dataset, version) = path.into_inner();
+    let model_id = ModelId::parse(&format!("{dataset}/{version}"))?;
+    let format = query.get("format").unwrap_or("json");
+    if !matches!(format, "json" | "image" | "image_and_json") {
+        return Err(ApiError::Validation(format!("format must be json, image or image_and_json, got {format:?}")));
+    }
+    let image = body_image(&req, &query, payload, state.max_body_bytes).await?;
+    let task = state.manager.add(&model_id).await?.task;
+    let params = params_for(task, &query)?;
+    let mut common = Common::one(model_id.to_string(), image);
+    common.disable_preproc_auto_orient = query.flag("disable_preproc_auto_orient")?;
+    common.disable_preproc_contrast = query.flag("disable_preproc_contrast")?;
+    common.disable_preproc_grayscale = query.flag("disable_preproc_grayscale")?;
+    common.disable_preproc_static_crop = query.flag("disable_preproc_static_crop")?;
+    if format != "json" {
+        common.visualize_predictions = Some(true);
+        common.visualization_labels = query.flag("labels")?;
+        common.visualization_stroke_width = query.number("stroke")?;
+    }
+    let (mut bodies, _) = run_bodies(&state, common, params).await?;
+    let body = bodies.pop().ok_or_else(|| ApiError::Validation("no image".into()))?;
+    if format == "image" {
+        let jpeg = body["visualization"]
+            .as_str()
+            .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64).ok())
+            .ok_or_else(|| CoreError::Internal("this model produced no visualization".into()))?;
+        return Ok(HttpResponse::Ok().content_type("image/jpeg").body(jpeg));
+    }
+    Ok(HttpResponse::Ok().json(body))
+}
+
+/// `GET /clear_cache`: unloads every model.
+pub async fn clear_cache(state: web::Data<AppState>) -> HttpResponse {
+    state.manager.clear().await;
+    HttpResponse::Ok().json("Cache Cleared")
+}
+
+/// `GET /start/{dataset_id}/{version_id}`: loads the model.
+pub async fn start(state: web::Data<AppState>, path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
+    let (dataset, version) = path.into_inner();
+    state.manager.add(&ModelId::parse(&format!("{dataset}/{version}"))?).await?;
+    Ok(HttpResponse::Ok().json(json!({"status": 200, "message": "inference session started from local memory."})))
+}
