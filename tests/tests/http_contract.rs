@@ -329,3 +329,26 @@ async fn a_long_list_of_images_does_not_overflow_a_short_queue() {
     assert_eq!(summary(&items[0]).len(), 1, "one detection, as in the reference: {}", items[0]);
     assert!(items.iter().all(|i| summary(i) == summary(&items[0])), "same image, same answer");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn response_headers_tell_the_model_the_cold_start_and_the_times() {
+    let server = Server::start(&repo_root().join("assets/models"), &[]).await;
+    let body = detect_body("shapes/1", "shapes_256_00.png", 0.25, 0.45);
+    let send = || {
+        server.client.post(server.url("/infer/object_detection")).json(&body).header("X-Request-ID", "req-42").send()
+    };
+    let header = |r: &reqwest::Response, name: &str| r.headers().get(name).map(|v| v.to_str().unwrap().to_owned());
+    let first = send().await.unwrap();
+    assert_eq!(first.status().as_u16(), 200);
+    assert_eq!(header(&first, "x-model-id").as_deref(), Some("shapes/1"));
+    assert_eq!(header(&first, "x-model-cold-start").as_deref(), Some("true"));
+    let load: f64 = header(&first, "x-model-load-time").expect("load time on a cold start").parse().unwrap();
+    let total: f64 = header(&first, "x-processing-time").unwrap().parse().unwrap();
+    assert!(load > 0.0 && total >= load, "{load} {total}");
+    assert_eq!(header(&first, "x-request-id").as_deref(), Some("req-42"), "echoed");
+    let second = send().await.unwrap();
+    assert_eq!(header(&second, "x-model-cold-start").as_deref(), Some("false"));
+    assert!(header(&second, "x-model-load-time").is_none());
+    let third = server.client.get(server.url("/healthz")).send().await.unwrap();
+    assert_eq!(header(&third, "x-request-id").map(|v| v.len()), Some(36), "generated when absent");
+}

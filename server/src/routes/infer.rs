@@ -328,13 +328,33 @@ async fn parse_request<T: DeserializeOwned>(state: &AppState, payload: web::Payl
     parse_json(&body)
 }
 
+/// What answering a request involved, for Roboflow's response headers (spec §1.3).
+pub(super) struct Served {
+    model_id: ModelId,
+    /// Seconds spent loading the model when this request had to load it.
+    cold_load: Option<f64>,
+    started: Instant,
+}
+
+impl Served {
+    fn headers(&self, response: &mut actix_web::HttpResponseBuilder) {
+        response.insert_header(("X-Model-Id", self.model_id.to_string()));
+        response.insert_header(("X-Model-Cold-Start", if self.cold_load.is_some() { "true" } else { "false" }));
+        if let Some(seconds) = self.cold_load {
+            response.insert_header(("X-Model-Load-Time", format!("{seconds:.6}")));
+        }
+        response.insert_header(("X-Processing-Time", format!("{:.6}", self.started.elapsed().as_secs_f64())));
+    }
+}
+
 /// Runs every image of a request through `model_id`; each answer with its pipeline time.
 async fn infer_images(
     state: &AppState,
     model_id: &ModelId,
     common: Common,
     params: &TaskParams,
-) -> Result<(Vec<(InferResponse, f64)>, bool), ApiError> {
+) -> Result<(Vec<(InferResponse, f64)>, bool, Served), ApiError> {
+    let started = Instant::now();
     let preprocessing = common.preprocessing();
     let visualize = common.visualize()?;
     let (images, many) = match common.image {
@@ -343,7 +363,11 @@ async fn infer_images(
     };
     let images = images.into_iter().map(ImageInput::into_bytes).collect::<Result<Vec<_>, _>>()?;
     // Load (if needed) before the clock starts: `time` is the model pipeline, as in Roboflow's server.
+    let cold = !state.manager.contains(model_id);
+    let load_started = Instant::now();
     state.manager.add(model_id).await?;
+    let served =
+        Served { model_id: model_id.clone(), cold_load: cold.then(|| load_started.elapsed().as_secs_f64()), started };
     let runs = images.into_iter().map(|image| {
         let request = InferRequest { image, preprocessing, params: params.clone(), visualize };
         let manager = state.manager.clone();
@@ -355,16 +379,25 @@ async fn infer_images(
     });
     // A few images of one request at a time: a long list must not flood the model's queue.
     let responses = stream::iter(runs).buffered(IMAGES_IN_FLIGHT).try_collect().await?;
-    Ok((responses, many))
+    Ok((responses, many, served))
 }
 
-/// An object for one image, a list for a list.
-fn respond(mut bodies: Vec<Value>, many: bool) -> Result<HttpResponse, ApiError> {
+/// An object for one image, a list for a list, with the response headers.
+fn respond(mut bodies: Vec<Value>, many: bool, served: &Served) -> Result<HttpResponse, ApiError> {
+    let mut response = HttpResponse::Ok();
+    served.headers(&mut response);
     if many {
-        return Ok(HttpResponse::Ok().json(bodies));
+        return Ok(response.json(bodies));
     }
     let single = bodies.pop().ok_or_else(|| ApiError::Validation("image must not be empty".into()))?;
-    Ok(HttpResponse::Ok().json(single))
+    Ok(response.json(single))
+}
+
+/// A non-JSON body (legacy `format=image`) with the response headers.
+pub(super) fn respond_with(served: &Served, content_type: &str, body: Vec<u8>) -> HttpResponse {
+    let mut response = HttpResponse::Ok();
+    served.headers(&mut response);
+    response.content_type(content_type).body(body)
 }
 
 fn required_model_id(common: &Common) -> Result<ModelId, ApiError> {
@@ -401,8 +434,8 @@ fn ocr_json(o: &OcrOutput) -> Value {
 
 /// Runs every image of a request through one model and answers in the `/infer/*` shapes.
 async fn run(state: &AppState, common: Common, params: TaskParams) -> Result<HttpResponse, ApiError> {
-    let (bodies, many) = run_bodies(state, common, params).await?;
-    respond(bodies, many)
+    let (bodies, many, served) = run_bodies(state, common, params).await?;
+    respond(bodies, many, &served)
 }
 
 /// The `/infer/*` JSON of every image, and whether the request sent a list.
@@ -410,10 +443,10 @@ pub(super) async fn run_bodies(
     state: &AppState,
     common: Common,
     params: TaskParams,
-) -> Result<(Vec<Value>, bool), ApiError> {
+) -> Result<(Vec<Value>, bool, Served), ApiError> {
     let model_id = required_model_id(&common)?;
     let inference_id = common.id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let (responses, many) = infer_images(state, &model_id, common, &params).await?;
+    let (responses, many, served) = infer_images(state, &model_id, common, &params).await?;
     let bodies = responses
         .into_iter()
         .map(|(response, time)| {
@@ -439,7 +472,7 @@ pub(super) async fn run_bodies(
             body
         })
         .collect();
-    Ok((bodies, many))
+    Ok((bodies, many, served))
 }
 
 pub async fn object_detection(state: web::Data<AppState>, payload: web::Payload) -> Result<HttpResponse, ApiError> {
@@ -510,7 +543,7 @@ pub async fn doctr_ocr(state: web::Data<AppState>, payload: web::Payload) -> Res
     };
     let model_id = ModelId::parse(&model)?;
     let boxes = request.generate_bounding_boxes.unwrap_or(false);
-    let (responses, many) = infer_images(&state, &model_id, request.common, &TaskParams::Ocr).await?;
+    let (responses, many, served) = infer_images(&state, &model_id, request.common, &TaskParams::Ocr).await?;
     let bodies = responses
         .into_iter()
         .map(|(response, time)| {
@@ -549,5 +582,5 @@ pub async fn doctr_ocr(state: web::Data<AppState>, payload: web::Payload) -> Res
             Ok(body)
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
-    respond(bodies, many)
+    respond(bodies, many, &served)
 }

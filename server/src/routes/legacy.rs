@@ -10,7 +10,7 @@ use base64::Engine;
 use serde_json::json;
 use sightline_core::{ClassificationParams, CoreError, DetectionParams, ModelId, Task, TaskParams};
 
-use super::infer::{mask_params, run_bodies, Common};
+use super::infer::{mask_params, respond_with, run_bodies, Common};
 use crate::body::read_limited;
 use crate::error::ApiError;
 use crate::image_input::ImageInput;
@@ -151,16 +151,16 @@ pub async fn infer(
         common.visualization_labels = query.flag("labels")?;
         common.visualization_stroke_width = query.number("stroke")?;
     }
-    let (mut bodies, _) = run_bodies(&state, common, params).await?;
+    let (mut bodies, _, served) = run_bodies(&state, common, params).await?;
     let body = bodies.pop().ok_or_else(|| ApiError::Validation("no image".into()))?;
     if format == "image" {
         let jpeg = body["visualization"]
             .as_str()
             .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64).ok())
             .ok_or_else(|| CoreError::Internal("this model produced no visualization".into()))?;
-        return Ok(HttpResponse::Ok().content_type("image/jpeg").body(jpeg));
+        return Ok(respond_with(&served, "image/jpeg", jpeg));
     }
-    Ok(HttpResponse::Ok().json(body))
+    Ok(respond_with(&served, "application/json", serde_json::to_vec(&body).unwrap_or_default()))
 }
 
 /// `GET /clear_cache`: unloads every model.
