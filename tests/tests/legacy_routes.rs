@@ -122,3 +122,50 @@ async fn legacy_body_errors_and_helpers() {
     // Fixed routes still win over the two-segment pattern.
     assert_eq!(server.get_json("/model/registry").await.0, 200);
 }
+
+/// A multipart/form-data body with one part per `(name, bytes)`.
+fn multipart(parts: &[(&str, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = "sightline-test-boundary-7f3a";
+    let mut body = Vec::new();
+    for (name, bytes) in parts {
+        body.extend(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{name}.png\"\r\nContent-Type: image/png\r\n\r\n").as_bytes());
+        body.extend(*bytes);
+        body.extend(b"\r\n");
+    }
+    body.extend(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn legacy_multipart_uploads_read_the_file_part() {
+    let server = Server::start(&repo_root().join("assets/models"), &[("MAX_BODY_BYTES", "1000000")]).await;
+    let png = std::fs::read(data("images/shapes_640x480.png")).unwrap();
+    let small = std::fs::read(data("images/shapes_256_00.png")).unwrap();
+    let reference: Value =
+        serde_json::from_str(&std::fs::read_to_string(data("reference/shapes-det-v8.json")).unwrap()).unwrap();
+    let expected: Vec<Det> = reference["images"]["shapes_256_00.png"]["runs"]["letterbox/conf0.25/iou0.45"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(from_reference)
+        .collect();
+
+    let (content_type, body) = multipart(&[("other", b"ignored"), ("file", &small)]);
+    let (status, _, bytes) = post(&server, "/shapes/1?confidence=25&overlap=45", Some(&content_type), body).await;
+    let v = json_of(&bytes);
+    assert_eq!(status, 200, "{v}");
+    let predicted: Vec<Det> = v["predictions"].as_array().unwrap().iter().map(from_response).collect();
+    assert_eq!(compare(&expected, &predicted, 0.25), Vec::<String>::new());
+
+    let (content_type, body) = multipart(&[("image", &small)]);
+    let (status, _, bytes) = post(&server, "/shapes/1", Some(&content_type), body).await;
+    assert!(
+        status == 400 && json_of(&bytes)["message"].as_str().unwrap().contains("part named 'file'"),
+        "{}",
+        String::from_utf8_lossy(&bytes)
+    );
+    // The body bound holds for multipart parts too (550 KB twice over a 1 MB limit).
+    let (content_type, body) = multipart(&[("file", &[png.as_slice(), png.as_slice()].concat())]);
+    let (status, _, _) = post(&server, "/shapes/1", Some(&content_type), body).await;
+    assert_eq!(status, 413);
+}

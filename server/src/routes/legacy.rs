@@ -4,9 +4,11 @@
 
 use std::collections::HashMap;
 
+use actix_multipart::Multipart;
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{web, HttpRequest, HttpResponse};
 use base64::Engine;
+use futures::TryStreamExt;
 use serde_json::json;
 use sightline_core::{ClassificationParams, CoreError, DetectionParams, ModelId, Task, TaskParams};
 
@@ -74,10 +76,9 @@ async fn body_image(
         .to_str()
         .map_err(|_| ApiError::BadRequest("Invalid Content-Type header provided with request.".into()))?;
     if content_type.starts_with("multipart/form-data") {
-        return Err(CoreError::BadImage(
-            "multipart/form-data uploads are not supported yet; send the image as base64 text".into(),
-        )
-        .into());
+        let bytes = multipart_file(req, payload, limit).await?;
+        let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
+        return Ok(ImageInput { kind: "base64".into(), value: Some(encoded.into()) });
     }
     let body = read_limited(payload, limit).await?;
     let text = std::str::from_utf8(&body).map_err(|_| {
@@ -89,6 +90,28 @@ async fn body_image(
         return Err(CoreError::BadImage("Image not found in request body.".into()).into());
     }
     Ok(ImageInput { kind: "base64".into(), value: Some(text.trim().trim_matches('"').to_owned().into()) })
+}
+
+/// The raw image bytes of the multipart part named `file` (spec §9.2), bounded like any body.
+async fn multipart_file(req: &HttpRequest, payload: web::Payload, limit: usize) -> Result<Vec<u8>, ApiError> {
+    let mut form = Multipart::new(req.headers(), payload);
+    let malformed =
+        |e: actix_multipart::MultipartError| ApiError::BadRequest(format!("Malformed multipart/form-data body: {e}"));
+    while let Some(mut field) = form.try_next().await.map_err(malformed)? {
+        if field.name() != Some("file") {
+            continue;
+        }
+        let mut bytes = Vec::new();
+        while let Some(chunk) = field.try_next().await.map_err(malformed)? {
+            if bytes.len() + chunk.len() > limit {
+                return Err(ApiError::PayloadTooLarge(limit));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        return Ok(bytes);
+    }
+    Err(CoreError::BadImage("Expected image to be send in part named 'file' of multipart/form-data request".into())
+        .into())
 }
 
 fn detection_params(query: &Query) -> Result<DetectionParams, ApiError> {
