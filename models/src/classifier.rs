@@ -7,7 +7,6 @@
 //! all within [0, 1]); otherwise softmax (single-label) or sigmoid (multi-label) is applied.
 
 use async_trait::async_trait;
-use ndarray::Array4;
 use sightline_core::{
     ClassScore, ClassificationOutput, CoreError, InferRequest, InferResponse, Model, ModelDescription, ModelId,
     TaskParams,
@@ -15,7 +14,7 @@ use sightline_core::{
 
 use crate::drawing::{class_colors, draw_classification, encode_jpeg};
 use crate::model_config::ModelConfig;
-use crate::onnx_worker::{build_session, run_session, OnnxWorker, Outputs};
+use crate::onnx_worker::{build_fixed_size_session, OnnxWorker, Outputs};
 use crate::preprocess::{prepare, InputSpec};
 use crate::registry::RegistryOptions;
 use crate::ModelError;
@@ -65,10 +64,7 @@ impl ClassificationModel {
     pub fn load(id: &ModelId, config: ModelConfig, options: &RegistryOptions) -> Result<Self, ModelError> {
         let file = config.weights.clone();
         let broken = |reason: String| ModelError::BrokenModel { file: file.clone(), reason };
-        let (mut session, shape) = build_session(&file, options.intra_threads)?;
-        let (width, height) = shape.fixed_input_size(&file)?;
-        let blank = Array4::<f32>::from_elem((1, 3, height as usize, width as usize), 114.0 / 255.0);
-        let outputs = run_session(&mut session, &blank).map_err(|e| broken(format!("test inference failed: {e}")))?;
+        let (session, shape, (width, height), outputs) = build_fixed_size_session(&file, options.intra_threads)?;
         let scores = raw_scores(&outputs).map_err(|e| broken(e.to_string()))?;
         let num_classes = config.class_names.len();
         if scores.len() != num_classes {

@@ -75,6 +75,24 @@ impl SessionShape {
     }
 }
 
+/// Runs `input` once at load time, so a model that cannot infer is refused before it is served.
+pub fn test_inference(session: &mut Session, path: &Path, input: &Array4<f32>) -> Result<Outputs, ModelError> {
+    run_session(session, input).map_err(|e| broken(path, format!("test inference failed: {e}")))
+}
+
+/// A session for a fixed-size `(batch, 3, height, width)` model, checked on a grey (114) image:
+/// the session, its shape, its `(width, height)` and the test outputs.
+pub fn build_fixed_size_session(
+    path: &Path,
+    intra_threads: usize,
+) -> Result<(Session, SessionShape, (u32, u32), Outputs), ModelError> {
+    let (mut session, shape) = build_session(path, intra_threads)?;
+    let (width, height) = shape.fixed_input_size(path)?;
+    let grey = Array4::<f32>::from_elem((1, 3, height as usize, width as usize), 114.0 / 255.0);
+    let outputs = test_inference(&mut session, path, &grey)?;
+    Ok((session, shape, (width, height), outputs))
+}
+
 /// Runs one batch synchronously; outputs in the session's output order.
 pub fn run_session(session: &mut Session, input: &Array4<f32>) -> Result<Outputs, ModelError> {
     let tensor = TensorRef::from_array_view(input).map_err(|e| ModelError::Inference(e.to_string()))?;

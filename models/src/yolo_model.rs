@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use ndarray::{s, Array4, ArrayView1, ArrayView2, ArrayView3, Axis, Ix3, Ix4};
+use ndarray::{s, ArrayView1, ArrayView2, ArrayView3, Axis, Ix3, Ix4};
 use sightline_core::{
     CoreError, Detection, DetectionOutput, DetectionParams, InferRequest, InferResponse, Keypoint, MaskParams, Model,
     ModelDescription, ModelId, Task, TaskParams,
@@ -16,7 +16,7 @@ use crate::instance_mask::{decode_mask, MaskInputs};
 use crate::letterbox::Placement;
 use crate::model_config::{Architecture, ModelConfig};
 use crate::nms::{non_max_suppression, Candidate};
-use crate::onnx_worker::{build_session, run_session, OnnxWorker, Outputs};
+use crate::onnx_worker::{build_fixed_size_session, OnnxWorker, Outputs};
 use crate::preprocess::{prepare, InputSpec};
 use crate::registry::RegistryOptions;
 use crate::yolo_output::{decode_candidates, YoloLayout};
@@ -64,10 +64,7 @@ impl YoloModel {
         let file = config.weights.clone();
         let broken = |reason: String| ModelError::BrokenModel { file: file.clone(), reason };
         let layout = if config.architecture == Architecture::YoloV5 { YoloLayout::V5 } else { YoloLayout::V8 };
-        let (mut session, shape) = build_session(&file, options.intra_threads)?;
-        let (width, height) = shape.fixed_input_size(&file)?;
-        let blank = Array4::<f32>::from_elem((1, 3, height as usize, width as usize), 114.0 / 255.0);
-        let outputs = run_session(&mut session, &blank).map_err(|e| broken(format!("test inference failed: {e}")))?;
+        let (session, shape, (width, height), outputs) = build_fixed_size_session(&file, options.intra_threads)?;
         let values = layout.values_per_anchor(head_view(&outputs).map_err(|e| broken(e.to_string()))?).ncols();
         let num_classes = config.class_names.len();
         let head = layout.head_len(num_classes);

@@ -14,7 +14,7 @@ use super::ctc::greedy_decode;
 use super::db_postprocess::{order_and_filter, text_boxes};
 use super::perspective::crop_quad;
 use crate::image_decode::{decode_image, DecodeLimits};
-use crate::onnx_worker::{build_session, run_session, OnnxWorker, Outputs};
+use crate::onnx_worker::{build_session, test_inference, OnnxWorker, Outputs};
 use crate::registry::RegistryOptions;
 use crate::resize::resize_bilinear;
 use crate::ModelError;
@@ -65,8 +65,7 @@ fn checked_session(
     threads: usize,
 ) -> Result<(ort::session::Session, Vec<usize>), ModelError> {
     let (mut session, _) = build_session(path, threads)?;
-    let outputs = run_session(&mut session, &Array4::zeros(shape))
-        .map_err(|e| broken(path, format!("test inference failed: {e}")))?;
+    let outputs = test_inference(&mut session, path, &Array4::zeros(shape))?;
     let dims = outputs.first().map(|o| o.shape().to_vec()).ok_or_else(|| broken(path, "no output"))?;
     Ok((session, dims))
 }
