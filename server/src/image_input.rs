@@ -23,6 +23,9 @@ pub struct ImageInput {
     pub kind: String,
     #[serde(default)]
     pub value: Option<serde_json::Value>,
+    /// Already-raw image bytes (a multipart upload): never part of a JSON body.
+    #[serde(skip)]
+    raw: Option<Vec<u8>>,
 }
 
 /// `image` is one object or a list; the response mirrors the shape.
@@ -51,7 +54,20 @@ pub fn decode_base64(text: &str) -> Result<Vec<u8>, CoreError> {
 }
 
 impl ImageInput {
+    /// Base64 text, as a JSON body would carry it.
+    pub fn base64(text: String) -> ImageInput {
+        ImageInput { kind: "base64".into(), value: Some(text.into()), raw: None }
+    }
+
+    /// Raw encoded image bytes, as a multipart upload carries them.
+    pub fn raw(bytes: Vec<u8>) -> ImageInput {
+        ImageInput { kind: "raw".into(), value: None, raw: Some(bytes) }
+    }
+
     pub fn into_bytes(self) -> Result<Vec<u8>, CoreError> {
+        if let Some(bytes) = self.raw {
+            return Ok(bytes);
+        }
         match self.kind.to_ascii_lowercase().as_str() {
             "base64" => match self.value {
                 Some(serde_json::Value::String(s)) => decode_base64(&s),
@@ -84,10 +100,14 @@ mod tests {
     #[test]
     fn unsafe_types_are_refused() {
         for kind in ["numpy", "file", "FILE", "url", "pil", "nonsense"] {
-            let input = ImageInput { kind: kind.into(), value: Some("x".into()) };
+            let input = ImageInput { kind: kind.into(), value: Some("x".into()), raw: None };
             assert!(matches!(input.into_bytes(), Err(CoreError::BadImage(_))), "{kind}");
         }
-        let ok = ImageInput { kind: "BASE64".into(), value: Some("aGVsbG8=".into()) };
+        let ok = ImageInput { kind: "BASE64".into(), value: Some("aGVsbG8=".into()), raw: None };
         assert_eq!(ok.into_bytes().unwrap(), b"hello");
+        // A JSON body cannot smuggle raw bytes in: the type alone is refused.
+        let raw: ImageInput = serde_json::from_str(r#"{"type": "raw", "value": "x"}"#).unwrap();
+        assert!(raw.into_bytes().is_err());
+        assert_eq!(ImageInput::raw(b"png".to_vec()).into_bytes().unwrap(), b"png");
     }
 }

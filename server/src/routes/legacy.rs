@@ -76,9 +76,7 @@ async fn body_image(
         .to_str()
         .map_err(|_| ApiError::BadRequest("Invalid Content-Type header provided with request.".into()))?;
     if content_type.starts_with("multipart/form-data") {
-        let bytes = multipart_file(req, payload, limit).await?;
-        let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
-        return Ok(ImageInput { kind: "base64".into(), value: Some(encoded.into()) });
+        return Ok(ImageInput::raw(multipart_file(req, payload, limit).await?));
     }
     let body = read_limited(payload, limit).await?;
     let text = std::str::from_utf8(&body).map_err(|_| {
@@ -89,7 +87,7 @@ async fn body_image(
     if text.trim().is_empty() {
         return Err(CoreError::BadImage("Image not found in request body.".into()).into());
     }
-    Ok(ImageInput { kind: "base64".into(), value: Some(text.trim().trim_matches('"').to_owned().into()) })
+    Ok(ImageInput::base64(text.trim().trim_matches('"').to_owned()))
 }
 
 /// The raw image bytes of the multipart part named `file` (spec §9.2), bounded like any body.
