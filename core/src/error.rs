@@ -23,6 +23,31 @@ pub enum CoreError {
     Overloaded(String),
     #[error("Inference failed: {0}")]
     Inference(String),
+    /// The model source rejected the credentials (401).
+    #[error("Unauthorized access to the model source - check the API key and make sure it is valid for the workspace you use: {0}")]
+    SourceUnauthorized(String),
+    /// The model source refused access (403).
+    #[error(
+        "Unauthorized access to the model source - check that the API key or credentials have the required scopes: {0}"
+    )]
+    SourceForbidden(String),
+    /// The model API's 402.
+    #[error("Not enough credits to perform this request. Verify your workspace billing page: {0}")]
+    SourcePaymentRequired(String),
+    /// The model API's 423.
+    #[error("Model API usage is paused. Please contact your workspace administrator to re-enable API keys: {0}")]
+    SourceLocked(String),
+    /// The source could not be reached, failed (5xx) or cut a download short, on every attempt.
+    #[error("Could not fetch the model from its source; retry later: {0}")]
+    SourceUnavailable(String),
+    #[error("Timeout when attempting to fetch the model from its source: {0}")]
+    SourceTimeout(String),
+    /// The source answered, but not with something we can use (unexpected status, malformed metadata).
+    #[error("Request to the model source failed: {0}")]
+    SourceBadResponse(String),
+    /// The local model cache itself failed (disk full, permissions).
+    #[error("Model cache error: {0}")]
+    Cache(String),
     #[error("Internal error: {0}")]
     Internal(String),
 }
@@ -40,7 +65,20 @@ impl CoreError {
             CoreError::UnsupportedModel(_) => "unsupported_model",
             CoreError::Overloaded(_) => "overloaded",
             CoreError::Inference(_) => "inference",
+            CoreError::SourceUnauthorized(_) => "source_unauthorized",
+            CoreError::SourceForbidden(_) => "source_forbidden",
+            CoreError::SourcePaymentRequired(_) => "source_payment_required",
+            CoreError::SourceLocked(_) => "source_locked",
+            CoreError::SourceUnavailable(_) => "source_unavailable",
+            CoreError::SourceTimeout(_) => "source_timeout",
+            CoreError::SourceBadResponse(_) => "source_bad_response",
+            CoreError::Cache(_) => "cache",
             CoreError::Internal(_) => "internal",
         }
+    }
+
+    /// Worth another attempt after a pause: the source may come back.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, CoreError::SourceUnavailable(_) | CoreError::SourceTimeout(_))
     }
 }

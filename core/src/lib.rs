@@ -2,6 +2,7 @@
 //!
 //! Dependencies point one way: `server` → `models` → `core`. Nothing here knows about ONNX Runtime or HTTP.
 
+pub mod artifacts;
 pub mod base_manager;
 pub mod error;
 pub mod fixed_size_cache;
