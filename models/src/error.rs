@@ -12,8 +12,6 @@ pub enum ModelError {
     BadImage(String),
     #[error("{}: {reason}", file.display())]
     BrokenModel { file: PathBuf, reason: String },
-    #[error("model {0} not found in the model directory")]
-    NotFound(String),
     #[error("{0}")]
     Unsupported(String),
     #[error("{0}")]
@@ -28,7 +26,6 @@ impl From<ModelError> for CoreError {
             ModelError::Runtime { .. } => CoreError::Internal(e.to_string()),
             ModelError::BadImage(m) => CoreError::BadImage(m),
             ModelError::BrokenModel { file, reason } => CoreError::BrokenModel { file, reason },
-            ModelError::NotFound(m) => CoreError::ModelNotFound(m),
             ModelError::Unsupported(m) => CoreError::UnsupportedModel(m),
             ModelError::Overloaded(m) => CoreError::Overloaded(m),
             ModelError::Inference(m) => CoreError::Inference(m),

@@ -1,10 +1,12 @@
-//! The registry: resolves a model id to its folder, reads (task, architecture) from the metadata
-//! there, and builds the matching task model. It is the `ModelLoader` behind the manager.
+//! The registry: resolves a model id to its verified folder in the artifact cache, reads (task,
+//! architecture) from the metadata there, and builds the matching task model. It is the
+//! `ModelLoader` behind the manager.
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use sightline_core::artifacts::ArtifactCache;
 use sightline_core::{CoreError, Model, ModelId, ModelLoader, Task};
 
 use crate::classifier::ClassificationModel;
@@ -16,8 +18,6 @@ use crate::ModelError;
 
 #[derive(Debug, Clone)]
 pub struct RegistryOptions {
-    /// One folder per `dataset/version`.
-    pub model_dir: PathBuf,
     /// Requests that may wait for one model's inference thread.
     pub queue_capacity: usize,
     /// ONNX Runtime intra-op threads per session; 0 = ONNX Runtime's default.
@@ -27,25 +27,21 @@ pub struct RegistryOptions {
 
 pub struct ModelRegistry {
     options: RegistryOptions,
+    artifacts: Arc<ArtifactCache>,
 }
 
 impl ModelRegistry {
-    pub fn new(options: RegistryOptions) -> Self {
-        ModelRegistry { options }
+    pub fn new(options: RegistryOptions, artifacts: Arc<ArtifactCache>) -> Self {
+        ModelRegistry { options, artifacts }
     }
 
-    /// Blocking: reads the folder and builds the model.
-    fn build(options: &RegistryOptions, id: &ModelId) -> Result<Arc<dyn Model>, ModelError> {
-        // `ModelId` admits only `[A-Za-z0-9_-]` segments, so this path stays inside `model_dir`.
-        let dir = options.model_dir.join(id.relative_path());
-        if !dir.is_dir() {
-            return Err(ModelError::NotFound(id.to_string()));
-        }
-        let (task, model_type) = read_task(&dir)?;
+    /// Blocking: reads the (verified) folder and builds the model.
+    fn build(options: &RegistryOptions, id: &ModelId, dir: &Path) -> Result<Arc<dyn Model>, ModelError> {
+        let (task, model_type) = read_task(dir)?;
         if task == Task::Ocr {
-            return Ok(Arc::new(OcrModel::load(id, &dir, &model_type, options)?));
+            return Ok(Arc::new(OcrModel::load(id, dir, &model_type, options)?));
         }
-        let config = read_model_dir(&dir)?;
+        let config = read_model_dir(dir)?;
         match (config.task, config.architecture) {
             (
                 Task::ObjectDetection | Task::InstanceSegmentation | Task::KeypointDetection,
@@ -64,9 +60,10 @@ impl ModelRegistry {
 #[async_trait]
 impl ModelLoader for ModelRegistry {
     async fn load(&self, id: &ModelId) -> Result<Arc<dyn Model>, CoreError> {
+        let entry = self.artifacts.ensure(id).await?;
         let options = self.options.clone();
         let id = id.clone();
-        tokio::task::spawn_blocking(move || Self::build(&options, &id).map_err(CoreError::from))
+        tokio::task::spawn_blocking(move || Self::build(&options, &id, &entry.dir).map_err(CoreError::from))
             .await
             .map_err(|e| CoreError::Internal(format!("model load task failed: {e}")))?
     }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use actix_web::{middleware, web, App, HttpServer};
 use prometheus::Registry;
+use sightline_core::artifacts::{build_sources, ArtifactCache};
 use sightline_core::fixed_size_cache::CacheConfig;
 use sightline_core::memory_probe::detect_memory_probe;
 use sightline_core::{BaseManager, ManagerMetrics, ModelId, ModelManager, WithFixedSizeCache, WithLogger, WithMetrics};
@@ -23,6 +24,8 @@ pub enum StartupError {
     NoRuntimePath,
     #[error(transparent)]
     Runtime(#[from] sightline_models::ModelError),
+    #[error("model sources or cache: {0}")]
+    Artifacts(sightline_core::CoreError),
     #[error("invalid PINNED_MODELS entry: {0}")]
     PinnedModel(#[from] sightline_core::CoreError),
     #[error("metrics registry: {0}")]
@@ -39,13 +42,14 @@ fn build_manager(
     config: &Config,
     registry: &Registry,
     pinned: &HashSet<ModelId>,
+    artifacts: Arc<ArtifactCache>,
 ) -> Result<Arc<dyn ModelManager>, StartupError> {
-    let loader = ModelRegistry::new(RegistryOptions {
-        model_dir: config.model_dir.clone(),
+    let options = RegistryOptions {
         queue_capacity: config.model_queue_capacity as usize,
         intra_threads: config.ort_intra_op_threads,
         decode_limits: DecodeLimits { max_pixels: config.max_image_pixels, ..DecodeLimits::default() },
-    });
+    };
+    let loader = ModelRegistry::new(options, artifacts);
     let base = BaseManager::new(Arc::new(loader));
     let metrics = ManagerMetrics::register(registry)?;
     let cache = CacheConfig {
@@ -55,6 +59,19 @@ fn build_manager(
     };
     let probe = Arc::from(detect_memory_probe());
     Ok(Arc::new(WithFixedSizeCache::new(WithMetrics::new(WithLogger::new(base), metrics), cache, probe)))
+}
+
+/// The sources in `MODEL_SOURCES` feeding the cache in `MODEL_CACHE_DIR` (created if missing).
+pub async fn build_artifacts(config: &Config) -> Result<Arc<ArtifactCache>, StartupError> {
+    let sources = build_sources(&config.source_settings()).await.map_err(StartupError::Artifacts)?;
+    let options = config.cache_options();
+    std::fs::create_dir_all(&options.root).map_err(|e| {
+        StartupError::Artifacts(sightline_core::CoreError::Cache(format!(
+            "cannot create MODEL_CACHE_DIR {}: {e}",
+            options.root.display()
+        )))
+    })?;
+    Ok(ArtifactCache::new(options, sources))
 }
 
 pub async fn serve(config: Config) -> Result<(), StartupError> {
@@ -69,9 +86,11 @@ pub async fn serve(config: Config) -> Result<(), StartupError> {
         .collect::<Result<_, _>>()?;
 
     let registry = Registry::new();
-    let manager = build_manager(&config, &registry, &pinned)?;
+    let artifacts = build_artifacts(&config).await?;
+    let manager = build_manager(&config, &registry, &pinned, artifacts.clone())?;
     let state = web::Data::new(AppState {
         manager: manager.clone(),
+        artifacts: artifacts.clone(),
         http_metrics: HttpMetrics::register(&registry)?,
         registry,
         ready: AtomicBool::new(false),
@@ -91,7 +110,13 @@ pub async fn serve(config: Config) -> Result<(), StartupError> {
     if config.http_workers > 0 {
         server = server.workers(config.http_workers);
     }
-    tracing::info!(%address, model_dir = %config.model_dir.display(), "serving");
+    tracing::info!(
+        %address,
+        sources = %artifacts.source_names().join(","),
+        model_dir = %config.model_dir.display(),
+        model_cache_dir = %artifacts.root().display(),
+        "serving"
+    );
     let running = server.run();
 
     tokio::spawn(preload(manager, pinned, state));

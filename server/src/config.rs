@@ -1,8 +1,10 @@
 //! The one configuration struct: every flag is also an environment variable (Roboflow's names where they exist).
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use sightline_core::artifacts::{ApiSettings, CacheOptions, RetryPolicy, S3Settings, SourceSettings, VerifyLevel};
 
 #[derive(Debug, Parser)]
 #[command(name = "sightline", version, about = "Sightline: a Roboflow-compatible computer-vision inference server")]
@@ -18,6 +20,65 @@ pub struct Cli {
 pub enum Command {
     /// Run the HTTP server (the default).
     Serve(Config),
+    /// Download a model into MODEL_CACHE_DIR without serving it.
+    Pull(PullArgs),
+    /// List the models in MODEL_CACHE_DIR.
+    Models(ModelsArgs),
+    /// Remove a model from MODEL_CACHE_DIR.
+    Rm(RmArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// `dataset/version`.
+    pub model_id: String,
+    /// Fetch from this source (one of MODEL_SOURCES) instead of the first that has the model.
+    #[arg(long)]
+    pub source: Option<String>,
+    #[command(flatten)]
+    pub config: Config,
+}
+
+#[derive(Debug, Args)]
+pub struct ModelsArgs {
+    /// Hash every file instead of checking sizes only.
+    #[arg(long)]
+    pub verify: bool,
+    #[command(flatten)]
+    pub config: Config,
+}
+
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// `dataset/version`.
+    pub model_id: String,
+    #[command(flatten)]
+    pub config: Config,
+}
+
+/// What a load checks of each cached file against its manifest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum VerifyOnLoad {
+    Sha256,
+    /// Sizes only, for models too large to hash on every load.
+    Size,
+}
+
+/// A credential: parsed from flags or the environment, never printed by `Debug`.
+#[derive(Clone)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_owned()))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -33,13 +94,43 @@ pub struct Config {
     pub host: String,
     #[arg(long, env = "PORT", default_value_t = 9001)]
     pub port: u16,
-    /// Folder of model folders, one per `dataset/version`.
+    /// Folder of model folders, one per `dataset/version` (the `local` source).
     #[arg(long, env = "MODEL_DIR", default_value = "assets/models")]
     pub model_dir: PathBuf,
-    /// Disk cache for downloaded model artifacts (used by remote model sources; accepted now so
-    /// deployments can set it once).
+    /// Verified disk cache every model is loaded from, whatever its source; may be shared by
+    /// several servers (per-model file locks).
     #[arg(long, env = "MODEL_CACHE_DIR", default_value = "/tmp/sightline/models")]
     pub model_cache_dir: PathBuf,
+    /// Model sources, tried in this order: `local` (MODEL_DIR), `s3` (S3_BUCKET), `api` (API_BASE_URL).
+    #[arg(long, env = "MODEL_SOURCES", value_delimiter = ',', default_value = "local")]
+    pub model_sources: Vec<String>,
+    /// Bucket of the `s3` source; credentials, region and AWS_ENDPOINT_URL come from the standard AWS variables.
+    #[arg(long, env = "S3_BUCKET")]
+    pub s3_bucket: Option<String>,
+    /// Key prefix in S3_BUCKET: objects are `<prefix>/<dataset>/<version>/<file>`.
+    #[arg(long, env = "S3_PREFIX", default_value = "")]
+    pub s3_prefix: String,
+    /// Base URL of the Roboflow-style model API (`GET /ort/<dataset>/<version>`) of the `api` source.
+    #[arg(long, env = "API_BASE_URL", default_value = "https://api.roboflow.com")]
+    pub api_base_url: String,
+    /// Key sent to the model API; never logged.
+    #[arg(long, env = "API_KEY", hide_env_values = true)]
+    pub api_key: Option<Secret>,
+    /// Attempts per source on transient failures (timeouts, 5xx, resets), with exponential backoff and jitter.
+    #[arg(long, env = "MODEL_FETCH_ATTEMPTS", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub model_fetch_attempts: u32,
+    /// First backoff pause in milliseconds; doubles per attempt, capped at 32 times this.
+    #[arg(long, env = "MODEL_FETCH_BACKOFF_MS", default_value_t = 500)]
+    pub model_fetch_backoff_ms: u64,
+    /// Connect and read timeout of remote sources, in seconds.
+    #[arg(long, env = "MODEL_SOURCE_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub model_source_timeout_secs: u64,
+    /// What each load checks against the cache manifest.
+    #[arg(long, env = "VERIFY_ON_LOAD", value_enum, default_value_t = VerifyOnLoad::Sha256)]
+    pub verify_on_load: VerifyOnLoad,
+    /// Largest model (all its files) a source may write into the cache, in bytes.
+    #[arg(long, env = "MAX_MODEL_BYTES", default_value_t = 16 << 30)]
+    pub max_model_bytes: u64,
     /// Most models held in memory at once; the least recently used is evicted first.
     #[arg(long, env = "MAX_ACTIVE_MODELS", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_active_models: u32,
@@ -87,10 +178,52 @@ fn parse_fraction(s: &str) -> Result<f64, String> {
 }
 
 impl Cli {
-    pub fn into_config(self) -> Config {
-        match self.command {
-            Some(Command::Serve(config)) => config,
-            None => self.serve,
+    /// The command to run; no subcommand means `serve`.
+    pub fn into_command(self) -> Command {
+        self.command.unwrap_or(Command::Serve(self.serve))
+    }
+}
+
+impl Command {
+    pub fn config(&self) -> &Config {
+        match self {
+            Command::Serve(config) => config,
+            Command::Pull(args) => &args.config,
+            Command::Models(args) => &args.config,
+            Command::Rm(args) => &args.config,
+        }
+    }
+}
+
+impl Config {
+    pub fn source_settings(&self) -> SourceSettings {
+        let timeout = Duration::from_secs(self.model_source_timeout_secs);
+        SourceSettings {
+            order: self.model_sources.iter().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect(),
+            model_dir: self.model_dir.clone(),
+            s3: self.s3_bucket.clone().filter(|b| !b.is_empty()).map(|bucket| S3Settings {
+                bucket,
+                prefix: self.s3_prefix.clone(),
+                timeout,
+            }),
+            api: ApiSettings {
+                base_url: self.api_base_url.clone(),
+                api_key: self.api_key.as_ref().map(|k| k.0.clone()),
+                timeout,
+            },
+        }
+    }
+
+    pub fn cache_options(&self) -> CacheOptions {
+        let base_delay = Duration::from_millis(self.model_fetch_backoff_ms);
+        CacheOptions {
+            root: self.model_cache_dir.clone(),
+            verify: match self.verify_on_load {
+                VerifyOnLoad::Sha256 => VerifyLevel::Sha256,
+                VerifyOnLoad::Size => VerifyLevel::Size,
+            },
+            retry: RetryPolicy { attempts: self.model_fetch_attempts, base_delay, max_delay: base_delay * 32 },
+            max_model_bytes: self.max_model_bytes,
         }
     }
 }

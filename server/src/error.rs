@@ -18,6 +18,8 @@ pub enum ApiError {
     BadRequest(String),
     #[error("Not Found")]
     NotFound,
+    #[error("{0}")]
+    NotFoundMessage(String),
 }
 
 impl ResponseError for ApiError {
@@ -26,15 +28,22 @@ impl ResponseError for ApiError {
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::NotFound | ApiError::NotFoundMessage(_) => StatusCode::NOT_FOUND,
             ApiError::Core(e) => match e {
                 CoreError::InvalidModelId(_) | CoreError::BadImage(_) | CoreError::TaskMismatch { .. } => {
                     StatusCode::BAD_REQUEST
                 }
                 CoreError::InvalidParameter(_) => StatusCode::UNPROCESSABLE_ENTITY,
                 CoreError::ModelNotFound(_) => StatusCode::NOT_FOUND,
-                CoreError::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
+                CoreError::Overloaded(_) | CoreError::SourceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+                CoreError::SourceUnauthorized(_) => StatusCode::UNAUTHORIZED,
+                CoreError::SourcePaymentRequired(_) => StatusCode::PAYMENT_REQUIRED,
+                CoreError::SourceForbidden(_) => StatusCode::FORBIDDEN,
+                CoreError::SourceLocked(_) => StatusCode::LOCKED,
+                CoreError::SourceBadResponse(_) => StatusCode::BAD_GATEWAY,
+                CoreError::SourceTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
                 CoreError::BrokenModel { .. }
+                | CoreError::Cache(_)
                 | CoreError::UnsupportedModel(_)
                 | CoreError::Inference(_)
                 | CoreError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -1,7 +1,8 @@
-//! The `sightline` binary.
+//! The `sightline` binary: `serve` (the default), and `pull`, `models`, `rm` for the model cache.
 
 mod app;
 mod body;
+mod cli;
 mod config;
 mod error;
 mod http_metrics;
@@ -13,11 +14,18 @@ mod telemetry;
 use std::process::ExitCode;
 
 use clap::Parser;
+use config::Command;
 
 fn main() -> ExitCode {
-    let config = config::Cli::parse().into_config();
+    let command = config::Cli::parse().into_command();
+    let config = command.config();
     telemetry::init(&config.log_level, config.log_format);
-    let result = actix_web::rt::System::new().block_on(app::serve(config));
+    let result = match command {
+        Command::Serve(config) => actix_web::rt::System::new().block_on(app::serve(config)).map_err(|e| e.to_string()),
+        Command::Pull(args) => run_cli(cli::pull(args)),
+        Command::Models(args) => run_cli(cli::models(args)),
+        Command::Rm(args) => run_cli(cli::rm(args)),
+    };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -25,4 +33,12 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn run_cli(future: impl std::future::Future<Output = Result<(), cli::CliError>>) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    runtime.block_on(future).map_err(|e| e.to_string())
 }

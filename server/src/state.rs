@@ -4,11 +4,14 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use prometheus::Registry;
+use sightline_core::artifacts::ArtifactCache;
 use sightline_core::ModelManager;
 use sightline_models::RuntimeInfo;
 
 pub struct AppState {
     pub manager: Arc<dyn ModelManager>,
+    /// The verified disk cache behind every load; `/models` manages it directly.
+    pub artifacts: Arc<ArtifactCache>,
     pub registry: Registry,
     pub http_metrics: crate::http_metrics::HttpMetrics,
     pub ready: AtomicBool,

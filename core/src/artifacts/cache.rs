@@ -100,12 +100,16 @@ impl ArtifactCache {
 
     /// Removes the entry from disk (loaded sessions keep their memory); false when there was none.
     pub async fn remove(&self, id: &ModelId) -> Result<bool, CoreError> {
-        let _lock = EntryLock::acquire(&self.options.root, id).await?;
+        let lock = EntryLock::acquire(&self.options.root, id).await?;
         let dir = self.entry_dir(id);
-        blocking(move || match std::fs::remove_dir_all(&dir) {
-            Ok(()) => Ok(true),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(CoreError::Cache(format!("cannot remove {}: {e}", dir.display()))),
+        blocking(move || {
+            let existed = match std::fs::remove_dir_all(&dir) {
+                Ok(()) => true,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+                Err(e) => return Err(CoreError::Cache(format!("cannot remove {}: {e}", dir.display()))),
+            };
+            lock.release_and_delete();
+            Ok(existed)
         })
         .await
     }
@@ -155,8 +159,24 @@ impl ArtifactCache {
 
     /// Under the entry lock: use the entry if it checks out, else fetch it (again) and check once more.
     async fn fill(&self, id: &ModelId, source: Option<&str>, progress: Arc<dyn Progress>) -> FillResult {
-        let _lock = EntryLock::acquire(&self.options.root, id).await?;
+        let lock = EntryLock::acquire(&self.options.root, id).await?;
         let dir = self.entry_dir(id);
+        let result = self.fill_locked(id, &dir, source, progress).await;
+        if result.is_err() && !dir.exists() {
+            // Nothing is cached (unknown model, failed fetch): leave no lock file behind either.
+            lock.release_and_delete();
+        }
+        result
+    }
+
+    async fn fill_locked(
+        &self,
+        id: &ModelId,
+        dir: &Path,
+        source: Option<&str>,
+        progress: Arc<dyn Progress>,
+    ) -> FillResult {
+        let dir = dir.to_path_buf();
         match self.check(&dir).await? {
             Ok(manifest) if source.is_none_or(|s| s == manifest.source) => {
                 return Ok(CachedEntry { dir, manifest, downloaded: false });
@@ -518,6 +538,7 @@ mod tests {
         let cache = fx.cache(fx.source(0, CoreError::SourceUnavailable, Duration::ZERO), 1);
         let err = cache.ensure(&ModelId::parse("nope/1").unwrap()).await.unwrap_err();
         assert!(matches!(&err, CoreError::ModelNotFound(m) if m.contains("nope/1")), "{err}");
+        assert!(!fx.root.join("nope").exists(), "an unknown id leaves no lock file or folder");
         let err = cache.pull(&id(), Some("s3"), Arc::new(NoProgress)).await.unwrap_err();
         assert!(matches!(err, CoreError::InvalidParameter(_)), "{err}");
 

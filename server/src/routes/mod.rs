@@ -4,6 +4,7 @@ pub mod health;
 pub mod infer;
 pub mod legacy;
 pub mod management;
+pub mod model_store;
 
 use actix_web::{web, HttpResponse, ResponseError};
 
@@ -20,6 +21,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/model/remove", web::post().to(management::remove))
         .route("/model/clear", web::post().to(management::clear))
         .route("/model/registry", web::get().to(management::registry))
+        .route("/models", web::get().to(model_store::list))
+        .route("/models/pull", web::post().to(model_store::pull))
+        .route("/models/{dataset_id}/{version_id}", web::delete().to(model_store::delete))
         .route("/info", web::get().to(health::info))
         .route("/healthz", web::get().to(health::healthz))
         .route("/readiness", web::get().to(health::readiness))
