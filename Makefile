@@ -12,9 +12,13 @@ export ORT_DYLIB_PATH ?= $(ORT_LIB)
 export CARGO_INCREMENTAL ?= 0
 export PROMTOOL
 
-.PHONY: setup run test build bench clean lint ort sysdeps
+VENV := $(CURDIR)/.venv
+VENV_STAMP := $(VENV)/.requirements-installed
+MOTO_VERSION := 5.2.5
 
-setup: ort sysdeps
+.PHONY: setup run test build bench clean lint ort sysdeps venv
+
+setup: ort sysdeps venv
 	cargo fetch --locked 2>/dev/null || cargo fetch
 
 ## ONNX Runtime: the shared library from the pinned PyPI wheel (no CDN download, see docs).
@@ -41,6 +45,14 @@ sysdeps:
 	@command -v promtool >/dev/null || { echo "promtool missing: install the Debian package prometheus"; exit 1; }
 	@-systemctl disable --now prometheus >/dev/null 2>&1 || true
 
+## Python tools the tests use: moto (the S3-compatible server of the artifact tests).
+venv: $(VENV_STAMP)
+
+$(VENV_STAMP): Makefile
+	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check "moto[s3]==$(MOTO_VERSION)" flask flask-cors
+	touch $@
+
 build: setup
 	cargo build --workspace --bins
 
@@ -50,7 +62,7 @@ run: setup
 
 test: setup
 	cargo build --workspace --bins
-	cargo test --workspace --no-fail-fast
+	scripts/with-s3.sh cargo test --workspace --no-fail-fast
 
 ## Benchmarks (release build): ratios against raw ONNX Runtime, measured in the same run.
 bench: setup

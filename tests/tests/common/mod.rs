@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod model_api;
+
 use base64::Engine;
 use serde_json::{json, Value};
 
@@ -91,6 +93,8 @@ pub struct Server {
     pub client: reqwest::Client,
     log: PathBuf,
     _logdir: TempDir,
+    /// Each server gets its own model cache unless `env` names one (tests of a shared cache do).
+    _cachedir: TempDir,
 }
 
 impl Server {
@@ -98,6 +102,7 @@ impl Server {
     pub async fn start(model_dir: &Path, env: &[(&str, &str)]) -> Server {
         let port = free_port();
         let logdir = TempDir::new("log");
+        let cachedir = TempDir::new("cache");
         let log = logdir.path().join("server.log");
         let mut cmd = Command::new(binary());
         cmd.env_clear()
@@ -106,6 +111,7 @@ impl Server {
             .env("HOST", "127.0.0.1")
             .env("PORT", port.to_string())
             .env("MODEL_DIR", model_dir)
+            .env("MODEL_CACHE_DIR", cachedir.path())
             .env("HTTP_WORKERS", "2")
             .env("ORT_INTRA_OP_THREADS", "1")
             .env("LOG_LEVEL", "info")
@@ -121,6 +127,7 @@ impl Server {
             client: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap(),
             log,
             _logdir: logdir,
+            _cachedir: cachedir,
         };
         server.wait_healthy().await;
         server
