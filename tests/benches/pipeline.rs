@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use serde_json::json;
+use sightline_core::artifacts::{ArtifactCache, CacheOptions, LocalSource, RetryPolicy, VerifyLevel};
 use sightline_core::{DetectionParams, InferRequest, ModelId, ModelLoader, TaskParams};
 use sightline_models::image_decode::decode_image;
 use sightline_models::letterbox::ResizeMode;
@@ -97,12 +98,16 @@ async fn main() {
     let model_dir = root().join("assets/models");
     let weights = model_dir.join("shapes/1/weights.onnx");
     let (mut session, _) = build_session(&weights, 0).unwrap();
-    let registry = ModelRegistry::new(RegistryOptions {
-        model_dir: model_dir.clone(),
-        queue_capacity: 64,
-        intra_threads: 0,
-        decode_limits: DecodeLimits::default(),
-    });
+    let cache_dir = std::env::temp_dir().join(format!("sightline-bench-cache-{}", std::process::id()));
+    let cache_options = CacheOptions {
+        root: cache_dir.clone(),
+        verify: VerifyLevel::Sha256,
+        retry: RetryPolicy { attempts: 1, base_delay: Duration::ZERO, max_delay: Duration::ZERO },
+        max_model_bytes: 1 << 30,
+    };
+    let artifacts = ArtifactCache::new(cache_options, vec![Arc::new(LocalSource::new(model_dir.clone()))]);
+    let options = RegistryOptions { queue_capacity: 64, intra_threads: 0, decode_limits: DecodeLimits::default() };
+    let registry = ModelRegistry::new(options, artifacts);
     let model = registry.load(&ModelId::parse("shapes/1").unwrap()).await.unwrap();
     let client = reqwest::Client::new();
     let (_server, base) = start_server(&client).await;
@@ -185,4 +190,5 @@ async fn main() {
         (total / 8 * 8) as f64 / seconds,
         total / 8 * 8
     );
+    let _ = std::fs::remove_dir_all(&cache_dir);
 }

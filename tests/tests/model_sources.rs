@@ -115,7 +115,10 @@ async fn the_model_api_source_gives_the_same_detections_as_the_local_copy() {
     let manifest: Value = serde_json::from_slice(&std::fs::read(entry.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest["source"], "api");
     assert_eq!(manifest["origin"], format!("{}/ort/shapes/1", api.base));
-    assert_eq!(manifest["files"]["weights.onnx"]["size"], std::fs::metadata(assets().join("shapes/1/weights.onnx")).unwrap().len());
+    assert_eq!(
+        manifest["files"]["weights.onnx"]["size"],
+        std::fs::metadata(assets().join("shapes/1/weights.onnx")).unwrap().len()
+    );
     assert_no_secrets(&server);
 
     // Evicted from memory, kept on disk: the next load reads the cache, not the API.
@@ -176,11 +179,14 @@ async fn a_cached_file_flipped_or_truncated_on_disk_is_fetched_again() {
     let weights = cache.path().join("shapes/1/weights.onnx");
     let original = std::fs::read(&weights).unwrap();
 
-    let damages: [(&str, fn(&mut Vec<u8>)); 2] =
-        [("flipped", |b| {
+    type Damage = fn(&mut Vec<u8>);
+    let damages: [(&str, Damage); 2] = [
+        ("flipped", |b| {
             let middle = b.len() / 3;
             b[middle] ^= 0x40
-        }), ("truncated", |b| b.truncate(b.len() - 100))];
+        }),
+        ("truncated", |b| b.truncate(b.len() - 100)),
+    ];
     for (n, (what, damage)) in damages.into_iter().enumerate() {
         let (status, _) = server.post_json("/model/remove", &json!({"model_id": "shapes/1"})).await;
         assert_eq!(status, 200);
@@ -357,8 +363,12 @@ async fn pull_list_and_delete_over_http() {
     // Evicted by a second model (MAX_ACTIVE_MODELS=1): out of memory, still on disk.
     predictions(&server, "shapes-dyn/1").await;
     let (_, v) = server.get_json("/models").await;
-    let rows: Vec<(&str, bool)> =
-        v["models"].as_array().unwrap().iter().map(|m| (m["model_id"].as_str().unwrap(), m["loaded"].as_bool().unwrap())).collect();
+    let rows: Vec<(&str, bool)> = v["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["model_id"].as_str().unwrap(), m["loaded"].as_bool().unwrap()))
+        .collect();
     assert_eq!(rows, [("shapes-dyn/1", true), ("shapes/1", false)]);
 
     // A flipped byte: a size check misses it, a sha256 check does not.
@@ -402,7 +412,11 @@ fn cli(args: &[&str], env: &[(&str, String)]) -> (bool, String, String) {
         cmd.env(k, v);
     }
     let out = cmd.output().unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -141,7 +141,8 @@ async fn serve(mut stream: TcpStream, root: &std::path::Path, state: &Mutex<Stat
             if *name == "weights.onnx" {
                 match take_fault(state, |f| !matches!(f, Fault::Status(_))) {
                     Some(Fault::CutWeights) => {
-                        let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", bytes.len());
+                        let head =
+                            format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", bytes.len());
                         stream.write_all(head.as_bytes()).await?;
                         stream.write_all(&bytes[..bytes.len() / 2]).await?;
                         return stream.shutdown().await;
