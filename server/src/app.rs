@@ -4,6 +4,7 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::{middleware, web, App, HttpServer};
 use prometheus::Registry;
@@ -17,6 +18,7 @@ use crate::config::Config;
 use crate::http_metrics::{observe, HttpMetrics};
 use crate::routes;
 use crate::state::AppState;
+use crate::url_fetch::{UrlFetcher, UrlPolicy};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -26,6 +28,8 @@ pub enum StartupError {
     Runtime(#[from] sightline_models::ModelError),
     #[error("model sources or cache: {0}")]
     Artifacts(sightline_core::CoreError),
+    #[error("cannot build the client for url image inputs: {0}")]
+    UrlClient(String),
     #[error("invalid PINNED_MODELS entry: {0}")]
     PinnedModel(#[from] sightline_core::CoreError),
     #[error("metrics registry: {0}")]
@@ -97,6 +101,14 @@ pub async fn serve(config: Config) -> Result<(), StartupError> {
         server_uuid: uuid::Uuid::new_v4().to_string(),
         runtime,
         max_body_bytes: config.max_body_bytes,
+        url_fetcher: UrlFetcher::new(UrlPolicy {
+            enabled: config.allow_url_input,
+            allow_private: config.allow_private_urls,
+            allowed_networks: config.allowed_url_networks.clone(),
+            max_bytes: config.max_body_bytes,
+            timeout: Duration::from_secs(config.url_input_timeout_secs),
+        })
+        .map_err(|e| StartupError::UrlClient(e.to_string()))?,
         default_ocr_model: config.default_ocr_model.clone(),
     });
 

@@ -158,6 +158,18 @@ pub struct Config {
     /// Largest decoded image accepted, in pixels (400 above); checked before decoding.
     #[arg(long, env = "MAX_IMAGE_PIXELS", default_value_t = 50_000_000)]
     pub max_image_pixels: u64,
+    /// Accept `url` image inputs (Roboflow's name).
+    #[arg(long, env = "ALLOW_URL_INPUT", default_value_t = true, action = clap::ArgAction::Set)]
+    pub allow_url_input: bool,
+    /// Let `url` image inputs reach loopback, private, link-local and other non-public addresses.
+    #[arg(long, env = "ALLOW_PRIVATE_URLS", default_value_t = false, action = clap::ArgAction::Set)]
+    pub allow_private_urls: bool,
+    /// Comma-separated networks (CIDR, e.g. `10.1.0.0/16,127.0.0.1/32`) that `url` inputs may reach although not public.
+    #[arg(long, env = "ALLOWED_URL_NETWORKS", value_delimiter = ',')]
+    pub allowed_url_networks: Vec<ipnet::IpNet>,
+    /// Timeout of a `url` image download, in seconds (connect and whole transfer).
+    #[arg(long, env = "URL_INPUT_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub url_input_timeout_secs: u64,
     /// HTTP worker threads; 0 = one per core.
     #[arg(long, env = "HTTP_WORKERS", default_value_t = 0)]
     pub http_workers: usize,

@@ -1,13 +1,16 @@
 //! Roboflow image objects (`{"type": ..., "value": ...}`) to encoded image bytes.
 //!
 //! Only inputs that cannot reach the server's own files or run code are accepted: `numpy` (a
-//! pickle) and `file` (a server-local path) are refused.
+//! pickle) and `file` (a server-local path) are refused; `url` goes through [`UrlFetcher`]'s
+//! destination checks.
 
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
 use base64::{alphabet, Engine};
 use serde::Deserialize;
 use sightline_core::CoreError;
+
+use crate::url_fetch::UrlFetcher;
 
 /// Standard alphabet, padding optional, as Python's `b64decode` accepts it.
 const BASE64: GeneralPurpose = GeneralPurpose::new(
@@ -64,7 +67,23 @@ impl ImageInput {
         ImageInput { kind: "raw".into(), value: None, raw: Some(bytes) }
     }
 
-    pub fn into_bytes(self) -> Result<Vec<u8>, CoreError> {
+    /// A URL, as the legacy route's `image=` query parameter carries it.
+    pub fn url(url: String) -> ImageInput {
+        ImageInput { kind: "url".into(), value: Some(url.into()), raw: None }
+    }
+
+    pub async fn into_bytes(self, urls: &UrlFetcher) -> Result<Vec<u8>, CoreError> {
+        if self.kind.eq_ignore_ascii_case("url") && self.raw.is_none() {
+            return match self.value {
+                Some(serde_json::Value::String(url)) => urls.fetch(&url).await,
+                _ => Err(bad("Provided image URL is invalid")),
+            };
+        }
+        self.into_local_bytes()
+    }
+
+    /// Every input that needs no network.
+    fn into_local_bytes(self) -> Result<Vec<u8>, CoreError> {
         if let Some(bytes) = self.raw {
             return Ok(bytes);
         }
@@ -78,7 +97,6 @@ impl ImageInput {
                 Err(bad("NumPy image type is not supported in this configuration of `inference`."))
             }
             "file" => Err(bad("Loading images from the server's filesystem is disabled.")),
-            "url" => Err(bad("URL image inputs are not enabled on this server.")),
             _ => Err(bad("Image declaration contains not recognised image type.")),
         }
     }
@@ -99,15 +117,15 @@ mod tests {
 
     #[test]
     fn unsafe_types_are_refused() {
-        for kind in ["numpy", "file", "FILE", "url", "pil", "nonsense"] {
+        for kind in ["numpy", "file", "FILE", "pil", "nonsense"] {
             let input = ImageInput { kind: kind.into(), value: Some("x".into()), raw: None };
-            assert!(matches!(input.into_bytes(), Err(CoreError::BadImage(_))), "{kind}");
+            assert!(matches!(input.into_local_bytes(), Err(CoreError::BadImage(_))), "{kind}");
         }
         let ok = ImageInput { kind: "BASE64".into(), value: Some("aGVsbG8=".into()), raw: None };
-        assert_eq!(ok.into_bytes().unwrap(), b"hello");
+        assert_eq!(ok.into_local_bytes().unwrap(), b"hello");
         // A JSON body cannot smuggle raw bytes in: the type alone is refused.
         let raw: ImageInput = serde_json::from_str(r#"{"type": "raw", "value": "x"}"#).unwrap();
-        assert!(raw.into_bytes().is_err());
-        assert_eq!(ImageInput::raw(b"png".to_vec()).into_bytes().unwrap(), b"png");
+        assert!(raw.into_local_bytes().is_err());
+        assert_eq!(ImageInput::raw(b"png".to_vec()).into_local_bytes().unwrap(), b"png");
     }
 }

@@ -10,6 +10,7 @@ mod image_input;
 mod routes;
 mod state;
 mod telemetry;
+mod url_fetch;
 
 use std::process::ExitCode;
 

@@ -18,6 +18,8 @@ pub struct AppState {
     pub server_uuid: String,
     pub runtime: RuntimeInfo,
     pub max_body_bytes: usize,
+    /// Fetches `url` image inputs under the destination policy.
+    pub url_fetcher: crate::url_fetch::UrlFetcher,
     /// Serves `/doctr/ocr` and `/infer/ocr` without a `model_id`.
     pub default_ocr_model: String,
 }

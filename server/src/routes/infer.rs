@@ -361,7 +361,10 @@ async fn infer_images(
         OneOrMany::One(image) => (vec![image], false),
         OneOrMany::Many(images) => (images, true),
     };
-    let images = images.into_iter().map(ImageInput::into_bytes).collect::<Result<Vec<_>, _>>()?;
+    let images: Vec<Vec<u8>> = stream::iter(images.into_iter().map(|image| image.into_bytes(&state.url_fetcher)))
+        .buffered(IMAGES_IN_FLIGHT)
+        .try_collect()
+        .await?;
     // Load (if needed) before the clock starts: `time` is the model pipeline, as in Roboflow's server.
     let cold = !state.manager.contains(model_id);
     let load_started = Instant::now();

@@ -66,8 +66,8 @@ async fn body_image(
     payload: web::Payload,
     limit: usize,
 ) -> Result<ImageInput, ApiError> {
-    if query.get("image").is_some() {
-        return Err(CoreError::BadImage("URL image inputs are not enabled on this server.".into()).into());
+    if let Some(url) = query.get("image") {
+        return Ok(ImageInput::url(url.to_owned()));
     }
     let content_type = req
         .headers()
