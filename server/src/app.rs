@@ -14,6 +14,7 @@ use sightline_core::memory_probe::detect_memory_probe;
 use sightline_core::{BaseManager, ManagerMetrics, ModelId, ModelManager, WithFixedSizeCache, WithLogger, WithMetrics};
 use sightline_models::{init_runtime, DecodeLimits, ModelRegistry, RegistryOptions};
 
+use crate::api_key::require_api_key;
 use crate::config::Config;
 use crate::http_metrics::{observe, HttpMetrics};
 use crate::routes;
@@ -101,6 +102,7 @@ pub async fn serve(config: Config) -> Result<(), StartupError> {
         server_uuid: uuid::Uuid::new_v4().to_string(),
         runtime,
         max_body_bytes: config.max_body_bytes,
+        server_api_key: config.sightline_api_key.as_ref().map(|k| k.0.clone()).filter(|k| !k.is_empty()),
         url_fetcher: UrlFetcher::new(UrlPolicy {
             enabled: config.allow_url_input,
             allow_private: config.allow_private_urls,
@@ -115,7 +117,11 @@ pub async fn serve(config: Config) -> Result<(), StartupError> {
     let address = format!("{}:{}", config.host, config.port);
     let app_state = state.clone();
     let mut server = HttpServer::new(move || {
-        App::new().app_data(app_state.clone()).wrap(middleware::from_fn(observe)).configure(routes::configure)
+        App::new()
+            .app_data(app_state.clone())
+            .wrap(middleware::from_fn(require_api_key))
+            .wrap(middleware::from_fn(observe))
+            .configure(routes::configure)
     })
     .bind(&address)
     .map_err(|source| StartupError::Bind { address: address.clone(), source })?;

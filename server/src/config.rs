@@ -149,7 +149,7 @@ pub struct Config {
     /// ONNX Runtime intra-op threads per model; 0 = ONNX Runtime's default (all cores).
     #[arg(long, env = "ORT_INTRA_OP_THREADS", default_value_t = 0)]
     pub ort_intra_op_threads: usize,
-    /// Requests that may queue for one model before the server answers 503 (retry).
+    /// Requests that may queue for one model before the server answers 429 (retry).
     #[arg(long, env = "MODEL_QUEUE_CAPACITY", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
     pub model_queue_capacity: u32,
     /// Largest request body accepted, in bytes (413 above).
@@ -158,6 +158,10 @@ pub struct Config {
     /// Largest decoded image accepted, in pixels (400 above); checked before decoding.
     #[arg(long, env = "MAX_IMAGE_PIXELS", default_value_t = 50_000_000)]
     pub max_image_pixels: u64,
+    /// When set, every route but /healthz, /readiness, /info and /metrics needs this key
+    /// (`api_key` query parameter, `Authorization: Bearer`, or `api_key` in a JSON body); else 401.
+    #[arg(long, env = "SIGHTLINE_API_KEY", hide_env_values = true)]
+    pub sightline_api_key: Option<Secret>,
     /// Accept `url` image inputs (Roboflow's name).
     #[arg(long, env = "ALLOW_URL_INPUT", default_value_t = true, action = clap::ArgAction::Set)]
     pub allow_url_input: bool,

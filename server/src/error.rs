@@ -16,6 +16,9 @@ pub enum ApiError {
     PayloadTooLarge(usize),
     #[error("{0}")]
     BadRequest(String),
+    /// `true` when a key was given but is wrong.
+    #[error("{}", if *.0 { "Unauthorized: the API key is not valid for this server." } else { "Unauthorized: this server requires an API key (SIGHTLINE_API_KEY); send it as the api_key query parameter, an Authorization: Bearer header, or the api_key field of a JSON body." })]
+    Unauthorized(bool),
     #[error("Not Found")]
     NotFound,
     #[error("{0}")]
@@ -29,13 +32,16 @@ impl ResponseError for ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound | ApiError::NotFoundMessage(_) => StatusCode::NOT_FOUND,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Core(e) => match e {
                 CoreError::InvalidModelId(_) | CoreError::BadImage(_) | CoreError::TaskMismatch { .. } => {
                     StatusCode::BAD_REQUEST
                 }
                 CoreError::InvalidParameter(_) => StatusCode::UNPROCESSABLE_ENTITY,
                 CoreError::ModelNotFound(_) => StatusCode::NOT_FOUND,
-                CoreError::Overloaded(_) | CoreError::SourceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+                // A full queue is the client's signal to slow down; the SDK retries 429 as it does 503.
+                CoreError::Overloaded(_) => StatusCode::TOO_MANY_REQUESTS,
+                CoreError::SourceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
                 CoreError::SourceUnauthorized(_) => StatusCode::UNAUTHORIZED,
                 CoreError::SourcePaymentRequired(_) => StatusCode::PAYMENT_REQUIRED,
                 CoreError::SourceForbidden(_) => StatusCode::FORBIDDEN,
@@ -55,8 +61,11 @@ impl ResponseError for ApiError {
         let status = self.status_code();
         let message = self.to_string();
         let mut response = HttpResponse::build(status);
-        if status == StatusCode::SERVICE_UNAVAILABLE {
+        if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS {
             response.insert_header(("Retry-After", "1"));
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            response.insert_header(("WWW-Authenticate", "Bearer"));
         }
         let body = match self {
             // FastAPI's shape too, so clients that read `detail` on 422 still find text.

@@ -1,5 +1,6 @@
 //! The `sightline` binary: `serve` (the default), and `pull`, `models`, `rm` for the model cache.
 
+mod api_key;
 mod app;
 mod body;
 mod cli;

@@ -18,6 +18,8 @@ pub struct AppState {
     pub server_uuid: String,
     pub runtime: RuntimeInfo,
     pub max_body_bytes: usize,
+    /// `SIGHTLINE_API_KEY`: when set, requests must carry it (see `api_key.rs`).
+    pub server_api_key: Option<String>,
     /// Fetches `url` image inputs under the destination policy.
     pub url_fetcher: crate::url_fetch::UrlFetcher,
     /// Serves `/doctr/ocr` and `/infer/ocr` without a `model_id`.

@@ -352,3 +352,27 @@ async fn response_headers_tell_the_model_the_cold_start_and_the_times() {
     let third = server.client.get(server.url("/healthz")).send().await.unwrap();
     assert_eq!(header(&third, "x-request-id").map(|v| v.len()), Some(36), "generated when absent");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_is_429_with_retry_after() {
+    let server = Server::start(&repo_root().join("assets/models"), &[("MODEL_QUEUE_CAPACITY", "1")]).await;
+    let body = detect_body("shapes/1", "shapes_640x480.png", 0.25, 0.45);
+    let (status, _) = server.post_json("/infer/object_detection", &body).await;
+    assert_eq!(status, 200, "warm up: the model is loaded");
+    let requests = (0..48).map(|_| server.client.post(server.url("/infer/object_detection")).json(&body).send());
+    let responses = futures::future::join_all(requests).await;
+    let mut statuses = Vec::new();
+    for response in responses {
+        let response = response.unwrap();
+        let status = response.status().as_u16();
+        if status == 429 {
+            assert_eq!(response.headers()["retry-after"], "1");
+            let v: Value = response.json().await.unwrap();
+            assert!(v["message"].as_str().unwrap().contains("queue is full"), "{v}");
+        }
+        statuses.push(status);
+    }
+    assert!(statuses.iter().all(|s| *s == 200 || *s == 429), "{statuses:?}");
+    assert!(statuses.contains(&429), "48 requests at once against a queue of one: {statuses:?}");
+    assert!(statuses.contains(&200), "{statuses:?}");
+}
