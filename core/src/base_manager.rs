@@ -131,4 +131,14 @@ impl ModelManager for BaseManager {
     fn contains(&self, id: &ModelId) -> bool {
         matches!(lock(&self.slots).get(id), Some(Slot::Ready(_)))
     }
+
+    fn loading(&self) -> Vec<ModelId> {
+        let mut ids: Vec<ModelId> = lock(&self.slots)
+            .iter()
+            .filter(|(_, slot)| matches!(slot, Slot::Loading { .. }))
+            .map(|(id, _)| id.clone())
+            .collect();
+        ids.sort();
+        ids
+    }
 }

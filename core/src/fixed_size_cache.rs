@@ -189,4 +189,8 @@ impl<M: ModelManager> ModelManager for WithFixedSizeCache<M> {
     fn contains(&self, id: &ModelId) -> bool {
         self.inner.contains(id)
     }
+
+    fn loading(&self) -> Vec<ModelId> {
+        self.inner.loading()
+    }
 }

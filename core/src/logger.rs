@@ -83,4 +83,8 @@ impl<M: ModelManager> ModelManager for WithLogger<M> {
     fn contains(&self, id: &ModelId) -> bool {
         self.inner.contains(id)
     }
+
+    fn loading(&self) -> Vec<ModelId> {
+        self.inner.loading()
+    }
 }

@@ -40,4 +40,6 @@ pub trait ModelManager: Send + Sync {
     /// The loaded models, sorted by id.
     fn describe(&self) -> Vec<ModelDescription>;
     fn contains(&self, id: &ModelId) -> bool;
+    /// Models whose load is in progress, sorted.
+    fn loading(&self) -> Vec<ModelId>;
 }

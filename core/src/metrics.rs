@@ -164,4 +164,8 @@ impl<M: ModelManager> ModelManager for WithMetrics<M> {
     fn contains(&self, id: &ModelId) -> bool {
         self.inner.contains(id)
     }
+
+    fn loading(&self) -> Vec<ModelId> {
+        self.inner.loading()
+    }
 }

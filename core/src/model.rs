@@ -18,6 +18,9 @@ pub struct ModelDescription {
     pub input_width: Option<u32>,
     pub input_height: Option<u32>,
     pub class_names: Vec<String>,
+    /// Bytes of the model's ONNX files, which ONNX Runtime keeps resident as initializers (working
+    /// memory comes on top); set by the registry, which knows the artifacts.
+    pub resident_bytes: Option<u64>,
 }
 
 /// A loaded, validated model ready to serve requests.

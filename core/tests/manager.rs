@@ -82,6 +82,7 @@ impl ModelLoader for StandInLoader {
                 input_width: Some(8),
                 input_height: Some(8),
                 class_names: vec!["a".into()],
+                resident_bytes: None,
             },
             live: self.live.clone(),
         }))
@@ -362,4 +363,21 @@ async fn a_cancelled_load_gives_its_slot_back() {
         .expect("not stuck waiting for a slot")
         .unwrap();
     assert!(m.contains(&id("b/1")));
+}
+
+#[tokio::test]
+async fn a_load_in_progress_is_listed_as_loading_through_the_whole_stack() {
+    let loader = Arc::new(StandInLoader::with_delay(Duration::from_millis(200)));
+    let (m, _) = stack(loader, 8, 0.0, &[], 0.0);
+    let m = Arc::new(m);
+    let adding = {
+        let m = m.clone();
+        tokio::spawn(async move { m.add(&id("slow/1")).await.map(|_| ()) })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(ids(&m.loading()), ["slow/1"]);
+    assert!(loaded(&*m).is_empty(), "not ready yet");
+    adding.await.unwrap().unwrap();
+    assert!(m.loading().is_empty());
+    assert_eq!(loaded(&*m), ["slow/1"]);
 }

@@ -77,6 +77,7 @@ impl ModelConfig {
             input_width: Some(width),
             input_height: Some(height),
             class_names: self.class_names.clone(),
+            resident_bytes: None,
         }
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use sightline_core::artifacts::ArtifactCache;
-use sightline_core::{CoreError, Model, ModelId, ModelLoader, Task};
+use sightline_core::{CoreError, InferRequest, InferResponse, Model, ModelDescription, ModelId, ModelLoader, Task};
 
 use crate::classifier::ClassificationModel;
 use crate::image_decode::DecodeLimits;
@@ -61,10 +61,33 @@ impl ModelRegistry {
 impl ModelLoader for ModelRegistry {
     async fn load(&self, id: &ModelId) -> Result<Arc<dyn Model>, CoreError> {
         let entry = self.artifacts.ensure(id).await?;
+        let onnx_bytes =
+            entry.manifest.files.iter().filter(|(name, _)| name.ends_with(".onnx")).map(|(_, f)| f.size).sum();
         let options = self.options.clone();
         let id = id.clone();
-        tokio::task::spawn_blocking(move || Self::build(&options, &id, &entry.dir).map_err(CoreError::from))
-            .await
-            .map_err(|e| CoreError::Internal(format!("model load task failed: {e}")))?
+        let model =
+            tokio::task::spawn_blocking(move || Self::build(&options, &id, &entry.dir).map_err(CoreError::from))
+                .await
+                .map_err(|e| CoreError::Internal(format!("model load task failed: {e}")))??;
+        let mut description = model.description().clone();
+        description.resident_bytes = Some(onnx_bytes);
+        Ok(Arc::new(Registered { inner: model, description }))
+    }
+}
+
+/// A built model with the facts only the registry knows (the size of its artifacts).
+struct Registered {
+    inner: Arc<dyn Model>,
+    description: ModelDescription,
+}
+
+#[async_trait]
+impl Model for Registered {
+    fn description(&self) -> &ModelDescription {
+        &self.description
+    }
+
+    async fn infer(&self, request: InferRequest) -> Result<InferResponse, CoreError> {
+        self.inner.infer(request).await
     }
 }

@@ -251,8 +251,21 @@ async fn two_servers_sharing_a_cache_download_the_model_once() {
     let (a, b) = tokio::join!(start_with(&env), start_with(&env));
     // The download is slow, so both requests are certainly waiting on it at the same time.
     api.fail(Fault::SlowWeights(Duration::from_millis(1500)), 1);
-    let (pa, pb) = tokio::join!(predictions(&a, "shapes/1"), predictions(&b, "shapes/1"));
+    let during = async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        a.get_json("/model/registry").await.1
+    };
+    let (pa, pb, registry) = tokio::join!(predictions(&a, "shapes/1"), predictions(&b, "shapes/1"), during);
     assert_eq!(pa, pb);
+    // While the download ran, the registry showed the model as loading.
+    assert_eq!(registry["models"].as_array().unwrap().len(), 1, "{registry}");
+    let entry = &registry["models"][0];
+    assert_eq!(
+        (&entry["model_id"], &entry["state"], &entry["task_type"]),
+        (&json!("shapes/1"), &json!("loading"), &Value::Null)
+    );
+    let (_, registry) = a.get_json("/model/registry").await;
+    assert_eq!(registry["models"][0]["state"], "ready");
     assert_eq!(api.count("/ort/shapes/1"), 1);
     assert_eq!(api.count("/files/shapes/1/weights.onnx"), 1);
     assert_eq!(api.count("/files/shapes/1/environment.json"), 1);

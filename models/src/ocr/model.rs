@@ -140,6 +140,7 @@ impl OcrModel {
             input_width: None,
             input_height: None,
             class_names: vec![],
+            resident_bytes: None,
         };
         Ok(OcrModel {
             description,

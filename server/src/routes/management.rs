@@ -2,7 +2,7 @@
 
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
-use sightline_core::{ModelDescription, ModelId, RemovalReason};
+use sightline_core::{ModelId, ModelManager, RemovalReason};
 
 use crate::body::{parse_json, read_limited};
 use crate::error::ApiError;
@@ -16,7 +16,12 @@ pub struct ModelRequest {
 #[derive(Debug, Serialize)]
 struct ModelEntry {
     model_id: String,
-    task_type: &'static str,
+    /// Null while the model is loading.
+    task_type: Option<&'static str>,
+    /// Ours: `loading` or `ready`.
+    state: &'static str,
+    /// Ours: bytes of the model's ONNX files (see `ModelDescription::resident_bytes`).
+    resident_bytes: Option<u64>,
     batch_size: Option<usize>,
     input_height: Option<u32>,
     input_width: Option<u32>,
@@ -34,12 +39,27 @@ struct Registry {
     gpu_memory_total: Option<u64>,
 }
 
-fn registry_document(models: Vec<ModelDescription>) -> HttpResponse {
-    let models = models
+fn registry_document(manager: &dyn ModelManager) -> HttpResponse {
+    let loading = manager.loading().into_iter().map(|id| ModelEntry {
+        model_id: id.to_string(),
+        task_type: None,
+        state: "loading",
+        resident_bytes: None,
+        batch_size: None,
+        input_height: None,
+        input_width: None,
+        vram_bytes: None,
+        request_aliases: vec![],
+        request_paths: vec![],
+    });
+    let models = manager
+        .describe()
         .into_iter()
         .map(|d| ModelEntry {
             model_id: d.model_id,
-            task_type: d.task.as_str(),
+            task_type: Some(d.task.as_str()),
+            state: "ready",
+            resident_bytes: d.resident_bytes,
             batch_size: d.batch_size,
             input_height: d.input_height,
             input_width: d.input_width,
@@ -47,6 +67,7 @@ fn registry_document(models: Vec<ModelDescription>) -> HttpResponse {
             request_aliases: vec![],
             request_paths: vec![],
         })
+        .chain(loading)
         .collect();
     HttpResponse::Ok().json(Registry { models, total_vram_bytes: None, gpu_memory_used: None, gpu_memory_total: None })
 }
@@ -60,20 +81,20 @@ async fn model_id_from(state: &AppState, payload: web::Payload) -> Result<ModelI
 pub async fn add(state: web::Data<AppState>, payload: web::Payload) -> Result<HttpResponse, ApiError> {
     let id = model_id_from(&state, payload).await?;
     state.manager.add(&id).await?;
-    Ok(registry_document(state.manager.describe()))
+    Ok(registry_document(state.manager.as_ref()))
 }
 
 pub async fn remove(state: web::Data<AppState>, payload: web::Payload) -> Result<HttpResponse, ApiError> {
     let id = model_id_from(&state, payload).await?;
     state.manager.remove(&id, RemovalReason::Requested).await;
-    Ok(registry_document(state.manager.describe()))
+    Ok(registry_document(state.manager.as_ref()))
 }
 
 pub async fn clear(state: web::Data<AppState>) -> HttpResponse {
     state.manager.clear().await;
-    registry_document(state.manager.describe())
+    registry_document(state.manager.as_ref())
 }
 
 pub async fn registry(state: web::Data<AppState>) -> HttpResponse {
-    registry_document(state.manager.describe())
+    registry_document(state.manager.as_ref())
 }
