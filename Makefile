@@ -15,6 +15,7 @@ export PROMTOOL
 VENV := $(CURDIR)/.venv
 VENV_STAMP := $(VENV)/.requirements-installed
 MOTO_VERSION := 5.2.5
+INFERENCE_SDK_VERSION := 1.8.3
 
 .PHONY: setup run test build bench clean lint ort sysdeps venv
 
@@ -45,12 +46,14 @@ sysdeps:
 	@command -v promtool >/dev/null || { echo "promtool missing: install the Debian package prometheus"; exit 1; }
 	@-systemctl disable --now prometheus >/dev/null 2>&1 || true
 
-## Python tools the tests use: moto (the S3-compatible server of the artifact tests).
+## Python tools the tests use: moto (the S3-compatible server of the artifact tests) and
+## Roboflow's own client, inference-sdk (the compatibility suite; ≈ 650 MB, installed once).
 venv: $(VENV_STAMP)
 
 $(VENV_STAMP): Makefile
 	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
-	$(VENV)/bin/pip install -q --disable-pip-version-check "moto[s3]==$(MOTO_VERSION)" flask flask-cors
+	$(VENV)/bin/pip install -q --disable-pip-version-check "moto[s3]==$(MOTO_VERSION)" flask flask-cors \
+		"inference-sdk==$(INFERENCE_SDK_VERSION)"
 	touch $@
 
 build: setup

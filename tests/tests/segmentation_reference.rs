@@ -7,62 +7,6 @@ mod common;
 use common::*;
 use serde_json::{json, Value};
 
-/// The reference's row-major RLE (`{"size": [H, W], "counts": [...]}`, first run of zeros).
-fn reference_mask(rle: &Value) -> (usize, usize, Vec<bool>) {
-    let rle: Value = match rle {
-        Value::String(s) => serde_json::from_str(&s.replace('\'', "\"")).unwrap(),
-        other => other.clone(),
-    };
-    let (h, w) = (rle["size"][0].as_u64().unwrap() as usize, rle["size"][1].as_u64().unwrap() as usize);
-    let mut mask = Vec::with_capacity(h * w);
-    for (i, run) in rle["counts"].as_array().unwrap().iter().enumerate() {
-        mask.extend(std::iter::repeat_n(i % 2 == 1, run.as_u64().unwrap() as usize));
-    }
-    assert_eq!(mask.len(), h * w);
-    (h, w, mask)
-}
-
-/// Decodes pycocotools' compressed string (column-major runs) into a row-major mask.
-fn coco_mask(rle: &Value) -> (usize, usize, Vec<bool>) {
-    let (h, w) = (rle["size"][0].as_u64().unwrap() as usize, rle["size"][1].as_u64().unwrap() as usize);
-    let bytes = rle["counts"].as_str().unwrap().as_bytes();
-    let (mut runs, mut p) = (Vec::<i64>::new(), 0);
-    while p < bytes.len() {
-        let (mut x, mut k, mut more) = (0i64, 0, true);
-        while more {
-            let c = i64::from(bytes[p]) - 48;
-            x |= (c & 0x1f) << (5 * k);
-            more = c & 0x20 != 0;
-            p += 1;
-            k += 1;
-            if !more && c & 0x10 != 0 {
-                x |= -1 << (5 * k);
-            }
-        }
-        if runs.len() > 2 {
-            x += runs[runs.len() - 2];
-        }
-        runs.push(x);
-    }
-    let mut column_major = Vec::with_capacity(h * w);
-    for (i, run) in runs.iter().enumerate() {
-        column_major.extend(std::iter::repeat_n(i % 2 == 1, *run as usize));
-    }
-    assert_eq!(column_major.len(), h * w);
-    let mask = (0..h * w).map(|i| column_major[(i % w) * h + i / w]).collect();
-    (h, w, mask)
-}
-
-fn mask_iou(a: &[bool], b: &[bool]) -> f64 {
-    let inter = a.iter().zip(b).filter(|(x, y)| **x && **y).count();
-    let union = a.iter().zip(b).filter(|(x, y)| **x || **y).count();
-    if union == 0 {
-        1.0
-    } else {
-        inter as f64 / union as f64
-    }
-}
-
 async fn check_masks(model: &str, reference_file: &str) {
     let models = TempDir::new("seg");
     let stretch = format!("{}-stretch/1", model.split('/').next().unwrap());
@@ -101,14 +45,7 @@ async fn check_masks(model: &str, reference_file: &str) {
                 assert_eq!(p.len(), predictions.len());
             }
             for (r, reference_entry) in expected_dets.iter().zip(expected_list) {
-                let Some((i, _)) = predicted
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, p)| p.class_id == r.class_id)
-                    .map(|(i, p)| (i, iou_of(r, p)))
-                    .filter(|(_, v)| *v >= 0.98)
-                    .max_by(|a, b| a.1.total_cmp(&b.1))
-                else {
+                let Some(i) = best_match(r, &predicted) else {
                     continue; // reported by `compare`
                 };
                 assert_eq!(predictions[i]["mask_format"], "rle");
@@ -135,10 +72,6 @@ async fn check_masks(model: &str, reference_file: &str) {
     }
     assert!(masks_compared > 100, "compared only {masks_compared} masks");
     assert!(problems.is_empty(), "{} problems:\n{}", problems.len(), problems.join("\n"));
-}
-
-fn iou_of(a: &Det, b: &Det) -> f64 {
-    iou(a.bbox, b.bbox)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
