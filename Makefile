@@ -47,13 +47,14 @@ sysdeps:
 	@-systemctl disable --now prometheus >/dev/null 2>&1 || true
 
 ## Python tools the tests use: moto (the S3-compatible server of the artifact tests) and
-## Roboflow's own client, inference-sdk (the compatibility suite; ≈ 650 MB, installed once).
+## Roboflow's own client, inference-sdk (the compatibility suite; ≈ 650 MB, installed once),
+## and openapi-spec-validator (checks /openapi.json).
 venv: $(VENV_STAMP)
 
 $(VENV_STAMP): Makefile
 	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check "moto[s3]==$(MOTO_VERSION)" flask flask-cors \
-		"inference-sdk==$(INFERENCE_SDK_VERSION)"
+		"inference-sdk==$(INFERENCE_SDK_VERSION)" "openapi-spec-validator==0.9.0"
 	touch $@
 
 build: setup

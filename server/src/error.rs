@@ -2,8 +2,30 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
-use serde_json::json;
+use serde::Serialize;
 use sightline_core::CoreError;
+use utoipa::ToSchema;
+
+/// The JSON body of every error (spec §12).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// Human text; the SDK shows it.
+    pub message: String,
+    /// A stable name of the failure, e.g. `model_not_found` (core errors only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_type: Option<&'static str>,
+    /// FastAPI's validation detail, on 422 only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<Vec<ValidationDetail>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ValidationDetail {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub loc: Vec<&'static str>,
+    pub msg: String,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -67,15 +89,15 @@ impl ResponseError for ApiError {
         if status == StatusCode::UNAUTHORIZED {
             response.insert_header(("WWW-Authenticate", "Bearer"));
         }
-        let body = match self {
+        let (error_type, detail) = match self {
             // FastAPI's shape too, so clients that read `detail` on 422 still find text.
-            ApiError::Validation(_) | ApiError::Core(CoreError::InvalidParameter(_)) => json!({
-                "message": message,
-                "detail": [{"type": "value_error", "loc": ["body"], "msg": message}],
-            }),
-            ApiError::Core(e) => json!({"message": message, "error_type": e.kind()}),
-            _ => json!({"message": message}),
+            ApiError::Validation(_) | ApiError::Core(CoreError::InvalidParameter(_)) => {
+                (None, Some(vec![ValidationDetail { kind: "value_error", loc: vec!["body"], msg: message.clone() }]))
+            }
+            ApiError::Core(e) => (Some(e.kind()), None),
+            _ => (None, None),
         };
+        let body = ErrorBody { message, error_type, detail };
         response.json(body)
     }
 }

@@ -9,6 +9,7 @@ use base64::engine::DecodePaddingMode;
 use base64::{alphabet, Engine};
 use serde::Deserialize;
 use sightline_core::CoreError;
+use utoipa::ToSchema;
 
 use crate::url_fetch::UrlFetcher;
 
@@ -20,11 +21,15 @@ const BASE64: GeneralPurpose = GeneralPurpose::new(
         .with_decode_allow_trailing_bits(true),
 );
 
-#[derive(Debug, Clone, Deserialize)]
+/// Spec §1.4: `{"type": "base64" | "url", "value": ...}`; `numpy` and `file` are refused.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct ImageInput {
+    /// `base64` (optionally a `data:` URL) or `url`, case-insensitive.
     #[serde(rename = "type")]
     pub kind: String,
+    /// The base64 text or the URL.
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     pub value: Option<serde_json::Value>,
     /// Already-raw image bytes (a multipart upload): never part of a JSON body.
     #[serde(skip)]
@@ -32,7 +37,7 @@ pub struct ImageInput {
 }
 
 /// `image` is one object or a list; the response mirrors the shape.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(untagged)]
 pub enum OneOrMany<T> {
     One(T),

@@ -140,7 +140,9 @@ async fn detection_and_keypoints_match_the_references_in_v1_and_v0_modes() {
     let metrics = server.get_text("/metrics").await;
     let legacy_posts = metrics
         .lines()
-        .find(|l| l.starts_with("sightline_http_requests_total") && l.contains(r#"handler="/{dataset_id}/{version_id}""#))
+        .find(|l| {
+            l.starts_with("sightline_http_requests_total") && l.contains(r#"handler="/{dataset_id}/{version_id}""#)
+        })
         .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok());
     assert_eq!(legacy_posts, Some(4.0), "v0 mode sends one legacy request per image:\n{metrics}");
     let reference = reference("shapes-det-v8.json");

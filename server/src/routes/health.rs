@@ -4,33 +4,56 @@ use std::sync::atomic::Ordering;
 
 use actix_web::{web, HttpResponse};
 use prometheus::{Encoder, TextEncoder};
-use serde_json::json;
+use serde::Serialize;
+use sightline_models::RuntimeInfo;
+use utoipa::ToSchema;
 
 use crate::error::ApiError;
 use crate::state::AppState;
 
-pub async fn info(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().json(json!({
-        "name": "Sightline",
-        "version": env!("CARGO_PKG_VERSION"),
-        "uuid": state.server_uuid,
-        "onnxruntime": state.runtime,
-    }))
+/// `/info` (spec §11.1) plus the ONNX Runtime this server runs.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InfoResponse {
+    name: &'static str,
+    version: &'static str,
+    uuid: String,
+    #[schema(value_type = Object)]
+    onnxruntime: RuntimeInfo,
 }
 
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StatusResponse {
+    status: &'static str,
+}
+
+#[utoipa::path(get, path = "/info", tag = "operations", responses((status = 200, body = InfoResponse)))]
+pub async fn info(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().json(InfoResponse {
+        name: "Sightline",
+        version: env!("CARGO_PKG_VERSION"),
+        uuid: state.server_uuid.clone(),
+        onnxruntime: state.runtime.clone(),
+    })
+}
+
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = StatusResponse)))]
 pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(json!({"status": "healthy"}))
+    HttpResponse::Ok().json(StatusResponse { status: "healthy" })
 }
 
 /// Ready once the pinned models have been loaded (or failed to).
+#[utoipa::path(get, path = "/readiness", tag = "operations",
+    responses((status = 200, body = StatusResponse), (status = 503, description = "Pinned models still loading", body = StatusResponse)))]
 pub async fn readiness(state: web::Data<AppState>) -> HttpResponse {
     if state.ready.load(Ordering::Acquire) {
-        HttpResponse::Ok().json(json!({"status": "ready"}))
+        HttpResponse::Ok().json(StatusResponse { status: "ready" })
     } else {
-        HttpResponse::ServiceUnavailable().json(json!({"status": "not ready"}))
+        HttpResponse::ServiceUnavailable().json(StatusResponse { status: "not ready" })
     }
 }
 
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)))]
 pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let mut buffer = Vec::new();
     TextEncoder::new()

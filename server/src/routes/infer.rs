@@ -8,12 +8,13 @@ use base64::Engine;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 use sightline_core::{
-    ClassificationOutput, ClassificationParams, CoreError, Detection, DetectionOutput, DetectionParams, InferRequest,
-    InferResponse, MaskDecodeMode, MaskParams, ModelId, OcrOutput, PreprocessingFlags, TaskParams, VisualizeParams,
+    ClassificationParams, CoreError, DetectionParams, InferRequest, InferResponse, MaskDecodeMode, MaskParams, ModelId,
+    PreprocessingFlags, TaskParams, VisualizeParams,
 };
+use utoipa::ToSchema;
 
+use super::responses::{Answer, ClassificationAnswer, DetectionResponse, DoctrResponse, OcrResponse, Timing};
 use crate::body::{parse_json, read_limited};
 use crate::error::ApiError;
 use crate::image_input::{ImageInput, OneOrMany};
@@ -23,7 +24,7 @@ use crate::state::AppState;
 const IMAGES_IN_FLIGHT: usize = 4;
 
 /// Fields every inference route shares (spec §1.6).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub(super) struct Common {
     #[serde(default)]
     pub(super) model_id: Option<String>,
@@ -91,7 +92,7 @@ impl Common {
 }
 
 /// `confidence` may be a number or the strings `"default"` / `"best"`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(untagged)]
 enum Confidence {
     Value(f32),
@@ -120,7 +121,7 @@ fn confidence(value: &Option<Confidence>, default: f32, allow_best: bool) -> Res
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 struct DetectionFields {
     #[serde(default)]
     confidence: Option<Confidence>,
@@ -154,7 +155,7 @@ impl DetectionFields {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 struct DetectionRequest {
     #[serde(flatten)]
     common: Common,
@@ -162,7 +163,7 @@ struct DetectionRequest {
     detection: DetectionFields,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 struct KeypointsRequest {
     #[serde(flatten)]
     common: Common,
@@ -172,7 +173,7 @@ struct KeypointsRequest {
     keypoint_confidence: Option<f32>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 struct SegmentationRequest {
     #[serde(flatten)]
     common: Common,
@@ -225,102 +226,12 @@ pub(super) fn mask_params(
     Ok(MaskParams { decode_mode, rle })
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 struct ClassificationRequest {
     #[serde(flatten)]
     common: Common,
     #[serde(default)]
     confidence: Option<Confidence>,
-}
-
-#[derive(Debug, Serialize)]
-struct KeypointJson<'a> {
-    x: f32,
-    y: f32,
-    confidence: f32,
-    class_id: usize,
-    class: &'a str,
-}
-
-/// A detection as Roboflow returns it: centre and size, unrounded (Roboflow's legacy backend rounds
-/// corners to whole pixels); `keypoints` only on the keypoints route, `points` (or `rle`) and
-/// `mask_format` only on the segmentation route.
-fn detection_json(d: &Detection, with_keypoints: bool) -> Value {
-    let mut v = json!({
-        "x": (d.x1 + d.x2) / 2.0,
-        "y": (d.y1 + d.y2) / 2.0,
-        "width": d.x2 - d.x1,
-        "height": d.y2 - d.y1,
-        "confidence": d.confidence,
-        "class": d.class_name,
-        "class_id": d.class_id,
-        "detection_id": uuid::Uuid::new_v4().to_string(),
-    });
-    if with_keypoints {
-        let keypoints: Vec<KeypointJson<'_>> = d
-            .keypoints
-            .iter()
-            .map(|k| KeypointJson {
-                x: k.x,
-                y: k.y,
-                confidence: k.confidence,
-                class_id: k.class_id,
-                class: &k.class_name,
-            })
-            .collect();
-        v["keypoints"] = json!(keypoints);
-    }
-    if let Some(mask) = &d.mask {
-        match &mask.rle {
-            Some(rle) => {
-                v["rle"] = json!({"size": rle.size, "counts": rle.counts});
-                v["mask_format"] = json!("rle");
-            }
-            None => {
-                let points: Vec<Value> = mask.polygon.iter().map(|[x, y]| json!({"x": x, "y": y})).collect();
-                v["points"] = json!(points);
-                v["mask_format"] = json!("polygon");
-            }
-        }
-    }
-    v
-}
-
-fn detections_json(output: &DetectionOutput, with_keypoints: bool) -> Value {
-    json!({
-        "image": {"width": output.image_width, "height": output.image_height},
-        "predictions": output.predictions.iter().map(|d| detection_json(d, with_keypoints)).collect::<Vec<_>>(),
-    })
-}
-
-/// Single-label: classes at or above the threshold, confidences rounded to 4 decimals (as Roboflow);
-/// multi-label: every class by name, and the classes strictly above the threshold.
-fn classification_json(output: &ClassificationOutput, threshold: f32) -> Value {
-    let image = json!({"width": output.image_width, "height": output.image_height});
-    if output.multi_label {
-        let predictions: serde_json::Map<String, Value> = output
-            .scores
-            .iter()
-            .map(|s| (s.class_name.clone(), json!({"confidence": s.confidence, "class_id": s.class_id})))
-            .collect();
-        let predicted: Vec<&str> =
-            output.scores.iter().filter(|s| s.confidence > threshold).map(|s| s.class_name.as_str()).collect();
-        return json!({"image": image, "predictions": predictions, "predicted_classes": predicted});
-    }
-    let round4 = |v: f32| (f64::from(v) * 1e4).round() / 1e4;
-    let shown: Vec<Value> = output
-        .scores
-        .iter()
-        .filter(|s| s.confidence >= threshold)
-        .map(|s| json!({"class": s.class_name, "class_id": s.class_id, "confidence": round4(s.confidence)}))
-        .collect();
-    let top = output.scores.first().filter(|s| s.confidence >= threshold);
-    json!({
-        "image": image,
-        "predictions": shown,
-        "top": top.map(|s| s.class_name.as_str()).unwrap_or(""),
-        "confidence": top.map(|s| round4(s.confidence)).unwrap_or(0.0),
-    })
 }
 
 async fn parse_request<T: DeserializeOwned>(state: &AppState, payload: web::Payload) -> Result<T, ApiError> {
@@ -386,7 +297,7 @@ async fn infer_images(
 }
 
 /// An object for one image, a list for a list, with the response headers.
-fn respond(mut bodies: Vec<Value>, many: bool, served: &Served) -> Result<HttpResponse, ApiError> {
+fn respond<T: Serialize>(mut bodies: Vec<T>, many: bool, served: &Served) -> Result<HttpResponse, ApiError> {
     let mut response = HttpResponse::Ok();
     served.headers(&mut response);
     if many {
@@ -411,79 +322,60 @@ fn required_model_id(common: &Common) -> Result<ModelId, ApiError> {
     Ok(ModelId::parse(raw)?)
 }
 
-/// Our own OCR answer: every line with its text, score and quadrilateral.
-fn ocr_json(o: &OcrOutput) -> Value {
-    let lines: Vec<Value> = o
-        .lines
-        .iter()
-        .map(|l| {
-            let xs = l.quad.map(|p| p[0]);
-            let ys = l.quad.map(|p| p[1]);
-            let (x0, x1) = (xs.iter().cloned().fold(f32::MAX, f32::min), xs.iter().cloned().fold(f32::MIN, f32::max));
-            let (y0, y1) = (ys.iter().cloned().fold(f32::MAX, f32::min), ys.iter().cloned().fold(f32::MIN, f32::max));
-            json!({
-                "text": l.text, "confidence": l.confidence,
-                "x": (x0 + x1) / 2.0, "y": (y0 + y1) / 2.0, "width": x1 - x0, "height": y1 - y0,
-                "points": l.quad.iter().map(|p| json!({"x": p[0], "y": p[1]})).collect::<Vec<_>>(),
-            })
-        })
-        .collect();
-    json!({
-        "image": {"width": o.image_width, "height": o.image_height},
-        "result": o.lines.iter().map(|l| l.text.as_str()).collect::<Vec<_>>().join(" "),
-        "predictions": lines,
-    })
-}
-
 /// Runs every image of a request through one model and answers in the `/infer/*` shapes.
 async fn run(state: &AppState, common: Common, params: TaskParams) -> Result<HttpResponse, ApiError> {
     let (bodies, many, served) = run_bodies(state, common, params).await?;
     respond(bodies, many, &served)
 }
 
-/// The `/infer/*` JSON of every image, and whether the request sent a list.
+/// The `/infer/*` answer of every image, and whether the request sent a list.
 pub(super) async fn run_bodies(
     state: &AppState,
     common: Common,
     params: TaskParams,
-) -> Result<(Vec<Value>, bool, Served), ApiError> {
+) -> Result<(Vec<Answer>, bool, Served), ApiError> {
     let model_id = required_model_id(&common)?;
     let inference_id = common.id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let (responses, many, served) = infer_images(state, &model_id, common, &params).await?;
-    let bodies = responses
+    let answers = responses
         .into_iter()
         .map(|(response, time)| {
-            let (mut body, visualization) = match &response {
+            let timing = |visualization: Option<&Vec<u8>>| Timing {
+                time,
+                inference_id: inference_id.clone(),
+                visualization: visualization.map(|jpeg| base64::engine::general_purpose::STANDARD.encode(jpeg)),
+            };
+            match &response {
                 InferResponse::ObjectDetection(o) | InferResponse::InstanceSegmentation(o) => {
-                    (detections_json(o, false), o.visualization.as_ref())
+                    Answer::Detection(DetectionResponse::new(o, false, timing(o.visualization.as_ref())))
                 }
-                InferResponse::KeypointDetection(o) => (detections_json(o, true), o.visualization.as_ref()),
+                InferResponse::KeypointDetection(o) => {
+                    Answer::Detection(DetectionResponse::new(o, true, timing(o.visualization.as_ref())))
+                }
                 InferResponse::Classification(o) => {
                     let threshold = match &params {
                         TaskParams::Classification(p) => p.confidence,
                         _ => ClassificationParams::default().confidence,
                     };
-                    (classification_json(o, threshold), o.visualization.as_ref())
+                    Answer::Classification(ClassificationAnswer::new(o, threshold, timing(o.visualization.as_ref())))
                 }
-                InferResponse::Ocr(o) => (ocr_json(o), None),
-            };
-            if let Some(jpeg) = visualization {
-                body["visualization"] = json!(base64::engine::general_purpose::STANDARD.encode(jpeg));
+                InferResponse::Ocr(o) => Answer::Ocr(OcrResponse::new(o, timing(None))),
             }
-            body["time"] = json!(time);
-            body["inference_id"] = json!(inference_id);
-            body
         })
         .collect();
-    Ok((bodies, many, served))
+    Ok((answers, many, served))
 }
 
+#[utoipa::path(post, path = "/infer/object_detection", tag = "inference", request_body = DetectionRequest,
+    responses((status = 200, description = "Boxes in original-image pixels. One object for one image; a list for a list.", body = DetectionResponse), crate::routes::openapi::InferErrors))]
 pub async fn object_detection(state: web::Data<AppState>, payload: web::Payload) -> Result<HttpResponse, ApiError> {
     let request: DetectionRequest = parse_request(&state, payload).await?;
     let params = TaskParams::ObjectDetection(request.detection.params(true)?);
     run(&state, request.common, params).await
 }
 
+#[utoipa::path(post, path = "/infer/instance_segmentation", tag = "inference", request_body = SegmentationRequest,
+    responses((status = 200, description = "Boxes with `points` or `rle` masks. One object for one image; a list for a list.", body = DetectionResponse), crate::routes::openapi::InferErrors))]
 pub async fn instance_segmentation(
     state: web::Data<AppState>,
     payload: web::Payload,
@@ -494,6 +386,8 @@ pub async fn instance_segmentation(
     run(&state, request.common, params).await
 }
 
+#[utoipa::path(post, path = "/infer/keypoints_detection", tag = "inference", request_body = KeypointsRequest,
+    responses((status = 200, description = "Boxes with named keypoints. One object for one image; a list for a list.", body = DetectionResponse), crate::routes::openapi::InferErrors))]
 pub async fn keypoints_detection(state: web::Data<AppState>, payload: web::Payload) -> Result<HttpResponse, ApiError> {
     let request: KeypointsRequest = parse_request(&state, payload).await?;
     let keypoint_confidence = request.keypoint_confidence.map(|v| fraction("keypoint_confidence", v)).transpose()?;
@@ -504,6 +398,8 @@ pub async fn keypoints_detection(state: web::Data<AppState>, payload: web::Paylo
     run(&state, request.common, params).await
 }
 
+#[utoipa::path(post, path = "/infer/classification", tag = "inference", request_body = ClassificationRequest,
+    responses((status = 200, description = "Single- or multi-label scores. One object for one image; a list for a list.", body = ClassificationAnswer), crate::routes::openapi::InferErrors))]
 pub async fn classification(state: web::Data<AppState>, payload: web::Payload) -> Result<HttpResponse, ApiError> {
     let request: ClassificationRequest = parse_request(&state, payload).await?;
     let default = ClassificationParams::default().confidence;
@@ -513,7 +409,7 @@ pub async fn classification(state: web::Data<AppState>, payload: web::Payload) -
     run(&state, request.common, params).await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 struct DoctrRequest {
     #[serde(flatten)]
     common: Common,
@@ -524,6 +420,8 @@ struct DoctrRequest {
 }
 
 /// `POST /infer/ocr`: lines with text, score and quadrilateral (`model_id` defaults to the server's OCR model).
+#[utoipa::path(post, path = "/infer/ocr", tag = "inference", request_body = DoctrRequest,
+    responses((status = 200, description = "Lines with text, score and quadrilateral. One object for one image; a list for a list.", body = OcrResponse), crate::routes::openapi::InferErrors))]
 pub async fn ocr(state: web::Data<AppState>, payload: web::Payload) -> Result<HttpResponse, ApiError> {
     let mut request: DoctrRequest = parse_request(&state, payload).await?;
     if request.common.model_id.is_none() {
@@ -534,6 +432,8 @@ pub async fn ocr(state: web::Data<AppState>, payload: web::Payload) -> Result<Ht
 
 /// `POST /doctr/ocr` (spec §6): Roboflow's DocTR route served by the default OCR model (any
 /// `doctr/<version>` id means it). `result` joins the lines; boxes are per line (PP-OCR reads lines, not words).
+#[utoipa::path(post, path = "/doctr/ocr", tag = "inference", request_body = DoctrRequest,
+    responses((status = 200, description = "Roboflow DocTR shape. One object for one image; a list for a list.", body = DoctrResponse), crate::routes::openapi::InferErrors))]
 pub async fn doctr_ocr(state: web::Data<AppState>, payload: web::Payload) -> Result<HttpResponse, ApiError> {
     let mut request: DoctrRequest = parse_request(&state, payload).await?;
     let requested = request.common.model_id.take();
@@ -549,40 +449,13 @@ pub async fn doctr_ocr(state: web::Data<AppState>, payload: web::Payload) -> Res
     let (responses, many, served) = infer_images(&state, &model_id, request.common, &TaskParams::Ocr).await?;
     let bodies = responses
         .into_iter()
-        .map(|(response, time)| {
-            let InferResponse::Ocr(o) = response else {
-                return Err(ApiError::Core(CoreError::TaskMismatch {
-                    model_id: model.clone(),
-                    actual: "not ocr".into(),
-                    requested: "ocr".into(),
-                }));
-            };
-            let mut body = json!({
-                "result": o.lines.iter().map(|l| l.text.as_str()).collect::<Vec<_>>().join(" "),
-                "time": time,
-                "parent_id": null,
-            });
-            if boxes {
-                let ours = ocr_json(&o);
-                body["image"] = ours["image"].clone();
-                let predictions: Vec<Value> = ours["predictions"]
-                    .as_array()
-                    .map(|lines| {
-                        lines
-                            .iter()
-                            .map(|l| {
-                                json!({
-                                    "x": l["x"], "y": l["y"], "width": l["width"], "height": l["height"],
-                                    "confidence": l["confidence"], "class": l["text"], "class_id": 0,
-                                    "detection_id": uuid::Uuid::new_v4().to_string(),
-                                })
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                body["predictions"] = json!(predictions);
-            }
-            Ok(body)
+        .map(|(response, time)| match response {
+            InferResponse::Ocr(o) => Ok(DoctrResponse::new(&o, time, boxes)),
+            _ => Err(ApiError::Core(CoreError::TaskMismatch {
+                model_id: model.clone(),
+                actual: "not ocr".into(),
+                requested: "ocr".into(),
+            })),
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
     respond(bodies, many, &served)

@@ -9,10 +9,10 @@ use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{web, HttpRequest, HttpResponse};
 use base64::Engine;
 use futures::TryStreamExt;
-use serde_json::json;
 use sightline_core::{ClassificationParams, CoreError, DetectionParams, ModelId, Task, TaskParams};
 
 use super::infer::{mask_params, respond_with, run_bodies, Common};
+use super::responses::Answer;
 use crate::body::read_limited;
 use crate::error::ApiError;
 use crate::image_input::ImageInput;
@@ -145,6 +145,24 @@ fn params_for(task: Task, query: &Query) -> Result<TaskParams, ApiError> {
     })
 }
 
+#[utoipa::path(post, path = "/{dataset_id}/{version_id}", tag = "legacy",
+    params(
+        ("dataset_id" = String, Path), ("version_id" = String, Path),
+        ("confidence" = Option<f64>, Query, description = "Fraction or percentage (40 = 0.4)"),
+        ("overlap" = Option<f64>, Query, description = "NMS IoU threshold, fraction or percentage"),
+        ("format" = Option<String>, Query, description = "json (default), image (JPEG) or image_and_json"),
+        ("image" = Option<String>, Query, description = "An image URL instead of a body"),
+        ("api_key" = Option<String>, Query),
+        ("labels" = Option<bool>, Query, description = "Draw labels (True/False/1/0)"),
+        ("stroke" = Option<u32>, Query, description = "Box stroke width"),
+        ("keypoint_confidence" = Option<f64>, Query),
+        ("mask_decode_mode" = Option<String>, Query),
+        ("tradeoff_factor" = Option<f64>, Query),
+        ("max_detections" = Option<usize>, Query),
+        ("disable_preproc_auto_orient" = Option<bool>, Query),
+    ),
+    request_body(content = String, description = "The image: bare base64 under any content type, or multipart/form-data with the part `file`", content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "The task's /infer answer, or a JPEG with format=image", body = Answer), crate::routes::openapi::InferErrors))]
 pub async fn infer(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -175,8 +193,8 @@ pub async fn infer(
     let (mut bodies, _, served) = run_bodies(&state, common, params).await?;
     let body = bodies.pop().ok_or_else(|| ApiError::Validation("no image".into()))?;
     if format == "image" {
-        let jpeg = body["visualization"]
-            .as_str()
+        let jpeg = body
+            .visualization()
             .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64).ok())
             .ok_or_else(|| CoreError::Internal("this model produced no visualization".into()))?;
         return Ok(respond_with(&served, "image/jpeg", jpeg));
@@ -185,14 +203,25 @@ pub async fn infer(
 }
 
 /// `GET /clear_cache`: unloads every model.
+#[utoipa::path(get, path = "/clear_cache", tag = "legacy", responses((status = 200, body = String)))]
 pub async fn clear_cache(state: web::Data<AppState>) -> HttpResponse {
     state.manager.clear().await;
     HttpResponse::Ok().json("Cache Cleared")
 }
 
 /// `GET /start/{dataset_id}/{version_id}`: loads the model.
+#[utoipa::path(get, path = "/start/{dataset_id}/{version_id}", tag = "legacy",
+    params(("dataset_id" = String, Path), ("version_id" = String, Path)),
+    responses((status = 200, body = StartResponse), crate::routes::openapi::InferErrors))]
 pub async fn start(state: web::Data<AppState>, path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
     let (dataset, version) = path.into_inner();
     state.manager.add(&ModelId::parse(&format!("{dataset}/{version}"))?).await?;
-    Ok(HttpResponse::Ok().json(json!({"status": 200, "message": "inference session started from local memory."})))
+    Ok(HttpResponse::Ok().json(StartResponse { status: 200, message: "inference session started from local memory." }))
+}
+
+/// Roboflow's answer to `/start`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct StartResponse {
+    status: u16,
+    message: &'static str,
 }

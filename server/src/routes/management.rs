@@ -3,17 +3,18 @@
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use sightline_core::{ModelId, ModelManager, RemovalReason};
+use utoipa::ToSchema;
 
 use crate::body::{parse_json, read_limited};
 use crate::error::ApiError;
 use crate::state::AppState;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct ModelRequest {
     model_id: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct ModelEntry {
     model_id: String,
     /// Null while the model is loading.
@@ -31,7 +32,7 @@ struct ModelEntry {
 }
 
 /// Roboflow's `ModelsDescriptions`; the GPU fields stay null on this CPU build.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct Registry {
     models: Vec<ModelEntry>,
     total_vram_bytes: Option<u64>,
@@ -78,23 +79,31 @@ async fn model_id_from(state: &AppState, payload: web::Payload) -> Result<ModelI
     Ok(ModelId::parse(&request.model_id)?)
 }
 
+#[utoipa::path(post, path = "/model/add", tag = "models", request_body = ModelRequest,
+    responses((status = 200, description = "The registry document (spec §10)", body = Registry), crate::routes::openapi::InferErrors))]
 pub async fn add(state: web::Data<AppState>, payload: web::Payload) -> Result<HttpResponse, ApiError> {
     let id = model_id_from(&state, payload).await?;
     state.manager.add(&id).await?;
     Ok(registry_document(state.manager.as_ref()))
 }
 
+#[utoipa::path(post, path = "/model/remove", tag = "models", request_body = ModelRequest,
+    responses((status = 200, description = "The registry document (spec §10)", body = Registry), crate::routes::openapi::InferErrors))]
 pub async fn remove(state: web::Data<AppState>, payload: web::Payload) -> Result<HttpResponse, ApiError> {
     let id = model_id_from(&state, payload).await?;
     state.manager.remove(&id, RemovalReason::Requested).await;
     Ok(registry_document(state.manager.as_ref()))
 }
 
+#[utoipa::path(post, path = "/model/clear", tag = "models",
+    responses((status = 200, description = "The registry document (spec §10)", body = Registry), crate::routes::openapi::InferErrors))]
 pub async fn clear(state: web::Data<AppState>) -> HttpResponse {
     state.manager.clear().await;
     registry_document(state.manager.as_ref())
 }
 
+#[utoipa::path(get, path = "/model/registry", tag = "models",
+    responses((status = 200, description = "The registry document (spec §10)", body = Registry), crate::routes::openapi::InferErrors))]
 pub async fn registry(state: web::Data<AppState>) -> HttpResponse {
     registry_document(state.manager.as_ref())
 }

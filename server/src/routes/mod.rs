@@ -5,6 +5,8 @@ pub mod infer;
 pub mod legacy;
 pub mod management;
 pub mod model_store;
+pub mod openapi;
+pub mod responses;
 
 use actix_web::{web, HttpResponse, ResponseError};
 
@@ -28,6 +30,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/healthz", web::get().to(health::healthz))
         .route("/readiness", web::get().to(health::readiness))
         .route("/metrics", web::get().to(health::metrics))
+        .route("/openapi.json", web::get().to(openapi::openapi_json))
+        .route("/docs", web::get().to(openapi::docs))
         .route("/clear_cache", web::get().to(legacy::clear_cache))
         .route("/start/{dataset_id}/{version_id}", web::get().to(legacy::start))
         // Last: any other two-segment path is a model id (spec §9).

@@ -1,0 +1,77 @@
+//! `/openapi.json` covers every route and is a valid OpenAPI document (checked by
+//! openapi-spec-validator from .venv); `/docs` serves a page for it.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use common::*;
+use serde_json::Value;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_document_covers_every_route_and_validates() {
+    let server = Server::start(&repo_root().join("assets/models"), &[]).await;
+    let (status, doc) = server.get_json("/openapi.json").await;
+    assert_eq!(status, 200);
+    let paths = doc["paths"].as_object().unwrap();
+    for (path, method) in [
+        ("/infer/object_detection", "post"),
+        ("/infer/instance_segmentation", "post"),
+        ("/infer/keypoints_detection", "post"),
+        ("/infer/classification", "post"),
+        ("/infer/ocr", "post"),
+        ("/doctr/ocr", "post"),
+        ("/model/add", "post"),
+        ("/model/remove", "post"),
+        ("/model/clear", "post"),
+        ("/model/registry", "get"),
+        ("/models", "get"),
+        ("/models/pull", "post"),
+        ("/models/{dataset_id}/{version_id}", "delete"),
+        ("/info", "get"),
+        ("/healthz", "get"),
+        ("/readiness", "get"),
+        ("/metrics", "get"),
+        ("/{dataset_id}/{version_id}", "post"),
+        ("/clear_cache", "get"),
+        ("/start/{dataset_id}/{version_id}", "get"),
+    ] {
+        assert!(paths.get(path).and_then(|p| p.get(method)).is_some(), "{method} {path} is not documented");
+    }
+    // Generated from the handlers' types: the request schema has the fields the handler reads.
+    let schemas = &doc["components"]["schemas"];
+    let common = &schemas["Common"]["properties"];
+    for field in ["model_id", "image", "disable_preproc_auto_orient", "visualize_predictions"] {
+        assert!(common.get(field).is_some(), "Common lacks {field}: {common}");
+    }
+    let prediction = &schemas["DetectionPrediction"]["properties"];
+    for field in ["x", "y", "width", "height", "confidence", "class", "class_id", "detection_id", "points", "keypoints"]
+    {
+        assert!(prediction.get(field).is_some(), "DetectionPrediction lacks {field}");
+    }
+    assert_eq!(
+        doc["paths"]["/infer/object_detection"]["post"]["responses"]["429"]["content"]["application/json"]["schema"]
+            ["$ref"],
+        "#/components/schemas/ErrorBody"
+    );
+
+    let python = repo_root().join(".venv/bin/python");
+    assert!(python.is_file(), "{} is missing: run `make setup`", python.display());
+    let mut child = Command::new(python)
+        .args(["-c", "import json, sys; from openapi_spec_validator import validate; validate(json.load(sys.stdin))"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(doc.to_string().as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "invalid OpenAPI document:\n{}", String::from_utf8_lossy(&out.stderr));
+
+    let response = server.client.get(server.url("/docs")).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    let page = response.text().await.unwrap();
+    assert!(page.contains("openapi.json") && page.contains("swagger-ui"), "{page}");
+    let _: Value = doc;
+}
