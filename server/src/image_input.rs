@@ -88,7 +88,7 @@ impl ImageInput {
     }
 
     /// Every input that needs no network.
-    fn into_local_bytes(self) -> Result<Vec<u8>, CoreError> {
+    pub(crate) fn into_local_bytes(self) -> Result<Vec<u8>, CoreError> {
         if let Some(bytes) = self.raw {
             return Ok(bytes);
         }

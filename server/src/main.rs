@@ -1,22 +1,10 @@
 //! The `sightline` binary: `serve` (the default), and `pull`, `models`, `rm` for the model cache.
 
-mod api_key;
-mod app;
-mod body;
-mod cli;
-mod config;
-mod error;
-mod http_metrics;
-mod image_input;
-mod routes;
-mod state;
-mod telemetry;
-mod url_fetch;
-
 use std::process::ExitCode;
 
 use clap::Parser;
-use config::Command;
+use sightline_server::config::{self, Command};
+use sightline_server::{app, cli, telemetry};
 
 fn main() -> ExitCode {
     let command = config::Cli::parse().into_command();

@@ -460,3 +460,33 @@ pub async fn doctr_ocr(state: web::Data<AppState>, payload: web::Payload) -> Res
         .collect::<Result<Vec<_>, ApiError>>()?;
     respond(bodies, many, &served)
 }
+
+/// What a handler does to a body before any model runs, on every inference route's request type:
+/// parse, check each parameter, and turn `base64` images into bytes (URLs are not fetched).
+/// Returns the image bytes of each route's parse that succeeded; for the fuzz target.
+pub(crate) fn check_body(data: &[u8]) -> Vec<Vec<Vec<u8>>> {
+    let mut images = Vec::new();
+    if let Ok(r) = parse_json::<SegmentationRequest>(data) {
+        let _ = (r.detection.params(true), r.mask_params());
+        images.push(local_images(r.common));
+    }
+    if let Ok(r) = parse_json::<KeypointsRequest>(data) {
+        let _ = (r.detection.params(false), r.keypoint_confidence.map(|v| fraction("keypoint_confidence", v)));
+    }
+    if let Ok(r) = parse_json::<ClassificationRequest>(data) {
+        let _ = confidence(&r.confidence, ClassificationParams::default().confidence, true);
+    }
+    if let Ok(r) = parse_json::<DoctrRequest>(data) {
+        let _ = (r.doctr_version_id, r.generate_bounding_boxes);
+    }
+    images
+}
+
+fn local_images(common: Common) -> Vec<Vec<u8>> {
+    let _ = (common.visualize(), common.preprocessing(), common.model_id.as_deref().map(ModelId::parse));
+    let list = match common.image {
+        OneOrMany::One(image) => vec![image],
+        OneOrMany::Many(images) => images,
+    };
+    list.into_iter().take(IMAGES_IN_FLIGHT).filter_map(|i| i.into_local_bytes().ok()).collect()
+}

@@ -320,7 +320,7 @@ impl DoctrResponse {
             result: joined_text(o),
             time,
             parent_id: None,
-            image: boxes.then(|| ImageSize { width: o.image_width, height: o.image_height }),
+            image: boxes.then_some(ImageSize { width: o.image_width, height: o.image_height }),
             predictions,
         }
     }

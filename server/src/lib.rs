@@ -1,0 +1,16 @@
+//! The `sightline` server as a library: the binary (`main.rs`) is a thin shell over it, and the
+//! fuzz targets (`fuzz/`) reach the request paths through [`fuzzing`].
+
+pub mod api_key;
+pub mod app;
+pub mod body;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod fuzzing;
+pub mod http_metrics;
+pub mod image_input;
+pub mod routes;
+pub mod state;
+pub mod telemetry;
+pub mod url_fetch;
