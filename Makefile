@@ -17,7 +17,7 @@ VENV_STAMP := $(VENV)/.requirements-installed
 MOTO_VERSION := 5.2.5
 INFERENCE_SDK_VERSION := 1.8.3
 
-.PHONY: setup run test build bench clean lint ort sysdeps venv
+.PHONY: setup run test build bench clean lint ort sysdeps venv fuzz
 
 setup: ort sysdeps venv
 	cargo fetch --locked 2>/dev/null || cargo fetch
@@ -72,6 +72,16 @@ test: setup
 bench: setup
 	cargo build --release --bin sightline
 	cargo bench -p sightline-e2e --bench pipeline
+
+## Fuzzing (not part of `make test`): the request-body and image-decoding path under libFuzzer and
+## AddressSanitizer for FUZZ_SECONDS. cargo-fuzz needs nightly flags; RUSTC_BOOTSTRAP lets the
+## stable toolchain accept them. Crashes land in fuzz/artifacts/ and become regression tests.
+FUZZ_SECONDS ?= 300
+fuzz: setup
+	command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+	mkdir -p fuzz/corpus/request_body
+	cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run request_body corpus/request_body seeds/request_body -- \
+		-max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -timeout=10
 
 lint:
 	cargo fmt --all -- --check

@@ -102,6 +102,7 @@ pub async fn serve(config: Config) -> Result<(), StartupError> {
         server_uuid: uuid::Uuid::new_v4().to_string(),
         runtime,
         max_body_bytes: config.max_body_bytes,
+        load_wait: Duration::from_secs(config.model_load_wait_secs),
         server_api_key: config.sightline_api_key.as_ref().map(|k| k.0.clone()).filter(|k| !k.is_empty()),
         url_fetcher: UrlFetcher::new(UrlPolicy {
             enabled: config.allow_url_input,

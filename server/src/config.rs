@@ -152,6 +152,10 @@ pub struct Config {
     /// Requests that may queue for one model before the server answers 429 (retry).
     #[arg(long, env = "MODEL_QUEUE_CAPACITY", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
     pub model_queue_capacity: u32,
+    /// Seconds an inference request waits for its model to load before answering 503 with
+    /// Retry-After (the load goes on; a retry finds the model ready).
+    #[arg(long, env = "MODEL_LOAD_WAIT_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub model_load_wait_secs: u64,
     /// Largest request body accepted, in bytes (413 above).
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 32 * 1024 * 1024)]
     pub max_body_bytes: usize,

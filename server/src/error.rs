@@ -41,6 +41,9 @@ pub enum ApiError {
     /// `true` when a key was given but is wrong.
     #[error("{}", if *.0 { "Unauthorized: the API key is not valid for this server." } else { "Unauthorized: this server requires an API key (SIGHTLINE_API_KEY); send it as the api_key query parameter, an Authorization: Bearer header, or the api_key field of a JSON body." })]
     Unauthorized(bool),
+    /// An inference request waited longer than `MODEL_LOAD_WAIT_SECS` for its model's load.
+    #[error("Model is temporarily not ready - retry request. ({0} is still loading.)")]
+    ModelNotReady(String),
     #[error("Not Found")]
     NotFound,
     #[error("{0}")]
@@ -55,6 +58,7 @@ impl ResponseError for ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound | ApiError::NotFoundMessage(_) => StatusCode::NOT_FOUND,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::ModelNotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Core(e) => match e {
                 CoreError::InvalidModelId(_) | CoreError::BadImage(_) | CoreError::TaskMismatch { .. } => {
                     StatusCode::BAD_REQUEST

@@ -18,6 +18,8 @@ pub struct AppState {
     pub server_uuid: String,
     pub runtime: RuntimeInfo,
     pub max_body_bytes: usize,
+    /// `MODEL_LOAD_WAIT_SECS`: how long an inference request waits for its model to load.
+    pub load_wait: std::time::Duration,
     /// `SIGHTLINE_API_KEY`: when set, requests must carry it (see `api_key.rs`).
     pub server_api_key: Option<String>,
     /// Fetches `url` image inputs under the destination policy.

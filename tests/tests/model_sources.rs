@@ -468,3 +468,23 @@ async fn the_cli_pulls_lists_and_removes() {
     let (_, out, _) = cli(&["models"], &env);
     assert_eq!(out.lines().count(), 2, "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_load_slower_than_the_wait_bound_is_503_then_served() {
+    let api = ModelApi::start(assets()).await;
+    let cache = TempDir::new("load-wait");
+    let mut env = api_env(&api, cache.path());
+    env.push(("MODEL_LOAD_WAIT_SECS", "1".into()));
+    let server = start_with(&env).await;
+    api.fail(Fault::SlowWeights(Duration::from_millis(2500)), 1);
+    let body = detect_body("shapes/1", IMAGE, 0.25, 0.45);
+    let response = server.client.post(server.url("/infer/object_detection")).json(&body).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 503);
+    assert_eq!(response.headers()["retry-after"], "1");
+    let v: Value = response.json().await.unwrap();
+    assert!(v["message"].as_str().unwrap().contains("Model is temporarily not ready - retry request."), "{v}");
+    // The load went on without the request that started it; the retry is served.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    predictions(&server, "shapes/1").await;
+    assert_eq!(api.count("/files/shapes/1/weights.onnx"), 1);
+}

@@ -9,8 +9,8 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sightline_core::{
-    ClassificationParams, CoreError, DetectionParams, InferRequest, InferResponse, MaskDecodeMode, MaskParams, ModelId,
-    PreprocessingFlags, TaskParams, VisualizeParams,
+    ClassificationParams, CoreError, DetectionParams, InferRequest, InferResponse, MaskDecodeMode, MaskParams,
+    ModelDescription, ModelId, PreprocessingFlags, TaskParams, VisualizeParams,
 };
 use utoipa::ToSchema;
 
@@ -279,7 +279,7 @@ async fn infer_images(
     // Load (if needed) before the clock starts: `time` is the model pipeline, as in Roboflow's server.
     let cold = !state.manager.contains(model_id);
     let load_started = Instant::now();
-    state.manager.add(model_id).await?;
+    load_bounded(state, model_id).await?;
     let served =
         Served { model_id: model_id.clone(), cold_load: cold.then(|| load_started.elapsed().as_secs_f64()), started };
     let runs = images.into_iter().map(|image| {
@@ -294,6 +294,15 @@ async fn infer_images(
     // A few images of one request at a time: a long list must not flood the model's queue.
     let responses = stream::iter(runs).buffered(IMAGES_IN_FLIGHT).try_collect().await?;
     Ok((responses, many, served))
+}
+
+/// Loads the model if needed, waiting at most `MODEL_LOAD_WAIT_SECS`. Loads run on their own
+/// task, so giving up here does not cancel the load.
+pub(super) async fn load_bounded(state: &AppState, model_id: &ModelId) -> Result<ModelDescription, ApiError> {
+    match tokio::time::timeout(state.load_wait, state.manager.add(model_id)).await {
+        Ok(result) => Ok(result?),
+        Err(_) => Err(ApiError::ModelNotReady(model_id.to_string())),
+    }
 }
 
 /// An object for one image, a list for a list, with the response headers.

@@ -11,7 +11,7 @@ use base64::Engine;
 use futures::TryStreamExt;
 use sightline_core::{ClassificationParams, CoreError, DetectionParams, ModelId, Task, TaskParams};
 
-use super::infer::{mask_params, respond_with, run_bodies, Common};
+use super::infer::{load_bounded, mask_params, respond_with, run_bodies, Common};
 use super::responses::Answer;
 use crate::body::read_limited;
 use crate::error::ApiError;
@@ -178,7 +178,7 @@ pub async fn infer(
         return Err(ApiError::Validation(format!("format must be json, image or image_and_json, got {format:?}")));
     }
     let image = body_image(&req, &query, payload, state.max_body_bytes).await?;
-    let task = state.manager.add(&model_id).await?.task;
+    let task = load_bounded(&state, &model_id).await?.task;
     let params = params_for(task, &query)?;
     let mut common = Common::one(model_id.to_string(), image);
     common.disable_preproc_auto_orient = query.flag("disable_preproc_auto_orient")?;
