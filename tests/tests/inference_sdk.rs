@@ -5,34 +5,14 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use common::*;
 use serde_json::{json, Value};
-
-fn python() -> std::path::PathBuf {
-    let python = repo_root().join(".venv/bin/python");
-    assert!(
-        python.is_file(),
-        "{} is missing: run `make setup` (it installs inference-sdk into .venv)",
-        python.display()
-    );
-    python
-}
 
 /// Runs the calls through the SDK (tests/python/sdk_driver.py); one result per call.
 fn sdk(server: &Server, mut spec: Value) -> Vec<Value> {
     spec["api_url"] = json!(server.base);
-    let mut child = Command::new(python())
-        .arg(repo_root().join("tests/python/sdk_driver.py"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(spec.to_string().as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
+    let driver = repo_root().join("tests/python/sdk_driver.py");
+    let out = venv_python(&[driver.to_str().unwrap()], spec.to_string().as_bytes());
     assert!(out.status.success(), "sdk driver failed:\n{}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).unwrap()
 }

@@ -3,9 +3,6 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use common::*;
 use serde_json::Value;
 
@@ -56,16 +53,8 @@ async fn the_document_covers_every_route_and_validates() {
         "#/components/schemas/ErrorBody"
     );
 
-    let python = repo_root().join(".venv/bin/python");
-    assert!(python.is_file(), "{} is missing: run `make setup`", python.display());
-    let mut child = Command::new(python)
-        .args(["-c", "import json, sys; from openapi_spec_validator import validate; validate(json.load(sys.stdin))"])
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(doc.to_string().as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
+    let check = "import json, sys; from openapi_spec_validator import validate; validate(json.load(sys.stdin))";
+    let out = venv_python(&["-c", check], doc.to_string().as_bytes());
     assert!(out.status.success(), "invalid OpenAPI document:\n{}", String::from_utf8_lossy(&out.stderr));
 
     let response = server.client.get(server.url("/docs")).send().await.unwrap();

@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
 pub struct FileServer {
@@ -48,17 +48,7 @@ impl Drop for FileServer {
 }
 
 async fn serve(mut stream: TcpStream) -> std::io::Result<()> {
-    let mut request = Vec::new();
-    let mut buf = [0u8; 4096];
-    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = stream.read(&mut buf).await?;
-        if n == 0 {
-            return Ok(());
-        }
-        request.extend_from_slice(&buf[..n]);
-    }
-    let text = String::from_utf8_lossy(&request);
-    let target = text.split_whitespace().nth(1).unwrap_or("/").to_owned();
+    let Some(target) = super::read_request_target(&mut stream).await? else { return Ok(()) };
     let (status, extra, body): (u16, String, Vec<u8>) = if let Some(name) = target.strip_prefix("/img/") {
         match std::fs::read(super::data(&format!("images/{name}"))) {
             Ok(bytes) => (200, "Content-Type: image/png\r\n".into(), bytes),

@@ -393,3 +393,36 @@ pub fn best_match(r: &Det, predicted: &[Det]) -> Option<usize> {
         .max_by(|a, b| a.1.total_cmp(&b.1))
         .map(|(i, _)| i)
 }
+
+/// Reads an HTTP/1.1 request head from a test server's connection; its target (`/path?query`), or
+/// `None` when the client closed first. The test servers ignore request bodies.
+pub async fn read_request_target(stream: &mut tokio::net::TcpStream) -> std::io::Result<Option<String>> {
+    use tokio::io::AsyncReadExt;
+    let mut request = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        request.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&request);
+    Ok(Some(text.split_whitespace().nth(1).unwrap_or("/").to_owned()))
+}
+
+/// Runs the project's Python (`.venv`, made by `make setup`) with `args`, `stdin` on its standard input.
+pub fn venv_python(args: &[&str], stdin: &[u8]) -> std::process::Output {
+    use std::io::Write;
+    let python = repo_root().join(".venv/bin/python");
+    assert!(python.is_file(), "{} is missing: run `make setup`", python.display());
+    let mut child = Command::new(python)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the venv's python");
+    child.stdin.take().expect("piped stdin").write_all(stdin).expect("write to python");
+    child.wait_with_output().expect("python output")
+}

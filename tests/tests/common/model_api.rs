@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -106,17 +106,7 @@ async fn respond(stream: &mut TcpStream, status: u16, content_type: &str, body: 
 }
 
 async fn serve(mut stream: TcpStream, root: &std::path::Path, state: &Mutex<State>, base: &str) -> std::io::Result<()> {
-    let mut request = Vec::new();
-    let mut buf = [0u8; 4096];
-    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = stream.read(&mut buf).await?;
-        if n == 0 {
-            return Ok(());
-        }
-        request.extend_from_slice(&buf[..n]);
-    }
-    let text = String::from_utf8_lossy(&request);
-    let target = text.split_whitespace().nth(1).unwrap_or("/").to_owned();
+    let Some(target) = super::read_request_target(&mut stream).await? else { return Ok(()) };
     let (path, query) = target.split_once('?').unwrap_or((&target, ""));
     {
         let mut s = state.lock().unwrap();
