@@ -90,6 +90,33 @@ async fn start_server(client: &reqwest::Client) -> (ServerProcess, String) {
     panic!("server did not start");
 }
 
+/// What the verified cache adds to a model load: a cold fill (copy + hash), the sha256 check every
+/// load makes, and the whole load (check + session + test inference), medians of five.
+async fn load_costs(artifacts: &Arc<ArtifactCache>, registry: &ModelRegistry) {
+    println!("| model | bytes | cold cache fill (ms) | sha256 check (ms) | whole load (ms) | check ÷ load |");
+    println!("|---|---|---|---|---|---|");
+    for name in ["shapes/1", "ppocr/4"] {
+        let id = ModelId::parse(name).unwrap();
+        let (mut fill, mut check, mut load) = (Vec::new(), Vec::new(), Vec::new());
+        let mut bytes = 0;
+        for _ in 0..5 {
+            artifacts.remove(&id).await.unwrap();
+            let t = Instant::now();
+            bytes = artifacts.ensure(&id).await.unwrap().manifest.total_bytes();
+            fill.push(t.elapsed().as_secs_f64() * 1e3);
+            let t = Instant::now();
+            assert!(!artifacts.ensure(&id).await.unwrap().downloaded);
+            check.push(t.elapsed().as_secs_f64() * 1e3);
+            let t = Instant::now();
+            drop(registry.load(&id).await.unwrap());
+            load.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        let (fill, check, load) = (median(fill), median(check), median(load));
+        println!("| {name} | {bytes} | {fill:.1} | {check:.1} | {load:.1} | {:.1} % |", check / load * 100.0);
+    }
+    println!();
+}
+
 #[tokio::main]
 async fn main() {
     let iterations: usize = std::env::var("BENCH_ITERATIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
@@ -107,7 +134,8 @@ async fn main() {
     };
     let artifacts = ArtifactCache::new(cache_options, vec![Arc::new(LocalSource::new(model_dir.clone()))]);
     let options = RegistryOptions { queue_capacity: 64, intra_threads: 0, decode_limits: DecodeLimits::default() };
-    let registry = ModelRegistry::new(options, artifacts);
+    let registry = ModelRegistry::new(options, artifacts.clone());
+    load_costs(&artifacts, &registry).await;
     let model = registry.load(&ModelId::parse("shapes/1").unwrap()).await.unwrap();
     let client = reqwest::Client::new();
     let (_server, base) = start_server(&client).await;
