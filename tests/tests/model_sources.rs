@@ -488,3 +488,19 @@ async fn a_load_slower_than_the_wait_bound_is_503_then_served() {
     predictions(&server, "shapes/1").await;
     assert_eq!(api.count("/files/shapes/1/weights.onnx"), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_in_model_dir_reaches_the_next_load() {
+    let models = TempDir::new("edited");
+    copy_model(models.path(), "shapes/1", "shapes/1", |_| {});
+    let server = Server::start(models.path(), &[]).await;
+    let classes = |p: &Value| -> Vec<String> {
+        p.as_array().unwrap().iter().map(|d| d["class"].as_str().unwrap().to_owned()).collect()
+    };
+    assert!(classes(&predictions(&server, "shapes/1").await).contains(&"circle".to_owned()));
+    std::fs::write(models.path().join("shapes/1/class_names.txt"), "disc\nsquare\ntriangle\n").unwrap();
+    let (status, _) = server.post_json("/model/remove", &json!({"model_id": "shapes/1"})).await;
+    assert_eq!(status, 200);
+    let after = classes(&predictions(&server, "shapes/1").await);
+    assert!(after.contains(&"disc".to_owned()) && !after.contains(&"circle".to_owned()), "{after:?}");
+}

@@ -178,7 +178,7 @@ impl ArtifactCache {
     ) -> FillResult {
         let dir = dir.to_path_buf();
         match self.check(&dir).await? {
-            Ok(manifest) if source.is_none_or(|s| s == manifest.source) => {
+            Ok(manifest) if source.is_none_or(|s| s == manifest.source) && !self.is_stale(id, &manifest) => {
                 return Ok(CachedEntry { dir, manifest, downloaded: false });
             }
             Ok(_) | Err(EntryProblem::Incomplete) => {}
@@ -197,6 +197,16 @@ impl ArtifactCache {
                 Err(CoreError::Cache(format!("the manifest of {id} vanished after writing")))
             }
         }
+    }
+
+    /// The source the copy came from says the model changed since (only sources that can tell cheaply).
+    fn is_stale(&self, id: &ModelId, manifest: &Manifest) -> bool {
+        let Some(source) = self.sources.iter().find(|s| s.name() == manifest.source) else { return false };
+        let stale = source.fingerprint(id).is_some_and(|now| manifest.source_fingerprint.as_ref() != Some(&now));
+        if stale {
+            tracing::info!(model_id = %id, source = source.name(), "the model changed at its source; fetching it again");
+        }
+        stale
     }
 
     async fn check(&self, dir: &Path) -> Result<Result<Manifest, EntryProblem>, CoreError> {
@@ -240,6 +250,7 @@ impl ArtifactCache {
     ) -> Result<(), CoreError> {
         let retry = self.options.retry;
         let origin = source.origin(id);
+        let fingerprint = source.fingerprint(id);
         for attempt in 0..retry.attempts.max(1) {
             reset_entry(dir).await?;
             let mut writer = EntryWriter::new(dir.to_path_buf(), self.options.max_model_bytes, progress.clone());
@@ -247,7 +258,8 @@ impl ArtifactCache {
             let result = source.fetch(id, &mut writer).await.and_then(|()| writer.finish());
             match result {
                 Ok(files) => {
-                    let manifest = Manifest::new(id.to_string(), source.name().to_owned(), origin.clone(), files);
+                    let mut manifest = Manifest::new(id.to_string(), source.name().to_owned(), origin.clone(), files);
+                    manifest.source_fingerprint = fingerprint.clone();
                     let write_dir = dir.to_path_buf();
                     let written = manifest.clone();
                     blocking(move || {
@@ -390,6 +402,9 @@ mod tests {
         fn origin(&self, id: &ModelId) -> String {
             self.inner.origin(id)
         }
+        fn fingerprint(&self, id: &ModelId) -> Option<String> {
+            self.inner.fingerprint(id)
+        }
         async fn fetch(&self, id: &ModelId, writer: &mut EntryWriter) -> Result<(), CoreError> {
             let n = self.fetches.fetch_add(1, Ordering::SeqCst);
             tokio::time::sleep(self.delay).await;
@@ -501,6 +516,24 @@ mod tests {
         assert_eq!(std::fs::read(&weights).unwrap(), vec![7u8; 3000]);
         std::fs::write(&weights, &bytes[..10]).unwrap();
         assert!(cache.ensure(&id()).await.unwrap().downloaded);
+        assert!(!cache.ensure(&id()).await.unwrap().downloaded);
+        assert_eq!(source.fetches.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn an_edit_to_the_source_folder_is_fetched_again() {
+        let fx = Fixture::new("stale");
+        let source = fx.source(0, CoreError::SourceUnavailable, Duration::ZERO);
+        let cache = fx.cache(source.clone(), 1);
+        assert!(cache.ensure(&id()).await.unwrap().downloaded);
+        assert!(!cache.ensure(&id()).await.unwrap().downloaded, "unchanged: the copy is used");
+        std::fs::write(fx.models.join("shapes/1/environment.json"), b"{\"edited\": true}").unwrap();
+        let entry = cache.ensure(&id()).await.unwrap();
+        assert!(entry.downloaded);
+        assert_eq!(std::fs::read(entry.dir.join("environment.json")).unwrap(), b"{\"edited\": true}");
+        std::fs::remove_file(fx.models.join("shapes/1/environment.json")).unwrap();
+        let entry = cache.ensure(&id()).await.unwrap();
+        assert!(entry.downloaded && !entry.dir.join("environment.json").exists(), "a removed file goes too");
         assert!(!cache.ensure(&id()).await.unwrap().downloaded);
         assert_eq!(source.fetches.load(Ordering::SeqCst), 3);
     }

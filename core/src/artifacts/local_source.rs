@@ -46,6 +46,19 @@ impl ArtifactSource for LocalSource {
         self.root.join(id.relative_path()).display().to_string()
     }
 
+    fn fingerprint(&self, id: &ModelId) -> Option<String> {
+        use sha2::{Digest, Sha256};
+        let dir = self.root.join(id.relative_path());
+        let files = self.files(&dir).ok()?;
+        let mut hasher = Sha256::new();
+        for (name, path) in files {
+            let meta = std::fs::metadata(&path).ok()?;
+            let modified = meta.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?.as_nanos();
+            hasher.update(format!("{name}\0{}\0{modified}\n", meta.len()));
+        }
+        Some(crate::artifacts::manifest::hex(&hasher.finalize()))
+    }
+
     async fn fetch(&self, id: &ModelId, writer: &mut EntryWriter) -> Result<(), CoreError> {
         // `ModelId` admits only `[A-Za-z0-9_-]` segments, so this path stays inside the root.
         let dir = self.root.join(id.relative_path());

@@ -31,6 +31,9 @@ pub struct Manifest {
     /// Seconds since the Unix epoch.
     pub fetched_at: u64,
     pub files: BTreeMap<String, FileRecord>,
+    /// The source's fingerprint when fetched (see `ArtifactSource::fingerprint`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_fingerprint: Option<String>,
 }
 
 /// How much of each file a load checks.
@@ -55,7 +58,7 @@ impl Manifest {
     pub fn new(model_id: String, source: String, origin: String, files: BTreeMap<String, FileRecord>) -> Self {
         let fetched_at =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-        Manifest { version: MANIFEST_VERSION, model_id, source, origin, fetched_at, files }
+        Manifest { version: MANIFEST_VERSION, model_id, source, origin, fetched_at, files, source_fingerprint: None }
     }
 
     pub fn total_bytes(&self) -> u64 {

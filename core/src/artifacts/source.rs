@@ -16,4 +16,10 @@ pub trait ArtifactSource: Send + Sync {
     /// Where `id` is looked for, without credentials: recorded in the manifest and logged.
     fn origin(&self, id: &ModelId) -> String;
     async fn fetch(&self, id: &ModelId, writer: &mut EntryWriter) -> Result<(), CoreError>;
+    /// A cheap summary of the model's current state at the source, for sources that can tell
+    /// without downloading (a folder: names, sizes, modification times). A cached copy whose
+    /// recorded fingerprint differs is fetched again, so edits to `MODEL_DIR` take effect.
+    fn fingerprint(&self, _id: &ModelId) -> Option<String> {
+        None
+    }
 }
