@@ -7,9 +7,9 @@ use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use actix_web::middleware::Next;
-use actix_web::{web, HttpMessage, ResponseError};
-use futures::StreamExt;
+use actix_web::{web, ResponseError};
 
+use crate::body::read_limited;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -37,16 +37,8 @@ fn is_json(req: &ServiceRequest) -> bool {
 
 /// Reads the body (bounded like every body), finds `api_key` in it, and puts the body back for the handler.
 async fn from_body(req: &mut ServiceRequest, limit: usize) -> Result<Option<String>, ApiError> {
-    let mut payload = req.take_payload();
-    let mut body = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("Could not read the request body: {e}")))?;
-        if body.len() + chunk.len() > limit {
-            return Err(ApiError::PayloadTooLarge(limit));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    let body = body.freeze();
+    let payload = req.extract::<web::Payload>().await.map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let body = read_limited(payload, limit).await?;
     let key = serde_json::from_slice::<serde_json::Value>(&body)
         .ok()
         .and_then(|v| v.get("api_key").and_then(|k| k.as_str()).and_then(present).map(str::to_owned));
@@ -65,23 +57,21 @@ pub async fn require_api_key(
     mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+    let checked = req
+        .app_data::<web::Data<AppState>>()
+        .and_then(|state| Some((state.server_api_key.clone()?, state.max_body_bytes)))
+        .filter(|_| !OPEN_PATHS.contains(&req.path()));
+    let Some((expected, limit)) = checked else {
         return next.call(req).await.map(ServiceResponse::map_into_boxed_body);
     };
-    let Some(expected) = state.server_api_key.as_deref() else {
-        return next.call(req).await.map(ServiceResponse::map_into_boxed_body);
-    };
-    if OPEN_PATHS.contains(&req.path()) {
-        return next.call(req).await.map(ServiceResponse::map_into_boxed_body);
-    }
     let mut given = from_query(&req).or_else(|| from_header(&req));
     if given.is_none() && is_json(&req) {
-        given = match from_body(&mut req, state.max_body_bytes).await {
+        given = match from_body(&mut req, limit).await {
             Ok(key) => key,
             Err(e) => return Ok(req.into_response(e.error_response())),
         };
     }
-    if given.as_deref().is_some_and(|k| same_key(k, expected)) {
+    if given.as_deref().is_some_and(|k| same_key(k, &expected)) {
         next.call(req).await.map(ServiceResponse::map_into_boxed_body)
     } else {
         let error = ApiError::Unauthorized(given.is_some());

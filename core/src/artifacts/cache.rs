@@ -103,11 +103,7 @@ impl ArtifactCache {
         let lock = EntryLock::acquire(&self.options.root, id).await?;
         let dir = self.entry_dir(id);
         blocking(move || {
-            let existed = match std::fs::remove_dir_all(&dir) {
-                Ok(()) => true,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
-                Err(e) => return Err(CoreError::Cache(format!("cannot remove {}: {e}", dir.display()))),
-            };
+            let existed = remove_dir_if_present(&dir)?;
             lock.release_and_delete();
             Ok(existed)
         })
@@ -297,14 +293,18 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f).await.map_err(|e| CoreError::Internal(format!("cache task failed: {e}")))?
 }
 
+/// Removes `dir` and everything in it; false when it was not there.
+fn remove_dir_if_present(dir: &Path) -> Result<bool, CoreError> {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(CoreError::Cache(format!("cannot remove {}: {e}", dir.display()))),
+    }
+}
+
 async fn remove_entry(dir: &Path) -> Result<(), CoreError> {
     let dir = dir.to_path_buf();
-    blocking(move || match std::fs::remove_dir_all(&dir) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(CoreError::Cache(format!("cannot clear {}: {e}", dir.display()))),
-    })
-    .await
+    blocking(move || remove_dir_if_present(&dir).map(|_| ())).await
 }
 
 /// An empty entry directory: whatever a previous, unfinished or damaged fill left is gone.
