@@ -26,17 +26,6 @@ async fn predictions(server: &Server, id: &str) -> Value {
     without_ids(&v["predictions"])
 }
 
-/// Predictions without their random `detection_id`s, so that runs compare equal.
-fn without_ids(predictions: &Value) -> Value {
-    let mut predictions = predictions.clone();
-    let list = predictions.as_array_mut().unwrap();
-    assert!(!list.is_empty(), "the comparison needs detections");
-    for p in list {
-        p.as_object_mut().unwrap().remove("detection_id");
-    }
-    predictions
-}
-
 /// What the shipped local copy of `shapes/1` detects.
 async fn local_predictions() -> Value {
     let server = Server::start(&assets(), &[]).await;

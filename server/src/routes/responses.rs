@@ -62,6 +62,24 @@ pub struct DetectionPrediction {
 }
 
 impl DetectionPrediction {
+    /// A box from its corners, with a fresh `detection_id` and nothing else.
+    fn boxed([x1, y1, x2, y2]: [f32; 4], confidence: f32, class: String, class_id: usize) -> Self {
+        DetectionPrediction {
+            x: (x1 + x2) / 2.0,
+            y: (y1 + y2) / 2.0,
+            width: x2 - x1,
+            height: y2 - y1,
+            confidence,
+            class,
+            class_id,
+            detection_id: uuid::Uuid::new_v4().to_string(),
+            keypoints: None,
+            points: None,
+            rle: None,
+            mask_format: None,
+        }
+    }
+
     pub fn new(d: &Detection, with_keypoints: bool) -> Self {
         let keypoints = with_keypoints.then(|| {
             d.keypoints
@@ -75,20 +93,9 @@ impl DetectionPrediction {
                 })
                 .collect()
         });
-        let mut prediction = DetectionPrediction {
-            x: (d.x1 + d.x2) / 2.0,
-            y: (d.y1 + d.y2) / 2.0,
-            width: d.x2 - d.x1,
-            height: d.y2 - d.y1,
-            confidence: d.confidence,
-            class: d.class_name.clone(),
-            class_id: d.class_id,
-            detection_id: uuid::Uuid::new_v4().to_string(),
-            keypoints,
-            points: None,
-            rle: None,
-            mask_format: None,
-        };
+        let mut prediction =
+            DetectionPrediction::boxed([d.x1, d.y1, d.x2, d.y2], d.confidence, d.class_name.clone(), d.class_id);
+        prediction.keypoints = keypoints;
         if let Some(mask) = &d.mask {
             match &mask.rle {
                 Some(rle) => {
@@ -237,9 +244,7 @@ pub struct OcrLinePrediction {
 
 impl OcrLinePrediction {
     fn new(line: &OcrLine) -> Self {
-        let (xs, ys) = (line.quad.map(|p| p[0]), line.quad.map(|p| p[1]));
-        let (x0, x1) = (xs.iter().copied().fold(f32::MAX, f32::min), xs.iter().copied().fold(f32::MIN, f32::max));
-        let (y0, y1) = (ys.iter().copied().fold(f32::MAX, f32::min), ys.iter().copied().fold(f32::MIN, f32::max));
+        let [x0, y0, x1, y1] = quad_bounds(line);
         OcrLinePrediction {
             text: line.text.clone(),
             confidence: line.confidence,
@@ -250,6 +255,14 @@ impl OcrLinePrediction {
             points: line.quad.iter().map(|p| Point { x: p[0], y: p[1] }).collect(),
         }
     }
+}
+
+/// The axis-aligned box `[x0, y0, x1, y1]` around a line's quadrilateral.
+fn quad_bounds(line: &OcrLine) -> [f32; 4] {
+    let (xs, ys) = (line.quad.map(|p| p[0]), line.quad.map(|p| p[1]));
+    let (x0, x1) = (xs.iter().copied().fold(f32::MAX, f32::min), xs.iter().copied().fold(f32::MIN, f32::max));
+    let (y0, y1) = (ys.iter().copied().fold(f32::MAX, f32::min), ys.iter().copied().fold(f32::MIN, f32::max));
+    [x0, y0, x1, y1]
 }
 
 fn joined_text(o: &OcrOutput) -> String {
@@ -297,23 +310,7 @@ impl DoctrResponse {
         let predictions = boxes.then(|| {
             o.lines
                 .iter()
-                .map(|line| {
-                    let l = OcrLinePrediction::new(line);
-                    DetectionPrediction {
-                        x: l.x,
-                        y: l.y,
-                        width: l.width,
-                        height: l.height,
-                        confidence: l.confidence,
-                        class: l.text,
-                        class_id: 0,
-                        detection_id: uuid::Uuid::new_v4().to_string(),
-                        keypoints: None,
-                        points: None,
-                        rle: None,
-                        mask_format: None,
-                    }
-                })
+                .map(|line| DetectionPrediction::boxed(quad_bounds(line), line.confidence, line.text.clone(), 0))
                 .collect()
         });
         DoctrResponse {

@@ -426,3 +426,14 @@ pub fn venv_python(args: &[&str], stdin: &[u8]) -> std::process::Output {
     child.stdin.take().expect("piped stdin").write_all(stdin).expect("write to python");
     child.wait_with_output().expect("python output")
 }
+
+/// Predictions without their random `detection_id`s, so that two runs compare equal.
+pub fn without_ids(predictions: &Value) -> Value {
+    let mut predictions = predictions.clone();
+    let list = predictions.as_array_mut().expect("predictions are a list");
+    assert!(!list.is_empty(), "the comparison needs detections");
+    for p in list {
+        p.as_object_mut().expect("a prediction is an object").remove("detection_id");
+    }
+    predictions
+}
