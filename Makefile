@@ -8,7 +8,15 @@ ORT_DIR := $(CACHE_DIR)/onnxruntime-$(ORT_VERSION)
 ORT_LIB := $(ORT_DIR)/libonnxruntime.so.$(ORT_VERSION)
 PROMTOOL := $(shell command -v promtool 2>/dev/null || echo /usr/bin/promtool)
 
+OPENVINO_EP_VERSION := 1.8.1
+OPENVINO_DIR := $(ORT_DIR)/openvino
+OPENVINO_PLUGIN := $(OPENVINO_DIR)/libonnxruntime_providers_openvino_plugin.so
+# Test support: lets the real OpenVINO plugin run on non-Intel CPUs (see tests/support/openvino_vendor_shim.c).
+OPENVINO_SHIM := $(CACHE_DIR)/test-support/libopenvino_vendor_shim.so
+ORT_GPU_DIR := $(CACHE_DIR)/onnxruntime-gpu-$(ORT_VERSION)
+
 export ORT_DYLIB_PATH ?= $(ORT_LIB)
+export SIGHTLINE_OPENVINO_SHIM := $(OPENVINO_SHIM)
 export CARGO_INCREMENTAL ?= 0
 export PROMTOOL
 
@@ -17,9 +25,9 @@ VENV_STAMP := $(VENV)/.requirements-installed
 MOTO_VERSION := 5.2.5
 INFERENCE_SDK_VERSION := 1.8.3
 
-.PHONY: setup run test build bench clean lint ort sysdeps venv fuzz
+.PHONY: setup setup-gpu run test build bench clean lint ort openvino sysdeps venv fuzz
 
-setup: ort sysdeps venv
+setup: ort openvino sysdeps venv $(OPENVINO_SHIM)
 	cargo fetch --locked 2>/dev/null || cargo fetch
 
 ## ONNX Runtime: the shared library from the pinned PyPI wheel (no CDN download, see docs).
@@ -32,6 +40,28 @@ $(ORT_LIB):
 		--python-version 3.11 -d $(CACHE_DIR)/whl -q
 	python3 scripts/extract_ort.py $(CACHE_DIR)/whl $(ORT_DIR) $(ORT_VERSION)
 	test -f $@
+
+## OpenVINO: the plugin execution provider of PyPI onnxruntime-ep-openvino, laid out beside
+## ONNX Runtime in openvino/ (where the server looks by default; OPENVINO_EP_LIBRARY overrides).
+openvino: $(OPENVINO_PLUGIN)
+
+$(OPENVINO_PLUGIN):
+	mkdir -p $(CACHE_DIR)/whl
+	python3 -m pip download onnxruntime-ep-openvino==$(OPENVINO_EP_VERSION) --no-deps --only-binary=:all: \
+		--platform manylinux_2_28_x86_64 --python-version 3.11 -d $(CACHE_DIR)/whl -q
+	python3 scripts/extract_openvino.py $(CACHE_DIR)/whl $(OPENVINO_DIR) $(OPENVINO_EP_VERSION)
+	test -f $@
+
+$(OPENVINO_SHIM): tests/support/openvino_vendor_shim.c
+	mkdir -p $(dir $@)
+	gcc -O2 -shared -fPIC -Wall -Werror -o $@ $< -ldl
+
+## GPU libraries (not part of `make setup`: ≈ 2.5 GB): the CUDA/TensorRT build of ONNX Runtime
+## from PyPI onnxruntime-gpu and the CUDA 13 / cuDNN 9 runtime from NVIDIA's wheels, in
+## .cache/onnxruntime-gpu-$(ORT_VERSION)/ (cuda/ beside it); the GPU image copies this layout.
+## Serve with ORT_DYLIB_PATH=$(ORT_GPU_DIR)/libonnxruntime.so.$(ORT_VERSION).
+setup-gpu:
+	python3 scripts/setup_gpu.py $(CACHE_DIR)
 
 ## Debian packages: nasm (libjpeg-turbo's SIMD, built by mozjpeg-sys) and promtool (the metrics test).
 SYSDEPS_MISSING = $(strip $(if $(shell command -v nasm),,nasm) $(if $(shell command -v promtool),,prometheus))

@@ -6,6 +6,7 @@ pub mod artifacts;
 pub mod base_manager;
 pub mod error;
 pub mod fixed_size_cache;
+pub mod gpu;
 mod in_flight;
 pub mod inference;
 pub mod logger;
@@ -18,6 +19,7 @@ pub mod model_id;
 pub use base_manager::BaseManager;
 pub use error::CoreError;
 pub use fixed_size_cache::WithFixedSizeCache;
+pub use gpu::{DevicePlacer, GpuSnapshot, GpuSource, NvmlSource};
 pub use inference::{
     ClassScore, ClassificationOutput, ClassificationParams, CocoRle, Detection, DetectionOutput, DetectionParams,
     InferRequest, InferResponse, InstanceMask, Keypoint, MaskDecodeMode, MaskParams, OcrLine, OcrOutput,
@@ -25,7 +27,7 @@ pub use inference::{
 };
 pub use logger::WithLogger;
 pub use manager::{EvictionCause, ModelManager, RemovalReason};
-pub use memory_probe::{HostMemoryProbe, MemoryProbe, NvmlMemoryProbe};
+pub use memory_probe::{GpuMemoryProbe, HostMemoryProbe, MemoryProbe};
 pub use metrics::{ManagerMetrics, WithMetrics};
 pub use model::{Model, ModelDescription, ModelLoader};
 pub use model_id::ModelId;

@@ -1,8 +1,8 @@
 //! Where "memory pressure" comes from: free GPU memory through NVML, or free host memory.
 
-use std::sync::Mutex;
+use std::sync::Arc;
 
-use nvml_wrapper::Nvml;
+use crate::gpu::DevicePlacer;
 
 /// Reports the fraction of memory that is free, in `[0, 1]`; `None` when it cannot be read.
 pub trait MemoryProbe: Send + Sync {
@@ -48,49 +48,25 @@ impl MemoryProbe for HostMemoryProbe {
     }
 }
 
-/// GPU memory through NVML (`libnvidia-ml.so.1` is opened at run time). The lowest free fraction
-/// over all devices counts, since a model may land on any of them.
-pub struct NvmlMemoryProbe {
-    nvml: Mutex<Nvml>,
-    device_count: u32,
+/// The free memory of the GPU the next model will be placed on (NVML, per device): evicting helps
+/// only where the new model goes.
+pub struct GpuMemoryProbe {
+    placer: Arc<DevicePlacer>,
 }
 
-impl NvmlMemoryProbe {
-    /// `Err` with the reason when there is no NVIDIA driver or no device: the caller falls back to host memory.
-    pub fn try_new() -> Result<Self, String> {
-        let nvml = Nvml::init().map_err(|e| format!("NVML unavailable: {e}"))?;
-        let device_count = nvml.device_count().map_err(|e| format!("NVML device count: {e}"))?;
-        if device_count == 0 {
-            return Err("NVML reports no GPU".into());
-        }
-        Ok(NvmlMemoryProbe { nvml: Mutex::new(nvml), device_count })
+impl GpuMemoryProbe {
+    pub fn new(placer: Arc<DevicePlacer>) -> Self {
+        GpuMemoryProbe { placer }
     }
 }
 
-impl MemoryProbe for NvmlMemoryProbe {
+impl MemoryProbe for GpuMemoryProbe {
     fn name(&self) -> &'static str {
         "gpu"
     }
 
     fn free_fraction(&self) -> Option<f64> {
-        let nvml = self.nvml.lock().ok()?;
-        (0..self.device_count)
-            .filter_map(|i| {
-                let info = nvml.device_by_index(i).ok()?.memory_info().ok()?;
-                (info.total > 0).then(|| info.free as f64 / info.total as f64)
-            })
-            .reduce(f64::min)
-    }
-}
-
-/// The GPU probe where NVML works, else host memory.
-pub fn detect_memory_probe() -> Box<dyn MemoryProbe> {
-    match NvmlMemoryProbe::try_new() {
-        Ok(probe) => Box::new(probe),
-        Err(reason) => {
-            tracing::info!(%reason, "no GPU memory probe; memory pressure is read from host memory");
-            Box::new(HostMemoryProbe::new())
-        }
+        self.placer.peek()?.free_fraction()
     }
 }
 
@@ -114,9 +90,20 @@ mod tests {
     #[test]
     fn nvml_without_a_driver_is_a_clean_error_not_a_panic() {
         // On a GPU host this succeeds; elsewhere it must say why instead of panicking.
-        match NvmlMemoryProbe::try_new() {
-            Ok(probe) => assert!(probe.free_fraction().is_some()),
-            Err(reason) => assert!(reason.contains("NVML")),
+        match crate::gpu::NvmlSource::try_new() {
+            Ok(source) => assert!(crate::gpu::GpuSource::snapshot(&source, 0).is_some()),
+            Err(reason) => assert!(reason.contains("NVML"), "{reason}"),
         }
+    }
+
+    #[test]
+    fn the_gpu_probe_reads_the_device_the_next_model_goes_to() {
+        const GB: u64 = 1 << 30;
+        let gpus = crate::gpu::tests::FakeGpus::new(&[(60 * GB, 80 * GB), (20 * GB, 80 * GB)]);
+        let placer = Arc::new(DevicePlacer::new(Box::new(gpus.clone()), &[]).unwrap());
+        let probe = GpuMemoryProbe::new(placer.clone());
+        assert_eq!(probe.free_fraction(), Some(0.75), "device 1, the least used, not the minimum over devices");
+        gpus.set_used(1, 70 * GB);
+        assert_eq!(probe.free_fraction(), Some(0.25), "now device 0 is where a model would go");
     }
 }

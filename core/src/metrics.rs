@@ -21,6 +21,7 @@ pub struct ManagerMetrics {
     load_seconds: HistogramVec,
     evictions: IntCounterVec,
     loaded: IntGaugeVec,
+    info: IntGaugeVec,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
@@ -60,6 +61,13 @@ impl ManagerMetrics {
                 &["model_id", "task", "cause"],
             )?,
             loaded: IntGaugeVec::new(Opts::new("sightline_model_loaded", "1 for each model currently loaded."), ml)?,
+            info: IntGaugeVec::new(
+                Opts::new(
+                    "sightline_model_info",
+                    "1 for each loaded model, labelled with the execution provider and device it really runs on.",
+                ),
+                &["model_id", "task", "execution_provider", "device"],
+            )?,
         };
         registry.register(Box::new(metrics.requests.clone()))?;
         registry.register(Box::new(metrics.errors.clone()))?;
@@ -68,6 +76,7 @@ impl ManagerMetrics {
         registry.register(Box::new(metrics.load_seconds.clone()))?;
         registry.register(Box::new(metrics.evictions.clone()))?;
         registry.register(Box::new(metrics.loaded.clone()))?;
+        registry.register(Box::new(metrics.info.clone()))?;
         Ok(metrics)
     }
 }
@@ -83,9 +92,19 @@ impl<M: ModelManager> WithMetrics<M> {
         WithMetrics { inner, metrics, loads: InFlight::default() }
     }
 
-    fn task_of(&self, id: &ModelId) -> Option<&'static str> {
+    fn description_of(&self, id: &ModelId) -> Option<ModelDescription> {
         let name = id.to_string();
-        self.inner.describe().into_iter().find(|d| d.model_id == name).map(|d| d.task.as_str())
+        self.inner.describe().into_iter().find(|d| d.model_id == name)
+    }
+
+    fn info_labels(d: &ModelDescription) -> [&str; 4] {
+        [d.model_id.as_str(), d.task.as_str(), d.execution_provider.as_str(), d.device.as_str()]
+    }
+
+    /// Drops the series of a model that is no longer loaded.
+    fn forget(&self, d: &ModelDescription) {
+        let _ = self.metrics.loaded.remove_label_values(&[d.model_id.as_str(), d.task.as_str()]);
+        let _ = self.metrics.info.remove_label_values(&Self::info_labels(d));
     }
 }
 
@@ -109,6 +128,7 @@ impl<M: ModelManager> ModelManager for WithMetrics<M> {
                     .with_label_values(&[model_id.as_str(), task])
                     .observe(started.elapsed().as_secs_f64());
                 self.metrics.loaded.with_label_values(&[model_id.as_str(), task]).set(1);
+                self.metrics.info.with_label_values(&Self::info_labels(d)).set(1);
             }
             Err(_) => self.metrics.loads.with_label_values(&[model_id.as_str(), "unknown", "error"]).inc(),
         }
@@ -116,13 +136,12 @@ impl<M: ModelManager> ModelManager for WithMetrics<M> {
     }
 
     async fn remove(&self, id: &ModelId, reason: RemovalReason) -> bool {
-        let task = self.task_of(id);
+        let description = self.description_of(id);
         let removed = self.inner.remove(id, reason).await;
-        if let (true, Some(task)) = (removed, task) {
-            let model_id = id.to_string();
-            let _ = self.metrics.loaded.remove_label_values(&[model_id.as_str(), task]);
+        if let (true, Some(d)) = (removed, description) {
+            self.forget(&d);
             if let RemovalReason::Evicted(cause) = reason {
-                self.metrics.evictions.with_label_values(&[model_id.as_str(), task, cause.as_str()]).inc();
+                self.metrics.evictions.with_label_values(&[d.model_id.as_str(), d.task.as_str(), cause.as_str()]).inc();
             }
         }
         removed
@@ -132,7 +151,7 @@ impl<M: ModelManager> ModelManager for WithMetrics<M> {
         let loaded = self.inner.describe();
         self.inner.clear().await;
         for d in loaded {
-            let _ = self.metrics.loaded.remove_label_values(&[d.model_id.as_str(), d.task.as_str()]);
+            self.forget(&d);
         }
     }
 

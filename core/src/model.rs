@@ -21,6 +21,32 @@ pub struct ModelDescription {
     /// Bytes of the model's ONNX files, which ONNX Runtime keeps resident as initializers (working
     /// memory comes on top); set by the registry, which knows the artifacts.
     pub resident_bytes: Option<u64>,
+    /// The ONNX Runtime provider the model's sessions really run on, e.g. `CPUExecutionProvider`
+    /// (after any fallback; `+`-joined when a pipeline's sessions differ).
+    pub execution_provider: String,
+    /// Where they run: `cpu`, `cuda:0`, `openvino:CPU`, ...
+    pub device: String,
+    /// GPU memory the load took on its device (NVML, used memory before and after); `None` off GPU.
+    pub vram_bytes: Option<u64>,
+}
+
+impl ModelDescription {
+    /// The placement fields before the registry fills them from the model's sessions.
+    pub fn unplaced() -> ModelDescription {
+        ModelDescription {
+            model_id: String::new(),
+            task: Task::ObjectDetection,
+            architecture: String::new(),
+            batch_size: None,
+            input_width: None,
+            input_height: None,
+            class_names: Vec::new(),
+            resident_bytes: None,
+            execution_provider: String::new(),
+            device: String::new(),
+            vram_bytes: None,
+        }
+    }
 }
 
 /// A loaded, validated model ready to serve requests.

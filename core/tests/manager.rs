@@ -83,6 +83,9 @@ impl ModelLoader for StandInLoader {
                 input_height: Some(8),
                 class_names: vec!["a".into()],
                 resident_bytes: None,
+                execution_provider: "CPUExecutionProvider".into(),
+                device: "cpu".into(),
+                vram_bytes: None,
             },
             live: self.live.clone(),
         }))

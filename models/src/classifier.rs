@@ -12,11 +12,11 @@ use sightline_core::{
     TaskParams,
 };
 
-use crate::drawing::{class_colors, draw_classification, encode_jpeg};
+use crate::engine::{ModelSessions, OnnxWorker, Outputs};
+use crate::image::drawing::{class_colors, draw_classification, encode_jpeg};
+use crate::image::preprocess::{prepare, InputSpec};
+use crate::load_options::LoadOptions;
 use crate::model_config::ModelConfig;
-use crate::onnx_worker::{build_fixed_size_session, OnnxWorker, Outputs};
-use crate::preprocess::{prepare, InputSpec};
-use crate::registry::RegistryOptions;
 use crate::ModelError;
 
 pub struct ClassificationModel {
@@ -61,10 +61,15 @@ pub fn to_probabilities(raw: &[f32], multi_label: bool) -> Vec<f32> {
 
 impl ClassificationModel {
     /// Blocking: builds the session, checks the output has one score per class name on a blank image.
-    pub fn load(id: &ModelId, config: ModelConfig, options: &RegistryOptions) -> Result<Self, ModelError> {
+    pub fn load(
+        id: &ModelId,
+        config: ModelConfig,
+        options: &LoadOptions,
+        sessions: &mut ModelSessions<'_>,
+    ) -> Result<Self, ModelError> {
         let file = config.weights.clone();
         let broken = |reason: String| ModelError::BrokenModel { file: file.clone(), reason };
-        let (session, shape, (width, height), outputs) = build_fixed_size_session(&file, options.intra_threads)?;
+        let (session, shape, (width, height), outputs) = sessions.fixed_size(&file)?;
         let scores = raw_scores(&outputs).map_err(|e| broken(e.to_string()))?;
         let num_classes = config.class_names.len();
         if scores.len() != num_classes {

@@ -1,27 +1,18 @@
-//! Sightline models: image operations, ONNX Runtime sessions, task models, and the registry that
+//! Sightline models: image operations, the ONNX Runtime engine, task models, and the registry that
 //! builds them from a model folder.
 
 pub mod classifier;
-pub mod contour;
-pub mod drawing;
+pub mod engine;
 pub mod error;
-pub mod image_adjust;
-pub mod image_decode;
-pub mod instance_mask;
-pub mod letterbox;
+pub mod image;
+pub mod load_options;
 pub mod model_config;
-pub mod nms;
 pub mod ocr;
-pub mod onnx_worker;
-pub mod preprocess;
 pub mod registry;
-pub mod resize;
-pub mod rle;
-pub mod runtime;
-pub mod yolo_model;
-pub mod yolo_output;
+pub mod yolo;
 
+pub use crate::image::decode::DecodeLimits;
+pub use engine::{init_runtime, RuntimeInfo};
 pub use error::ModelError;
-pub use image_decode::DecodeLimits;
-pub use registry::{ModelRegistry, RegistryOptions};
-pub use runtime::{init_runtime, RuntimeInfo};
+pub use load_options::LoadOptions;
+pub use registry::ModelRegistry;

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 use sightline_core::{ModelDescription, ModelId, Task};
 
-use crate::image_adjust::{Adjustments, Contrast, StaticCrop};
-use crate::letterbox::ResizeMode;
+use crate::image::adjust::{Adjustments, Contrast, StaticCrop};
+use crate::image::letterbox::ResizeMode;
 use crate::ModelError;
 
 pub const WEIGHTS_FILE: &str = "weights.onnx";
@@ -78,6 +78,7 @@ impl ModelConfig {
             input_height: Some(height),
             class_names: self.class_names.clone(),
             resident_bytes: None,
+            ..ModelDescription::unplaced()
         }
     }
 }

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use futures::future::join_all;
 use ndarray::Array4;
-use sightline_models::onnx_worker::{build_session, OnnxWorker};
+use sightline_models::engine::{build_session, OnnxWorker};
 use sightline_models::{init_runtime, ModelError};
 
 fn worker(queue: usize) -> OnnxWorker {

@@ -5,12 +5,12 @@ use std::path::{Path, PathBuf};
 
 use ndarray::{ArrayD, Axis, IxDyn};
 use serde_json::Value;
-use sightline_models::image_decode::decode_image;
-use sightline_models::letterbox::{Placement, ResizeMode};
-use sightline_models::nms::non_max_suppression;
-use sightline_models::onnx_worker::{build_session, run_session};
-use sightline_models::preprocess::to_input_tensor;
-use sightline_models::yolo_output::{decode_candidates, YoloLayout};
+use sightline_models::engine::{build_session, run_session};
+use sightline_models::image::decode::decode_image;
+use sightline_models::image::letterbox::{Placement, ResizeMode};
+use sightline_models::image::preprocess::to_input_tensor;
+use sightline_models::yolo::nms::non_max_suppression;
+use sightline_models::yolo::output::{decode_candidates, YoloLayout};
 use sightline_models::{init_runtime, DecodeLimits};
 
 fn data(p: &str) -> PathBuf {

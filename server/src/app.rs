@@ -10,12 +10,13 @@ use actix_web::{middleware, web, App, HttpServer};
 use prometheus::Registry;
 use sightline_core::artifacts::{build_sources, ArtifactCache};
 use sightline_core::fixed_size_cache::CacheConfig;
-use sightline_core::memory_probe::detect_memory_probe;
 use sightline_core::{BaseManager, ManagerMetrics, ModelId, ModelManager, WithFixedSizeCache, WithLogger, WithMetrics};
-use sightline_models::{init_runtime, DecodeLimits, ModelRegistry, RegistryOptions};
+use sightline_models::{init_runtime, DecodeLimits, LoadOptions, ModelRegistry};
 
 use crate::api_key::require_api_key;
 use crate::config::Config;
+use crate::execution::{self, Execution};
+use crate::gpu_metrics::GpuCollector;
 use crate::http_metrics::{observe, HttpMetrics};
 use crate::routes;
 use crate::state::AppState;
@@ -27,6 +28,10 @@ pub enum StartupError {
     NoRuntimePath,
     #[error(transparent)]
     Runtime(#[from] sightline_models::ModelError),
+    #[error("execution providers: {0}")]
+    Providers(String),
+    #[error("none of the execution providers listed can be used here, so no model could load. {0}")]
+    NoProvider(String),
     #[error("model sources or cache: {0}")]
     Artifacts(sightline_core::CoreError),
     #[error("cannot build the client for url image inputs: {0}")]
@@ -48,11 +53,12 @@ fn build_manager(
     registry: &Registry,
     pinned: &HashSet<ModelId>,
     artifacts: Arc<ArtifactCache>,
+    execution: &Execution,
 ) -> Result<Arc<dyn ModelManager>, StartupError> {
-    let options = RegistryOptions {
+    let options = LoadOptions {
         queue_capacity: config.model_queue_capacity as usize,
-        intra_threads: config.ort_intra_op_threads,
         decode_limits: DecodeLimits { max_pixels: config.max_image_pixels, ..DecodeLimits::default() },
+        engine: execution.engine.clone(),
     };
     let loader = ModelRegistry::new(options, artifacts);
     let base = BaseManager::new(Arc::new(loader));
@@ -62,7 +68,7 @@ fn build_manager(
         memory_free_threshold: config.memory_free_threshold,
         pinned: pinned.clone(),
     };
-    let probe = Arc::from(detect_memory_probe());
+    let probe = execution.memory_probe.clone();
     Ok(Arc::new(WithFixedSizeCache::new(WithMetrics::new(WithLogger::new(base), metrics), cache, probe)))
 }
 
@@ -81,8 +87,9 @@ pub async fn build_artifacts(config: &Config) -> Result<Arc<ArtifactCache>, Star
 
 pub async fn serve(config: Config) -> Result<(), StartupError> {
     let dylib: PathBuf = config.ort_dylib_path.clone().ok_or(StartupError::NoRuntimePath)?;
-    let runtime = init_runtime(&dylib)?;
-    tracing::info!(library = %runtime.library, "ONNX Runtime loaded");
+    init_runtime(&dylib)?;
+    tracing::info!(library = %dylib.display(), "ONNX Runtime loaded");
+    let execution = execution::start(&config, &dylib)?;
     let pinned: HashSet<ModelId> = config
         .pinned_models
         .iter()
@@ -92,7 +99,10 @@ pub async fn serve(config: Config) -> Result<(), StartupError> {
 
     let registry = Registry::new();
     let artifacts = build_artifacts(&config).await?;
-    let manager = build_manager(&config, &registry, &pinned, artifacts.clone())?;
+    let manager = build_manager(&config, &registry, &pinned, artifacts.clone(), &execution)?;
+    if let Some(gpus) = &execution.gpus {
+        registry.register(Box::new(GpuCollector::new(gpus.clone())?))?;
+    }
     let state = web::Data::new(AppState {
         manager: manager.clone(),
         artifacts: artifacts.clone(),
@@ -100,7 +110,8 @@ pub async fn serve(config: Config) -> Result<(), StartupError> {
         registry,
         ready: AtomicBool::new(false),
         server_uuid: uuid::Uuid::new_v4().to_string(),
-        runtime,
+        runtime: execution.runtime.clone(),
+        gpus: execution.gpus.clone(),
         max_body_bytes: config.max_body_bytes,
         load_wait: Duration::from_secs(config.model_load_wait_secs),
         server_api_key: config.sightline_api_key.as_ref().map(|k| k.0.clone()).filter(|k| !k.is_empty()),

@@ -5,6 +5,11 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use sightline_core::artifacts::{ApiSettings, CacheOptions, RetryPolicy, S3Settings, SourceSettings, VerifyLevel};
+use sightline_models::engine::{ArenaStrategy, OpenVinoDevice, OpenVinoPrecision, ProviderOptions};
+
+/// The providers tried when neither EXECUTION_PROVIDERS nor ONNXRUNTIME_EXECUTION_PROVIDERS is set
+/// (see docs/benchmarks.md for the measurements behind it).
+pub const DEFAULT_EXECUTION_PROVIDERS: &str = "openvino,cpu";
 
 #[derive(Debug, Parser)]
 #[command(name = "sightline", version, about = "Sightline: a Roboflow-compatible computer-vision inference server")]
@@ -149,6 +154,41 @@ pub struct Config {
     /// ONNX Runtime intra-op threads per model; 0 = ONNX Runtime's default (all cores).
     #[arg(long, env = "ORT_INTRA_OP_THREADS", default_value_t = 0)]
     pub ort_intra_op_threads: usize,
+    /// Execution providers in order of preference, comma-separated: `tensorrt`, `cuda`, `openvino`,
+    /// `cpu`. Each session uses the first that registers and passes the load-time test inference.
+    /// Unset: ONNXRUNTIME_EXECUTION_PROVIDERS, else `openvino,cpu`.
+    #[arg(long, env = "EXECUTION_PROVIDERS")]
+    pub execution_providers: Option<String>,
+    /// Roboflow's setting, read when EXECUTION_PROVIDERS is unset, in its own format too:
+    /// `[CUDAExecutionProvider,OpenVINOExecutionProvider,CPUExecutionProvider]`.
+    #[arg(long, env = "ONNXRUNTIME_EXECUTION_PROVIDERS")]
+    pub onnxruntime_execution_providers: Option<String>,
+    /// GPUs models may be placed on (comma-separated CUDA device ids); unset = every visible GPU.
+    #[arg(long, env = "DEVICE_IDS", value_delimiter = ',')]
+    pub device_ids: Vec<u32>,
+    /// Bytes each CUDA session's memory arena may grow to; unset = no limit.
+    #[arg(long, env = "CUDA_MEMORY_LIMIT")]
+    pub cuda_memory_limit: Option<usize>,
+    /// How CUDA arenas grow: `next_power_of_two` (fewer allocations) or `same_as_requested` (tighter).
+    #[arg(long, env = "CUDA_ARENA_EXTEND_STRATEGY", default_value = "next_power_of_two")]
+    pub cuda_arena_extend_strategy: ArenaStrategy,
+    /// Folders (colon-separated) holding the CUDA 13 / cuDNN 9 runtime libraries, preloaded before
+    /// the first CUDA session; default: the `cuda/` folder beside ORT_DYLIB_PATH (`make setup-gpu`).
+    #[arg(long, env = "CUDA_LIB_DIR", value_delimiter = ':')]
+    pub cuda_lib_dir: Vec<PathBuf>,
+    /// TensorRT builds FP16 engines (what Roboflow does).
+    #[arg(long, env = "TENSORRT_FP16", default_value_t = true, action = clap::ArgAction::Set)]
+    pub tensorrt_fp16: bool,
+    /// The OpenVINO plugin provider (PyPI onnxruntime-ep-openvino); default:
+    /// `openvino/libonnxruntime_providers_openvino_plugin.so` beside ORT_DYLIB_PATH (`make setup`).
+    #[arg(long, env = "OPENVINO_EP_LIBRARY")]
+    pub openvino_ep_library: Option<PathBuf>,
+    /// OpenVINO device: `CPU`, `GPU`, `NPU` or `AUTO`.
+    #[arg(long, env = "OPENVINO_DEVICE", default_value = "CPU")]
+    pub openvino_device: OpenVinoDevice,
+    /// OpenVINO inference precision: `f32` (answers as the CPU provider), `bf16` or `f16` (faster, less exact).
+    #[arg(long, env = "OPENVINO_PRECISION", default_value = "f32")]
+    pub openvino_precision: OpenVinoPrecision,
     /// Requests that may queue for one model before the server answers 429 (retry).
     #[arg(long, env = "MODEL_QUEUE_CAPACITY", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
     pub model_queue_capacity: u32,
@@ -231,6 +271,31 @@ impl Config {
                 api_key: self.api_key.as_ref().map(|k| k.0.clone()),
                 timeout,
             },
+        }
+    }
+
+    /// The providers' settings; library locations default to the layouts `make setup` and
+    /// `make setup-gpu` make beside the ONNX Runtime library.
+    pub fn provider_options(&self, ort_dylib: &std::path::Path) -> ProviderOptions {
+        let ort_dir = ort_dylib.parent().map(PathBuf::from).unwrap_or_default();
+        let cuda_dirs = if self.cuda_lib_dir.is_empty() {
+            Some(ort_dir.join("cuda")).filter(|d| d.is_dir()).into_iter().collect()
+        } else {
+            self.cuda_lib_dir.clone()
+        };
+        ProviderOptions {
+            intra_threads: self.ort_intra_op_threads,
+            device_ids: self.device_ids.clone(),
+            cuda_memory_limit: self.cuda_memory_limit,
+            cuda_arena_strategy: self.cuda_arena_extend_strategy,
+            cuda_library_dirs: cuda_dirs,
+            tensorrt_fp16: self.tensorrt_fp16,
+            openvino_library: self
+                .openvino_ep_library
+                .clone()
+                .unwrap_or_else(|| ort_dir.join("openvino/libonnxruntime_providers_openvino_plugin.so")),
+            openvino_device: self.openvino_device,
+            openvino_precision: self.openvino_precision,
         }
     }
 

@@ -1,7 +1,7 @@
 //! Entry points for the fuzz targets (`fuzz/`, `make fuzz`): the paths that take untrusted bytes,
 //! run synchronously and without a model or a network.
 
-use sightline_models::image_decode::decode_image;
+use sightline_models::image::decode::decode_image;
 use sightline_models::DecodeLimits;
 
 /// Smaller than the server's default so that each fuzz run stays fast; the checks are the same.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use prometheus::Registry;
 use sightline_core::artifacts::ArtifactCache;
-use sightline_core::ModelManager;
+use sightline_core::{DevicePlacer, ModelManager};
 use sightline_models::RuntimeInfo;
 
 pub struct AppState {
@@ -17,6 +17,8 @@ pub struct AppState {
     pub ready: AtomicBool,
     pub server_uuid: String,
     pub runtime: RuntimeInfo,
+    /// The GPUs models may be placed on, where NVML sees any (registry memory fields).
+    pub gpus: Option<Arc<DevicePlacer>>,
     pub max_body_bytes: usize,
     /// `MODEL_LOAD_WAIT_SECS`: how long an inference request waits for its model to load.
     pub load_wait: std::time::Duration,

@@ -14,11 +14,12 @@ use base64::Engine;
 use serde_json::json;
 use sightline_core::artifacts::{ArtifactCache, CacheOptions, LocalSource, RetryPolicy, VerifyLevel};
 use sightline_core::{DetectionParams, InferRequest, ModelId, ModelLoader, TaskParams};
-use sightline_models::image_decode::decode_image;
-use sightline_models::letterbox::ResizeMode;
-use sightline_models::onnx_worker::{build_session, run_session};
-use sightline_models::preprocess::to_input_tensor;
-use sightline_models::{init_runtime, DecodeLimits, ModelRegistry, RegistryOptions};
+use sightline_models::engine::Engine as OrtEngine;
+use sightline_models::engine::{build_session, run_session};
+use sightline_models::image::decode::decode_image;
+use sightline_models::image::letterbox::ResizeMode;
+use sightline_models::image::preprocess::to_input_tensor;
+use sightline_models::{init_runtime, DecodeLimits, LoadOptions, ModelRegistry};
 
 const IMAGES: [&str; 3] = ["shapes_256_00.png", "shapes_640x480.png", "shapes_1920x1080.jpg"];
 
@@ -133,7 +134,8 @@ async fn main() {
         max_model_bytes: 1 << 30,
     };
     let artifacts = ArtifactCache::new(cache_options, vec![Arc::new(LocalSource::new(model_dir.clone()))]);
-    let options = RegistryOptions { queue_capacity: 64, intra_threads: 0, decode_limits: DecodeLimits::default() };
+    let options =
+        LoadOptions { queue_capacity: 64, decode_limits: DecodeLimits::default(), engine: Arc::new(OrtEngine::cpu(0)) };
     let registry = ModelRegistry::new(options, artifacts.clone());
     load_costs(&artifacts, &registry).await;
     let model = registry.load(&ModelId::parse("shapes/1").unwrap()).await.unwrap();

@@ -13,10 +13,10 @@ use sightline_core::{
 use super::ctc::greedy_decode;
 use super::db_postprocess::{order_and_filter, text_boxes};
 use super::perspective::crop_quad;
-use crate::image_decode::{decode_image, DecodeLimits};
-use crate::onnx_worker::{build_session, test_inference, OnnxWorker, Outputs};
-use crate::registry::RegistryOptions;
-use crate::resize::resize_bilinear;
+use crate::engine::{ModelSessions, OnnxWorker, Outputs};
+use crate::image::decode::{decode_image, DecodeLimits};
+use crate::image::resize::resize_bilinear;
+use crate::load_options::LoadOptions;
 use crate::ModelError;
 
 pub const DETECTOR_FILE: &str = "det.onnx";
@@ -60,12 +60,11 @@ fn broken(path: &Path, reason: impl Into<String>) -> ModelError {
 
 /// A session checked with one blank input of `shape`; returns the first output's shape.
 fn checked_session(
+    sessions: &mut ModelSessions<'_>,
     path: &Path,
     shape: (usize, usize, usize, usize),
-    threads: usize,
 ) -> Result<(ort::session::Session, Vec<usize>), ModelError> {
-    let (mut session, _) = build_session(path, threads)?;
-    let outputs = test_inference(&mut session, path, &Array4::zeros(shape))?;
+    let (session, outputs) = sessions.with_test_input(path, &Array4::zeros(shape))?;
     let dims = outputs.first().map(|o| o.shape().to_vec()).ok_or_else(|| broken(path, "no output"))?;
     Ok((session, dims))
 }
@@ -101,17 +100,22 @@ fn batches(crops: &[RgbImage]) -> Vec<Vec<usize>> {
 
 impl OcrModel {
     /// Blocking: loads the three sessions and the dictionary, checking each on a blank input.
-    pub fn load(id: &ModelId, dir: &Path, model_type: &str, options: &RegistryOptions) -> Result<Self, ModelError> {
-        let threads = options.intra_threads;
+    pub fn load(
+        id: &ModelId,
+        dir: &Path,
+        model_type: &str,
+        options: &LoadOptions,
+        sessions: &mut ModelSessions<'_>,
+    ) -> Result<Self, ModelError> {
         let keys_path = dir.join(KEYS_FILE);
         let keys = std::fs::read_to_string(&keys_path).map_err(|e| broken(&keys_path, format!("cannot read: {e}")))?;
         let mut characters = vec![String::new()];
         characters.extend(keys.lines().map(str::to_owned));
         characters.push(" ".into());
-        let (detector, _) = checked_session(&dir.join(DETECTOR_FILE), (1, 3, 32, 32), threads)?;
+        let (detector, _) = checked_session(sessions, &dir.join(DETECTOR_FILE), (1, 3, 32, 32))?;
         let cls_path = dir.join(CLASSIFIER_FILE);
         let classifier = if cls_path.exists() {
-            let (session, dims) = checked_session(&cls_path, (1, 3, 48, 192), threads)?;
+            let (session, dims) = checked_session(sessions, &cls_path, (1, 3, 48, 192))?;
             if dims != [1, 2] {
                 return Err(broken(&cls_path, format!("expected a (1, 2) output, got {dims:?}")));
             }
@@ -120,7 +124,7 @@ impl OcrModel {
             None
         };
         let rec_path = dir.join(RECOGNIZER_FILE);
-        let (recognizer, rec_dims) = checked_session(&rec_path, (1, 3, 48, 320), threads)?;
+        let (recognizer, rec_dims) = checked_session(sessions, &rec_path, (1, 3, 48, 320))?;
         if rec_dims.len() != 3 || rec_dims[2] != characters.len() {
             return Err(broken(
                 &rec_path,
@@ -141,6 +145,7 @@ impl OcrModel {
             input_height: None,
             class_names: vec![],
             resident_bytes: None,
+            ..ModelDescription::unplaced()
         };
         Ok(OcrModel {
             description,

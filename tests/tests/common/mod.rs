@@ -115,6 +115,8 @@ impl Server {
             .env("MODEL_CACHE_DIR", cachedir.path())
             .env("HTTP_WORKERS", "2")
             .env("ORT_INTRA_OP_THREADS", "1")
+            // Deterministic whatever the host offers; the provider tests choose their own.
+            .env("EXECUTION_PROVIDERS", "cpu")
             .env("LOG_LEVEL", "info")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap());

@@ -11,15 +11,15 @@ use sightline_core::{
     ModelDescription, ModelId, Task, TaskParams,
 };
 
-use crate::drawing::{class_colors, draw_detections, encode_jpeg};
-use crate::instance_mask::{decode_mask, MaskInputs};
-use crate::letterbox::Placement;
+use crate::engine::{ModelSessions, OnnxWorker, Outputs};
+use crate::image::drawing::{class_colors, draw_detections, encode_jpeg};
+use crate::image::letterbox::Placement;
+use crate::image::preprocess::{prepare, InputSpec};
+use crate::load_options::LoadOptions;
 use crate::model_config::{Architecture, ModelConfig};
-use crate::nms::{non_max_suppression, Candidate};
-use crate::onnx_worker::{build_fixed_size_session, OnnxWorker, Outputs};
-use crate::preprocess::{prepare, InputSpec};
-use crate::registry::RegistryOptions;
-use crate::yolo_output::{decode_candidates, YoloLayout};
+use crate::yolo::mask::{decode_mask, MaskInputs};
+use crate::yolo::nms::{non_max_suppression, Candidate};
+use crate::yolo::output::{decode_candidates, YoloLayout};
 use crate::ModelError;
 
 /// What a task asks of the decoder beyond boxes.
@@ -60,11 +60,16 @@ struct DecodeOptions {
 impl YoloModel {
     /// Blocking: builds the session, checks its shapes, runs a test inference on a blank image, and
     /// only then starts the worker. Every error names the weights file.
-    pub fn load(id: &ModelId, config: ModelConfig, options: &RegistryOptions) -> Result<Self, ModelError> {
+    pub fn load(
+        id: &ModelId,
+        config: ModelConfig,
+        options: &LoadOptions,
+        sessions: &mut ModelSessions<'_>,
+    ) -> Result<Self, ModelError> {
         let file = config.weights.clone();
         let broken = |reason: String| ModelError::BrokenModel { file: file.clone(), reason };
         let layout = if config.architecture == Architecture::YoloV5 { YoloLayout::V5 } else { YoloLayout::V8 };
-        let (session, shape, (width, height), outputs) = build_fixed_size_session(&file, options.intra_threads)?;
+        let (session, shape, (width, height), outputs) = sessions.fixed_size(&file)?;
         let values = layout.values_per_anchor(head_view(&outputs).map_err(|e| broken(e.to_string()))?).ncols();
         let num_classes = config.class_names.len();
         let head = layout.head_len(num_classes);

@@ -4,10 +4,10 @@ use image::RgbImage;
 use ndarray::Array4;
 use sightline_core::{CoreError, PreprocessingFlags};
 
-use crate::image_adjust::{self, Adjustments, Contrast};
-use crate::image_decode::{decode_image, DecodeLimits};
-use crate::letterbox::{Placement, ResizeMode};
-use crate::resize::resize_bilinear;
+use crate::image::adjust::{self as image_adjust, Adjustments, Contrast};
+use crate::image::decode::{decode_image, DecodeLimits};
+use crate::image::letterbox::{Placement, ResizeMode};
+use crate::image::resize::resize_bilinear;
 
 /// How a model wants its input built.
 #[derive(Debug, Clone, Copy)]

@@ -11,10 +11,10 @@ use image::GrayImage;
 use ndarray::{s, Array2, ArrayView1, ArrayView3};
 use sightline_core::{InstanceMask, MaskDecodeMode};
 
-use crate::contour::largest_external_contour;
-use crate::letterbox::Placement;
-use crate::resize::resize_plane;
-use crate::rle::coco_rle;
+use crate::image::letterbox::Placement;
+use crate::image::resize::resize_plane;
+use crate::yolo::contour::largest_external_contour;
+use crate::yolo::rle::coco_rle;
 
 /// `coefficients (C) · prototypes (C, h, w)` → `(h, w)` logits.
 fn logits(coefficients: ArrayView1<'_, f32>, prototypes: ArrayView3<'_, f32>) -> Array2<f32> {
@@ -128,7 +128,7 @@ fn scaled_polygon(m: &MaskInputs<'_>, logits: &Array2<f32>, factor: f32) -> Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::letterbox::ResizeMode;
+    use crate::image::letterbox::ResizeMode;
     use ndarray::Array3;
 
     #[test]

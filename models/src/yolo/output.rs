@@ -9,7 +9,7 @@
 
 use ndarray::{ArrayView1, ArrayView2};
 
-use crate::nms::Candidate;
+use crate::yolo::nms::Candidate;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum YoloLayout {

@@ -1,0 +1,352 @@
+//! Sessions: built on the first execution provider of the deployment's list that registers and
+//! passes the model's load-time test inference, with every provider that could not be used logged
+//! with its cause. A model's sessions share one placement (one GPU for all of an OCR pipeline).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use ndarray::{Array4, ArrayD};
+use ort::session::Session;
+use ort::value::TensorRef;
+use sightline_core::{DevicePlacer, GpuSnapshot};
+
+use super::cache_dirs::{openvino_cache_dir, tensorrt_cache_dir};
+use super::environment::{environment, openvino_device, tensorrt_version};
+use super::provider::{ArenaStrategy, OpenVinoDevice, Provider, ProviderOptions};
+use crate::ModelError;
+
+pub type Outputs = Vec<ArrayD<f32>>;
+
+/// Static facts about a session's single input and its outputs; `-1` marks a symbolic dimension.
+#[derive(Debug, Clone)]
+pub struct SessionShape {
+    pub input_name: String,
+    pub input_dims: Vec<i64>,
+    pub output_names: Vec<String>,
+    pub output_dims: Vec<Vec<i64>>,
+}
+
+fn broken(path: &Path, reason: String) -> ModelError {
+    ModelError::BrokenModel { file: path.to_path_buf(), reason }
+}
+
+impl SessionShape {
+    fn of(session: &Session, path: &Path) -> Result<SessionShape, ModelError> {
+        let [input] = session.inputs() else {
+            return Err(broken(path, format!("expected one input, found {}", session.inputs().len())));
+        };
+        let dims = |t: &ort::value::ValueType| t.tensor_shape().map(|s| s.to_vec()).unwrap_or_default();
+        Ok(SessionShape {
+            input_name: input.name().to_owned(),
+            input_dims: dims(input.dtype()),
+            output_names: session.outputs().iter().map(|o| o.name().to_owned()).collect(),
+            output_dims: session.outputs().iter().map(|o| dims(o.dtype())).collect(),
+        })
+    }
+
+    /// `(width, height)` of a `(batch, 3, height, width)` input with a fixed height and width.
+    pub fn fixed_input_size(&self, file: &Path) -> Result<(u32, u32), ModelError> {
+        let fixed = |d: i64| u32::try_from(d).ok().filter(|&d| d > 0);
+        match self.input_dims.as_slice() {
+            [_, 3, h, w] => match (fixed(*w), fixed(*h)) {
+                (Some(w), Some(h)) => Ok((w, h)),
+                _ => Err(broken(file, format!("input {:?} must have a fixed height and width", self.input_dims))),
+            },
+            dims => Err(broken(file, format!("input must be (batch, 3, height, width), found {dims:?}"))),
+        }
+    }
+
+    /// The fixed batch size, or `None` for a symbolic batch axis.
+    pub fn batch_size(&self) -> Option<usize> {
+        self.input_dims.first().and_then(|&b| usize::try_from(b).ok()).filter(|&b| b > 0)
+    }
+}
+
+/// Where a session runs: the provider, and the GPU for the NVIDIA ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Target {
+    pub provider: Provider,
+    pub gpu: Option<u32>,
+}
+
+/// Builds a session for `file` on `target`, configured from `options`; provider caches (TensorRT
+/// engines, OpenVINO blobs) go under `cache_root`, the model's cache entry. Errors are the cause
+/// as ONNX Runtime gave it.
+pub fn build_on(target: Target, file: &Path, options: &ProviderOptions, cache_root: &Path) -> Result<Session, String> {
+    let env = environment().map_err(|e| e.to_string())?;
+    let mut builder = Session::builder(env).map_err(|e| e.to_string())?;
+    if options.intra_threads > 0 {
+        builder = builder.with_intra_threads(options.intra_threads).map_err(|e| e.to_string())?;
+    }
+    let gpu = target.gpu.unwrap_or(0);
+    let mut tensorrt_dir = None;
+    builder = match target.provider {
+        Provider::Cpu => builder,
+        Provider::Cuda => builder.with_execution_providers([cuda(options, gpu)]).map_err(|e| e.to_string())?,
+        Provider::TensorRt => {
+            let dir = tensorrt_cache_dir(cache_root, &gpu_key(gpu), &tensorrt_version()?);
+            std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            let trt = ort::ep::TensorRT::default()
+                .with_device_id(gpu as i32)
+                .with_fp16(options.tensorrt_fp16)
+                .with_engine_cache(true)
+                .with_engine_cache_path(dir.display())
+                .with_timing_cache(true)
+                .with_timing_cache_path(dir.display())
+                .build()
+                .error_on_failure();
+            let engines_before = count_engines(&dir);
+            tensorrt_dir = Some((dir, engines_before));
+            // Nodes TensorRT does not take run on CUDA, not on the CPU.
+            builder.with_execution_providers([trt, cuda(options, gpu)]).map_err(|e| e.to_string())?
+        }
+        Provider::OpenVino => {
+            let device = openvino_device(options.openvino_device)?;
+            let dir = openvino_cache_dir(cache_root, options.openvino_device, options.openvino_precision);
+            std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            let config = openvino_options(device.ep().map_err(|e| e.to_string())?, options, &dir);
+            // A session reported as OpenVINO runs wholly on OpenVINO: a model with nodes it cannot
+            // take fails here and is built on the next provider instead, with the cause logged.
+            builder
+                .with_config_entry("session.disable_cpu_ep_fallback", "1")
+                .and_then(|b| b.with_devices([device], Some(&config)))
+                .map_err(|e| e.to_string())?
+        }
+    };
+    let started = Instant::now();
+    let session = builder.commit_from_file(file).map_err(|e| format!("not a loadable ONNX model: {e}"))?;
+    if let Some((dir, before)) = tensorrt_dir {
+        let seconds = started.elapsed().as_secs_f64();
+        if count_engines(&dir) > before {
+            tracing::info!(file = %file.display(), cache = %dir.display(), seconds, "built a TensorRT engine (first build for this GPU and TensorRT version; later loads reuse it)");
+        } else {
+            tracing::info!(file = %file.display(), cache = %dir.display(), seconds, "TensorRT engine loaded from the cache");
+        }
+    }
+    Ok(session)
+}
+
+fn cuda(options: &ProviderOptions, gpu: u32) -> ort::ep::ExecutionProviderDispatch {
+    let mut cuda = ort::ep::CUDA::default().with_device_id(gpu as i32).with_arena_extend_strategy(
+        match options.cuda_arena_strategy {
+            ArenaStrategy::NextPowerOfTwo => ort::ep::ArenaExtendStrategy::NextPowerOfTwo,
+            ArenaStrategy::SameAsRequested => ort::ep::ArenaExtendStrategy::SameAsRequested,
+        },
+    );
+    if let Some(limit) = options.cuda_memory_limit {
+        cuda = cuda.with_memory_limit(limit);
+    }
+    cuda.build().error_on_failure()
+}
+
+/// The GPU's name and compute capability, which a TensorRT engine is only valid for.
+fn gpu_key(gpu: u32) -> String {
+    let snapshot =
+        sightline_core::NvmlSource::try_new().ok().and_then(|s| sightline_core::GpuSource::snapshot(&s, gpu));
+    match snapshot {
+        Some(s) => format!("{}-sm{}", s.name, s.compute_capability.unwrap_or_default()),
+        None => format!("gpu{gpu}"),
+    }
+}
+
+fn count_engines(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|entries| entries.flatten().filter(|e| e.file_name().to_string_lossy().ends_with(".engine")).count())
+        .unwrap_or(0)
+}
+
+/// The plugin's options, keyed by the device's provider name as `with_devices` expects. The
+/// plugin ignores `precision`, `cache_dir` and `num_of_threads` as options (it warns): they go
+/// into `load_config`, OpenVINO's own properties per device.
+fn openvino_options(ep_name: &str, options: &ProviderOptions, cache_dir: &Path) -> Vec<(String, String)> {
+    let mut properties = serde_json::json!({
+        "INFERENCE_PRECISION_HINT": options.openvino_precision.name(),
+        "CACHE_DIR": cache_dir.display().to_string(),
+    });
+    if options.intra_threads > 0 {
+        properties["INFERENCE_NUM_THREADS"] = serde_json::json!(options.intra_threads);
+    }
+    // AUTO hands each property set to the device it is named for.
+    let devices: &[&str] = match options.openvino_device {
+        OpenVinoDevice::Auto => &["CPU", "GPU", "NPU"],
+        other => &[other.name()],
+    };
+    let load_config: serde_json::Map<String, serde_json::Value> =
+        devices.iter().map(|d| (d.to_string(), properties.clone())).collect();
+    vec![(format!("{ep_name}.load_config"), serde_json::Value::Object(load_config).to_string())]
+}
+
+/// A CPU session with ONNX Runtime's defaults but for the thread count (benchmarks and tests of
+/// the raw runtime).
+pub fn build_session(path: &Path, intra_threads: usize) -> Result<(Session, SessionShape), ModelError> {
+    let options = ProviderOptions { intra_threads, ..ProviderOptions::default() };
+    let target = Target { provider: Provider::Cpu, gpu: None };
+    let session =
+        build_on(target, path, &options, path.parent().unwrap_or(Path::new("."))).map_err(|e| broken(path, e))?;
+    let shape = SessionShape::of(&session, path)?;
+    Ok((session, shape))
+}
+
+/// Runs one batch synchronously; outputs in the session's output order.
+pub fn run_session(session: &mut Session, input: &Array4<f32>) -> Result<Outputs, ModelError> {
+    let tensor = TensorRef::from_array_view(input).map_err(|e| ModelError::Inference(e.to_string()))?;
+    let names: Vec<String> = session.outputs().iter().map(|o| o.name().to_owned()).collect();
+    let outputs = session.run(ort::inputs![tensor]).map_err(|e| ModelError::Inference(e.to_string()))?;
+    names
+        .iter()
+        .map(|name| {
+            let value =
+                outputs.get(name.as_str()).ok_or_else(|| ModelError::Inference(format!("no output {name:?}")))?;
+            let array =
+                value.try_extract_array::<f32>().map_err(|e| ModelError::Inference(format!("output {name:?}: {e}")))?;
+            Ok(array.to_owned())
+        })
+        .collect()
+}
+
+/// The deployment's providers (those that passed the start-up check, in its order) and their
+/// options: what every model load builds its sessions with.
+pub struct Engine {
+    providers: Vec<Provider>,
+    options: ProviderOptions,
+    placer: Option<Arc<DevicePlacer>>,
+}
+
+impl Engine {
+    pub fn new(providers: Vec<Provider>, options: ProviderOptions, placer: Option<Arc<DevicePlacer>>) -> Engine {
+        Engine { providers, options, placer }
+    }
+
+    /// CPU only, ONNX Runtime's defaults but for `intra_threads`.
+    pub fn cpu(intra_threads: usize) -> Engine {
+        Engine::new(vec![Provider::Cpu], ProviderOptions { intra_threads, ..ProviderOptions::default() }, None)
+    }
+
+    pub fn providers(&self) -> &[Provider] {
+        &self.providers
+    }
+
+    /// Starts one model's load: a GPU is chosen now (when an NVIDIA provider is listed) and used by
+    /// all the model's sessions. `cache_root` is the model's cache entry.
+    pub fn for_model(&self, cache_root: &Path) -> ModelSessions<'_> {
+        let gpu = match (&self.placer, self.providers.iter().any(|p| p.is_gpu())) {
+            (Some(placer), true) => placer.place(),
+            _ => None,
+        };
+        ModelSessions { engine: self, cache_root: cache_root.to_path_buf(), gpu, used: Vec::new() }
+    }
+}
+
+/// What a loaded model reports about where it runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunsOn {
+    pub execution_provider: String,
+    pub device: String,
+    pub vram_bytes: Option<u64>,
+}
+
+/// One model's sessions as they are built.
+pub struct ModelSessions<'e> {
+    engine: &'e Engine,
+    cache_root: PathBuf,
+    /// The GPU placed for this model, with its memory before the load.
+    gpu: Option<GpuSnapshot>,
+    used: Vec<(Provider, String)>,
+}
+
+impl ModelSessions<'_> {
+    fn device_label(&self, provider: Provider) -> String {
+        match provider {
+            Provider::Cpu => "cpu".into(),
+            Provider::Cuda | Provider::TensorRt => format!("cuda:{}", self.gpu.as_ref().map_or(0, |g| g.index)),
+            Provider::OpenVino => format!("openvino:{}", self.engine.options.openvino_device.name()),
+        }
+    }
+
+    /// Builds `file`'s session on the first provider that registers and passes `check` (the
+    /// load-time test inference); each provider passed over is logged with its cause. When none
+    /// works, the error is the last provider's, with the causes of the others.
+    pub fn checked<T>(
+        &mut self,
+        file: &Path,
+        mut check: impl FnMut(&mut Session, &SessionShape) -> Result<T, ModelError>,
+    ) -> Result<(Session, SessionShape, T), ModelError> {
+        let mut causes: Vec<(Provider, String)> = Vec::new();
+        for &provider in &self.engine.providers {
+            let target = Target { provider, gpu: self.gpu.as_ref().map(|g| g.index) };
+            let attempt = build_on(target, file, &self.engine.options, &self.cache_root)
+                .map_err(|e| broken(file, e))
+                .and_then(|mut session| {
+                    let shape = SessionShape::of(&session, file)?;
+                    let checked = check(&mut session, &shape)?;
+                    Ok((session, shape, checked))
+                });
+            match attempt {
+                Ok(built) => {
+                    if !causes.is_empty() {
+                        tracing::warn!(file = %file.display(), execution_provider = provider.ort_name(), "session fell back to {provider}");
+                    }
+                    self.used.push((provider, self.device_label(provider)));
+                    return Ok(built);
+                }
+                Err(e) => {
+                    let cause = match &e {
+                        ModelError::BrokenModel { reason, .. } => reason.clone(),
+                        other => other.to_string(),
+                    };
+                    tracing::warn!(file = %file.display(), execution_provider = provider.ort_name(), %cause, "execution provider not used for this session");
+                    causes.push((provider, cause));
+                }
+            }
+        }
+        let (_, last) = causes.pop().unwrap_or((Provider::Cpu, "no execution provider is configured".into()));
+        let others: Vec<String> = causes.iter().map(|(p, c)| format!("{p}: {c}")).collect();
+        let reason = if others.is_empty() { last } else { format!("{last} (also tried {})", others.join("; ")) };
+        Err(broken(file, reason))
+    }
+
+    /// A session for a fixed-size `(batch, 3, height, width)` model, checked on a grey (114) image:
+    /// the session, its shape, its `(width, height)` and the test outputs.
+    pub fn fixed_size(&mut self, file: &Path) -> Result<(Session, SessionShape, (u32, u32), Outputs), ModelError> {
+        let (session, shape, (size, outputs)) = self.checked(file, |session, shape| {
+            let (width, height) = shape.fixed_input_size(file)?;
+            let grey = Array4::<f32>::from_elem((1, 3, height as usize, width as usize), 114.0 / 255.0);
+            Ok(((width, height), test_inference(session, file, &grey)?))
+        })?;
+        Ok((session, shape, size, outputs))
+    }
+
+    /// A session checked with one input of `input`'s shape; returns its test outputs.
+    pub fn with_test_input(&mut self, file: &Path, input: &Array4<f32>) -> Result<(Session, Outputs), ModelError> {
+        let (session, _, outputs) = self.checked(file, |session, _| test_inference(session, file, input))?;
+        Ok((session, outputs))
+    }
+
+    /// Where the model's sessions run; on a GPU, how much device memory the load took.
+    pub fn runs_on(&self) -> RunsOn {
+        let mut providers: Vec<&str> = Vec::new();
+        let mut devices: Vec<&str> = Vec::new();
+        for (provider, device) in &self.used {
+            if !providers.contains(&provider.ort_name()) {
+                providers.push(provider.ort_name());
+            }
+            if !devices.contains(&device.as_str()) {
+                devices.push(device);
+            }
+        }
+        let on_gpu = self.used.iter().any(|(p, _)| p.is_gpu());
+        let vram_bytes = match (&self.gpu, &self.engine.placer, on_gpu) {
+            (Some(before), Some(placer), true) => {
+                placer.snapshot(before.index).map(|after| after.used_bytes.saturating_sub(before.used_bytes))
+            }
+            _ => None,
+        };
+        RunsOn { execution_provider: providers.join("+"), device: devices.join("+"), vram_bytes }
+    }
+}
+
+/// Runs `input` once at load time, so a model that cannot infer is refused before it is served.
+pub fn test_inference(session: &mut Session, path: &Path, input: &Array4<f32>) -> Result<Outputs, ModelError> {
+    run_session(session, input).map_err(|e| broken(path, format!("test inference failed: {e}")))
+}
