@@ -17,7 +17,16 @@ fn classify(model: &str, image: &str, confidence: f64) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn top1_and_confidences_match_the_reference_for_every_image() {
-    let server = Server::start(&repo_root().join("assets/models"), &[]).await;
+    check_against_reference("cpu").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_openvino_top1_and_confidences_match_the_reference() {
+    check_against_reference("openvino").await;
+}
+
+async fn check_against_reference(provider: &str) {
+    let server = Server::start_on(provider, &repo_root().join("assets/models"), &[]).await;
     let reference = reference();
     let images = reference["images"].as_object().unwrap();
     assert_eq!(images.len(), 12);
@@ -37,6 +46,7 @@ async fn top1_and_confidences_match_the_reference_for_every_image() {
         }
         assert_eq!(v["confidence"], predictions[0]["confidence"]);
     }
+    server.assert_all_run_on(ort_name(provider)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -17,12 +17,12 @@ fn reference() -> Value {
 
 /// Posts every image of `reference_file` under every run to `model` (letterbox, as shipped) and to a
 /// stretch copy of it, and compares with the reference.
-async fn check_against_reference(model: &str, reference_file: &str, route: &str) {
+async fn check_against_reference(model: &str, reference_file: &str, route: &str, provider: &str) {
     let models = TempDir::new("ref");
     let stretch = format!("{}-stretch/1", model.split('/').next().unwrap());
     copy_model(models.path(), model, model, |_| {});
     copy_model(models.path(), model, &stretch, |d| std::fs::write(d.join("environment.json"), STRETCH_ENV).unwrap());
-    let server = Server::start(models.path(), &[]).await;
+    let server = Server::start_on(provider, models.path(), &[]).await;
     let reference = reference_of(reference_file);
     let images = reference["images"].as_object().unwrap();
     assert_eq!(images.len(), 15, "every fixture image is covered");
@@ -56,26 +56,39 @@ async fn check_against_reference(model: &str, reference_file: &str, route: &str)
     }
     assert!(compared > 100, "compared only {compared} reference detections");
     assert!(problems.is_empty(), "{} problems:\n{}", problems.len(), problems.join("\n"));
+    server.assert_all_run_on(ort_name(provider)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn yolov8_detections_match_the_reference_for_every_image_and_run() {
-    check_against_reference("shapes/1", "shapes-det-v8.json", "/infer/object_detection").await;
+    check_against_reference("shapes/1", "shapes-det-v8.json", "/infer/object_detection", "cpu").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn yolov8_with_a_dynamic_batch_axis_matches_its_reference() {
-    check_against_reference("shapes-dyn/1", "shapes-det-v8-dyn.json", "/infer/object_detection").await;
+    check_against_reference("shapes-dyn/1", "shapes-det-v8-dyn.json", "/infer/object_detection", "cpu").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn yolov5_detections_match_the_reference_for_every_image_and_run() {
-    check_against_reference("shapes-det-v5/1", "shapes-det-v5.json", "/infer/object_detection").await;
+    check_against_reference("shapes-det-v5/1", "shapes-det-v5.json", "/infer/object_detection", "cpu").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn yolov8_pose_boxes_and_keypoints_match_the_reference() {
-    check_against_reference("shapes-pose/1", "shapes-pose-v8.json", "/infer/keypoints_detection").await;
+    check_against_reference("shapes-pose/1", "shapes-pose-v8.json", "/infer/keypoints_detection", "cpu").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_openvino_yolov8_v5_and_dynamic_batch_detections_match_their_references() {
+    check_against_reference("shapes/1", "shapes-det-v8.json", "/infer/object_detection", "openvino").await;
+    check_against_reference("shapes-dyn/1", "shapes-det-v8-dyn.json", "/infer/object_detection", "openvino").await;
+    check_against_reference("shapes-det-v5/1", "shapes-det-v5.json", "/infer/object_detection", "openvino").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_openvino_pose_boxes_and_keypoints_match_the_reference() {
+    check_against_reference("shapes-pose/1", "shapes-pose-v8.json", "/infer/keypoints_detection", "openvino").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

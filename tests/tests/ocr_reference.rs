@@ -17,7 +17,16 @@ fn ocr_body(image: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_line_the_reference_read_correctly_is_read_the_same() {
-    let server = Server::start(&repo_root().join("assets/models"), &[]).await;
+    check_against_reference("cpu").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_openvino_every_line_the_reference_read_correctly_is_read_the_same() {
+    check_against_reference("openvino").await;
+}
+
+async fn check_against_reference(provider: &str) {
+    let server = Server::start_on(provider, &repo_root().join("assets/models"), &[]).await;
     let reference = reference();
     let images = reference["images"].as_object().unwrap();
     assert_eq!(images.len(), 11);
@@ -76,6 +85,7 @@ async fn every_line_the_reference_read_correctly_is_read_the_same() {
     assert!(read_correctly >= 10, "the reference reads {read_correctly} lines exactly");
     assert!(problems.is_empty(), "{}", problems.join("\n"));
     assert_eq!(checked, read_correctly);
+    server.assert_all_run_on(ort_name(provider)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,12 +7,12 @@ mod common;
 use common::*;
 use serde_json::{json, Value};
 
-async fn check_masks(model: &str, reference_file: &str) {
+async fn check_masks(model: &str, reference_file: &str, provider: &str) {
     let models = TempDir::new("seg");
     let stretch = format!("{}-stretch/1", model.split('/').next().unwrap());
     copy_model(models.path(), model, model, |_| {});
     copy_model(models.path(), model, &stretch, |d| std::fs::write(d.join("environment.json"), STRETCH_ENV).unwrap());
-    let server = Server::start(models.path(), &[]).await;
+    let server = Server::start_on(provider, models.path(), &[]).await;
     let reference: Value =
         serde_json::from_str(&std::fs::read_to_string(data(&format!("reference/{reference_file}"))).unwrap()).unwrap();
     let mut problems = Vec::new();
@@ -72,16 +72,24 @@ async fn check_masks(model: &str, reference_file: &str) {
     }
     assert!(masks_compared > 100, "compared only {masks_compared} masks");
     assert!(problems.is_empty(), "{} problems:\n{}", problems.len(), problems.join("\n"));
+    server.assert_all_run_on(ort_name(provider)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn yolov8_seg_masks_match_the_reference() {
-    check_masks("shapes-seg/1", "shapes-seg-v8.json").await;
+    check_masks("shapes-seg/1", "shapes-seg-v8.json", "cpu").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn yolov5_seg_masks_match_the_reference() {
-    check_masks("shapes-seg-v5/1", "shapes-seg-v5.json").await;
+    check_masks("shapes-seg-v5/1", "shapes-seg-v5.json", "cpu").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_openvino_every_segmentation_model_matches_its_reference() {
+    check_masks("shapes-seg/1", "shapes-seg-v8.json", "openvino").await;
+    check_masks("shapes-seg-v5/1", "shapes-seg-v5.json", "openvino").await;
+    check_masks("shapes-seg-v5-adapter/1", "shapes-seg-v5-adapter.json", "openvino").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -161,5 +169,5 @@ async fn masks_of_a_statically_cropped_model_are_in_the_full_frame() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn yolov5_seg_layout_adapter_masks_match_the_reference() {
-    check_masks("shapes-seg-v5-adapter/1", "shapes-seg-v5-adapter.json").await;
+    check_masks("shapes-seg-v5-adapter/1", "shapes-seg-v5-adapter.json", "cpu").await;
 }

@@ -84,6 +84,85 @@ pub fn copy_model(dir: &Path, from: &str, id: &str, edit: impl FnOnce(&Path)) {
 pub const STRETCH_ENV: &str =
     r#"{"PREPROCESSING": {"resize": {"enabled": true, "format": "Stretch to", "width": 256, "height": 256}}}"#;
 
+/// The binary with the harness's fixed settings (a cleared environment), then `env`.
+fn server_command(model_dir: &Path, port: u16, cache_dir: &Path, log: &Path, env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(binary());
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("ORT_DYLIB_PATH", ort_dylib())
+        .env("HOST", "127.0.0.1")
+        .env("PORT", port.to_string())
+        .env("MODEL_DIR", model_dir)
+        .env("MODEL_CACHE_DIR", cache_dir)
+        .env("HTTP_WORKERS", "2")
+        .env("ORT_INTRA_OP_THREADS", "1")
+        // Deterministic whatever the host offers; the provider tests choose their own.
+        .env("EXECUTION_PROVIDERS", "cpu")
+        .env("LOG_LEVEL", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+/// Runs the binary with `env` until it exits (within 60 s): its exit status and its log.
+pub fn run_to_exit(model_dir: &Path, env: &[(&str, &str)]) -> (std::process::ExitStatus, String) {
+    let logdir = TempDir::new("exit-log");
+    let cachedir = TempDir::new("exit-cache");
+    let log = logdir.path().join("server.log");
+    let mut child =
+        server_command(model_dir, free_port(), cachedir.path(), &log, env).spawn().expect("start sightline");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("sightline did not exit in 60 s:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    (status, std::fs::read_to_string(&log).unwrap_or_default())
+}
+
+/// `vendor_id` of this host's CPU.
+pub fn cpu_vendor() -> String {
+    let text = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix("vendor_id").map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned()))
+        .unwrap_or_default()
+}
+
+/// The settings that put every session on `provider` alone (`cpu` or `openvino`). OpenVINO uses
+/// the plugin `make setup` lays out; the plugin offers devices on Intel hardware only, so on other
+/// CPUs the real plugin is reached through the test-only vendor shim (tests/support/).
+pub fn provider_env(provider: &str) -> Vec<(&'static str, String)> {
+    let mut env = vec![("EXECUTION_PROVIDERS", provider.to_owned())];
+    if provider.starts_with("openvino") && cpu_vendor() != "GenuineIntel" {
+        let shim = std::env::var("SIGHTLINE_OPENVINO_SHIM")
+            .expect("SIGHTLINE_OPENVINO_SHIM is not set: run the tests through `make test` (it builds the shim)");
+        let ort = PathBuf::from(ort_dylib());
+        let real = ort.parent().unwrap().join("openvino/libonnxruntime_providers_openvino_plugin.so");
+        env.push(("OPENVINO_EP_LIBRARY", shim));
+        env.push(("SIGHTLINE_OPENVINO_REAL_PLUGIN", real.display().to_string()));
+    }
+    env
+}
+
+/// ONNX Runtime's name of a provider in `EXECUTION_PROVIDERS`.
+pub fn ort_name(provider: &str) -> &'static str {
+    match provider {
+        "cpu" => "CPUExecutionProvider",
+        "openvino" => "OpenVINOExecutionProvider",
+        "cuda" => "CUDAExecutionProvider",
+        "tensorrt" => "TensorrtExecutionProvider",
+        other => panic!("no such provider {other}"),
+    }
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
@@ -105,25 +184,7 @@ impl Server {
         let logdir = TempDir::new("log");
         let cachedir = TempDir::new("cache");
         let log = logdir.path().join("server.log");
-        let mut cmd = Command::new(binary());
-        cmd.env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("ORT_DYLIB_PATH", ort_dylib())
-            .env("HOST", "127.0.0.1")
-            .env("PORT", port.to_string())
-            .env("MODEL_DIR", model_dir)
-            .env("MODEL_CACHE_DIR", cachedir.path())
-            .env("HTTP_WORKERS", "2")
-            .env("ORT_INTRA_OP_THREADS", "1")
-            // Deterministic whatever the host offers; the provider tests choose their own.
-            .env("EXECUTION_PROVIDERS", "cpu")
-            .env("LOG_LEVEL", "info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let child = cmd.spawn().expect("start sightline");
+        let child = server_command(model_dir, port, cachedir.path(), &log, env).spawn().expect("start sightline");
         let mut server = Server {
             child,
             base: format!("http://127.0.0.1:{port}"),
@@ -134,6 +195,37 @@ impl Server {
         };
         server.wait_healthy().await;
         server
+    }
+
+    /// Starts the binary on `provider` (see [`provider_env`]) plus `env`.
+    pub async fn start_on(provider: &str, model_dir: &Path, env: &[(&str, &str)]) -> Server {
+        let provider_env = provider_env(provider);
+        let mut all: Vec<(&str, &str)> = provider_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        all.extend_from_slice(env);
+        Server::start(model_dir, &all).await
+    }
+
+    /// Every loaded model's `execution_provider` and `device` in the registry document.
+    pub async fn placements(&self) -> Vec<(String, String, String)> {
+        let (_, registry) = self.get_json("/model/registry").await;
+        registry["models"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                let field = |k: &str| m[k].as_str().unwrap_or_default().to_owned();
+                (field("model_id"), field("execution_provider"), field("device"))
+            })
+            .collect()
+    }
+
+    /// Fails unless every loaded model (at least one) runs on `execution_provider`.
+    pub async fn assert_all_run_on(&self, execution_provider: &str) {
+        let placements = self.placements().await;
+        assert!(!placements.is_empty(), "no model loaded");
+        for (id, provider, device) in placements {
+            assert_eq!(provider, execution_provider, "{id} runs on {provider} ({device})\n{}", self.log_text());
+        }
     }
 
     async fn wait_healthy(&mut self) {
@@ -150,6 +242,11 @@ impl Server {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!("sightline did not become healthy in 30 s:\n{}", self.log_text());
+    }
+
+    /// This server's MODEL_CACHE_DIR.
+    pub fn cache_dir(&self) -> &Path {
+        self._cachedir.path()
     }
 
     pub fn log_text(&self) -> String {

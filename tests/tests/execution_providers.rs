@@ -1,0 +1,116 @@
+//! Execution providers as a deployment sees them: which are used, which are refused and why, and
+//! what the server reports. CUDA and TensorRT are exercised here as they behave on a host without
+//! a GPU (this one); OpenVINO runs for real (the reference tests run every fixture model on it).
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+
+fn assets() -> std::path::PathBuf {
+    repo_root().join("assets/models")
+}
+
+#[test]
+fn cuda_alone_on_a_host_without_it_refuses_to_start_naming_the_library_and_the_setup_step() {
+    let (status, log) = run_to_exit(&assets(), &[("EXECUTION_PROVIDERS", "cuda")]);
+    assert!(!status.success(), "must not start:\n{log}");
+    assert!(log.contains("none of the execution providers listed can be used"), "{log}");
+    assert!(log.contains("CUDAExecutionProvider"), "names the provider: {log}");
+    assert!(log.contains("libonnxruntime_providers_cuda.so"), "names the missing library: {log}");
+    assert!(log.contains("make setup-gpu"), "names the setup step: {log}");
+}
+
+#[test]
+fn tensorrt_alone_refuses_to_start_too() {
+    let (status, log) = run_to_exit(&assets(), &[("EXECUTION_PROVIDERS", "tensorrt")]);
+    assert!(!status.success(), "must not start:\n{log}");
+    assert!(log.contains("TensorrtExecutionProvider") && log.contains("make setup-gpu"), "{log}");
+}
+
+#[test]
+fn an_unknown_provider_or_gpu_id_is_a_start_up_error() {
+    let (status, log) = run_to_exit(&assets(), &[("EXECUTION_PROVIDERS", "cuda,gpu")]);
+    assert!(!status.success());
+    assert!(log.contains("EXECUTION_PROVIDERS") && log.contains("\"gpu\""), "{log}");
+    let (status, log) = run_to_exit(&assets(), &[("EXECUTION_PROVIDERS", "cpu"), ("DEVICE_IDS", "1")]);
+    assert!(!status.success(), "DEVICE_IDS without a GPU:\n{log}");
+    assert!(log.contains("DEVICE_IDS") && log.contains("NVML"), "{log}");
+}
+
+async fn infer_shapes(server: &Server) {
+    let (status, body) =
+        server.post_json("/infer/object_detection", &detect_body("shapes/1", "shapes_640x480.png", 0.25, 0.45)).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(!body["predictions"].as_array().unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cuda_then_cpu_serves_on_cpu_and_the_log_says_why_cuda_was_not_used() {
+    let server = Server::start(&assets(), &[("EXECUTION_PROVIDERS", "cuda,cpu")]).await;
+    let (_, info) = server.get_json("/info").await;
+    assert_eq!(info["onnxruntime"]["execution_providers"], json!(["CPUExecutionProvider"]), "{info}");
+    let unavailable = &info["onnxruntime"]["unavailable_providers"][0];
+    assert_eq!(unavailable["execution_provider"], "CUDAExecutionProvider", "{info}");
+    assert!(unavailable["cause"].as_str().unwrap().contains("libonnxruntime_providers_cuda.so"), "{info}");
+
+    infer_shapes(&server).await;
+    assert_eq!(server.placements().await, [("shapes/1".into(), "CPUExecutionProvider".into(), "cpu".into())]);
+    let log = server.log_text();
+    let line = log.lines().find(|l| l.contains("CUDAExecutionProvider")).unwrap_or_else(|| panic!("{log}"));
+    assert!(line.contains("cannot be used") && line.contains("make setup-gpu"), "{line}");
+
+    let (_, registry) = server.get_json("/model/registry").await;
+    assert_eq!(registry["models"][0]["vram_bytes"], Value::Null, "no GPU, no VRAM figure");
+    assert_eq!(registry["gpu_memory_total"], Value::Null);
+    let metrics = server.get_text("/metrics").await;
+    assert!(
+        metrics.contains(r#"sightline_model_info{device="cpu",execution_provider="CPUExecutionProvider",model_id="shapes/1",task="object-detection"} 1"#),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("sightline_gpu_"), "GPU series are absent, not zero, without a GPU");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roboflows_setting_is_read_in_its_own_format_when_ours_is_unset() {
+    let server = Server::start(
+        &assets(),
+        &[
+            ("EXECUTION_PROVIDERS", ""),
+            ("ONNXRUNTIME_EXECUTION_PROVIDERS", "[CUDAExecutionProvider,CoreMLExecutionProvider,CPUExecutionProvider]"),
+        ],
+    )
+    .await;
+    let (_, info) = server.get_json("/info").await;
+    assert_eq!(info["onnxruntime"]["execution_providers"], json!(["CPUExecutionProvider"]), "{info}");
+    assert_eq!(info["onnxruntime"]["unavailable_providers"][0]["execution_provider"], "CUDAExecutionProvider");
+    assert!(server.log_text().contains("CoreMLExecutionProvider"), "the skipped provider is logged");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_openvino_device_the_host_lacks_falls_back_to_the_next_provider() {
+    let server = Server::start_on("openvino,cpu", &assets(), &[("OPENVINO_DEVICE", "NPU")]).await;
+    let (_, info) = server.get_json("/info").await;
+    assert_eq!(info["onnxruntime"]["execution_providers"], json!(["CPUExecutionProvider"]), "{info}");
+    let cause = info["onnxruntime"]["unavailable_providers"][0]["cause"].as_str().unwrap().to_owned();
+    assert!(cause.contains("no NPU device"), "{cause}");
+    infer_shapes(&server).await;
+    server.assert_all_run_on("CPUExecutionProvider").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openvino_reports_its_device_and_keeps_compiled_models_in_the_cache_entry() {
+    let server = Server::start_on("openvino", &assets(), &[]).await;
+    let (_, info) = server.get_json("/info").await;
+    assert_eq!(info["onnxruntime"]["execution_providers"], json!(["OpenVINOExecutionProvider"]), "{info}");
+    infer_shapes(&server).await;
+    assert_eq!(
+        server.placements().await,
+        [("shapes/1".into(), "OpenVINOExecutionProvider".into(), "openvino:CPU".into())]
+    );
+    let metrics = server.get_text("/metrics").await;
+    assert!(metrics.contains(r#"device="openvino:CPU",execution_provider="OpenVINOExecutionProvider""#), "{metrics}");
+    let compiled = server.cache_dir().join("shapes/1/openvino/CPU-f32");
+    let blobs = std::fs::read_dir(&compiled).map(|d| d.flatten().count()).unwrap_or(0);
+    assert!(blobs > 0, "OpenVINO's compiled model is cached in {}", compiled.display());
+}
