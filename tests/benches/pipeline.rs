@@ -15,7 +15,9 @@ use serde_json::json;
 use sightline_core::artifacts::{ArtifactCache, CacheOptions, LocalSource, RetryPolicy, VerifyLevel};
 use sightline_core::{DetectionParams, InferRequest, ModelId, ModelLoader, TaskParams};
 use sightline_models::engine::Engine as OrtEngine;
-use sightline_models::engine::{build_session, run_session};
+use sightline_models::engine::{
+    build_on, build_session, probe_provider, run_session, OpenVinoPrecision, Provider, ProviderOptions, Target,
+};
 use sightline_models::image::decode::decode_image;
 use sightline_models::image::letterbox::ResizeMode;
 use sightline_models::image::preprocess::to_input_tensor;
@@ -24,6 +26,9 @@ use sightline_models::{init_runtime, DecodeLimits, LoadOptions, ModelRegistry};
 const IMAGES: [&str; 3] = ["shapes_256_00.png", "shapes_640x480.png", "shapes_1920x1080.jpg"];
 
 fn root() -> PathBuf {
+    if let Ok(root) = std::env::var("SIGHTLINE_REPO") {
+        return PathBuf::from(root);
+    }
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
@@ -70,16 +75,27 @@ impl Drop for ServerProcess {
 }
 
 async fn start_server(client: &reqwest::Client) -> (ServerProcess, String) {
+    start_server_with(client, &[]).await
+}
+
+async fn start_server_with(client: &reqwest::Client, env: &[(&str, String)]) -> (ServerProcess, String) {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let cache = std::env::temp_dir().join(format!("sightline-bench-server-{}-{port}", std::process::id()));
     let child = ServerProcess(
-        Command::new(root().join("target/release/sightline"))
-            .env("PORT", port.to_string())
-            .env("HOST", "127.0.0.1")
-            .env("MODEL_DIR", root().join("assets/models"))
-            .env("LOG_LEVEL", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("target/release/sightline (make bench builds it)"),
+        Command::new(
+            std::env::var("SIGHTLINE_BIN")
+                .map(PathBuf::from)
+                .unwrap_or_else(|_| root().join("target/release/sightline")),
+        )
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .env("MODEL_CACHE_DIR", cache)
+        .env("PORT", port.to_string())
+        .env("HOST", "127.0.0.1")
+        .env("MODEL_DIR", root().join("assets/models"))
+        .env("LOG_LEVEL", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("target/release/sightline (make bench builds it)"),
     );
     let base = format!("http://127.0.0.1:{port}");
     for _ in 0..300 {
@@ -221,4 +237,156 @@ async fn main() {
         total / 8 * 8
     );
     let _ = std::fs::remove_dir_all(&cache_dir);
+    println!();
+    provider_tables(&client, iterations, Path::new(&dylib)).await;
+}
+
+/// A provider setting as the bench runs it: `EXECUTION_PROVIDERS` alone, OpenVINO's precision.
+struct Variant {
+    label: &'static str,
+    provider: Provider,
+    precision: OpenVinoPrecision,
+}
+
+/// The OpenVINO plugin `make setup` lays out; on a non-Intel CPU (where it offers no device) the
+/// real plugin behind the test-support vendor shim, as the tests run it (the note says which).
+fn openvino_library(dylib: &Path) -> (PathBuf, Option<PathBuf>) {
+    let real = dylib.parent().unwrap().join("openvino/libonnxruntime_providers_openvino_plugin.so");
+    let intel = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default().contains("GenuineIntel");
+    match std::env::var("SIGHTLINE_OPENVINO_SHIM") {
+        Ok(shim) if !intel => (PathBuf::from(shim), Some(real)),
+        _ => (real, None),
+    }
+}
+
+fn read_npy_f32(path: &Path) -> Vec<f32> {
+    let bytes = std::fs::read(path).unwrap();
+    let header = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    bytes[10 + header..].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+}
+
+/// Per provider, in one run: raw ONNX Runtime on `shapes-dyn` (prepared tensors, batch 1 and its
+/// best batch), the deviation of `shapes/1`'s raw output from the reference's on the fixture
+/// tensor, and the server's throughput at 16 clients on `shapes-dyn/1` as a ratio to raw.
+async fn provider_tables(client: &reqwest::Client, iterations: usize, dylib: &Path) {
+    let (ov_library, ov_real) = openvino_library(dylib);
+    if let Some(real) = &ov_real {
+        std::env::set_var("SIGHTLINE_OPENVINO_REAL_PLUGIN", real);
+        println!("(OpenVINO through the test-support vendor shim: this CPU is not Intel's)");
+    }
+    let all = [
+        Variant { label: "cpu", provider: Provider::Cpu, precision: OpenVinoPrecision::F32 },
+        Variant { label: "openvino-f32", provider: Provider::OpenVino, precision: OpenVinoPrecision::F32 },
+        Variant { label: "openvino-bf16", provider: Provider::OpenVino, precision: OpenVinoPrecision::Bf16 },
+        Variant { label: "cuda", provider: Provider::Cuda, precision: OpenVinoPrecision::F32 },
+        Variant { label: "tensorrt", provider: Provider::TensorRt, precision: OpenVinoPrecision::F32 },
+    ];
+    // BENCH_PROVIDERS picks the rows (scripts/gpu-check.sh asks for cpu,cuda,tensorrt).
+    let wanted = std::env::var("BENCH_PROVIDERS").unwrap_or_else(|_| "cpu,openvino-f32,openvino-bf16".into());
+    let variants = all.into_iter().filter(|v| wanted.split(',').any(|w| w.trim() == v.label));
+    let input = read_npy_f32(&root().join("tests/data/raw/input_letterbox_shapes_640x480.npy"));
+    let reference = read_npy_f32(&root().join("tests/data/raw/shapes-det-v8__shapes_640x480__output0.npy"));
+    let tensor1 = ndarray::Array4::from_shape_vec((1, 3, 256, 256), input).unwrap();
+    let image = std::fs::read(root().join("tests/data/images/shapes_640x480.png")).unwrap();
+    let body = Arc::new(json!({
+        "model_id": "shapes-dyn/1", "confidence": 0.25,
+        "image": {"type": "base64", "value": base64::engine::general_purpose::STANDARD.encode(&image)},
+    }));
+    println!("| provider | raw batch 1 (img/s) | raw best batch (img/s) | max abs deviation from the reference output | server, 16 clients (req/s) | server ÷ raw best |");
+    println!("|---|---|---|---|---|---|");
+    for v in variants {
+        let cuda_library_dirs = std::env::var("CUDA_LIB_DIR")
+            .map(|d| d.split(':').map(PathBuf::from).collect())
+            .unwrap_or_else(|_| vec![dylib.parent().unwrap().join("cuda")]);
+        let options = ProviderOptions {
+            openvino_library: ov_library.clone(),
+            openvino_precision: v.precision,
+            cuda_library_dirs,
+            tensorrt_fp16: true,
+            ..ProviderOptions::default()
+        };
+        let gpus =
+            sightline_core::NvmlSource::try_new().map(|s| sightline_core::GpuSource::device_count(&s)).unwrap_or(0);
+        if let Some(cause) = probe_provider(v.provider, dylib, &options, gpus) {
+            println!("| {} | not available here: {cause} | | | | |", v.label);
+            continue;
+        }
+        let scratch = std::env::temp_dir().join(format!("sightline-bench-ep-{}", std::process::id()));
+        let target = Target { provider: v.provider, gpu: v.provider.is_gpu().then_some(0) };
+        let dyn_weights = root().join("assets/models/shapes-dyn/1/weights.onnx");
+        let mut session = build_on(target, &dyn_weights, &options, &scratch).unwrap();
+        let mut best = (1, 0.0);
+        let mut batch1 = 0.0;
+        for batch in [1, 2, 4, 8] {
+            let tensor = ndarray::concatenate(ndarray::Axis(0), &vec![tensor1.view(); batch]).unwrap();
+            let ms = time_ms(iterations / batch.max(1) + 5, || {
+                run_session(&mut session, &tensor).unwrap();
+            });
+            let rate = batch as f64 * 1e3 / ms;
+            if batch == 1 {
+                batch1 = rate;
+            }
+            if rate > best.1 {
+                best = (batch, rate);
+            }
+        }
+        let mut fixed =
+            build_on(target, &root().join("assets/models/shapes/1/weights.onnx"), &options, &scratch).unwrap();
+        let output = run_session(&mut fixed, &tensor1).unwrap();
+        let deviation = output[0].iter().zip(&reference).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        drop((session, fixed));
+        let _ = std::fs::remove_dir_all(&scratch);
+
+        let mut env = vec![
+            ("EXECUTION_PROVIDERS", v.provider.key().to_owned()),
+            ("OPENVINO_PRECISION", v.precision.name().to_owned()),
+            ("OPENVINO_EP_LIBRARY", ov_library.display().to_string()),
+        ];
+        if let Some(real) = &ov_real {
+            env.push(("SIGHTLINE_OPENVINO_REAL_PLUGIN", real.display().to_string()));
+        }
+        if let Ok(dirs) = std::env::var("CUDA_LIB_DIR") {
+            env.push(("CUDA_LIB_DIR", dirs));
+        }
+        let (_server, base) = start_server_with(client, &env).await;
+        let rate =
+            throughput(client, &format!("{base}/infer/object_detection"), body.clone(), 16, iterations * 2).await;
+        println!(
+            "| {} | {batch1:.0} | {:.0} (batch {}) | {deviation:.2e} | {rate:.0} | {:.2} |",
+            v.label,
+            best.1,
+            best.0,
+            rate / best.1
+        );
+    }
+}
+
+/// Requests per second with `clients` concurrent clients sending `total` requests in all.
+async fn throughput(
+    client: &reqwest::Client,
+    url: &str,
+    body: Arc<serde_json::Value>,
+    clients: usize,
+    total: usize,
+) -> f64 {
+    // Warm-up: the model loads on the first request.
+    let r = client.post(url).json(&*body).send().await.unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..clients)
+        .map(|_| {
+            let (client, body, url) = (client.clone(), body.clone(), url.to_owned());
+            tokio::spawn(async move {
+                for _ in 0..total / clients {
+                    let r = client.post(&url).json(&*body).send().await.unwrap();
+                    assert!(r.status().is_success(), "{}", r.status());
+                    r.bytes().await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    (total / clients * clients) as f64 / started.elapsed().as_secs_f64()
 }

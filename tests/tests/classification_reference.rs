@@ -25,6 +25,13 @@ async fn on_openvino_top1_and_confidences_match_the_reference() {
     check_against_reference("openvino").await;
 }
 
+/// Run by scripts/gpu-check.sh on a host with an NVIDIA GPU.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs an NVIDIA GPU and the make setup-gpu libraries: scripts/gpu-check.sh"]
+async fn on_cuda_top1_and_confidences_match_the_reference() {
+    check_against_reference("cuda").await;
+}
+
 async fn check_against_reference(provider: &str) {
     let server = Server::start_on(provider, &repo_root().join("assets/models"), &[]).await;
     let reference = reference();

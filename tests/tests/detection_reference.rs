@@ -86,6 +86,16 @@ async fn on_openvino_yolov8_v5_and_dynamic_batch_detections_match_their_referenc
     check_against_reference("shapes-det-v5/1", "shapes-det-v5.json", "/infer/object_detection", "openvino").await;
 }
 
+/// Run by scripts/gpu-check.sh on a host with an NVIDIA GPU.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs an NVIDIA GPU and the make setup-gpu libraries: scripts/gpu-check.sh"]
+async fn on_cuda_every_detection_model_matches_its_reference() {
+    check_against_reference("shapes/1", "shapes-det-v8.json", "/infer/object_detection", "cuda").await;
+    check_against_reference("shapes-dyn/1", "shapes-det-v8-dyn.json", "/infer/object_detection", "cuda").await;
+    check_against_reference("shapes-det-v5/1", "shapes-det-v5.json", "/infer/object_detection", "cuda").await;
+    check_against_reference("shapes-pose/1", "shapes-pose-v8.json", "/infer/keypoints_detection", "cuda").await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_openvino_pose_boxes_and_keypoints_match_the_reference() {
     check_against_reference("shapes-pose/1", "shapes-pose-v8.json", "/infer/keypoints_detection", "openvino").await;

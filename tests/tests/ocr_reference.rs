@@ -25,6 +25,13 @@ async fn on_openvino_every_line_the_reference_read_correctly_is_read_the_same() 
     check_against_reference("openvino").await;
 }
 
+/// Run by scripts/gpu-check.sh on a host with an NVIDIA GPU.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs an NVIDIA GPU and the make setup-gpu libraries: scripts/gpu-check.sh"]
+async fn on_cuda_every_line_the_reference_read_correctly_is_read_the_same() {
+    check_against_reference("cuda").await;
+}
+
 async fn check_against_reference(provider: &str) {
     let server = Server::start_on(provider, &repo_root().join("assets/models"), &[]).await;
     let reference = reference();

@@ -92,6 +92,15 @@ async fn on_openvino_every_segmentation_model_matches_its_reference() {
     check_masks("shapes-seg-v5-adapter/1", "shapes-seg-v5-adapter.json", "openvino").await;
 }
 
+/// Run by scripts/gpu-check.sh on a host with an NVIDIA GPU.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs an NVIDIA GPU and the make setup-gpu libraries: scripts/gpu-check.sh"]
+async fn on_cuda_every_segmentation_model_matches_its_reference() {
+    check_masks("shapes-seg/1", "shapes-seg-v8.json", "cuda").await;
+    check_masks("shapes-seg-v5/1", "shapes-seg-v5.json", "cuda").await;
+    check_masks("shapes-seg-v5-adapter/1", "shapes-seg-v5-adapter.json", "cuda").await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mask_decode_modes_and_their_errors() {
     let server = Server::start(&repo_root().join("assets/models"), &[]).await;

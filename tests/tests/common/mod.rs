@@ -14,7 +14,11 @@ pub mod model_api;
 use base64::Engine;
 use serde_json::{json, Value};
 
+/// The checkout; `SIGHTLINE_REPO` when prebuilt test binaries run elsewhere (scripts/gpu-check.sh).
 pub fn repo_root() -> PathBuf {
+    if let Ok(root) = std::env::var("SIGHTLINE_REPO") {
+        return PathBuf::from(root);
+    }
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
 }
 
@@ -141,6 +145,9 @@ pub fn cpu_vendor() -> String {
 /// CPUs the real plugin is reached through the test-only vendor shim (tests/support/).
 pub fn provider_env(provider: &str) -> Vec<(&'static str, String)> {
     let mut env = vec![("EXECUTION_PROVIDERS", provider.to_owned())];
+    if let Ok(dirs) = std::env::var("CUDA_LIB_DIR") {
+        env.push(("CUDA_LIB_DIR", dirs)); // the CUDA runtime of a Python environment (scripts/gpu-check.sh)
+    }
     if provider.starts_with("openvino") && cpu_vendor() != "GenuineIntel" {
         let shim = std::env::var("SIGHTLINE_OPENVINO_SHIM")
             .expect("SIGHTLINE_OPENVINO_SHIM is not set: run the tests through `make test` (it builds the shim)");
