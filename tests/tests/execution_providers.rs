@@ -114,3 +114,63 @@ async fn openvino_reports_its_device_and_keeps_compiled_models_in_the_cache_entr
     let blobs = std::fs::read_dir(&compiled).map(|d| d.flatten().count()).unwrap_or(0);
     assert!(blobs > 0, "OpenVINO's compiled model is cached in {}", compiled.display());
 }
+
+/// A model folder holding `tests/data/models/det-classifier` (an operator OpenVINO lacks) as
+/// `det-classifier/1`.
+fn det_classifier() -> TempDir {
+    let dir = TempDir::new("det-classifier");
+    let to = dir.path().join("det-classifier/1");
+    std::fs::create_dir_all(&to).unwrap();
+    for entry in std::fs::read_dir(data("models/det-classifier")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+    dir
+}
+
+fn classify_body() -> Value {
+    json!({"model_id": "det-classifier/1", "image": {"type": "base64", "value": image_b64("shapes_256_00.png")}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_openvino_cannot_run_wholly_goes_to_the_next_provider_with_the_cause_logged() {
+    let models = det_classifier();
+    let server = Server::start_on("openvino,cpu", models.path(), &[]).await;
+    let (_, info) = server.get_json("/info").await;
+    assert_eq!(
+        info["onnxruntime"]["execution_providers"],
+        json!(["OpenVINOExecutionProvider", "CPUExecutionProvider"]),
+        "both usable at start-up: {info}"
+    );
+    let (status, body) = server.post_json("/infer/classification", &classify_body()).await;
+    assert_eq!(status, 200, "{body}");
+    server.assert_all_run_on("CPUExecutionProvider").await;
+    let log = server.log_text();
+    let refused = log
+        .lines()
+        .find(|l| l.contains("execution provider not used for this session") && l.contains("OpenVINOExecutionProvider"))
+        .unwrap_or_else(|| panic!("the OpenVINO refusal is logged:\n{log}"));
+    assert!(
+        refused.contains("fallback to CPU EP has been explicitly disabled"),
+        "with ONNX Runtime's cause: {refused}"
+    );
+    assert!(log.contains("session fell back to cpu"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_no_listed_provider_can_run_fails_to_load_with_the_cause() {
+    let models = det_classifier();
+    let server = Server::start_on("openvino", models.path(), &[]).await;
+    let (status, body) = server.post_json("/infer/classification", &classify_body()).await;
+    assert_eq!(status, 500, "{body}");
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.contains("weights.onnx") && message.contains("fallback to CPU EP has been explicitly disabled"),
+        "{message}"
+    );
+    let (_, registry) = server.get_json("/model/registry").await;
+    assert_eq!(registry["models"], json!([]), "nothing half-loaded: {registry}");
+    // No broken entry is kept: a retry loads again and fails the same way.
+    let (status, body) = server.post_json("/infer/classification", &classify_body()).await;
+    assert_eq!(status, 500, "{body}");
+}

@@ -108,10 +108,9 @@ pub fn build_on(target: Target, file: &Path, options: &ProviderOptions, cache_ro
             let config = openvino_options(device.ep().map_err(|e| e.to_string())?, options, &dir);
             // A session reported as OpenVINO runs wholly on OpenVINO: a model with nodes it cannot
             // take fails here and is built on the next provider instead, with the cause logged.
-            builder
-                .with_config_entry("session.disable_cpu_ep_fallback", "1")
-                .and_then(|b| b.with_devices([device], Some(&config)))
-                .map_err(|e| e.to_string())?
+            let builder =
+                builder.with_config_entry("session.disable_cpu_ep_fallback", "1").map_err(|e| e.to_string())?;
+            builder.with_devices([device], Some(&config)).map_err(|e| e.to_string())?
         }
     };
     let started = Instant::now();
