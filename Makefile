@@ -25,7 +25,7 @@ VENV_STAMP := $(VENV)/.requirements-installed
 MOTO_VERSION := 5.2.5
 INFERENCE_SDK_VERSION := 1.8.3
 
-.PHONY: setup setup-gpu run test build bench clean lint ort openvino sysdeps venv fuzz
+.PHONY: setup setup-gpu run test build bench soak clean lint ort openvino sysdeps venv fuzz
 
 setup: ort openvino sysdeps venv $(OPENVINO_SHIM)
 	cargo fetch --locked 2>/dev/null || cargo fetch
@@ -78,13 +78,13 @@ sysdeps:
 
 ## Python tools the tests use: moto (the S3-compatible server of the artifact tests) and
 ## Roboflow's own client, inference-sdk (the compatibility suite; ≈ 650 MB, installed once),
-## and openapi-spec-validator (checks /openapi.json).
+## openapi-spec-validator (checks /openapi.json), and onnx (make soak generates its 44 MB model).
 venv: $(VENV_STAMP)
 
 $(VENV_STAMP): Makefile
 	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check "moto[s3]==$(MOTO_VERSION)" flask flask-cors \
-		"inference-sdk==$(INFERENCE_SDK_VERSION)" "openapi-spec-validator==0.9.0"
+		"inference-sdk==$(INFERENCE_SDK_VERSION)" "openapi-spec-validator==0.9.0" "onnx==1.23.2"
 	touch $@
 
 build: setup
@@ -102,6 +102,12 @@ test: setup
 bench: setup
 	cargo build --release --bin sightline
 	cargo bench -p sightline-e2e --bench pipeline
+
+## Memory under churn (release build): model add/remove cycles under load, then OCR passes;
+## prints the server's RSS at each milestone (docs/benchmarks.md).
+soak: setup
+	cargo build --release --bin sightline
+	cargo bench -p sightline-e2e --bench soak
 
 ## Fuzzing (not part of `make test`): the request-body and image-decoding path under libFuzzer and
 ## AddressSanitizer for FUZZ_SECONDS. cargo-fuzz needs nightly flags; RUSTC_BOOTSTRAP lets the

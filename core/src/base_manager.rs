@@ -141,4 +141,8 @@ impl ModelManager for BaseManager {
         ids.sort();
         ids
     }
+
+    fn estimate_bytes(&self, id: &ModelId) -> Option<u64> {
+        self.loader.estimate_bytes(id)
+    }
 }

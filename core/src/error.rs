@@ -48,6 +48,9 @@ pub enum CoreError {
     /// The local model cache itself failed (disk full, permissions).
     #[error("Model cache error: {0}")]
     Cache(String),
+    /// The model would not fit in `MAX_MODEL_MEMORY` even after every evictable model was evicted.
+    #[error("Not enough memory for model {model_id}: it needs about {needed_bytes} bytes, and {available_bytes} of MAX_MODEL_MEMORY={budget_bytes} are left with the models that cannot be evicted (pinned or in use by a load)")]
+    InsufficientMemory { model_id: String, needed_bytes: u64, available_bytes: u64, budget_bytes: u64 },
     #[error("Internal error: {0}")]
     Internal(String),
 }
@@ -73,6 +76,7 @@ impl CoreError {
             CoreError::SourceTimeout(_) => "source_timeout",
             CoreError::SourceBadResponse(_) => "source_bad_response",
             CoreError::Cache(_) => "cache",
+            CoreError::InsufficientMemory { .. } => "insufficient_memory",
             CoreError::Internal(_) => "internal",
         }
     }

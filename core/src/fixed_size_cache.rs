@@ -19,6 +19,9 @@ pub struct CacheConfig {
     pub memory_free_threshold: f64,
     /// Never evicted.
     pub pinned: HashSet<ModelId>,
+    /// `MAX_MODEL_MEMORY`: bytes of host memory the loaded models may hold (their measured
+    /// `resident_bytes`); `None` = no budget.
+    pub max_model_memory: Option<u64>,
 }
 
 struct CacheState {
@@ -26,6 +29,8 @@ struct CacheState {
     lru: LruCache<ModelId, ()>,
     /// Admitted loads in flight, with the number of callers sharing each: they hold a slot against the cap.
     loading: HashMap<ModelId, usize>,
+    /// What each model measured when it was last loaded: its expected size next time.
+    measured: HashMap<ModelId, u64>,
 }
 
 pub struct WithFixedSizeCache<M> {
@@ -39,7 +44,7 @@ pub struct WithFixedSizeCache<M> {
 
 impl<M: ModelManager> WithFixedSizeCache<M> {
     pub fn new(inner: M, config: CacheConfig, probe: Arc<dyn MemoryProbe>) -> Self {
-        let state = CacheState { lru: LruCache::unbounded(), loading: HashMap::new() };
+        let state = CacheState { lru: LruCache::unbounded(), loading: HashMap::new(), measured: HashMap::new() };
         WithFixedSizeCache { inner, config, probe, state: Mutex::new(state), load_finished: Notify::new() }
     }
 
@@ -61,6 +66,22 @@ impl<M: ModelManager> WithFixedSizeCache<M> {
         threshold > 0.0 && self.probe.free_fraction().is_some_and(|free| free < threshold)
     }
 
+    /// The bytes a load of `id` is expected to take: its last measured size, else the estimate
+    /// from its files, else nothing known (0).
+    fn expected_bytes(&self, state: &CacheState, id: &ModelId) -> u64 {
+        state.measured.get(id).copied().or_else(|| self.inner.estimate_bytes(id)).unwrap_or(0)
+    }
+
+    /// Whether loading `id` now would exceed `MAX_MODEL_MEMORY`: `Some((needed, available))`.
+    fn over_budget(&self, state: &CacheState, id: &ModelId) -> Option<(u64, u64)> {
+        let budget = self.config.max_model_memory?;
+        let loaded: u64 = self.inner.describe().iter().filter_map(|d| d.resident_bytes).sum();
+        let in_flight: u64 = state.loading.keys().map(|l| self.expected_bytes(state, l)).sum();
+        let needed = self.expected_bytes(state, id);
+        let available = budget.saturating_sub(loaded + in_flight);
+        (needed > available).then_some((needed, available))
+    }
+
     /// Decides the next step for a caller that wants `id` loaded, under the lock.
     fn next_step(&self, id: &ModelId) -> Step {
         let mut state = self.lock();
@@ -72,8 +93,11 @@ impl<M: ModelManager> WithFixedSizeCache<M> {
             return Step::Load;
         }
         let occupied = state.lru.len() + state.loading.len();
+        let over_budget = self.over_budget(&state, id);
         let cause = if occupied >= self.config.max_active_models {
             EvictionCause::Capacity
+        } else if over_budget.is_some() {
+            EvictionCause::MemoryBudget
         } else if self.under_pressure() {
             EvictionCause::MemoryPressure
         } else {
@@ -85,8 +109,16 @@ impl<M: ModelManager> WithFixedSizeCache<M> {
             state.lru.pop(&victim);
             return Step::Evict(victim, cause);
         }
-        if cause == EvictionCause::Capacity && !state.loading.is_empty() {
-            return Step::WaitForLoads; // the slots are held by loads in flight: one will finish
+        if cause != EvictionCause::MemoryPressure && !state.loading.is_empty() {
+            return Step::WaitForLoads; // the slots (or bytes) are held by loads in flight: one will finish
+        }
+        if let (EvictionCause::MemoryBudget, Some((needed, available))) = (cause, over_budget) {
+            return Step::Refuse(CoreError::InsufficientMemory {
+                model_id: id.to_string(),
+                needed_bytes: needed,
+                available_bytes: available,
+                budget_bytes: self.config.max_model_memory.unwrap_or(0),
+            });
         }
         tracing::warn!(model_id = %id, cause = cause.as_str(), "no evictable model left (all pinned); loading anyway");
         state.loading.insert(id.clone(), 1);
@@ -104,6 +136,12 @@ impl<M: ModelManager> WithFixedSizeCache<M> {
             }
             if loaded && self.inner.contains(id) {
                 state.lru.put(id.clone(), ());
+                let name = id.to_string();
+                if let Some(bytes) =
+                    self.inner.describe().iter().find(|d| d.model_id == name).and_then(|d| d.resident_bytes)
+                {
+                    state.measured.insert(id.clone(), bytes);
+                }
             }
         }
         self.load_finished.notify_waiters();
@@ -122,6 +160,7 @@ impl<M: ModelManager> WithFixedSizeCache<M> {
                     self.inner.remove(&victim, RemovalReason::Evicted(cause)).await;
                 }
                 Step::WaitForLoads => finished.await,
+                Step::Refuse(error) => return Err(error),
                 Step::Load => break,
             }
         }
@@ -149,6 +188,8 @@ enum Step {
     Loaded,
     Evict(ModelId, EvictionCause),
     WaitForLoads,
+    /// Cannot fit even with every evictable model gone.
+    Refuse(CoreError),
     Load,
 }
 
@@ -192,5 +233,9 @@ impl<M: ModelManager> ModelManager for WithFixedSizeCache<M> {
 
     fn loading(&self) -> Vec<ModelId> {
         self.inner.loading()
+    }
+
+    fn estimate_bytes(&self, id: &ModelId) -> Option<u64> {
+        self.inner.estimate_bytes(id)
     }
 }

@@ -15,6 +15,7 @@ pub mod memory_probe;
 pub mod metrics;
 pub mod model;
 pub mod model_id;
+pub mod process_memory;
 
 pub use base_manager::BaseManager;
 pub use error::CoreError;

@@ -87,4 +87,8 @@ impl<M: ModelManager> ModelManager for WithLogger<M> {
     fn loading(&self) -> Vec<ModelId> {
         self.inner.loading()
     }
+
+    fn estimate_bytes(&self, id: &ModelId) -> Option<u64> {
+        self.inner.estimate_bytes(id)
+    }
 }

@@ -9,6 +9,8 @@ use crate::{CoreError, InferRequest, InferResponse, ModelDescription, ModelId};
 pub enum EvictionCause {
     Capacity,
     MemoryPressure,
+    /// `MAX_MODEL_MEMORY`: the new model's expected size did not fit beside the loaded ones.
+    MemoryBudget,
 }
 
 impl EvictionCause {
@@ -16,6 +18,7 @@ impl EvictionCause {
         match self {
             EvictionCause::Capacity => "capacity",
             EvictionCause::MemoryPressure => "memory_pressure",
+            EvictionCause::MemoryBudget => "memory_budget",
         }
     }
 }
@@ -42,4 +45,7 @@ pub trait ModelManager: Send + Sync {
     fn contains(&self, id: &ModelId) -> bool;
     /// Models whose load is in progress, sorted.
     fn loading(&self) -> Vec<ModelId>;
+    /// Bytes a load of `id` is expected to take, before it is loaded (an estimate from its files);
+    /// `None` when nothing is known yet (not downloaded).
+    fn estimate_bytes(&self, id: &ModelId) -> Option<u64>;
 }

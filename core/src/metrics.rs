@@ -22,6 +22,7 @@ pub struct ManagerMetrics {
     evictions: IntCounterVec,
     loaded: IntGaugeVec,
     info: IntGaugeVec,
+    resident: IntGaugeVec,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
@@ -68,6 +69,13 @@ impl ManagerMetrics {
                 ),
                 &["model_id", "task", "execution_provider", "device"],
             )?,
+            resident: IntGaugeVec::new(
+                Opts::new(
+                    "sightline_model_resident_bytes",
+                    "Host memory each loaded model took when it loaded (allocator growth across its load and test inference).",
+                ),
+                ml,
+            )?,
         };
         registry.register(Box::new(metrics.requests.clone()))?;
         registry.register(Box::new(metrics.errors.clone()))?;
@@ -77,6 +85,7 @@ impl ManagerMetrics {
         registry.register(Box::new(metrics.evictions.clone()))?;
         registry.register(Box::new(metrics.loaded.clone()))?;
         registry.register(Box::new(metrics.info.clone()))?;
+        registry.register(Box::new(metrics.resident.clone()))?;
         Ok(metrics)
     }
 }
@@ -105,6 +114,7 @@ impl<M: ModelManager> WithMetrics<M> {
     fn forget(&self, d: &ModelDescription) {
         let _ = self.metrics.loaded.remove_label_values(&[d.model_id.as_str(), d.task.as_str()]);
         let _ = self.metrics.info.remove_label_values(&Self::info_labels(d));
+        let _ = self.metrics.resident.remove_label_values(&[d.model_id.as_str(), d.task.as_str()]);
     }
 }
 
@@ -129,6 +139,10 @@ impl<M: ModelManager> ModelManager for WithMetrics<M> {
                     .observe(started.elapsed().as_secs_f64());
                 self.metrics.loaded.with_label_values(&[model_id.as_str(), task]).set(1);
                 self.metrics.info.with_label_values(&Self::info_labels(d)).set(1);
+                if let Some(bytes) = d.resident_bytes {
+                    let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
+                    self.metrics.resident.with_label_values(&[model_id.as_str(), task]).set(bytes);
+                }
             }
             Err(_) => self.metrics.loads.with_label_values(&[model_id.as_str(), "unknown", "error"]).inc(),
         }
@@ -186,5 +200,9 @@ impl<M: ModelManager> ModelManager for WithMetrics<M> {
 
     fn loading(&self) -> Vec<ModelId> {
         self.inner.loading()
+    }
+
+    fn estimate_bytes(&self, id: &ModelId) -> Option<u64> {
+        self.inner.estimate_bytes(id)
     }
 }

@@ -60,4 +60,8 @@ pub trait Model: Send + Sync + 'static {
 #[async_trait]
 pub trait ModelLoader: Send + Sync + 'static {
     async fn load(&self, id: &ModelId) -> Result<Arc<dyn Model>, CoreError>;
+    /// See [`crate::ModelManager::estimate_bytes`].
+    fn estimate_bytes(&self, _id: &ModelId) -> Option<u64> {
+        None
+    }
 }

@@ -49,6 +49,10 @@ struct StandInLoader {
     delay: Duration,
     /// Models alive in memory (a drop decrements): what the fake memory probe reads.
     live: Arc<AtomicUsize>,
+    /// `resident_bytes` each model measures when loaded.
+    sizes: Mutex<HashMap<String, u64>>,
+    /// What `estimate_bytes` answers before a load (from "files").
+    estimates: Mutex<HashMap<String, u64>>,
 }
 
 impl StandInLoader {
@@ -82,13 +86,17 @@ impl ModelLoader for StandInLoader {
                 input_width: Some(8),
                 input_height: Some(8),
                 class_names: vec!["a".into()],
-                resident_bytes: None,
+                resident_bytes: self.sizes.lock().unwrap().get(&id.to_string()).copied(),
                 execution_provider: "CPUExecutionProvider".into(),
                 device: "cpu".into(),
                 vram_bytes: None,
             },
             live: self.live.clone(),
         }))
+    }
+
+    fn estimate_bytes(&self, id: &ModelId) -> Option<u64> {
+        self.estimates.lock().unwrap().get(&id.to_string()).copied()
     }
 }
 
@@ -116,6 +124,17 @@ fn stack(
     pinned: &[&str],
     per_model: f64,
 ) -> (Stack, prometheus::Registry) {
+    stack_with_budget(loader, cap, threshold, pinned, per_model, None)
+}
+
+fn stack_with_budget(
+    loader: Arc<StandInLoader>,
+    cap: usize,
+    threshold: f64,
+    pinned: &[&str],
+    per_model: f64,
+    budget: Option<u64>,
+) -> (Stack, prometheus::Registry) {
     let registry = prometheus::Registry::new();
     let metrics = ManagerMetrics::register(&registry).unwrap();
     let probe = Arc::new(FakeProbe { live: loader.live.clone(), per_model });
@@ -124,6 +143,7 @@ fn stack(
         max_active_models: cap,
         memory_free_threshold: threshold,
         pinned: pinned.iter().map(|p| id(p)).collect(),
+        max_model_memory: budget,
     };
     (WithFixedSizeCache::new(WithMetrics::new(WithLogger::new(base), metrics), config, probe), registry)
 }
@@ -383,4 +403,66 @@ async fn a_load_in_progress_is_listed_as_loading_through_the_whole_stack() {
     adding.await.unwrap().unwrap();
     assert!(m.loading().is_empty());
     assert_eq!(loaded(&*m), ["slow/1"]);
+}
+
+impl StandInLoader {
+    /// `id` measures `size` bytes when loaded and is estimated at `estimate` before.
+    fn sized(self, models: &[(&str, u64, Option<u64>)]) -> Self {
+        for (id, size, estimate) in models {
+            self.sizes.lock().unwrap().insert(id.to_string(), *size);
+            if let Some(e) = estimate {
+                self.estimates.lock().unwrap().insert(id.to_string(), *e);
+            }
+        }
+        self
+    }
+}
+
+#[tokio::test]
+async fn the_memory_budget_evicts_least_recently_used_until_the_new_model_fits() {
+    let loader =
+        Arc::new(StandInLoader::default().sized(&[("a/1", 40, None), ("b/1", 40, None), ("c/1", 50, Some(50))]));
+    let (m, registry) = stack_with_budget(loader.clone(), 8, 0.0, &[], 0.0, Some(100));
+    m.add(&id("a/1")).await.unwrap();
+    m.add(&id("b/1")).await.unwrap();
+    m.infer(&id("c/1"), request()).await.unwrap();
+    assert_eq!(loaded(&m), ["b/1", "c/1"], "a (least recently used) made room; b was enough to keep");
+    assert_eq!(
+        metric_value(&registry, "sightline_model_evictions_total", &[("model_id", "a/1"), ("cause", "memory_budget")]),
+        1.0
+    );
+    assert_eq!(metric_value(&registry, "sightline_model_resident_bytes", &[("model_id", "c/1")]), 50.0);
+}
+
+#[tokio::test]
+async fn a_model_that_cannot_fit_is_refused_and_nothing_else_breaks() {
+    let loader =
+        Arc::new(StandInLoader::default().sized(&[("p/1", 70, None), ("x/1", 50, Some(50)), ("y/1", 20, Some(20))]));
+    let (m, _) = stack_with_budget(loader.clone(), 8, 0.0, &["p/1"], 0.0, Some(100));
+    m.add(&id("p/1")).await.unwrap();
+    let error = m.infer(&id("x/1"), request()).await.unwrap_err();
+    match &error {
+        CoreError::InsufficientMemory { model_id, needed_bytes, available_bytes, budget_bytes } => {
+            assert_eq!((model_id.as_str(), *needed_bytes, *available_bytes, *budget_bytes), ("x/1", 50, 30, 100));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(error.kind(), "insufficient_memory");
+    assert_eq!(loader.loads_of("x/1"), 0, "refused before loading");
+    assert_eq!(loaded(&m), ["p/1"], "the pinned model stays");
+    m.infer(&id("p/1"), request()).await.unwrap();
+    m.infer(&id("y/1"), request()).await.unwrap();
+    assert_eq!(loaded(&m), ["p/1", "y/1"], "a model that fits still loads");
+}
+
+#[tokio::test]
+async fn a_models_last_measured_size_is_its_expected_size_next_time() {
+    // Not downloaded yet, so no estimate: the first load is admitted and measures 60.
+    let loader = Arc::new(StandInLoader::default().sized(&[("a/1", 60, None), ("b/1", 50, Some(50))]));
+    let (m, _) = stack_with_budget(loader.clone(), 8, 0.0, &[], 0.0, Some(100));
+    m.add(&id("a/1")).await.unwrap();
+    m.remove(&id("a/1"), RemovalReason::Requested).await;
+    m.add(&id("b/1")).await.unwrap();
+    m.add(&id("a/1")).await.unwrap();
+    assert_eq!(loaded(&m), ["a/1"], "60 + 50 > 100: b made room for a's measured 60");
 }

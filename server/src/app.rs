@@ -67,6 +67,7 @@ fn build_manager(
         max_active_models: config.max_active_models as usize,
         memory_free_threshold: config.memory_free_threshold,
         pinned: pinned.clone(),
+        max_model_memory: config.max_model_memory,
     };
     let probe = execution.memory_probe.clone();
     Ok(Arc::new(WithFixedSizeCache::new(WithMetrics::new(WithLogger::new(base), metrics), cache, probe)))
@@ -100,6 +101,7 @@ pub async fn serve(config: Config) -> Result<(), StartupError> {
     let registry = Registry::new();
     let artifacts = build_artifacts(&config).await?;
     let manager = build_manager(&config, &registry, &pinned, artifacts.clone(), &execution)?;
+    registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
     if let Some(gpus) = &execution.gpus {
         registry.register(Box::new(GpuCollector::new(gpus.clone())?))?;
     }

@@ -139,6 +139,11 @@ pub struct Config {
     /// Most models held in memory at once; the least recently used is evicted first.
     #[arg(long, env = "MAX_ACTIVE_MODELS", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_active_models: u32,
+    /// Bytes of host memory the loaded models may hold together (their measured `resident_bytes`):
+    /// least recently used models are evicted before a load until the new one's expected size fits,
+    /// and a model that cannot fit is refused (507). Unset = no budget.
+    #[arg(long, env = "MAX_MODEL_MEMORY")]
+    pub max_model_memory: Option<u64>,
     /// Evict before a load while the free fraction of GPU (or host) memory is below this; 0 = off.
     #[arg(long, env = "MEMORY_FREE_THRESHOLD", default_value_t = 0.0, value_parser = parse_fraction)]
     pub memory_free_threshold: f64,

@@ -74,6 +74,8 @@ impl ResponseError for ApiError {
                 CoreError::SourceLocked(_) => StatusCode::LOCKED,
                 CoreError::SourceBadResponse(_) => StatusCode::BAD_GATEWAY,
                 CoreError::SourceTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+                // Not the client's fault and not cured by retrying until models are unloaded.
+                CoreError::InsufficientMemory { .. } => StatusCode::INSUFFICIENT_STORAGE,
                 CoreError::BrokenModel { .. }
                 | CoreError::Cache(_)
                 | CoreError::UnsupportedModel(_)

@@ -312,7 +312,7 @@ async fn provider_tables(client: &reqwest::Client, iterations: usize, dylib: &Pa
             continue;
         }
         let scratch = std::env::temp_dir().join(format!("sightline-bench-ep-{}", std::process::id()));
-        let target = Target { provider: v.provider, gpu: v.provider.is_gpu().then_some(0) };
+        let target = Target { provider: v.provider, gpu: v.provider.is_gpu().then_some(0), varying_shapes: false };
         let dyn_weights = root().join("assets/models/shapes-dyn/1/weights.onnx");
         let mut session = build_on(target, &dyn_weights, &options, &scratch).unwrap();
         let mut best = (1, 0.0);

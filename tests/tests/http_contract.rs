@@ -150,7 +150,8 @@ async fn model_management_routes_and_lru_over_http() {
     assert!(entry.as_object().unwrap().contains_key("vram_bytes"), "nulls are kept on management routes");
     assert_eq!(entry["state"], "ready");
     let weights = std::fs::metadata(repo_root().join("assets/models/shapes/1/weights.onnx")).unwrap().len();
-    assert_eq!(entry["resident_bytes"].as_u64(), Some(weights));
+    // Measured (tests/tests/memory.rs has the details): at least the weights ONNX Runtime holds.
+    assert!(entry["resident_bytes"].as_u64().unwrap() >= weights, "{entry}");
     let (s, v) = server.post_json("/model/add", &json!({"model_id": "shapes/1"})).await;
     assert_eq!((s, ids(&v)), (200, vec!["shapes/1".to_owned()]), "add is idempotent");
 

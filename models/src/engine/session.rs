@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use ndarray::{Array4, ArrayD};
-use ort::session::Session;
+use ort::session::{RunOptions, Session};
 use ort::value::TensorRef;
 use sightline_core::{DevicePlacer, GpuSnapshot};
 
@@ -68,6 +68,8 @@ impl SessionShape {
 pub struct Target {
     pub provider: Provider,
     pub gpu: Option<u32>,
+    /// The input's shape changes from request to request (see `build_on`).
+    pub varying_shapes: bool,
 }
 
 /// Builds a session for `file` on `target`, configured from `options`; provider caches (TensorRT
@@ -78,6 +80,14 @@ pub fn build_on(target: Target, file: &Path, options: &ProviderOptions, cache_ro
     let mut builder = Session::builder(env).map_err(|e| e.to_string())?;
     if options.intra_threads > 0 {
         builder = builder.with_intra_threads(options.intra_threads).map_err(|e| e.to_string())?;
+    }
+    if target.varying_shapes {
+        // A memory pattern is planned per input shape and kept: for inputs whose shape changes with
+        // every image (OCR) the plans only accumulate (1.7 GB after two passes over the OCR
+        // fixtures, 0.77 GB without; docs/benchmarks.md). The CPU arena stays (without it every
+        // operator's output is a fresh mmap: 5x slower OCR) and is shrunk after each run instead
+        // (`shrinking_run_options`).
+        builder = builder.with_memory_pattern(false).map_err(|e| e.to_string())?;
     }
     let gpu = target.gpu.unwrap_or(0);
     let mut tensorrt_dir = None;
@@ -180,18 +190,40 @@ fn openvino_options(ep_name: &str, options: &ProviderOptions, cache_dir: &Path) 
 /// the raw runtime).
 pub fn build_session(path: &Path, intra_threads: usize) -> Result<(Session, SessionShape), ModelError> {
     let options = ProviderOptions { intra_threads, ..ProviderOptions::default() };
-    let target = Target { provider: Provider::Cpu, gpu: None };
+    let target = Target { provider: Provider::Cpu, gpu: None, varying_shapes: false };
     let session =
         build_on(target, path, &options, path.parent().unwrap_or(Path::new("."))).map_err(|e| broken(path, e))?;
     let shape = SessionShape::of(&session, path)?;
     Ok((session, shape))
 }
 
+/// Run options that hand the CPU arena's unused memory back after each run: for sessions whose
+/// input shape changes with every request, whose arena would otherwise keep the largest run's
+/// memory for as long as the model is loaded.
+pub fn shrinking_run_options() -> Result<RunOptions, ModelError> {
+    let mut options = RunOptions::new().map_err(|e| ModelError::Inference(e.to_string()))?;
+    options.set("memory.enable_memory_arena_shrinkage", "cpu:0").map_err(|e| ModelError::Inference(e.to_string()))?;
+    Ok(options)
+}
+
 /// Runs one batch synchronously; outputs in the session's output order.
 pub fn run_session(session: &mut Session, input: &Array4<f32>) -> Result<Outputs, ModelError> {
+    run_session_with(session, input, None)
+}
+
+/// As [`run_session`], with run options.
+pub fn run_session_with(
+    session: &mut Session,
+    input: &Array4<f32>,
+    options: Option<&RunOptions>,
+) -> Result<Outputs, ModelError> {
     let tensor = TensorRef::from_array_view(input).map_err(|e| ModelError::Inference(e.to_string()))?;
     let names: Vec<String> = session.outputs().iter().map(|o| o.name().to_owned()).collect();
-    let outputs = session.run(ort::inputs![tensor]).map_err(|e| ModelError::Inference(e.to_string()))?;
+    let outputs = match options {
+        Some(options) => session.run_with_options(ort::inputs![tensor], options),
+        None => session.run(ort::inputs![tensor]),
+    }
+    .map_err(|e| ModelError::Inference(e.to_string()))?;
     names
         .iter()
         .map(|name| {
@@ -269,11 +301,12 @@ impl ModelSessions<'_> {
     pub fn checked<T>(
         &mut self,
         file: &Path,
+        varying_shapes: bool,
         mut check: impl FnMut(&mut Session, &SessionShape) -> Result<T, ModelError>,
     ) -> Result<(Session, SessionShape, T), ModelError> {
         let mut causes: Vec<(Provider, String)> = Vec::new();
         for &provider in &self.engine.providers {
-            let target = Target { provider, gpu: self.gpu.as_ref().map(|g| g.index) };
+            let target = Target { provider, gpu: self.gpu.as_ref().map(|g| g.index), varying_shapes };
             let attempt = build_on(target, file, &self.engine.options, &self.cache_root)
                 .map_err(|e| broken(file, e))
                 .and_then(|mut session| {
@@ -308,7 +341,7 @@ impl ModelSessions<'_> {
     /// A session for a fixed-size `(batch, 3, height, width)` model, checked on a grey (114) image:
     /// the session, its shape, its `(width, height)` and the test outputs.
     pub fn fixed_size(&mut self, file: &Path) -> Result<(Session, SessionShape, (u32, u32), Outputs), ModelError> {
-        let (session, shape, (size, outputs)) = self.checked(file, |session, shape| {
+        let (session, shape, (size, outputs)) = self.checked(file, false, |session, shape| {
             let (width, height) = shape.fixed_input_size(file)?;
             let grey = Array4::<f32>::from_elem((1, 3, height as usize, width as usize), 114.0 / 255.0);
             Ok(((width, height), test_inference(session, file, &grey)?))
@@ -316,9 +349,10 @@ impl ModelSessions<'_> {
         Ok((session, shape, size, outputs))
     }
 
-    /// A session checked with one input of `input`'s shape; returns its test outputs.
-    pub fn with_test_input(&mut self, file: &Path, input: &Array4<f32>) -> Result<(Session, Outputs), ModelError> {
-        let (session, _, outputs) = self.checked(file, |session, _| test_inference(session, file, input))?;
+    /// A session for inputs whose shape changes with every request (OCR), checked with one input
+    /// of `input`'s shape; returns its test outputs.
+    pub fn varying_shapes(&mut self, file: &Path, input: &Array4<f32>) -> Result<(Session, Outputs), ModelError> {
+        let (session, _, outputs) = self.checked(file, true, |session, _| test_inference(session, file, input))?;
         Ok((session, outputs))
     }
 

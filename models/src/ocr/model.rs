@@ -64,7 +64,7 @@ fn checked_session(
     path: &Path,
     shape: (usize, usize, usize, usize),
 ) -> Result<(ort::session::Session, Vec<usize>), ModelError> {
-    let (session, outputs) = sessions.with_test_input(path, &Array4::zeros(shape))?;
+    let (session, outputs) = sessions.varying_shapes(path, &Array4::zeros(shape))?;
     let dims = outputs.first().map(|o| o.shape().to_vec()).ok_or_else(|| broken(path, "no output"))?;
     Ok((session, dims))
 }
@@ -149,11 +149,11 @@ impl OcrModel {
         };
         Ok(OcrModel {
             description,
-            detector: OnnxWorker::start(detector, &format!("{name}-det"), options.queue_capacity)?,
+            detector: OnnxWorker::start_varying_shapes(detector, &format!("{name}-det"), options.queue_capacity)?,
             classifier: classifier
-                .map(|c| OnnxWorker::start(c, &format!("{name}-cls"), options.queue_capacity))
+                .map(|c| OnnxWorker::start_varying_shapes(c, &format!("{name}-cls"), options.queue_capacity))
                 .transpose()?,
-            recognizer: OnnxWorker::start(recognizer, &format!("{name}-rec"), options.queue_capacity)?,
+            recognizer: OnnxWorker::start_varying_shapes(recognizer, &format!("{name}-rec"), options.queue_capacity)?,
             characters,
             decode_limits: options.decode_limits,
         })
