@@ -25,7 +25,7 @@ VENV_STAMP := $(VENV)/.requirements-installed
 MOTO_VERSION := 5.2.5
 INFERENCE_SDK_VERSION := 1.8.3
 
-.PHONY: setup setup-gpu run test build bench soak clean lint ort openvino sysdeps venv fuzz
+.PHONY: setup setup-gpu run test build bench soak loadtest clean lint ort openvino sysdeps venv fuzz
 
 setup: ort openvino sysdeps venv $(OPENVINO_SHIM)
 	cargo fetch --locked 2>/dev/null || cargo fetch
@@ -108,6 +108,12 @@ bench: setup
 soak: setup
 	cargo build --release --bin sightline
 	cargo bench -p sightline-e2e --bench soak
+
+## Load generator for any Roboflow-compatible server (Sightline or another, already running):
+## `make loadtest URL=http://127.0.0.1:9001 MODEL=shapes/1` [ROUTE=... IMAGE=... DURATION_SECS=10
+## LOADTEST_CONCURRENCY=1,8,16,64 API_KEY=...]; prints requests/s, p50, p99 and errors per level.
+loadtest:
+	URL="$(URL)" MODEL="$(MODEL)" cargo bench -p sightline-e2e --bench loadtest
 
 ## Fuzzing (not part of `make test`): the request-body and image-decoding path under libFuzzer and
 ## AddressSanitizer for FUZZ_SECONDS. cargo-fuzz needs nightly flags; RUSTC_BOOTSTRAP lets the
