@@ -125,7 +125,8 @@ impl<M: ModelManager> WithFixedSizeCache<M> {
         Step::Load
     }
 
-    fn finish_load(&self, id: &ModelId, loaded: bool) {
+    /// `loaded`: the load succeeded, with the bytes the model measured, if it did.
+    fn finish_load(&self, id: &ModelId, loaded: Option<Option<u64>>) {
         {
             let mut state = self.lock();
             if let Some(waiting) = state.loading.get_mut(id) {
@@ -134,12 +135,9 @@ impl<M: ModelManager> WithFixedSizeCache<M> {
                     state.loading.remove(id);
                 }
             }
-            if loaded && self.inner.contains(id) {
+            if let (Some(resident), true) = (loaded, self.inner.contains(id)) {
                 state.lru.put(id.clone(), ());
-                let name = id.to_string();
-                if let Some(bytes) =
-                    self.inner.describe().iter().find(|d| d.model_id == name).and_then(|d| d.resident_bytes)
-                {
+                if let Some(bytes) = resident {
                     state.measured.insert(id.clone(), bytes);
                 }
             }
@@ -165,9 +163,9 @@ impl<M: ModelManager> WithFixedSizeCache<M> {
             }
         }
         // Released on drop, so a caller cancelled mid-load (client gone) does not hold its slot forever.
-        let mut admission = Admission { cache: self, id, loaded: false };
+        let mut admission = Admission { cache: self, id, loaded: None };
         let result = self.inner.add(id).await;
-        admission.loaded = result.is_ok();
+        admission.loaded = result.as_ref().ok().map(|d| d.resident_bytes);
         result
     }
 }
@@ -175,7 +173,8 @@ impl<M: ModelManager> WithFixedSizeCache<M> {
 struct Admission<'a, M: ModelManager> {
     cache: &'a WithFixedSizeCache<M>,
     id: &'a ModelId,
-    loaded: bool,
+    /// Set when the load succeeded: the bytes the model measured.
+    loaded: Option<Option<u64>>,
 }
 
 impl<M: ModelManager> Drop for Admission<'_, M> {
