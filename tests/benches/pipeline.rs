@@ -211,29 +211,11 @@ async fn main() {
         "model_id": "shapes/1", "confidence": 0.25,
         "image": {"type": "base64", "value": base64::engine::general_purpose::STANDARD.encode(&bytes)},
     }));
-    let url = Arc::new(format!("{base}/infer/object_detection"));
     let total = iterations * 2;
-    let started = Instant::now();
-    let tasks: Vec<_> = (0..8)
-        .map(|_| {
-            let (client, body, url) = (client.clone(), body.clone(), url.clone());
-            tokio::spawn(async move {
-                for _ in 0..total / 8 {
-                    let r = client.post(url.as_str()).json(&*body).send().await.unwrap();
-                    assert!(r.status().is_success(), "{}", r.status());
-                    r.bytes().await.unwrap();
-                }
-            })
-        })
-        .collect();
-    for t in tasks {
-        t.await.unwrap();
-    }
-    let seconds = started.elapsed().as_secs_f64();
+    let rate = throughput(&client, &format!("{base}/infer/object_detection"), body, 8, total).await;
     println!();
     println!(
-        "HTTP throughput, 8 concurrent clients, shapes_640x480.png: {:.1} requests/s ({} requests in {seconds:.2} s)",
-        (total / 8 * 8) as f64 / seconds,
+        "HTTP throughput, 8 concurrent clients, shapes_640x480.png: {rate:.1} requests/s ({} requests)",
         total / 8 * 8
     );
     let _ = std::fs::remove_dir_all(&cache_dir);
@@ -312,7 +294,9 @@ async fn provider_tables(client: &reqwest::Client, iterations: usize, dylib: &Pa
             continue;
         }
         let scratch = std::env::temp_dir().join(format!("sightline-bench-ep-{}", std::process::id()));
-        let target = Target { provider: v.provider, gpu: v.provider.is_gpu().then_some(0), varying_shapes: false };
+        let gpu0 = sightline_core::NvmlSource::try_new().ok().and_then(|s| sightline_core::GpuSource::snapshot(&s, 0));
+        let target =
+            Target { provider: v.provider, gpu: gpu0.as_ref().filter(|_| v.provider.is_gpu()), varying_shapes: false };
         let dyn_weights = root().join("assets/models/shapes-dyn/1/weights.onnx");
         let mut session = build_on(target, &dyn_weights, &options, &scratch).unwrap();
         let mut best = (1, 0.0);

@@ -64,10 +64,11 @@ impl SessionShape {
 }
 
 /// Where a session runs: the provider, and the GPU for the NVIDIA ones.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Target {
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Target<'g> {
     pub provider: Provider,
-    pub gpu: Option<u32>,
+    /// The GPU placed for the model (its name and compute capability key TensorRT's engines).
+    pub gpu: Option<&'g GpuSnapshot>,
     /// The input's shape changes from request to request (see `build_on`).
     pub varying_shapes: bool,
 }
@@ -75,7 +76,12 @@ pub struct Target {
 /// Builds a session for `file` on `target`, configured from `options`; provider caches (TensorRT
 /// engines, OpenVINO blobs) go under `cache_root`, the model's cache entry. Errors are the cause
 /// as ONNX Runtime gave it.
-pub fn build_on(target: Target, file: &Path, options: &ProviderOptions, cache_root: &Path) -> Result<Session, String> {
+pub fn build_on(
+    target: Target<'_>,
+    file: &Path,
+    options: &ProviderOptions,
+    cache_root: &Path,
+) -> Result<Session, String> {
     let env = environment().map_err(|e| e.to_string())?;
     let mut builder = Session::builder(env).map_err(|e| e.to_string())?;
     if options.intra_threads > 0 {
@@ -89,13 +95,13 @@ pub fn build_on(target: Target, file: &Path, options: &ProviderOptions, cache_ro
         // (`shrinking_run_options`).
         builder = builder.with_memory_pattern(false).map_err(|e| e.to_string())?;
     }
-    let gpu = target.gpu.unwrap_or(0);
+    let gpu = target.gpu.map_or(0, |g| g.index);
     let mut tensorrt_dir = None;
     builder = match target.provider {
         Provider::Cpu => builder,
         Provider::Cuda => builder.with_execution_providers([cuda(options, gpu)]).map_err(|e| e.to_string())?,
         Provider::TensorRt => {
-            let dir = tensorrt_cache_dir(cache_root, &gpu_key(gpu), &tensorrt_version()?);
+            let dir = tensorrt_cache_dir(cache_root, &gpu_key(target.gpu), &tensorrt_version()?);
             std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
             let trt = ort::ep::TensorRT::default()
                 .with_device_id(gpu as i32)
@@ -150,12 +156,10 @@ fn cuda(options: &ProviderOptions, gpu: u32) -> ort::ep::ExecutionProviderDispat
 }
 
 /// The GPU's name and compute capability, which a TensorRT engine is only valid for.
-fn gpu_key(gpu: u32) -> String {
-    let snapshot =
-        sightline_core::NvmlSource::try_new().ok().and_then(|s| sightline_core::GpuSource::snapshot(&s, gpu));
-    match snapshot {
-        Some(s) => format!("{}-sm{}", s.name, s.compute_capability.unwrap_or_default()),
-        None => format!("gpu{gpu}"),
+fn gpu_key(gpu: Option<&GpuSnapshot>) -> String {
+    match gpu {
+        Some(g) => format!("{}-sm{}", g.name, g.compute_capability.as_deref().unwrap_or_default()),
+        None => "gpu0".into(),
     }
 }
 
@@ -306,7 +310,7 @@ impl ModelSessions<'_> {
     ) -> Result<(Session, SessionShape, T), ModelError> {
         let mut causes: Vec<(Provider, String)> = Vec::new();
         for &provider in &self.engine.providers {
-            let target = Target { provider, gpu: self.gpu.as_ref().map(|g| g.index), varying_shapes };
+            let target = Target { provider, gpu: self.gpu.as_ref(), varying_shapes };
             let attempt = build_on(target, file, &self.engine.options, &self.cache_root)
                 .map_err(|e| broken(file, e))
                 .and_then(|mut session| {
