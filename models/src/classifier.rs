@@ -12,11 +12,12 @@ use sightline_core::{
     TaskParams,
 };
 
-use crate::engine::{ModelSessions, OnnxWorker, Outputs};
+use crate::engine::{FixedSizeSession, ModelSessions, OnnxWorker, Outputs};
 use crate::image::drawing::{class_colors, draw_classification, encode_jpeg};
 use crate::image::preprocess::{prepare, InputSpec};
 use crate::load_options::LoadOptions;
 use crate::model_config::ModelConfig;
+use crate::pipeline::{run_blocking, StageTimers};
 use crate::ModelError;
 
 pub struct ClassificationModel {
@@ -25,6 +26,7 @@ pub struct ClassificationModel {
     multi_label: bool,
     colors: Vec<image::Rgb<u8>>,
     worker: OnnxWorker,
+    timers: StageTimers,
 }
 
 /// The raw `(1, C)` scores.
@@ -69,7 +71,8 @@ impl ClassificationModel {
     ) -> Result<Self, ModelError> {
         let file = config.weights.clone();
         let broken = |reason: String| ModelError::BrokenModel { file: file.clone(), reason };
-        let (session, shape, (width, height), outputs) = sessions.fixed_size(&file)?;
+        let FixedSizeSession { session, shape, size: (width, height), outputs, batch_limit } =
+            sessions.fixed_size(&file)?;
         let scores = raw_scores(&outputs).map_err(|e| broken(e.to_string()))?;
         let num_classes = config.class_names.len();
         if scores.len() != num_classes {
@@ -80,7 +83,10 @@ impl ClassificationModel {
         }
         let colors = class_colors(&config.class_names, &config.colors);
         let description = config.description(id, shape.batch_size(), width, height);
-        let worker = OnnxWorker::start(session, &description.model_id, options.queue_capacity)?;
+        let instances = sessions.instances(&file, session, false)?;
+        let worker_options = options.worker(&description.model_id, batch_limit, false);
+        let timers = worker_options.timers.clone();
+        let worker = OnnxWorker::start(instances, &description.model_id, worker_options)?;
         Ok(ClassificationModel {
             description,
             input: InputSpec {
@@ -93,6 +99,7 @@ impl ClassificationModel {
             multi_label: config.multi_label,
             colors,
             worker,
+            timers,
         })
     }
 }
@@ -112,9 +119,11 @@ impl Model for ClassificationModel {
             });
         };
         let threshold = params.confidence;
-        let (tensor, placement, frame) =
-            prepare(request.image, request.preprocessing, self.input, request.visualize.is_some()).await?;
-        let outputs = self.worker.run(tensor).await?;
+        let prepared = prepare(request.image, request.preprocessing, self.input, request.visualize.is_some()).await?;
+        prepared.observe(&self.timers);
+        let outputs = self.worker.run(prepared.tensor).await?;
+        let (placement, frame) = (prepared.placement, prepared.frame);
+        let postprocess_started = std::time::Instant::now();
         let probabilities = to_probabilities(&raw_scores(&outputs)?, self.multi_label);
         let mut scores: Vec<ClassScore> = probabilities
             .into_iter()
@@ -132,16 +141,16 @@ impl Model for ClassificationModel {
                     scores.iter().take(1).filter(|s| s.confidence >= threshold).cloned().collect()
                 };
                 let colors = self.colors.clone();
-                let jpeg = tokio::task::spawn_blocking(move || {
+                let jpeg = run_blocking("visualization", move || {
                     draw_classification(&mut frame, &shown, &colors);
                     encode_jpeg(&frame)
                 })
-                .await
-                .map_err(|e| CoreError::Internal(format!("visualization task failed: {e}")))??;
+                .await??;
                 Some(jpeg)
             }
             None => None,
         };
+        self.timers.postprocess.observe(postprocess_started.elapsed().as_secs_f64());
         Ok(InferResponse::Classification(ClassificationOutput {
             image_width: placement.frame_w,
             image_height: placement.frame_h,

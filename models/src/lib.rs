@@ -6,8 +6,10 @@ pub mod engine;
 pub mod error;
 pub mod image;
 pub mod load_options;
+pub mod load_pool;
 pub mod model_config;
 pub mod ocr;
+pub mod pipeline;
 pub mod registry;
 pub mod yolo;
 
@@ -15,4 +17,5 @@ pub use crate::image::decode::DecodeLimits;
 pub use engine::{init_runtime, RuntimeInfo};
 pub use error::ModelError;
 pub use load_options::LoadOptions;
+pub use load_pool::LoadPool;
 pub use registry::ModelRegistry;

@@ -3,14 +3,42 @@
 
 use std::sync::Arc;
 
-use crate::engine::Engine;
+use crate::engine::{BatchPolicy, Engine, WorkerOptions};
+use crate::pipeline::PipelineMetrics;
 use crate::DecodeLimits;
 
 #[derive(Clone)]
 pub struct LoadOptions {
-    /// Requests that may wait for one model's inference thread.
+    /// Requests that may wait for one model's instances.
     pub queue_capacity: usize,
     pub decode_limits: DecodeLimits,
-    /// The execution providers sessions are built with.
+    /// The execution providers sessions are built with, and the instances per model.
     pub engine: Arc<Engine>,
+    /// The deployment's batching; each model takes it within what its sessions allow.
+    pub batch: BatchPolicy,
+    pub metrics: PipelineMetrics,
+}
+
+impl LoadOptions {
+    /// Defaults for benchmarks and tests: CPU provider, no batching, metrics registered nowhere.
+    pub fn new(engine: Arc<Engine>) -> LoadOptions {
+        LoadOptions {
+            queue_capacity: 64,
+            decode_limits: DecodeLimits::default(),
+            engine,
+            batch: BatchPolicy::UNBATCHED,
+            metrics: PipelineMetrics::unregistered(),
+        }
+    }
+
+    /// How the instances of `name` (a model id, or a model's session such as `ppocr/4-det`) take
+    /// their work, with batches of at most `batch_limit` images.
+    pub fn worker(&self, name: &str, batch_limit: usize, varying_shapes: bool) -> WorkerOptions {
+        WorkerOptions {
+            queue_capacity: self.queue_capacity,
+            batch: self.batch.limited_to(batch_limit),
+            varying_shapes,
+            timers: self.metrics.for_model(name),
+        }
+    }
 }

@@ -14,6 +14,7 @@ use sightline_core::{CoreError, InferRequest, InferResponse, Model, ModelDescrip
 use crate::classifier::ClassificationModel;
 use crate::engine::{ModelSessions, RunsOn};
 use crate::load_options::LoadOptions;
+use crate::load_pool::LoadPool;
 use crate::model_config::{read_model_dir, read_task, Architecture};
 use crate::ocr::model::OcrModel;
 use crate::yolo::model::YoloModel;
@@ -22,11 +23,13 @@ use crate::ModelError;
 pub struct ModelRegistry {
     options: LoadOptions,
     artifacts: Arc<ArtifactCache>,
+    loads: LoadPool,
 }
 
 impl ModelRegistry {
-    pub fn new(options: LoadOptions, artifacts: Arc<ArtifactCache>) -> Self {
-        ModelRegistry { options, artifacts }
+    /// Models are built on `loads`, away from the threads that serve requests.
+    pub fn new(options: LoadOptions, artifacts: Arc<ArtifactCache>, loads: LoadPool) -> Self {
+        ModelRegistry { options, artifacts, loads }
     }
 
     /// Blocking: reads the (verified) folder and builds the model, its sessions on the engine's
@@ -70,11 +73,10 @@ impl ModelLoader for ModelRegistry {
         let onnx_bytes = onnx_bytes(&entry.manifest);
         let options = self.options.clone();
         let id = id.clone();
-        let ((model, runs_on), measured) = tokio::task::spawn_blocking(move || {
-            measured_build(|| Self::build(&options, &id, &entry.dir).map_err(CoreError::from))
-        })
-        .await
-        .map_err(|e| CoreError::Internal(format!("model load task failed: {e}")))??;
+        let ((model, runs_on), measured) = self
+            .loads
+            .run(move || measured_build(|| Self::build(&options, &id, &entry.dir).map_err(CoreError::from)))
+            .await??;
         let mut description = model.description().clone();
         description.resident_bytes = Some(measured.unwrap_or(onnx_bytes));
         description.execution_provider = runs_on.execution_provider;
@@ -90,14 +92,11 @@ impl ModelLoader for ModelRegistry {
     }
 }
 
-/// Serialises the blocking part of loads, so that each load's allocator growth is its own.
-static BUILD: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-/// Runs `build` alone and measures what it left allocated: the model's sessions, weights and
-/// working memory after its test inference. Requests served meanwhile add noise of the order of
-/// one request's buffers; `None` where the allocator cannot be read.
+/// Runs `build` and measures what it left allocated: the model's sessions, weights and working
+/// memory after its test inference. Requests served meanwhile add noise of the order of one
+/// request's buffers; with `MODEL_LOAD_CONCURRENCY` above 1, loads running together count each
+/// other's growth too. `None` where the allocator cannot be read.
 fn measured_build<T>(build: impl FnOnce() -> Result<T, CoreError>) -> Result<(T, Option<u64>), CoreError> {
-    let _alone = BUILD.lock().unwrap_or_else(|p| p.into_inner());
     let before = process_memory::heap_in_use();
     let built = build()?;
     let after = process_memory::heap_in_use();

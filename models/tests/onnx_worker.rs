@@ -1,19 +1,38 @@
-//! The per-model inference thread: results in order, and a full queue refused at once.
+//! A model's inference instances: results in order, a full queue refused at once, and dynamic
+//! batching that hands every request what it would have got alone.
 
 use std::path::Path;
+use std::time::Duration;
 
 use futures::future::join_all;
 use ndarray::Array4;
-use sightline_models::engine::{build_session, OnnxWorker};
+use sightline_models::engine::{build_session, BatchPolicy, OnnxWorker, WorkerOptions};
+use sightline_models::pipeline::PipelineMetrics;
 use sightline_models::{init_runtime, ModelError};
 
-fn worker(queue: usize) -> OnnxWorker {
+fn sessions(model: &str, count: usize) -> Vec<ort::session::Session> {
     let dylib =
         std::env::var("ORT_DYLIB_PATH").expect("ORT_DYLIB_PATH is not set: run `make test` (it runs `make setup`)");
     init_runtime(Path::new(&dylib)).unwrap();
-    let weights = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/models/shapes/1/weights.onnx");
-    let (session, _) = build_session(&weights, 1).unwrap();
-    OnnxWorker::start(session, "shapes/1", queue).unwrap()
+    let weights = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../assets/models/{model}/1/weights.onnx"));
+    (0..count).map(|_| build_session(&weights, 1).unwrap().0).collect()
+}
+
+fn options(queue: usize, batch: BatchPolicy, metrics: &PipelineMetrics) -> WorkerOptions {
+    WorkerOptions { queue_capacity: queue, batch, varying_shapes: false, timers: metrics.for_model("m") }
+}
+
+fn worker(queue: usize) -> OnnxWorker {
+    let metrics = PipelineMetrics::unregistered();
+    OnnxWorker::start(sessions("shapes", 1), "shapes/1", options(queue, BatchPolicy::UNBATCHED, &metrics)).unwrap()
+}
+
+fn inputs(count: usize) -> Vec<Array4<f32>> {
+    (0..count)
+        .map(|i| {
+            Array4::from_shape_fn((1, 3, 256, 256), |(_, c, y, x)| ((x * 7 + y * 3 + c + i * 31) % 256) as f32 / 255.0)
+        })
+        .collect()
 }
 
 #[tokio::test]
@@ -38,4 +57,28 @@ async fn a_full_queue_is_refused_not_waited_on() {
     assert_eq!(refused + served, 64);
     assert!(refused >= 32, "refused {refused}");
     assert!(served >= 1);
+}
+
+#[tokio::test]
+async fn batched_runs_answer_each_image_as_it_would_be_answered_alone() {
+    let images = inputs(12);
+    let alone = worker(16);
+    let mut expected = Vec::new();
+    for image in &images {
+        expected.push(alone.run(image.clone()).await.unwrap());
+    }
+    let metrics = PipelineMetrics::unregistered();
+    // A delay long enough that every queued image of the burst joins a batch of up to 8.
+    let policy = BatchPolicy { max_batch: 8, max_delay: Duration::from_millis(200) };
+    let batched = OnnxWorker::start(sessions("shapes-dyn", 2), "shapes-dyn/1", options(16, policy, &metrics)).unwrap();
+    let results = join_all(images.iter().map(|x| batched.run(x.clone()))).await;
+    for (i, (got, want)) in results.into_iter().zip(&expected).enumerate() {
+        let got = got.unwrap();
+        assert_eq!(got[0].shape(), want[0].shape(), "image {i}");
+        let worst = got[0].iter().zip(want[0].iter()).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        assert!(worst < 1e-3, "image {i}: batched output differs from its unbatched one by {worst}");
+    }
+    let batches = metrics.for_model("m").batch_size;
+    assert_eq!(batches.get_sample_sum() as usize, 12, "every image ran once");
+    assert!(batches.get_sample_count() < 12, "{} runs for 12 images: nothing was batched", batches.get_sample_count());
 }

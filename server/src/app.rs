@@ -11,7 +11,9 @@ use prometheus::Registry;
 use sightline_core::artifacts::{build_sources, ArtifactCache};
 use sightline_core::fixed_size_cache::CacheConfig;
 use sightline_core::{BaseManager, ManagerMetrics, ModelId, ModelManager, WithFixedSizeCache, WithLogger, WithMetrics};
-use sightline_models::{init_runtime, DecodeLimits, LoadOptions, ModelRegistry};
+use sightline_models::load_pool::LOAD_NICE;
+use sightline_models::pipeline::{configure_cpu_pool, PipelineMetrics};
+use sightline_models::{init_runtime, DecodeLimits, LoadOptions, LoadPool, ModelRegistry};
 
 use crate::api_key::require_api_key;
 use crate::config::Config;
@@ -42,6 +44,8 @@ pub enum StartupError {
     Metrics(#[from] prometheus::Error),
     #[error("cannot serve on {address}: {source}")]
     Bind { address: String, source: std::io::Error },
+    #[error("cannot start the model load threads: {0}")]
+    LoadThreads(std::io::Error),
     #[error("server error: {0}")]
     Server(std::io::Error),
 }
@@ -59,8 +63,12 @@ fn build_manager(
         queue_capacity: config.model_queue_capacity as usize,
         decode_limits: DecodeLimits { max_pixels: config.max_image_pixels, ..DecodeLimits::default() },
         engine: execution.engine.clone(),
+        batch: config.batch_policy(),
+        metrics: PipelineMetrics::register(registry)?,
     };
-    let loader = ModelRegistry::new(options, artifacts);
+    configure_cpu_pool(config.preprocess_threads);
+    let loads = LoadPool::new(config.model_load_concurrency as usize, LOAD_NICE).map_err(StartupError::LoadThreads)?;
+    let loader = ModelRegistry::new(options, artifacts, loads);
     let base = BaseManager::new(Arc::new(loader));
     let metrics = ManagerMetrics::register(registry)?;
     let cache = CacheConfig {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use sightline_core::artifacts::{ApiSettings, CacheOptions, RetryPolicy, S3Settings, SourceSettings, VerifyLevel};
-use sightline_models::engine::{ArenaStrategy, OpenVinoDevice, OpenVinoPrecision, ProviderOptions};
+use sightline_models::engine::{ArenaStrategy, BatchPolicy, OpenVinoDevice, OpenVinoPrecision, ProviderOptions};
 
 /// The providers tried when neither EXECUTION_PROVIDERS nor ONNXRUNTIME_EXECUTION_PROVIDERS is set
 /// (see docs/benchmarks.md for the measurements behind it).
@@ -194,6 +194,32 @@ pub struct Config {
     /// OpenVINO inference precision: `f32` (answers as the CPU provider), `bf16` or `f16` (faster, less exact).
     #[arg(long, env = "OPENVINO_PRECISION", default_value = "f32")]
     pub openvino_precision: OpenVinoPrecision,
+    /// ONNX Runtime's waiting pool threads spin before sleeping: a little less latency on an idle
+    /// machine, a core taken from decoding on a busy one (measured in docs/benchmarks.md).
+    #[arg(long, env = "ORT_INTRA_OP_SPINNING", default_value_t = false, action = clap::ArgAction::Set)]
+    pub ort_intra_op_spinning: bool,
+    /// CPU sessions save ONNX Runtime's optimised graph in the model's cache entry on their first
+    /// load and start later loads from it.
+    #[arg(long, env = "ORT_OPTIMIZED_GRAPH_CACHE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub ort_optimized_graph_cache: bool,
+    /// The most images one inference run takes (dynamic batching) for models with a symbolic batch
+    /// axis; a fixed batch axis of 1 is never batched. 1 turns batching off.
+    #[arg(long, env = "MAX_BATCH_SIZE", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub max_batch_size: u32,
+    /// Microseconds a batch that is not full may wait for more requests; 0 batches only what is
+    /// already queued.
+    #[arg(long, env = "BATCH_MAX_DELAY_US", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
+    pub batch_max_delay_us: u64,
+    /// Sessions per model file, each on its own thread (the cores are divided between them unless
+    /// ORT_INTRA_OP_THREADS is set; on a GPU host they spread over the GPUs).
+    #[arg(long, env = "MODEL_INSTANCES", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub model_instances: u32,
+    /// Model loads that may run at once, on their own threads at a lower OS priority than inference.
+    #[arg(long, env = "MODEL_LOAD_CONCURRENCY", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub model_load_concurrency: u32,
+    /// Images decoded, prepared or post-processed at once; 0 = one per core.
+    #[arg(long, env = "PREPROCESS_THREADS", default_value_t = 0)]
+    pub preprocess_threads: usize,
     /// Requests that may queue for one model before the server answers 429 (retry).
     #[arg(long, env = "MODEL_QUEUE_CAPACITY", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
     pub model_queue_capacity: u32,
@@ -290,6 +316,8 @@ impl Config {
         };
         ProviderOptions {
             intra_threads: self.ort_intra_op_threads,
+            intra_spinning: self.ort_intra_op_spinning,
+            optimized_graph_cache: self.ort_optimized_graph_cache,
             device_ids: self.device_ids.clone(),
             cuda_memory_limit: self.cuda_memory_limit,
             cuda_arena_strategy: self.cuda_arena_extend_strategy,
@@ -301,6 +329,13 @@ impl Config {
                 .unwrap_or_else(|| ort_dir.join("openvino/libonnxruntime_providers_openvino_plugin.so")),
             openvino_device: self.openvino_device,
             openvino_precision: self.openvino_precision,
+        }
+    }
+
+    pub fn batch_policy(&self) -> BatchPolicy {
+        BatchPolicy {
+            max_batch: self.max_batch_size as usize,
+            max_delay: Duration::from_micros(self.batch_max_delay_us),
         }
     }
 

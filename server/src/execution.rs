@@ -67,7 +67,7 @@ pub fn start(config: &Config, dylib: &Path) -> Result<Execution, StartupError> {
         execution_providers: usable.iter().map(|p| p.ort_name().to_owned()).collect(),
         unavailable_providers: unavailable,
     };
-    let engine = Arc::new(Engine::new(usable, options, gpus.clone()));
+    let engine = Arc::new(Engine::new(usable, options, gpus.clone()).with_instances(config.model_instances as usize));
     Ok(Execution { engine, runtime, gpus, memory_probe })
 }
 

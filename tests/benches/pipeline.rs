@@ -21,7 +21,7 @@ use sightline_models::engine::{
 use sightline_models::image::decode::decode_image;
 use sightline_models::image::letterbox::ResizeMode;
 use sightline_models::image::preprocess::to_input_tensor;
-use sightline_models::{init_runtime, DecodeLimits, LoadOptions, ModelRegistry};
+use sightline_models::{init_runtime, DecodeLimits, LoadOptions, LoadPool, ModelRegistry};
 
 const IMAGES: [&str; 3] = ["shapes_256_00.png", "shapes_640x480.png", "shapes_1920x1080.jpg"];
 
@@ -150,9 +150,8 @@ async fn main() {
         max_model_bytes: 1 << 30,
     };
     let artifacts = ArtifactCache::new(cache_options, vec![Arc::new(LocalSource::new(model_dir.clone()))]);
-    let options =
-        LoadOptions { queue_capacity: 64, decode_limits: DecodeLimits::default(), engine: Arc::new(OrtEngine::cpu(0)) };
-    let registry = ModelRegistry::new(options, artifacts.clone());
+    let options = LoadOptions::new(Arc::new(OrtEngine::cpu(0)));
+    let registry = ModelRegistry::new(options, artifacts.clone(), LoadPool::new(1, 0).unwrap());
     load_costs(&artifacts, &registry).await;
     let model = registry.load(&ModelId::parse("shapes/1").unwrap()).await.unwrap();
     let client = reqwest::Client::new();
@@ -295,8 +294,12 @@ async fn provider_tables(client: &reqwest::Client, iterations: usize, dylib: &Pa
         }
         let scratch = std::env::temp_dir().join(format!("sightline-bench-ep-{}", std::process::id()));
         let gpu0 = sightline_core::NvmlSource::try_new().ok().and_then(|s| sightline_core::GpuSource::snapshot(&s, 0));
-        let target =
-            Target { provider: v.provider, gpu: gpu0.as_ref().filter(|_| v.provider.is_gpu()), varying_shapes: false };
+        let target = Target {
+            provider: v.provider,
+            gpu: gpu0.as_ref().filter(|_| v.provider.is_gpu()),
+            varying_shapes: false,
+            intra_threads: None,
+        };
         let dyn_weights = root().join("assets/models/shapes-dyn/1/weights.onnx");
         let mut session = build_on(target, &dyn_weights, &options, &scratch).unwrap();
         let mut best = (1, 0.0);

@@ -21,6 +21,30 @@ pub fn openvino_cache_dir(entry: &Path, device: OpenVinoDevice, precision: OpenV
     entry.join("openvino").join(format!("{}-{}", device.name(), precision.name()))
 }
 
+/// ONNX Runtime's optimised graph of `file` for the CPU provider. The graph holds layout
+/// transforms for this CPU's vector width (NCHWc blocks of 8 floats on AVX2, 16 on AVX-512), so it
+/// is keyed by the runtime's version and the instruction set it was optimised for.
+pub fn optimized_graph_path(entry: &Path, file: &Path, runtime_version: &str) -> PathBuf {
+    let name = file.file_name().map_or_else(|| "model.onnx".into(), |n| segment(&n.to_string_lossy()));
+    entry.join("ort-optimized").join(format!("cpu-ort{}-{}", segment(runtime_version), cpu_isa())).join(name)
+}
+
+/// The widest vector instruction set ONNX Runtime's CPU kernels pick on this machine.
+fn cpu_isa() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx512f") {
+            return "avx512";
+        }
+        if std::is_x86_feature_detected!("avx2") {
+            return "avx2";
+        }
+        "sse"
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    std::env::consts::ARCH
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -34,6 +58,14 @@ mod tests {
         assert_ne!(dir, tensorrt_cache_dir(entry, "NVIDIA L4-sm8.9", "10.13.3"), "another GPU rebuilds");
         let odd = tensorrt_cache_dir(entry, "../../etc/x", "1/2");
         assert!(odd.starts_with("/data/models/coco/3/tensorrt/") && odd.components().count() == 7, "{odd:?}");
+    }
+
+    #[test]
+    fn optimized_graphs_are_keyed_by_runtime_version_and_instruction_set() {
+        let path = optimized_graph_path(Path::new("/c/ppocr/4"), Path::new("/c/ppocr/4/det.onnx"), "1.31.1");
+        assert!(path.to_string_lossy().starts_with("/c/ppocr/4/ort-optimized/cpu-ort1.31.1-"), "{path:?}");
+        assert_eq!(path.file_name().unwrap(), "det.onnx");
+        assert_ne!(path, optimized_graph_path(Path::new("/c/ppocr/4"), Path::new("det.onnx"), "1.32.0"));
     }
 
     #[test]

@@ -12,6 +12,7 @@ use super::provider::{OpenVinoDevice, Provider, ProviderOptions};
 use crate::ModelError;
 
 static ENVIRONMENT: OnceLock<Environment> = OnceLock::new();
+static VERSION: OnceLock<String> = OnceLock::new();
 
 /// What `/info` reports about the runtime.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -40,10 +41,35 @@ pub fn init_runtime(dylib_path: &Path) -> Result<&'static Environment, ModelErro
             ));
         }
         let builder = ort::init_from(dylib_path).map_err(|e| runtime_error(e.to_string()))?;
+        let _ = VERSION.set(read_version(dylib_path).map_err(runtime_error)?);
+        // Before any load runs, from this (normal-priority) thread: see `threads`.
+        super::threads::start_spawner();
         let environment = builder.with_name("sightline").build().map_err(|e| runtime_error(e.to_string()))?;
         let _ = ENVIRONMENT.set(environment);
     }
     environment()
+}
+
+/// The library's own version string (`1.31.1`), from `OrtGetApiBase()->GetVersionString()`.
+fn read_version(dylib_path: &Path) -> Result<String, String> {
+    // SAFETY: the library is already loaded by ort with these symbols; the version string is a
+    // static NUL-terminated string owned by the library, which stays loaded for the process.
+    unsafe {
+        let library = libloading::Library::new(dylib_path).map_err(|e| e.to_string())?;
+        let base: libloading::Symbol<unsafe extern "C" fn() -> *const ort::sys::OrtApiBase> =
+            library.get(b"OrtGetApiBase").map_err(|e| e.to_string())?;
+        let base = base();
+        if base.is_null() {
+            return Err("OrtGetApiBase returned null".into());
+        }
+        let version = std::ffi::CStr::from_ptr(((*base).GetVersionString)());
+        Ok(version.to_string_lossy().into_owned())
+    }
+}
+
+/// ONNX Runtime's version, once `init_runtime` has succeeded.
+pub fn runtime_version() -> &'static str {
+    VERSION.get().map_or("unknown", String::as_str)
 }
 
 /// The environment, once `init_runtime` has succeeded.

@@ -199,6 +199,10 @@ impl std::str::FromStr for OpenVinoPrecision {
 pub struct ProviderOptions {
     /// ONNX Runtime intra-op threads per session; 0 = ONNX Runtime's default.
     pub intra_threads: usize,
+    /// Whether ONNX Runtime's waiting pool threads spin (`session.intra_op.allow_spinning`).
+    pub intra_spinning: bool,
+    /// CPU sessions start from ONNX Runtime's optimised graph saved in the model's cache entry.
+    pub optimized_graph_cache: bool,
     /// GPUs models may be placed on; empty = every visible GPU.
     pub device_ids: Vec<u32>,
     /// Bytes each CUDA session's arena may hold; `None` = no limit.

@@ -7,13 +7,17 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use ndarray::{Array4, ArrayD};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
 use ort::session::{RunOptions, Session};
 use ort::value::TensorRef;
 use sightline_core::{DevicePlacer, GpuSnapshot};
 
-use super::cache_dirs::{openvino_cache_dir, tensorrt_cache_dir};
-use super::environment::{environment, openvino_device, tensorrt_version};
+use super::cache_dirs::{openvino_cache_dir, optimized_graph_path, tensorrt_cache_dir};
+use super::environment::{environment, openvino_device, runtime_version, tensorrt_version};
 use super::provider::{ArenaStrategy, OpenVinoDevice, Provider, ProviderOptions};
+use super::threads::ServingThreads;
 use crate::ModelError;
 
 pub type Outputs = Vec<ArrayD<f32>>;
@@ -71,6 +75,8 @@ pub struct Target<'g> {
     pub gpu: Option<&'g GpuSnapshot>,
     /// The input's shape changes from request to request (see `build_on`).
     pub varying_shapes: bool,
+    /// Intra-op threads of this session when not the deployment's (instances share the cores).
+    pub intra_threads: Option<usize>,
 }
 
 /// Builds a session for `file` on `target`, configured from `options`; provider caches (TensorRT
@@ -84,9 +90,17 @@ pub fn build_on(
 ) -> Result<Session, String> {
     let env = environment().map_err(|e| e.to_string())?;
     let mut builder = Session::builder(env).map_err(|e| e.to_string())?;
-    if options.intra_threads > 0 {
-        builder = builder.with_intra_threads(options.intra_threads).map_err(|e| e.to_string())?;
+    let intra_threads = target.intra_threads.unwrap_or(options.intra_threads);
+    if intra_threads > 0 {
+        builder = builder.with_intra_threads(intra_threads).map_err(|e| e.to_string())?;
     }
+    // Spinning keeps a waiting intra-op thread busy for a while after each operator: it buys a
+    // little latency with a core that decoding and pre-processing need (docs/benchmarks.md).
+    builder = builder
+        .with_intra_op_spinning(options.intra_spinning)
+        .and_then(|b| b.with_inter_op_spinning(options.intra_spinning))
+        .and_then(|b| b.with_thread_manager(ServingThreads))
+        .map_err(|e| e.to_string())?;
     if target.varying_shapes {
         // A memory pattern is planned per input shape and kept: for inputs whose shape changes with
         // every image (OCR) the plans only accumulate (1.7 GB after two passes over the OCR
@@ -130,7 +144,11 @@ pub fn build_on(
         }
     };
     let started = Instant::now();
-    let session = builder.commit_from_file(file).map_err(|e| format!("not a loadable ONNX model: {e}"))?;
+    let session = if target.provider == Provider::Cpu && options.optimized_graph_cache {
+        commit_cached(builder, file, &optimized_graph_path(cache_root, file, runtime_version()))?
+    } else {
+        builder.commit_from_file(file).map_err(|e| format!("not a loadable ONNX model: {e}"))?
+    };
     if let Some((dir, before)) = tensorrt_dir {
         let seconds = started.elapsed().as_secs_f64();
         if count_engines(&dir) > before {
@@ -138,6 +156,45 @@ pub fn build_on(
         } else {
             tracing::info!(file = %file.display(), cache = %dir.display(), seconds, "TensorRT engine loaded from the cache");
         }
+    }
+    Ok(session)
+}
+
+/// Starts the session from ONNX Runtime's optimised graph saved by an earlier load, or builds it
+/// from `file` and saves that graph (written aside, then renamed, so a crash leaves no half file).
+/// A saved graph that no longer loads is deleted and rebuilt.
+fn commit_cached(mut builder: SessionBuilder, file: &Path, cached: &Path) -> Result<Session, String> {
+    if cached.is_file() {
+        let from_cache = builder
+            .clone()
+            .with_optimization_level(GraphOptimizationLevel::Disable)
+            .map_err(|e| e.to_string())
+            .and_then(|mut b| b.commit_from_file(cached).map_err(|e| e.to_string()));
+        match from_cache {
+            Ok(session) => {
+                tracing::debug!(file = %file.display(), cached = %cached.display(), "session started from its saved optimised graph");
+                return Ok(session);
+            }
+            Err(e) => {
+                tracing::warn!(file = %file.display(), cached = %cached.display(), cause = %e, "saved optimised graph does not load; rebuilding it");
+                let _ = std::fs::remove_file(cached);
+            }
+        }
+    }
+    let not_loadable = |e: ort::Error| format!("not a loadable ONNX model: {e}");
+    let Some(dir) = cached.parent().filter(|d| std::fs::create_dir_all(d).is_ok()) else {
+        return builder.commit_from_file(file).map_err(not_loadable);
+    };
+    static SERIAL: AtomicU64 = AtomicU64::new(0);
+    let aside = dir.join(format!(".saving-{}-{}", std::process::id(), SERIAL.fetch_add(1, Ordering::Relaxed)));
+    let session = builder
+        .with_optimized_model_path(&aside)
+        .map_err(|e| e.to_string())?
+        .commit_from_file(file)
+        .map_err(not_loadable)?;
+    if let Err(e) = std::fs::rename(&aside, cached) {
+        tracing::warn!(cached = %cached.display(), cause = %e, "cannot save the optimised graph");
+        let _ = std::fs::remove_file(&aside);
     }
     Ok(session)
 }
@@ -194,7 +251,7 @@ fn openvino_options(ep_name: &str, options: &ProviderOptions, cache_dir: &Path) 
 /// the raw runtime).
 pub fn build_session(path: &Path, intra_threads: usize) -> Result<(Session, SessionShape), ModelError> {
     let options = ProviderOptions { intra_threads, ..ProviderOptions::default() };
-    let target = Target { provider: Provider::Cpu, gpu: None, varying_shapes: false };
+    let target = Target { provider: Provider::Cpu, gpu: None, varying_shapes: false, intra_threads: None };
     let session =
         build_on(target, path, &options, path.parent().unwrap_or(Path::new("."))).map_err(|e| broken(path, e))?;
     let shape = SessionShape::of(&session, path)?;
@@ -246,11 +303,33 @@ pub struct Engine {
     providers: Vec<Provider>,
     options: ProviderOptions,
     placer: Option<Arc<DevicePlacer>>,
+    /// Sessions per model file (`MODEL_INSTANCES`).
+    instances: usize,
 }
 
 impl Engine {
     pub fn new(providers: Vec<Provider>, options: ProviderOptions, placer: Option<Arc<DevicePlacer>>) -> Engine {
-        Engine { providers, options, placer }
+        Engine { providers, options, placer, instances: 1 }
+    }
+
+    /// Serves each model file with `instances` sessions. Unless the deployment fixed the intra-op
+    /// thread count, the cores are divided between them, so instances do not oversubscribe them.
+    pub fn with_instances(mut self, instances: usize) -> Engine {
+        self.instances = instances.max(1);
+        self
+    }
+
+    pub fn instances(&self) -> usize {
+        self.instances
+    }
+
+    /// Intra-op threads per session when instances divide the cores; `None`: the deployment's.
+    fn instance_threads(&self) -> Option<usize> {
+        if self.options.intra_threads > 0 || self.instances == 1 {
+            return None;
+        }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Some((cores / self.instances).max(1))
     }
 
     /// CPU only, ONNX Runtime's defaults but for `intra_threads`.
@@ -310,7 +389,12 @@ impl ModelSessions<'_> {
     ) -> Result<(Session, SessionShape, T), ModelError> {
         let mut causes: Vec<(Provider, String)> = Vec::new();
         for &provider in &self.engine.providers {
-            let target = Target { provider, gpu: self.gpu.as_ref(), varying_shapes };
+            let target = Target {
+                provider,
+                gpu: self.gpu.as_ref(),
+                varying_shapes,
+                intra_threads: self.engine.instance_threads(),
+            };
             let attempt = build_on(target, file, &self.engine.options, &self.cache_root)
                 .map_err(|e| broken(file, e))
                 .and_then(|mut session| {
@@ -342,15 +426,42 @@ impl ModelSessions<'_> {
         Err(broken(file, reason))
     }
 
-    /// A session for a fixed-size `(batch, 3, height, width)` model, checked on a grey (114) image:
-    /// the session, its shape, its `(width, height)` and the test outputs.
-    pub fn fixed_size(&mut self, file: &Path) -> Result<(Session, SessionShape, (u32, u32), Outputs), ModelError> {
-        let (session, shape, (size, outputs)) = self.checked(file, false, |session, shape| {
+    /// A session for a fixed-size `(batch, 3, height, width)` model, checked on a grey (114) image,
+    /// and how many images one run of it may take (see [`batch_limit`]).
+    pub fn fixed_size(&mut self, file: &Path) -> Result<FixedSizeSession, ModelError> {
+        let (session, shape, (size, outputs, batch_limit)) = self.checked(file, false, |session, shape| {
             let (width, height) = shape.fixed_input_size(file)?;
             let grey = Array4::<f32>::from_elem((1, 3, height as usize, width as usize), 114.0 / 255.0);
-            Ok(((width, height), test_inference(session, file, &grey)?))
+            let outputs = test_inference(session, file, &grey)?;
+            let limit = batch_limit(session, shape, file, &grey, &outputs);
+            Ok(((width, height), outputs, limit))
         })?;
-        Ok((session, shape, size, outputs))
+        Ok(FixedSizeSession { session, shape, size, outputs, batch_limit })
+    }
+
+    /// `first` and the other instances of `file` (`MODEL_INSTANCES` in all), on the provider that
+    /// `first` was built on; on a GPU host each further instance is placed anew, so instances
+    /// spread over the GPUs.
+    pub fn instances(&mut self, file: &Path, first: Session, varying_shapes: bool) -> Result<Vec<Session>, ModelError> {
+        let mut all = vec![first];
+        let Some(&(provider, _)) = self.used.last() else { return Ok(all) };
+        while all.len() < self.engine.instances {
+            let placed = match (&self.engine.placer, provider.is_gpu()) {
+                (Some(placer), true) => placer.place(),
+                _ => None,
+            };
+            let gpu = placed.as_ref().or(self.gpu.as_ref());
+            let target = Target { provider, gpu, varying_shapes, intra_threads: self.engine.instance_threads() };
+            let session =
+                build_on(target, file, &self.engine.options, &self.cache_root).map_err(|e| broken(file, e))?;
+            let label = match (provider.is_gpu(), gpu) {
+                (true, Some(g)) => format!("cuda:{}", g.index),
+                _ => self.device_label(provider),
+            };
+            self.used.push((provider, label));
+            all.push(session);
+        }
+        Ok(all)
     }
 
     /// A session for inputs whose shape changes with every request (OCR), checked with one input
@@ -380,6 +491,49 @@ impl ModelSessions<'_> {
             _ => None,
         };
         RunsOn { execution_provider: providers.join("+"), device: devices.join("+"), vram_bytes }
+    }
+}
+
+/// A checked session of a fixed-size model.
+pub struct FixedSizeSession {
+    pub session: Session,
+    pub shape: SessionShape,
+    /// `(width, height)` of the input.
+    pub size: (u32, u32),
+    /// The test inference's outputs.
+    pub outputs: Outputs,
+    /// The most images one run may take: 1 for a fixed batch axis.
+    pub batch_limit: usize,
+}
+
+/// How many images a run of this session may take: unlimited for a symbolic batch axis whose
+/// batch of two gives, per image, what one image gives; 1 otherwise (a fixed axis, or a graph
+/// that does not batch along its first axis, which is logged).
+fn batch_limit(session: &mut Session, shape: &SessionShape, file: &Path, one: &Array4<f32>, single: &Outputs) -> usize {
+    if shape.batch_size().is_some() {
+        return 1;
+    }
+    let mut check = || -> Result<(), String> {
+        let two = super::batch::stack(&[one, one]).map_err(|e| e.to_string())?;
+        let outputs = run_session(session, &two).map_err(|e| e.to_string())?;
+        let parts = super::batch::split(outputs, 2).map_err(|e| e.to_string())?;
+        for part in &parts {
+            for (batched, alone) in part.iter().zip(single) {
+                let worst =
+                    batched.iter().zip(alone).map(|(a, b)| (a - b).abs() / b.abs().max(1.0)).fold(0.0, f32::max);
+                if batched.shape() != alone.shape() || worst > 1e-3 {
+                    return Err(format!("a batch of two differs from one image (relative {worst:.2e})"));
+                }
+            }
+        }
+        Ok(())
+    };
+    match check() {
+        Ok(()) => usize::MAX,
+        Err(cause) => {
+            tracing::warn!(file = %file.display(), %cause, "the batch axis is symbolic but the model does not batch: serving one image per run");
+            1
+        }
     }
 }
 

@@ -1,78 +1,138 @@
-//! One ONNX Runtime session per loaded model, served by its own thread through a bounded queue.
+//! A loaded model's inference instances: one or more sessions (Triton's instance group), each on
+//! its own thread, all taking batches from one bounded queue.
 //!
-//! The thread keeps `Session::run` (which blocks and needs `&mut`) off the async runtime; the queue
-//! bounds the memory a burst can pin and is where dynamic batching will gather requests.
+//! The threads keep `Session::run` (which blocks and needs `&mut`) off the async runtime. The
+//! queue bounds the memory a burst can pin; a free instance gathers the next batch from it while
+//! the others run, so preparing requests, gathering and inference overlap.
 
 use std::panic::AssertUnwindSafe;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use ndarray::Array4;
-use ort::session::Session;
-use tokio::sync::{mpsc, oneshot};
+use ort::session::{RunOptions, Session};
+use tokio::sync::oneshot;
 
+use super::batch::{gather, split, stack, BatchPolicy};
 use super::session::{run_session_with, shrinking_run_options, Outputs};
+use super::threads::spawn_serving;
+use crate::pipeline::StageTimers;
 use crate::ModelError;
 
 struct Job {
     input: Array4<f32>,
+    queued: Instant,
     reply: oneshot::Sender<Result<Outputs, ModelError>>,
 }
 
+/// How a model's instances take their work.
+#[derive(Clone)]
+pub struct WorkerOptions {
+    /// Requests that may wait for the model's instances.
+    pub queue_capacity: usize,
+    pub batch: BatchPolicy,
+    /// The session's input shape changes with every request (OCR): its CPU arena is shrunk after
+    /// each run, so memory follows the current image, not the largest one seen.
+    pub varying_shapes: bool,
+    pub timers: StageTimers,
+}
+
 pub struct OnnxWorker {
-    sender: mpsc::Sender<Job>,
+    sender: SyncSender<Job>,
     model_id: String,
 }
 
 impl OnnxWorker {
-    /// Moves the session onto a new thread; the thread ends when the worker (the model) is dropped.
-    pub fn start(session: Session, model_id: &str, queue_capacity: usize) -> Result<OnnxWorker, ModelError> {
-        Self::spawn(session, model_id, queue_capacity, false)
-    }
-
-    /// For a session whose input shape changes with every request: its CPU arena is shrunk after
-    /// each run, so memory follows the current image, not the largest one seen.
-    pub fn start_varying_shapes(
-        session: Session,
-        model_id: &str,
-        queue_capacity: usize,
-    ) -> Result<OnnxWorker, ModelError> {
-        Self::spawn(session, model_id, queue_capacity, true)
-    }
-
-    fn spawn(
-        mut session: Session,
-        model_id: &str,
-        queue_capacity: usize,
-        shrink: bool,
-    ) -> Result<OnnxWorker, ModelError> {
-        let run_options = if shrink { Some(shrinking_run_options()?) } else { None };
-        let (sender, mut receiver) = mpsc::channel::<Job>(queue_capacity.max(1));
-        std::thread::Builder::new()
-            .name(format!("ort-{model_id}"))
-            .spawn(move || {
-                while let Some(job) = receiver.blocking_recv() {
-                    let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                        run_session_with(&mut session, &job.input, run_options.as_ref())
-                    }))
-                    .unwrap_or_else(|_| Err(ModelError::Inference("ONNX Runtime call panicked".into())));
-                    let _ = job.reply.send(result);
-                }
-                // The model is gone: free its session here, then hand the freed heap back to the
-                // OS, so that an unloaded model's memory really comes back.
-                drop(session);
-                sightline_core::process_memory::release_free_memory();
-            })
-            .map_err(|e| ModelError::Inference(format!("cannot start inference thread: {e}")))?;
+    /// Moves each session onto its own thread; the threads end when the worker (the model) is
+    /// dropped, once the queue is drained.
+    pub fn start(instances: Vec<Session>, model_id: &str, options: WorkerOptions) -> Result<OnnxWorker, ModelError> {
+        if instances.is_empty() {
+            return Err(ModelError::Inference(format!("{model_id}: no session to serve")));
+        }
+        let (sender, receiver) = sync_channel::<Job>(options.queue_capacity.max(1));
+        let receiver = Arc::new(Mutex::new(receiver));
+        for (index, session) in instances.into_iter().enumerate() {
+            let instance = Instance {
+                session,
+                queue: receiver.clone(),
+                run_options: if options.varying_shapes { Some(shrinking_run_options()?) } else { None },
+                batch: options.batch,
+                timers: options.timers.clone(),
+            };
+            spawn_serving(format!("ort-{model_id}-{index}"), move || instance.serve())
+                .map_err(|e| ModelError::Inference(format!("cannot start inference thread: {e}")))?;
+        }
         Ok(OnnxWorker { sender, model_id: model_id.to_owned() })
     }
 
-    /// Queues one input; a full queue is refused at once (the client is told to retry) rather than
-    /// letting waiters pile up without bound.
+    /// Queues one `(1, 3, h, w)` input; a full queue is refused at once (the client is told to
+    /// retry) rather than letting waiters pile up without bound.
     pub async fn run(&self, input: Array4<f32>) -> Result<Outputs, ModelError> {
         let (reply, response) = oneshot::channel();
-        self.sender.try_send(Job { input, reply }).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => ModelError::Overloaded(self.model_id.clone()),
-            mpsc::error::TrySendError::Closed(_) => ModelError::Inference("inference thread has stopped".into()),
+        self.sender.try_send(Job { input, queued: Instant::now(), reply }).map_err(|e| match e {
+            TrySendError::Full(_) => ModelError::Overloaded(self.model_id.clone()),
+            TrySendError::Disconnected(_) => ModelError::Inference("inference thread has stopped".into()),
         })?;
         response.await.map_err(|_| ModelError::Inference("inference thread dropped the request".into()))?
+    }
+}
+
+struct Instance {
+    session: Session,
+    queue: Arc<Mutex<Receiver<Job>>>,
+    run_options: Option<RunOptions>,
+    batch: BatchPolicy,
+    timers: StageTimers,
+}
+
+impl Instance {
+    fn serve(mut self) {
+        loop {
+            // One instance gathers at a time; the lock is released before the batch runs.
+            let batch = {
+                let queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+                gather(&queue, self.batch)
+            };
+            let Some(batch) = batch else { break };
+            self.run_batch(batch);
+        }
+        // The model is gone: free its session here, then hand the freed heap back to the OS, so
+        // that an unloaded model's memory really comes back.
+        drop(self.session);
+        sightline_core::process_memory::release_free_memory();
+    }
+
+    fn run_batch(&mut self, jobs: Vec<Job>) {
+        let started = Instant::now();
+        for job in &jobs {
+            self.timers.queue.observe(started.duration_since(job.queued).as_secs_f64());
+        }
+        self.timers.batch_size.observe(jobs.len() as f64);
+        let result = std::panic::catch_unwind(AssertUnwindSafe(|| self.infer(&jobs)))
+            .unwrap_or_else(|_| Err(ModelError::Inference("ONNX Runtime call panicked".into())));
+        let seconds = started.elapsed().as_secs_f64();
+        match result {
+            Ok(per_image) => {
+                for (job, outputs) in jobs.into_iter().zip(per_image) {
+                    self.timers.inference.observe(seconds);
+                    let _ = job.reply.send(Ok(outputs));
+                }
+            }
+            Err(e) => {
+                for job in jobs {
+                    let _ = job.reply.send(Err(ModelError::Inference(e.to_string())));
+                }
+            }
+        }
+    }
+
+    fn infer(&mut self, jobs: &[Job]) -> Result<Vec<Outputs>, ModelError> {
+        if let [job] = jobs {
+            return Ok(vec![run_session_with(&mut self.session, &job.input, self.run_options.as_ref())?]);
+        }
+        let inputs: Vec<&Array4<f32>> = jobs.iter().map(|j| &j.input).collect();
+        let batch = stack(&inputs)?;
+        split(run_session_with(&mut self.session, &batch, self.run_options.as_ref())?, jobs.len())
     }
 }

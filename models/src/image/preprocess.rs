@@ -1,5 +1,7 @@
 //! From a decoded image to the model's input tensor: resize per the model's mode, pad, NCHW float32 RGB / 255.
 
+use std::time::{Duration, Instant};
+
 use image::RgbImage;
 use ndarray::Array4;
 use sightline_core::{CoreError, PreprocessingFlags};
@@ -8,6 +10,7 @@ use crate::image::adjust::{self as image_adjust, Adjustments, Contrast};
 use crate::image::decode::{decode_image, DecodeLimits};
 use crate::image::letterbox::{Placement, ResizeMode};
 use crate::image::resize::resize_bilinear;
+use crate::pipeline::{run_blocking, StageTimers};
 
 /// How a model wants its input built.
 #[derive(Debug, Clone, Copy)]
@@ -38,27 +41,49 @@ pub fn adjust(image: RgbImage, adjustments: &Adjustments, flags: PreprocessingFl
     (image, offset)
 }
 
-/// A prepared input: the tensor, where the image sits in it, and the decoded frame when a
-/// visualization will be drawn on it.
-pub type Prepared = (Array4<f32>, Placement, Option<RgbImage>);
+/// A prepared input: the tensor, where the image sits in it, the decoded frame when a
+/// visualization will be drawn on it, and what decoding and preparing took.
+pub struct Prepared {
+    pub tensor: Array4<f32>,
+    pub placement: Placement,
+    pub frame: Option<RgbImage>,
+    pub decode: Duration,
+    pub preprocess: Duration,
+}
 
-/// Decodes and prepares one image on the blocking pool, keeping CPU-heavy work off the async threads.
+impl Prepared {
+    /// Records the two stages' durations.
+    pub fn observe(&self, timers: &StageTimers) {
+        timers.decode.observe(self.decode.as_secs_f64());
+        timers.preprocess.observe(self.preprocess.as_secs_f64());
+    }
+}
+
+/// Decodes and prepares one image on the bounded CPU pool, keeping CPU-heavy work off the async threads.
 pub async fn prepare(
     image: Vec<u8>,
     flags: PreprocessingFlags,
     spec: InputSpec,
     keep_frame: bool,
 ) -> Result<Prepared, CoreError> {
-    tokio::task::spawn_blocking(move || {
+    run_blocking("preprocessing", move || {
+        let started = Instant::now();
         let decoded = decode_image(&image, flags.auto_orient && spec.adjustments.auto_orient, spec.decode_limits)?;
+        drop(image);
+        let decoded_at = Instant::now();
         let (frame_w, frame_h) = decoded.dimensions();
         let frame = keep_frame.then(|| decoded.clone());
         let (adjusted, (x, y)) = adjust(decoded, &spec.adjustments, flags);
         let (tensor, placement) = to_input_tensor(&adjusted, spec.mode, spec.width, spec.height);
-        Ok((tensor, placement.within_frame(x, y, frame_w, frame_h), frame))
+        Ok(Prepared {
+            tensor,
+            placement: placement.within_frame(x, y, frame_w, frame_h),
+            frame,
+            decode: decoded_at - started,
+            preprocess: decoded_at.elapsed(),
+        })
     })
-    .await
-    .map_err(|e| CoreError::Internal(format!("preprocessing task failed: {e}")))?
+    .await?
     .map_err(|e: crate::ModelError| e.into())
 }
 

@@ -17,6 +17,7 @@ use crate::engine::{ModelSessions, OnnxWorker, Outputs};
 use crate::image::decode::{decode_image, DecodeLimits};
 use crate::image::resize::resize_bilinear;
 use crate::load_options::LoadOptions;
+use crate::pipeline::run_blocking;
 use crate::ModelError;
 
 pub const DETECTOR_FILE: &str = "det.onnx";
@@ -147,25 +148,23 @@ impl OcrModel {
             resident_bytes: None,
             ..ModelDescription::unplaced()
         };
-        Ok(OcrModel {
-            description,
-            detector: OnnxWorker::start_varying_shapes(detector, &format!("{name}-det"), options.queue_capacity)?,
-            classifier: classifier
-                .map(|c| OnnxWorker::start_varying_shapes(c, &format!("{name}-cls"), options.queue_capacity))
-                .transpose()?,
-            recognizer: OnnxWorker::start_varying_shapes(recognizer, &format!("{name}-rec"), options.queue_capacity)?,
-            characters,
-            decode_limits: options.decode_limits,
-        })
+        // Each session's inputs change shape with every image or line batch: no dynamic batching
+        // (the recogniser batches its own lines, as rapidocr does).
+        let mut worker = |session, path: &Path, part: &str| -> Result<OnnxWorker, ModelError> {
+            let instances = sessions.instances(path, session, true)?;
+            let name = format!("{name}-{part}");
+            OnnxWorker::start(instances, &name, options.worker(&name, 1, true))
+        };
+        let detector = worker(detector, &dir.join(DETECTOR_FILE), "det")?;
+        let classifier = classifier.map(|c| worker(c, &cls_path, "cls")).transpose()?;
+        let recognizer = worker(recognizer, &rec_path, "rec")?;
+        Ok(OcrModel { description, detector, classifier, recognizer, characters, decode_limits: options.decode_limits })
     }
 
     async fn blocking<T: Send + 'static>(
         f: impl FnOnce() -> Result<T, ModelError> + Send + 'static,
     ) -> Result<T, CoreError> {
-        tokio::task::spawn_blocking(f)
-            .await
-            .map_err(|e| CoreError::Internal(format!("OCR task failed: {e}")))?
-            .map_err(CoreError::from)
+        run_blocking("OCR", f).await?.map_err(CoreError::from)
     }
 
     /// Text quads and the upright crops of each.

@@ -11,12 +11,13 @@ use sightline_core::{
     ModelDescription, ModelId, Task, TaskParams,
 };
 
-use crate::engine::{ModelSessions, OnnxWorker, Outputs};
+use crate::engine::{FixedSizeSession, ModelSessions, OnnxWorker, Outputs};
 use crate::image::drawing::{class_colors, draw_detections, encode_jpeg};
 use crate::image::letterbox::Placement;
 use crate::image::preprocess::{prepare, InputSpec};
 use crate::load_options::LoadOptions;
 use crate::model_config::{Architecture, ModelConfig};
+use crate::pipeline::{run_blocking, StageTimers};
 use crate::yolo::mask::{decode_mask, MaskInputs};
 use crate::yolo::nms::{non_max_suppression, Candidate};
 use crate::yolo::output::{decode_candidates, YoloLayout};
@@ -48,6 +49,7 @@ pub struct YoloModel {
     description: ModelDescription,
     decoder: Arc<Decoder>,
     worker: OnnxWorker,
+    timers: StageTimers,
 }
 
 /// Per-request options of the decoder.
@@ -69,7 +71,8 @@ impl YoloModel {
         let file = config.weights.clone();
         let broken = |reason: String| ModelError::BrokenModel { file: file.clone(), reason };
         let layout = if config.architecture == Architecture::YoloV5 { YoloLayout::V5 } else { YoloLayout::V8 };
-        let (session, shape, (width, height), outputs) = sessions.fixed_size(&file)?;
+        let FixedSizeSession { session, shape, size: (width, height), outputs, batch_limit } =
+            sessions.fixed_size(&file)?;
         let values = layout.values_per_anchor(head_view(&outputs).map_err(|e| broken(e.to_string()))?).ncols();
         let num_classes = config.class_names.len();
         let head = layout.head_len(num_classes);
@@ -122,8 +125,11 @@ impl YoloModel {
         };
         let colors = class_colors(&config.class_names, &config.colors);
         let decoder = Arc::new(Decoder { layout, class_names: config.class_names, extras, input, colors });
-        let worker = OnnxWorker::start(session, &description.model_id, options.queue_capacity)?;
-        Ok(YoloModel { description, decoder, worker })
+        let instances = sessions.instances(&file, session, false)?;
+        let worker_options = options.worker(&description.model_id, batch_limit, false);
+        let timers = worker_options.timers.clone();
+        let worker = OnnxWorker::start(instances, &description.model_id, worker_options)?;
+        Ok(YoloModel { description, decoder, worker, timers })
     }
 }
 
@@ -268,12 +274,15 @@ impl Model for YoloModel {
             }
         };
         let visualize = request.visualize;
-        let (tensor, placement, frame) =
-            prepare(request.image, request.preprocessing, self.decoder.input, visualize.is_some()).await?;
-        let outputs = self.worker.run(tensor).await?;
-        // Masks and drawing cost real CPU on large images: both run on the blocking pool.
+        let prepared = prepare(request.image, request.preprocessing, self.decoder.input, visualize.is_some()).await?;
+        prepared.observe(&self.timers);
+        let outputs = self.worker.run(prepared.tensor).await?;
+        let (placement, frame) = (prepared.placement, prepared.frame);
+        // Masks and drawing cost real CPU on large images: both run on the bounded pool.
         let decoder = self.decoder.clone();
-        let (predictions, visualization) = tokio::task::spawn_blocking(move || -> Result<_, ModelError> {
+        let postprocess = self.timers.postprocess.clone();
+        let (predictions, visualization) = run_blocking("post-processing", move || -> Result<_, ModelError> {
+            let started = std::time::Instant::now();
             let predictions = decoder.decode(&outputs, &placement, &options)?;
             let visualization = match (frame, visualize) {
                 (Some(mut frame), Some(params)) => {
@@ -282,10 +291,10 @@ impl Model for YoloModel {
                 }
                 _ => None,
             };
+            postprocess.observe(started.elapsed().as_secs_f64());
             Ok((predictions, visualization))
         })
-        .await
-        .map_err(|e| CoreError::Internal(format!("post-processing task failed: {e}")))??;
+        .await??;
         let output = DetectionOutput {
             image_width: placement.frame_w,
             image_height: placement.frame_h,
