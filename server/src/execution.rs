@@ -7,7 +7,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use sightline_core::{DevicePlacer, GpuMemoryProbe, HostMemoryProbe, MemoryProbe, NvmlSource};
-use sightline_models::engine::{choose_provider_list, probe_provider, Engine, RuntimeInfo, UnavailableProvider};
+use sightline_models::engine::{
+    choose_provider_list, probe_provider, Engine, Provider, RuntimeInfo, UnavailableProvider,
+};
 
 use crate::app::StartupError;
 use crate::config::{Config, DEFAULT_EXECUTION_PROVIDERS};
@@ -67,8 +69,23 @@ pub fn start(config: &Config, dylib: &Path) -> Result<Execution, StartupError> {
         execution_providers: usable.iter().map(|p| p.ort_name().to_owned()).collect(),
         unavailable_providers: unavailable,
     };
-    let engine = Arc::new(Engine::new(usable, options, gpus.clone()).with_instances(config.model_instances as usize));
+    let instances = instances_per_model(config.model_instances as usize, usable[0], gpus.as_deref());
+    tracing::info!(instances, "sessions per model file");
+    let engine = Arc::new(Engine::new(usable, options, gpus.clone()).with_instances(instances));
     Ok(Execution { engine, runtime, gpus, memory_probe })
+}
+
+/// `MODEL_INSTANCES`, or when 0 (auto): one per GPU for the NVIDIA providers (instances spread
+/// over the GPUs); two on the CPU (each with half the cores: 1.25x the throughput of one instance
+/// with all of them on the 2-core benchmark machine, docs/benchmarks.md), one on a single core.
+fn instances_per_model(configured: usize, first: Provider, gpus: Option<&DevicePlacer>) -> usize {
+    if configured > 0 {
+        return configured;
+    }
+    match (first.is_gpu(), gpus) {
+        (true, Some(placer)) => placer.devices().len().max(1),
+        _ => std::thread::available_parallelism().map_or(1, |n| n.get()).min(2),
+    }
 }
 
 /// NVML's GPUs restricted to `DEVICE_IDS`; `None` without a driver or a GPU.

@@ -88,6 +88,39 @@ pub fn build_on(
     options: &ProviderOptions,
     cache_root: &Path,
 ) -> Result<Session, String> {
+    if target.provider == Provider::OpenVino {
+        return build_openvino_at_serving_priority(target, file, options, cache_root);
+    }
+    build_here(target, file, options, cache_root)
+}
+
+/// OpenVINO makes the threads that will run a compiled model's inferences while it compiles, and
+/// Linux threads inherit their creator's priority: compiling on a lowered load thread would leave
+/// the model serving at the load's priority for good. So OpenVINO sessions are built on a thread
+/// at normal priority (their compile is then not deprioritised; the rest of the load still is).
+fn build_openvino_at_serving_priority(
+    target: Target<'_>,
+    file: &Path,
+    options: &ProviderOptions,
+    cache_root: &Path,
+) -> Result<Session, String> {
+    let (file, options, cache_root) = (file.to_path_buf(), options.clone(), cache_root.to_path_buf());
+    let (provider, varying_shapes, intra_threads) = (target.provider, target.varying_shapes, target.intra_threads);
+    let (reply, built) = std::sync::mpsc::sync_channel(1);
+    super::threads::spawn_serving("openvino-compile".into(), move || {
+        let target = Target { provider, gpu: None, varying_shapes, intra_threads };
+        let _ = reply.send(build_here(target, &file, &options, &cache_root));
+    })
+    .map_err(|e| format!("cannot start the OpenVINO compile thread: {e}"))?;
+    built.recv().unwrap_or_else(|_| Err("the OpenVINO compile thread panicked".into()))
+}
+
+fn build_here(
+    target: Target<'_>,
+    file: &Path,
+    options: &ProviderOptions,
+    cache_root: &Path,
+) -> Result<Session, String> {
     let env = environment().map_err(|e| e.to_string())?;
     let mut builder = Session::builder(env).map_err(|e| e.to_string())?;
     let intra_threads = target.intra_threads.unwrap_or(options.intra_threads);
@@ -96,11 +129,9 @@ pub fn build_on(
     }
     // Spinning keeps a waiting intra-op thread busy for a while after each operator: it buys a
     // little latency with a core that decoding and pre-processing need (docs/benchmarks.md).
-    builder = builder
-        .with_intra_op_spinning(options.intra_spinning)
-        .and_then(|b| b.with_inter_op_spinning(options.intra_spinning))
-        .and_then(|b| b.with_thread_manager(ServingThreads))
-        .map_err(|e| e.to_string())?;
+    builder = builder.with_intra_op_spinning(options.intra_spinning).map_err(|e| e.to_string())?;
+    builder = builder.with_inter_op_spinning(options.intra_spinning).map_err(|e| e.to_string())?;
+    builder = builder.with_thread_manager(ServingThreads).map_err(|e| e.to_string())?;
     if target.varying_shapes {
         // A memory pattern is planned per input shape and kept: for inputs whose shape changes with
         // every image (OCR) the plans only accumulate (1.7 GB after two passes over the OCR
@@ -135,7 +166,7 @@ pub fn build_on(
             let device = openvino_device(options.openvino_device)?;
             let dir = openvino_cache_dir(cache_root, options.openvino_device, options.openvino_precision);
             std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-            let config = openvino_options(device.ep().map_err(|e| e.to_string())?, options, &dir);
+            let config = openvino_options(device.ep().map_err(|e| e.to_string())?, options, intra_threads, &dir);
             // A session reported as OpenVINO runs wholly on OpenVINO: a model with nodes it cannot
             // take fails here and is built on the next provider instead, with the cause logged.
             let builder =
@@ -229,13 +260,18 @@ fn count_engines(dir: &Path) -> usize {
 /// The plugin's options, keyed by the device's provider name as `with_devices` expects. The
 /// plugin ignores `precision`, `cache_dir` and `num_of_threads` as options (it warns): they go
 /// into `load_config`, OpenVINO's own properties per device.
-fn openvino_options(ep_name: &str, options: &ProviderOptions, cache_dir: &Path) -> Vec<(String, String)> {
+fn openvino_options(
+    ep_name: &str,
+    options: &ProviderOptions,
+    threads: usize,
+    cache_dir: &Path,
+) -> Vec<(String, String)> {
     let mut properties = serde_json::json!({
         "INFERENCE_PRECISION_HINT": options.openvino_precision.name(),
         "CACHE_DIR": cache_dir.display().to_string(),
     });
-    if options.intra_threads > 0 {
-        properties["INFERENCE_NUM_THREADS"] = serde_json::json!(options.intra_threads);
+    if threads > 0 {
+        properties["INFERENCE_NUM_THREADS"] = serde_json::json!(threads);
     }
     // AUTO hands each property set to the device it is named for.
     let devices: &[&str] = match options.openvino_device {

@@ -252,6 +252,26 @@ impl Server {
     }
 
     /// This server's MODEL_CACHE_DIR.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// `(thread name, nice value)` of each of the server's threads (Linux `/proc`).
+    pub fn thread_priorities(&self) -> Vec<(String, i32)> {
+        let tasks = std::fs::read_dir(format!("/proc/{}/task", self.pid())).unwrap();
+        tasks
+            .flatten()
+            .filter_map(|task| {
+                let name = std::fs::read_to_string(task.path().join("comm")).ok()?.trim().to_owned();
+                let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
+                // Fields after the parenthesised name: state is field 3, nice is field 19.
+                let after = &stat[stat.rfind(')')? + 2..];
+                let nice = after.split(' ').nth(16)?.parse().ok()?;
+                Some((name, nice))
+            })
+            .collect()
+    }
+
     pub fn cache_dir(&self) -> &Path {
         self._cachedir.path()
     }

@@ -1,0 +1,182 @@
+//! Dynamic batching, instances and isolated loads through the server: batched answers equal the
+//! reference (images of different sizes, so different letterboxing, in one batch), a list request
+//! takes the same path, loads run at a lower priority than the threads that serve, and a model's
+//! second load starts from the optimised graph its first load saved.
+
+mod common;
+
+use common::*;
+use futures::future::join_all;
+use serde_json::{json, Value};
+
+fn reference() -> Value {
+    serde_json::from_str(&std::fs::read_to_string(data("reference/shapes-det-v8.json")).unwrap()).unwrap()
+}
+
+/// Sum and count of `sightline_batch_size` for `model`.
+async fn batches(server: &Server, model: &str) -> (f64, f64) {
+    let text = server.get_text("/metrics").await;
+    let value = |name: &str| {
+        let prefix = format!("sightline_batch_size_{name}{{model_id=\"{model}\"}} ");
+        text.lines().find_map(|l| l.strip_prefix(&prefix)).map_or(0.0, |v| v.parse().unwrap())
+    };
+    (value("sum"), value("count"))
+}
+
+fn letterbox_runs(entry: &Value) -> Vec<(f64, f64, Vec<Det>)> {
+    entry["runs"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter_map(|(run, expected)| {
+            let (mode, conf, iou) = parse_run(run);
+            let expected = expected.as_array().unwrap().iter().map(from_reference).collect();
+            (mode == "letterbox").then_some((conf, iou, expected))
+        })
+        .collect()
+}
+
+const BATCHING: &[(&str, &str)] =
+    &[("MAX_BATCH_SIZE", "8"), ("BATCH_MAX_DELAY_US", "200000"), ("MODEL_INSTANCES", "1")];
+
+#[tokio::test]
+async fn concurrent_requests_are_batched_and_each_answer_matches_the_reference() {
+    let server = Server::start(&repo_root().join("assets/models"), BATCHING).await;
+    let reference = reference();
+    let images = reference["images"].as_object().unwrap();
+    assert_eq!(images.len(), 15);
+    for run in 0..4 {
+        let requests = images.iter().map(|(image, entry)| {
+            let (conf, iou, expected) = letterbox_runs(entry).swap_remove(run);
+            let body = detect_body("shapes-dyn/1", image, conf, iou);
+            let server = &server;
+            async move {
+                let (status, body) = server.post_json("/infer/object_detection", &body).await;
+                assert_eq!(status, 200, "{image}: {body}");
+                let predicted: Vec<Det> = body["predictions"].as_array().unwrap().iter().map(from_response).collect();
+                compare(&expected, &predicted, conf)
+                    .into_iter()
+                    .map(|p| format!("{image} conf {conf} iou {iou}: {p}"))
+                    .collect::<Vec<_>>()
+            }
+        });
+        let problems: Vec<String> = join_all(requests).await.into_iter().flatten().collect();
+        assert!(problems.is_empty(), "{} problems:\n{}", problems.len(), problems.join("\n"));
+    }
+    let (images_run, runs) = batches(&server, "shapes-dyn/1").await;
+    assert_eq!(images_run, 60.0, "every image ran once");
+    assert!(runs <= 20.0, "60 images in {runs} runs: concurrent requests were not batched");
+}
+
+#[tokio::test]
+async fn a_list_of_images_is_batched_and_answered_in_order() {
+    let server = Server::start(&repo_root().join("assets/models"), BATCHING).await;
+    let reference = reference();
+    let names = ["shapes_256_00.png", "shapes_300x500.png", "shapes_1920x1080.jpg", "shapes_320_01.png"];
+    let body = json!({
+        "model_id": "shapes-dyn/1",
+        "image": names.iter().map(|n| json!({"type": "base64", "value": image_b64(n)})).collect::<Vec<_>>(),
+        "confidence": 0.25,
+        "iou_threshold": 0.45,
+    });
+    let (status, answers) = server.post_json("/infer/object_detection", &body).await;
+    assert_eq!(status, 200, "{answers}");
+    let answers = answers.as_array().unwrap();
+    assert_eq!(answers.len(), names.len());
+    for (name, answer) in names.iter().zip(answers) {
+        let expected: Vec<Det> = reference["images"][name]["runs"]["letterbox/conf0.25/iou0.45"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(from_reference)
+            .collect();
+        let predicted: Vec<Det> = answer["predictions"].as_array().unwrap().iter().map(from_response).collect();
+        let problems = compare(&expected, &predicted, 0.25);
+        assert!(problems.is_empty(), "{name}: {problems:?}");
+    }
+    let (images_run, runs) = batches(&server, "shapes-dyn/1").await;
+    assert_eq!(images_run, 4.0);
+    assert!(runs < 4.0, "a list of 4 images ran in {runs} runs");
+}
+
+#[tokio::test]
+async fn a_fixed_batch_axis_is_never_batched() {
+    let server = Server::start(&repo_root().join("assets/models"), BATCHING).await;
+    let body = detect_body("shapes/1", "shapes_640x480.png", 0.25, 0.45);
+    let answers = join_all((0..6).map(|_| server.post_json("/infer/object_detection", &body))).await;
+    assert!(answers.iter().all(|(status, _)| *status == 200));
+    assert_eq!(batches(&server, "shapes/1").await, (6.0, 6.0), "six runs of one image each");
+}
+
+#[tokio::test]
+async fn loads_run_below_the_priority_of_the_threads_that_serve() {
+    loads_run_below_serving_priority("cpu").await;
+}
+
+#[tokio::test]
+async fn openvino_loads_run_below_the_priority_of_the_threads_that_serve() {
+    loads_run_below_serving_priority("openvino").await;
+}
+
+async fn loads_run_below_serving_priority(provider: &str) {
+    let models = repo_root().join("assets/models");
+    let server = Server::start_on(provider, &models, &[("MODEL_INSTANCES", "2")]).await;
+    for model in ["shapes/1", "ppocr/4"] {
+        let (status, body) = server.post_json("/model/add", &json!({"model_id": model})).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, _) =
+        server.post_json("/infer/object_detection", &detect_body("shapes/1", "shapes_640x480.png", 0.25, 0.45)).await;
+    assert_eq!(status, 200);
+    let threads = server.thread_priorities();
+    let loaders: Vec<_> = threads.iter().filter(|(name, _)| name.starts_with("model-load")).collect();
+    assert_eq!(loaders.len(), 1, "MODEL_LOAD_CONCURRENCY=1: {threads:?}");
+    assert!(loaders.iter().all(|(_, nice)| *nice == 10), "load threads at nice 10: {threads:?}");
+    let instances = threads.iter().filter(|(name, _)| name.starts_with("ort-")).count();
+    assert!(instances >= 2 * 4, "two instances of shapes/1 and of each OCR session: {threads:?}");
+    let lowered: Vec<_> = threads.iter().filter(|(name, nice)| !name.starts_with("model-load") && *nice != 0).collect();
+    assert!(lowered.is_empty(), "threads made during loads must serve at normal priority: {lowered:?}");
+    server.assert_all_run_on(ort_name(provider)).await;
+}
+
+#[tokio::test]
+async fn a_second_load_starts_from_the_saved_optimised_graph_with_the_same_answers() {
+    // One instance, so that the first load builds one session from the original file.
+    let env = [("LOG_LEVEL", "info,ort=warn,sightline_models=debug"), ("MODEL_INSTANCES", "1")];
+    let server = Server::start(&repo_root().join("assets/models"), &env).await;
+    let body = detect_body("shapes/1", "shapes_640x480.png", 0.25, 0.45);
+    let (status, first) = server.post_json("/infer/object_detection", &body).await;
+    assert_eq!(status, 200, "{first}");
+    let saved: Vec<_> = walk(&server.cache_dir().join("shapes/1/ort-optimized"));
+    assert_eq!(saved.len(), 1, "one optimised graph saved: {saved:?}");
+    assert!(saved[0].ends_with("weights.onnx") && std::fs::metadata(&saved[0]).unwrap().len() > 1 << 20);
+    assert!(!server.log_text().contains("saved optimised graph"), "first load builds it: {}", server.log_text());
+    let (status, _) = server.post_json("/model/remove", &json!({"model_id": "shapes/1"})).await;
+    assert_eq!(status, 200);
+    let (status, second) = server.post_json("/infer/object_detection", &body).await;
+    assert_eq!(status, 200, "{second}");
+    assert!(server.log_text().contains("session started from its saved optimised graph"), "{}", server.log_text());
+    assert_eq!(without_ids(&first["predictions"]), without_ids(&second["predictions"]));
+
+    // A damaged saved graph is rebuilt, not served.
+    std::fs::write(&saved[0], b"not a model").unwrap();
+    let (status, _) = server.post_json("/model/remove", &json!({"model_id": "shapes/1"})).await;
+    assert_eq!(status, 200);
+    let (status, third) = server.post_json("/infer/object_detection", &body).await;
+    assert_eq!(status, 200, "{third}");
+    assert!(server.log_text().contains("saved optimised graph does not load; rebuilding it"));
+    assert_eq!(without_ids(&first["predictions"]), without_ids(&third["predictions"]));
+    assert!(std::fs::metadata(&saved[0]).unwrap().len() > 1 << 20, "rebuilt");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if entry.path().is_dir() {
+            files.extend(walk(&entry.path()));
+        } else {
+            files.push(entry.path());
+        }
+    }
+    files
+}
