@@ -102,6 +102,7 @@ test: setup
 bench: setup
 	cargo build --release --bin sightline
 	cargo bench -p sightline-e2e --bench pipeline
+	cargo bench -p sightline-e2e --bench isolation
 
 ## Memory under churn (release build): model add/remove cycles under load, then OCR passes;
 ## prints the server's RSS at each milestone (docs/benchmarks.md).

@@ -17,9 +17,6 @@ pub struct LoadPool {
     sender: Mutex<Sender<Load>>,
 }
 
-/// Loads run at this nice value: below inference (0), above idle work.
-pub const LOAD_NICE: i32 = 10;
-
 impl LoadPool {
     /// `concurrency` threads, each lowering its own priority to `nice` (0 leaves it normal).
     pub fn new(concurrency: usize, nice: i32) -> std::io::Result<LoadPool> {

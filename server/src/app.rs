@@ -11,7 +11,6 @@ use prometheus::Registry;
 use sightline_core::artifacts::{build_sources, ArtifactCache};
 use sightline_core::fixed_size_cache::CacheConfig;
 use sightline_core::{BaseManager, ManagerMetrics, ModelId, ModelManager, WithFixedSizeCache, WithLogger, WithMetrics};
-use sightline_models::load_pool::LOAD_NICE;
 use sightline_models::pipeline::{configure_cpu_pool, PipelineMetrics};
 use sightline_models::{init_runtime, DecodeLimits, LoadOptions, LoadPool, ModelRegistry};
 
@@ -67,7 +66,7 @@ fn build_manager(
         metrics: PipelineMetrics::register(registry)?,
     };
     configure_cpu_pool(config.preprocess_threads);
-    let loads = LoadPool::new(config.model_load_concurrency as usize, LOAD_NICE).map_err(StartupError::LoadThreads)?;
+    let loads = LoadPool::new(config.model_load_concurrency as usize, config.model_load_nice).map_err(StartupError::LoadThreads)?;
     let loader = ModelRegistry::new(options, artifacts, loads);
     let base = BaseManager::new(Arc::new(loader));
     let metrics = ManagerMetrics::register(registry)?;

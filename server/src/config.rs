@@ -218,6 +218,10 @@ pub struct Config {
     /// Model loads that may run at once, on their own threads at a lower OS priority than inference.
     #[arg(long, env = "MODEL_LOAD_CONCURRENCY", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub model_load_concurrency: u32,
+    /// OS priority (nice value) of model loads: 10 lets serving models take the CPU first; 0 loads
+    /// at the priority of inference.
+    #[arg(long, env = "MODEL_LOAD_NICE", default_value_t = 10, value_parser = clap::value_parser!(i32).range(0..=19))]
+    pub model_load_nice: i32,
     /// Images decoded, prepared or post-processed at once; 0 = one per core.
     #[arg(long, env = "PREPROCESS_THREADS", default_value_t = 0)]
     pub preprocess_threads: usize,

@@ -9,67 +9,17 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine;
 use serde_json::json;
 
+#[path = "support/closed_loop.rs"]
+mod closed_loop;
+use closed_loop::{percentile, run_level};
+
 fn setting(name: &str, default: &str) -> String {
     std::env::var(name).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_owned())
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
-struct Level {
-    latencies_ms: Vec<f64>,
-    errors: usize,
-    seconds: f64,
-}
-
-async fn run_level(
-    client: &reqwest::Client,
-    url: &str,
-    body: Arc<serde_json::Value>,
-    clients: usize,
-    duration: Duration,
-) -> Level {
-    let started = Instant::now();
-    let deadline = started + duration;
-    let tasks: Vec<_> = (0..clients)
-        .map(|_| {
-            let (client, url, body) = (client.clone(), url.to_owned(), body.clone());
-            tokio::spawn(async move {
-                let (mut latencies, mut errors) = (Vec::new(), 0usize);
-                while Instant::now() < deadline {
-                    let sent = Instant::now();
-                    let ok = match client.post(&url).json(&*body).send().await {
-                        Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
-                        Err(_) => false,
-                    };
-                    if ok {
-                        latencies.push(sent.elapsed().as_secs_f64() * 1e3);
-                    } else {
-                        errors += 1;
-                    }
-                }
-                (latencies, errors)
-            })
-        })
-        .collect();
-    let mut level = Level { latencies_ms: Vec::new(), errors: 0, seconds: 0.0 };
-    for task in tasks {
-        let (latencies, errors) = task.await.unwrap_or_default();
-        level.latencies_ms.extend(latencies);
-        level.errors += errors;
-    }
-    level.seconds = started.elapsed().as_secs_f64();
-    level.latencies_ms.sort_by(f64::total_cmp);
-    level
 }
 
 #[tokio::main]
@@ -119,7 +69,7 @@ async fn main() {
     println!("|---|---|---|---|---|");
     for clients in levels {
         let level = run_level(&client, &url, body.clone(), clients, duration).await;
-        let rate = level.latencies_ms.len() as f64 / level.seconds;
+        let rate = level.rate();
         println!(
             "| {clients} | {rate:.1} | {:.1} | {:.1} | {} |",
             percentile(&level.latencies_ms, 0.50),
