@@ -98,10 +98,18 @@ pub fn to_input_tensor(image: &RgbImage, mode: ResizeMode, in_w: u32, in_h: u32)
     let (h, w) = (in_h as usize, in_w as usize);
     let mut tensor = Array4::<f32>::from_elem((1, 3, h, w), pad);
     let (left, top) = (placement.left as usize, placement.top as usize);
-    for (x, y, pixel) in resized.enumerate_pixels() {
-        let (tx, ty) = (left + x as usize, top + y as usize);
-        for c in 0..3 {
-            tensor[[0, c, ty, tx]] = f32::from(pixel.0[c]) / 255.0;
+    let (new_w, new_h) = (resized.width() as usize, resized.height() as usize);
+    // Plane by plane over contiguous rows: the tensor is in standard (C) layout.
+    if let Some(planes) = tensor.as_slice_mut() {
+        let rgb = resized.as_raw();
+        for (c, plane) in planes.chunks_exact_mut(h * w).enumerate() {
+            for y in 0..new_h.min(h.saturating_sub(top)) {
+                let out = &mut plane[(top + y) * w + left..][..new_w.min(w - left)];
+                let row = &rgb[y * new_w * 3..][..new_w * 3];
+                for (o, px) in out.iter_mut().zip(row.chunks_exact(3)) {
+                    *o = f32::from(px[c]) / 255.0;
+                }
+            }
         }
     }
     (tensor, placement)
