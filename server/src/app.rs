@@ -66,7 +66,8 @@ fn build_manager(
         metrics: PipelineMetrics::register(registry)?,
     };
     configure_cpu_pool(config.preprocess_threads);
-    let loads = LoadPool::new(config.model_load_concurrency as usize, config.model_load_nice).map_err(StartupError::LoadThreads)?;
+    let loads = LoadPool::new(config.model_load_concurrency as usize, config.model_load_nice)
+        .map_err(StartupError::LoadThreads)?;
     let loader = ModelRegistry::new(options, artifacts, loads);
     let base = BaseManager::new(Arc::new(loader));
     let metrics = ManagerMetrics::register(registry)?;

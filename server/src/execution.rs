@@ -76,15 +76,18 @@ pub fn start(config: &Config, dylib: &Path) -> Result<Execution, StartupError> {
 }
 
 /// `MODEL_INSTANCES`, or when 0 (auto): one per GPU for the NVIDIA providers (instances spread
-/// over the GPUs); two on the CPU (each with half the cores: 1.25x the throughput of one instance
-/// with all of them on the 2-core benchmark machine, docs/benchmarks.md), one on a single core.
+/// over the GPUs); two on the CPU provider (each with half the cores: 1.25x the throughput of one
+/// instance with all of them on the 2-core benchmark machine), one on a single core; one on
+/// OpenVINO, which runs its own thread pool (two instances served 0.75x of one there;
+/// docs/benchmarks.md).
 fn instances_per_model(configured: usize, first: Provider, gpus: Option<&DevicePlacer>) -> usize {
     if configured > 0 {
         return configured;
     }
-    match (first.is_gpu(), gpus) {
-        (true, Some(placer)) => placer.devices().len().max(1),
-        _ => std::thread::available_parallelism().map_or(1, |n| n.get()).min(2),
+    match (first, gpus) {
+        (Provider::Cuda | Provider::TensorRt, Some(placer)) => placer.devices().len().max(1),
+        (Provider::Cpu, _) => std::thread::available_parallelism().map_or(1, |n| n.get()).min(2),
+        _ => 1,
     }
 }
 

@@ -102,8 +102,11 @@ async fn main() {
     let models = work.join("models");
     copy_dir(&root().join("assets/models/shapes/1"), &models.join("shapes/1"));
     copy_dir(&root().join("assets/models/ppocr/4"), &models.join("ppocr/4"));
-    let generated =
-        Command::new(&python).arg(root().join("scripts/make_big_model.py")).arg(models.join("big/1")).arg("44").status();
+    let generated = Command::new(&python)
+        .arg(root().join("scripts/make_big_model.py"))
+        .arg(models.join("big/1"))
+        .arg("44")
+        .status();
     assert!(generated.expect("the .venv Python (make setup installs onnx into it)").success());
 
     let png = image::open(root().join("tests/data/images/shapes_640x480.png")).unwrap().to_rgb8();
@@ -118,18 +121,21 @@ async fn main() {
     println!("| loads meanwhile | model loads done | requests/s | p50 (ms) | p99 (ms) | errors | p99 × alone | throughput vs alone |");
     println!("|---|---|---|---|---|---|---|---|");
     let mut alone: Option<(f64, f64)> = None;
-    let runs: [(&str, &str, &[&str]); 3] = [
-        ("none", "10", &[]),
-        ("`big/1` + `ppocr/4` in a loop, loads at nice 10 (default)", "10", &["big/1", "ppocr/4"]),
-        ("the same, loads at nice 0 (`MODEL_LOAD_NICE=0`)", "0", &["big/1", "ppocr/4"]),
-    ];
+    // ISOLATION_NICE: the load priorities compared (default: the default 10, then 0).
+    let nices = std::env::var("ISOLATION_NICE").unwrap_or_else(|_| "10,0".into());
+    let mut runs: Vec<(String, String, &[&str])> = vec![("none".into(), "10".into(), &[])];
+    for nice in nices.split(',').map(str::trim) {
+        let label = format!("`big/1` + `ppocr/4` in a loop, loads at nice {nice} (`MODEL_LOAD_NICE={nice}`)");
+        runs.push((label, nice.to_owned(), &["big/1", "ppocr/4"]));
+    }
     for (label, nice, churn) in runs {
         let cache = work.join(format!("cache-{nice}-{}", churn.len()));
-        let (server, base) = start(&models, &cache, &[("MODEL_LOAD_NICE", nice), ("MAX_ACTIVE_MODELS", "8")]).await;
+        let env = [("MODEL_LOAD_NICE", nice.as_str()), ("MAX_ACTIVE_MODELS", "8")];
+        let (server, base) = start(&models, &cache, &env).await;
         let client = reqwest::Client::new();
         post(&client, &format!("{base}/infer/object_detection"), &body).await;
         // Fill the artifact cache (and the saved graphs) once, as a long-running server would have.
-        for model in churn {
+        for model in churn.iter() {
             post(&client, &format!("{base}/model/add"), &json!({"model_id": model})).await;
             post(&client, &format!("{base}/model/remove"), &json!({"model_id": model})).await;
         }

@@ -66,6 +66,11 @@ async fn concurrent_requests_are_batched_and_each_answer_matches_the_reference()
     let (images_run, runs) = batches(&server, "shapes-dyn/1").await;
     assert_eq!(images_run, 60.0, "every image ran once");
     assert!(runs <= 20.0, "60 images in {runs} runs: concurrent requests were not batched");
+    let metrics = server.get_text("/metrics").await;
+    for stage in ["decode", "preprocess", "queue", "inference", "postprocess"] {
+        let count = format!("sightline_stage_duration_seconds_count{{model_id=\"shapes-dyn/1\",stage=\"{stage}\"}} 60");
+        assert!(metrics.lines().any(|l| l == count), "{count} missing from:\n{metrics}");
+    }
 }
 
 #[tokio::test]
@@ -134,7 +139,7 @@ async fn loads_run_below_serving_priority(provider: &str) {
     assert!(loaders.iter().all(|(_, nice)| *nice == 10), "load threads at nice 10: {threads:?}");
     let instances = threads.iter().filter(|(name, _)| name.starts_with("ort-")).count();
     assert!(instances >= 2 * 4, "two instances of shapes/1 and of each OCR session: {threads:?}");
-    let lowered: Vec<_> = threads.iter().filter(|(name, nice)| !name.starts_with("model-load") && *nice != 0).collect();
+    let lowered: Vec<_> = threads.iter().filter(|(name, nice)| !name.starts_with("model-") && *nice != 0).collect();
     assert!(lowered.is_empty(), "threads made during loads must serve at normal priority: {lowered:?}");
     server.assert_all_run_on(ort_name(provider)).await;
 }

@@ -51,6 +51,35 @@ pub fn spawn_serving<F: FnOnce() + Send + 'static>(name: String, work: F) -> std
     }
 }
 
+type Retired = Box<dyn Send + 'static>;
+
+static RETIREMENT: OnceLock<Mutex<SyncSender<Retired>>> = OnceLock::new();
+
+/// Drops `value` (an unloaded model's session) on a background thread at `nice`, then hands the
+/// freed heap back to the OS: tearing a model down, like loading one, yields to the models that
+/// serve. Drops here when the thread cannot start.
+pub fn retire<T: Send + 'static>(value: T, nice: i32) {
+    let queue = RETIREMENT.get_or_init(|| {
+        let (sender, retired) = sync_channel::<Retired>(64);
+        let started = std::thread::Builder::new().name("model-retire".into()).spawn(move || {
+            let _ = lower_current_thread_priority(nice);
+            for value in retired {
+                drop(value);
+                sightline_core::process_memory::release_free_memory();
+            }
+        });
+        if let Err(e) = started {
+            tracing::warn!(error = %e, "cannot start the model retirement thread; sessions are dropped where they stop");
+        }
+        Mutex::new(sender)
+    });
+    let sent = queue.lock().unwrap_or_else(|p| p.into_inner()).try_send(Box::new(value));
+    if let Err(std::sync::mpsc::TrySendError::Full(value) | std::sync::mpsc::TrySendError::Disconnected(value)) = sent {
+        drop(value);
+        sightline_core::process_memory::release_free_memory();
+    }
+}
+
 /// ONNX Runtime's intra-op threads for a session, made through [`spawn_serving`].
 pub struct ServingThreads;
 

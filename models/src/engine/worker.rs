@@ -16,9 +16,12 @@ use tokio::sync::oneshot;
 
 use super::batch::{gather, split, stack, BatchPolicy};
 use super::session::{run_session_with, shrinking_run_options, Outputs};
-use super::threads::spawn_serving;
+use super::threads::{retire, spawn_serving};
 use crate::pipeline::StageTimers;
 use crate::ModelError;
+
+/// The nice value sessions are torn down at (that of model loads by default).
+const RETIRE_NICE: i32 = 10;
 
 struct Job {
     input: Array4<f32>,
@@ -97,10 +100,9 @@ impl Instance {
             let Some(batch) = batch else { break };
             self.run_batch(batch);
         }
-        // The model is gone: free its session here, then hand the freed heap back to the OS, so
-        // that an unloaded model's memory really comes back.
-        drop(self.session);
-        sightline_core::process_memory::release_free_memory();
+        // The model is gone: its session is freed and the heap handed back to the OS (so that an
+        // unloaded model's memory really comes back) at the priority of loads.
+        retire(self.session, RETIRE_NICE);
     }
 
     fn run_batch(&mut self, jobs: Vec<Job>) {
