@@ -118,6 +118,7 @@ impl Model for ClassificationModel {
                 requested: request.task().to_string(),
             });
         };
+        let _admitted = self.worker.admit()?;
         let threshold = params.confidence;
         let prepared = prepare(request.image, request.preprocessing, self.input, request.visualize.is_some()).await?;
         prepared.observe(&self.timers);

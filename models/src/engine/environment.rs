@@ -241,6 +241,16 @@ pub fn register_openvino(library: &Path) -> Result<(), String> {
 }
 
 /// The plugin's device for `wanted` (`OPENVINO_DEVICE`).
+/// ONNX Runtime's own CPU provider as a device. A CPU session names it explicitly: ort gives every
+/// session builder an automatic device policy, under which a registered plugin offering a CPU
+/// device (OpenVINO) would otherwise take the graph of a session reported as the CPU provider's.
+pub fn cpu_device() -> Result<ort::device::Device<'static>, String> {
+    let env = environment().map_err(|e| e.to_string())?;
+    env.devices()
+        .find(|d| d.ep().is_ok_and(|ep| ep == Provider::Cpu.ort_name()))
+        .ok_or_else(|| "ONNX Runtime offers no CPUExecutionProvider device".into())
+}
+
 pub fn openvino_device(wanted: OpenVinoDevice) -> Result<ort::device::Device<'static>, String> {
     use ort::memory::DeviceType;
     let env = environment().map_err(|e| e.to_string())?;

@@ -22,4 +22,4 @@ pub use session::{
     build_on, build_session, run_session, Engine, FixedSizeSession, ModelSessions, Outputs, RunsOn, SessionShape,
     Target,
 };
-pub use worker::{OnnxWorker, WorkerOptions};
+pub use worker::{Admission, OnnxWorker, WorkerOptions};

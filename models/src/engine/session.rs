@@ -15,7 +15,7 @@ use ort::value::TensorRef;
 use sightline_core::{DevicePlacer, GpuSnapshot};
 
 use super::cache_dirs::{openvino_cache_dir, optimized_graph_path, tensorrt_cache_dir};
-use super::environment::{environment, openvino_device, runtime_version, tensorrt_version};
+use super::environment::{cpu_device, environment, openvino_device, runtime_version, tensorrt_version};
 use super::provider::{ArenaStrategy, OpenVinoDevice, Provider, ProviderOptions};
 use super::threads::ServingThreads;
 use crate::ModelError;
@@ -143,7 +143,10 @@ fn build_here(
     let gpu = target.gpu.map_or(0, |g| g.index);
     let mut tensorrt_dir = None;
     builder = match target.provider {
-        Provider::Cpu => builder,
+        Provider::Cpu => {
+            let no_options: Vec<(String, String)> = Vec::new();
+            builder.with_devices([cpu_device()?], Some(no_options.as_slice())).map_err(|e| e.to_string())?
+        }
         Provider::Cuda => builder.with_execution_providers([cuda(options, gpu)]).map_err(|e| e.to_string())?,
         Provider::TensorRt => {
             let dir = tensorrt_cache_dir(cache_root, &gpu_key(target.gpu), &tensorrt_version()?);
@@ -218,11 +221,17 @@ fn commit_cached(mut builder: SessionBuilder, file: &Path, cached: &Path) -> Res
     };
     static SERIAL: AtomicU64 = AtomicU64::new(0);
     let aside = dir.join(format!(".saving-{}-{}", std::process::id(), SERIAL.fetch_add(1, Ordering::Relaxed)));
-    let session = builder
-        .with_optimized_model_path(&aside)
-        .map_err(|e| e.to_string())?
-        .commit_from_file(file)
-        .map_err(not_loadable)?;
+    let saving = builder.clone().with_optimized_model_path(&aside).map_err(|e| e.to_string())?.commit_from_file(file);
+    let session = match saving {
+        Ok(session) => session,
+        // A graph holding nodes compiled by a provider cannot be saved; the session still serves.
+        Err(e) if e.to_string().contains("serialize") => {
+            tracing::warn!(file = %file.display(), cause = %e, "cannot save the optimised graph");
+            let _ = std::fs::remove_file(&aside);
+            return builder.commit_from_file(file).map_err(not_loadable);
+        }
+        Err(e) => return Err(not_loadable(e)),
+    };
     if let Err(e) = std::fs::rename(&aside, cached) {
         tracing::warn!(cached = %cached.display(), cause = %e, "cannot save the optimised graph");
         let _ = std::fs::remove_file(&aside);

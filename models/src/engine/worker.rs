@@ -6,6 +6,7 @@
 //! the others run, so preparing requests, gathering and inference overlap.
 
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -44,6 +45,18 @@ pub struct WorkerOptions {
 pub struct OnnxWorker {
     sender: SyncSender<Job>,
     model_id: String,
+    admitted: Arc<AtomicUsize>,
+    /// Requests the model takes at once: those queued plus those its instances are running.
+    capacity: usize,
+}
+
+/// A request admitted to a model, from before its decoding to its answer; dropping it frees the place.
+pub struct Admission(Arc<AtomicUsize>);
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl OnnxWorker {
@@ -55,6 +68,7 @@ impl OnnxWorker {
         }
         let (sender, receiver) = sync_channel::<Job>(options.queue_capacity.max(1));
         let receiver = Arc::new(Mutex::new(receiver));
+        let capacity = options.queue_capacity.max(1) + instances.len() * options.batch.max_batch;
         for (index, session) in instances.into_iter().enumerate() {
             let instance = Instance {
                 session,
@@ -66,7 +80,18 @@ impl OnnxWorker {
             spawn_serving(format!("ort-{model_id}-{index}"), move || instance.serve())
                 .map_err(|e| ModelError::Inference(format!("cannot start inference thread: {e}")))?;
         }
-        Ok(OnnxWorker { sender, model_id: model_id.to_owned() })
+        Ok(OnnxWorker { sender, model_id: model_id.to_owned(), admitted: Arc::new(AtomicUsize::new(0)), capacity })
+    }
+
+    /// Admits one request before its image is decoded, or refuses it at once when the model has
+    /// `MODEL_QUEUE_CAPACITY` requests waiting beyond what its instances are running: the bound
+    /// covers requests waiting to be decoded too, not only those waiting for inference.
+    pub fn admit(&self) -> Result<Admission, ModelError> {
+        if self.admitted.fetch_add(1, Ordering::AcqRel) >= self.capacity {
+            self.admitted.fetch_sub(1, Ordering::AcqRel);
+            return Err(ModelError::Overloaded(self.model_id.clone()));
+        }
+        Ok(Admission(self.admitted.clone()))
     }
 
     /// Queues one `(1, 3, h, w)` input; a full queue is refused at once (the client is told to

@@ -256,6 +256,7 @@ impl Model for OcrModel {
                 requested: request.task().to_string(),
             });
         }
+        let _admitted = self.detector.admit()?;
         let (bytes, auto_orient, limits) = (request.image, request.preprocessing.auto_orient, self.decode_limits);
         let image = Self::blocking(move || decode_image(&bytes, auto_orient, limits)).await?;
         let (image_width, image_height) = image.dimensions();

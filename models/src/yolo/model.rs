@@ -273,6 +273,7 @@ impl Model for YoloModel {
                 })
             }
         };
+        let _admitted = self.worker.admit()?;
         let visualize = request.visualize;
         let prepared = prepare(request.image, request.preprocessing, self.decoder.input, visualize.is_some()).await?;
         prepared.observe(&self.timers);
