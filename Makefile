@@ -25,7 +25,7 @@ VENV_STAMP := $(VENV)/.requirements-installed
 MOTO_VERSION := 5.2.5
 INFERENCE_SDK_VERSION := 1.8.3
 
-.PHONY: setup setup-gpu run test build bench soak loadtest clean lint ort openvino sysdeps venv fuzz
+.PHONY: setup setup-gpu run test build bench soak loadtest roboflow-server clean lint ort openvino sysdeps venv fuzz
 
 setup: ort openvino sysdeps venv $(OPENVINO_SHIM)
 	cargo fetch --locked 2>/dev/null || cargo fetch
@@ -113,6 +113,12 @@ soak: setup
 ## Load generator for any Roboflow-compatible server (Sightline or another, already running):
 ## `make loadtest URL=http://127.0.0.1:9001 MODEL=shapes/1` [ROUTE=... IMAGE=... DURATION_SECS=10
 ## LOADTEST_CONCURRENCY=1,8,16,64 API_KEY=...]; prints requests/s, p50, p99 and errors per level.
+## Roboflow's own server (inference-cpu 1.8.3) on ROBOFLOW_PORT, serving the shipped models
+## offline, for `make loadtest` comparisons (not part of `make test`; ≈ 2.5 GB installed once).
+ROBOFLOW_PORT ?= 9100
+roboflow-server:
+	scripts/roboflow_server.sh $(ROBOFLOW_PORT)
+
 loadtest:
 	URL="$(URL)" MODEL="$(MODEL)" cargo bench -p sightline-e2e --bench loadtest
 
