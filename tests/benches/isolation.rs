@@ -11,6 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
+#[path = "support/churn_models.rs"]
+mod churn_models;
+use churn_models::{churn_models, ServerProcess};
 use serde_json::{json, Value};
 
 #[path = "support/closed_loop.rs"]
@@ -19,23 +22,6 @@ use closed_loop::{percentile, run_level, Level};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-    }
-}
-
-struct ServerProcess(std::process::Child);
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 async fn start(models: &Path, cache: &Path, env: &[(&str, &str)]) -> (ServerProcess, String) {
@@ -99,15 +85,7 @@ async fn main() {
     let seconds: u64 = std::env::var("ISOLATION_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(15);
     let python = root().join(".venv/bin/python");
     let work = std::env::temp_dir().join(format!("sightline-isolation-{}", std::process::id()));
-    let models = work.join("models");
-    copy_dir(&root().join("assets/models/shapes/1"), &models.join("shapes/1"));
-    copy_dir(&root().join("assets/models/ppocr/4"), &models.join("ppocr/4"));
-    let generated = Command::new(&python)
-        .arg(root().join("scripts/make_big_model.py"))
-        .arg(models.join("big/1"))
-        .arg("44")
-        .status();
-    assert!(generated.expect("the .venv Python (make setup installs onnx into it)").success());
+    let models = churn_models(&root(), &work, &python);
 
     let png = image::open(root().join("tests/data/images/shapes_640x480.png")).unwrap().to_rgb8();
     let mut jpeg = Vec::new();

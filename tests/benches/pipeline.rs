@@ -230,12 +230,14 @@ async fn main() {
         "model_id": "shapes/1", "confidence": 0.25,
         "image": {"type": "base64", "value": base64::engine::general_purpose::STANDARD.encode(&bytes)},
     }));
-    let total = iterations * 2;
-    let rate = throughput(&client, &format!("{base}/infer/object_detection"), body, 8, total).await;
+    let seconds: u64 = std::env::var("BENCH_LOAD_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(8);
+    let level =
+        run_level(&client, &format!("{base}/infer/object_detection"), body, 8, Duration::from_secs(seconds)).await;
     println!();
     println!(
-        "HTTP throughput, 8 concurrent clients, shapes_640x480.png: {rate:.1} requests/s ({} requests)",
-        total / 8 * 8
+        "HTTP throughput, 8 concurrent clients, shapes_640x480.png: {:.1} requests/s ({} requests in {seconds} s)",
+        level.rate(),
+        level.latencies_ms.len()
     );
     let _ = std::fs::remove_dir_all(&cache_dir);
     println!();
@@ -358,7 +360,7 @@ async fn provider_tables(client: &reqwest::Client, iterations: usize, dylib: &Pa
         }
         let (_server, base) = start_server_with(client, &env).await;
         let url = format!("{base}/infer/object_detection");
-        throughput(client, &url, body.clone(), 4, 16).await;
+        run_level(client, &url, body.clone(), 4, Duration::from_secs(1)).await;
         let at16 = run_level(client, &url, body.clone(), 16, Duration::from_secs(seconds)).await;
         let at64 = run_level(client, &url, body.clone(), 64, Duration::from_secs(seconds)).await;
         println!(
@@ -383,34 +385,4 @@ fn jpeg_640x480() -> Vec<u8> {
     let mut jpeg = Vec::new();
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90).encode_image(&png).unwrap();
     jpeg
-}
-
-/// Requests per second with `clients` concurrent clients sending `total` requests in all.
-async fn throughput(
-    client: &reqwest::Client,
-    url: &str,
-    body: Arc<serde_json::Value>,
-    clients: usize,
-    total: usize,
-) -> f64 {
-    // Warm-up: the model loads on the first request.
-    let r = client.post(url).json(&*body).send().await.unwrap();
-    assert!(r.status().is_success(), "{}", r.status());
-    let started = Instant::now();
-    let tasks: Vec<_> = (0..clients)
-        .map(|_| {
-            let (client, body, url) = (client.clone(), body.clone(), url.to_owned());
-            tokio::spawn(async move {
-                for _ in 0..total / clients {
-                    let r = client.post(&url).json(&*body).send().await.unwrap();
-                    assert!(r.status().is_success(), "{}", r.status());
-                    r.bytes().await.unwrap();
-                }
-            })
-        })
-        .collect();
-    for t in tasks {
-        t.await.unwrap();
-    }
-    (total / clients * clients) as f64 / started.elapsed().as_secs_f64()
 }

@@ -12,6 +12,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
+#[path = "support/churn_models.rs"]
+mod churn_models;
+use churn_models::{churn_models, ServerProcess};
 use serde_json::{json, Value};
 
 fn root() -> PathBuf {
@@ -32,23 +35,6 @@ fn rss_mb(pid: u32) -> f64 {
     kb / 1024.0
 }
 
-struct ServerProcess(std::process::Child);
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-    }
-}
-
 async fn post(client: &reqwest::Client, url: &str, body: &Value) -> Value {
     let response = client.post(url).json(body).send().await.unwrap();
     let status = response.status();
@@ -62,16 +48,7 @@ async fn main() {
     let cycles: usize = std::env::var("SOAK_CYCLES").ok().and_then(|v| v.parse().ok()).unwrap_or(50);
     let python = std::env::var("SOAK_PYTHON").unwrap_or_else(|_| root().join(".venv/bin/python").display().to_string());
     let work = std::env::temp_dir().join(format!("sightline-soak-{}", std::process::id()));
-    let models = work.join("models");
-    copy_dir(&root().join("assets/models/shapes/1"), &models.join("shapes/1"));
-    copy_dir(&root().join("assets/models/ppocr/4"), &models.join("ppocr/4"));
-    let generated = Command::new(&python)
-        .arg(root().join("scripts/make_big_model.py"))
-        .arg(models.join("big/1"))
-        .arg("44")
-        .status()
-        .expect("the .venv Python (make setup installs onnx into it)");
-    assert!(generated.success());
+    let models = churn_models(&root(), &work, Path::new(&python));
 
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut command = Command::new(root().join("target/release/sightline"));

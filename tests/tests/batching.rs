@@ -89,12 +89,7 @@ async fn a_list_of_images_is_batched_and_answered_in_order() {
     let answers = answers.as_array().unwrap();
     assert_eq!(answers.len(), names.len());
     for (name, answer) in names.iter().zip(answers) {
-        let expected: Vec<Det> = reference["images"][name]["runs"]["letterbox/conf0.25/iou0.45"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(from_reference)
-            .collect();
+        let expected: Vec<Det> = reference_detections(&reference, name, "letterbox/conf0.25/iou0.45");
         let predicted: Vec<Det> = answer["predictions"].as_array().unwrap().iter().map(from_response).collect();
         let problems = compare(&expected, &predicted, 0.25);
         assert!(problems.is_empty(), "{name}: {problems:?}");

@@ -117,12 +117,7 @@ async fn a_list_of_images_returns_a_list_in_order() {
     let reference = reference();
     for (name, item) in names.iter().zip(items) {
         assert_eq!(item["inference_id"], "batch-1");
-        let expected: Vec<Det> = reference["images"][name]["runs"]["letterbox/conf0.25/iou0.45"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(from_reference)
-            .collect();
+        let expected: Vec<Det> = reference_detections(&reference, name, "letterbox/conf0.25/iou0.45");
         let predicted: Vec<Det> = item["predictions"].as_array().unwrap().iter().map(from_response).collect();
         assert_eq!(compare(&expected, &predicted, 0.25), Vec::<String>::new(), "{name}");
     }

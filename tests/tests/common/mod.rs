@@ -386,6 +386,12 @@ pub fn from_reference(entry: &Value) -> Det {
     }
 }
 
+/// The reference detections of `image` under `run` (e.g. `letterbox/conf0.25/iou0.45`).
+pub fn reference_detections(reference: &Value, image: &str, run: &str) -> Vec<Det> {
+    let runs = reference["images"][image]["runs"][run].as_array();
+    runs.unwrap_or_else(|| panic!("no reference for {image} {run}")).iter().map(from_reference).collect()
+}
+
 pub fn from_response(p: &Value) -> Det {
     let (x, y, w, h) = (
         p["x"].as_f64().unwrap(),
