@@ -2,7 +2,6 @@
 
 use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,6 +18,7 @@ use crate::config::Config;
 use crate::execution::{self, Execution};
 use crate::gpu_metrics::GpuCollector;
 use crate::http_metrics::{observe, HttpMetrics};
+use crate::lifecycle::{preload, shutdown_on_signal, Readiness, ShutdownPolicy};
 use crate::routes;
 use crate::state::AppState;
 use crate::url_fetch::{UrlFetcher, UrlPolicy};
@@ -113,12 +113,13 @@ pub async fn serve(config: Config) -> Result<(), StartupError> {
     if let Some(gpus) = &execution.gpus {
         registry.register(Box::new(GpuCollector::new(gpus.clone())?))?;
     }
+    let readiness = Arc::new(Readiness::default());
     let state = web::Data::new(AppState {
         manager: manager.clone(),
         artifacts: artifacts.clone(),
         http_metrics: HttpMetrics::register(&registry)?,
         registry,
-        ready: AtomicBool::new(false),
+        readiness: readiness.clone(),
         server_uuid: uuid::Uuid::new_v4().to_string(),
         runtime: execution.runtime.clone(),
         gpus: execution.gpus.clone(),
@@ -150,6 +151,12 @@ pub async fn serve(config: Config) -> Result<(), StartupError> {
     if config.http_workers > 0 {
         server = server.workers(config.http_workers);
     }
+    // Signals are ours (`lifecycle`): readiness turns false and connections drain before the stop.
+    let shutdown = ShutdownPolicy {
+        drain: Duration::from_secs_f64(config.shutdown_drain_secs),
+        timeout: Duration::from_secs(config.shutdown_timeout_secs),
+    };
+    server = server.disable_signals().shutdown_timeout(config.shutdown_timeout_secs);
     tracing::info!(
         %address,
         sources = %artifacts.source_names().join(","),
@@ -158,17 +165,7 @@ pub async fn serve(config: Config) -> Result<(), StartupError> {
         "serving"
     );
     let running = server.run();
-
-    tokio::spawn(preload(manager, pinned, state));
+    tokio::spawn(shutdown_on_signal(running.handle(), readiness.clone(), shutdown));
+    tokio::spawn(preload(manager, pinned, readiness));
     running.await.map_err(StartupError::Server)
-}
-
-/// Loads the pinned models, then reports ready; a failed preload is logged and does not block readiness.
-async fn preload(manager: Arc<dyn ModelManager>, pinned: HashSet<ModelId>, state: web::Data<AppState>) {
-    for id in pinned {
-        if let Err(e) = manager.add(&id).await {
-            tracing::error!(model_id = %id, error = %e, "pinned model failed to load");
-        }
-    }
-    state.ready.store(true, Ordering::Release);
 }

@@ -225,6 +225,14 @@ pub struct Config {
     /// Images decoded, prepared or post-processed at once; 0 = one per core.
     #[arg(long, env = "PREPROCESS_THREADS", default_value_t = 0)]
     pub preprocess_threads: usize,
+    /// Seconds between SIGTERM (readiness turns false at once) and refusing new connections, so
+    /// balancers stop sending first.
+    #[arg(long, env = "SHUTDOWN_DRAIN_SECS", default_value_t = 5.0)]
+    pub shutdown_drain_secs: f64,
+    /// Seconds requests in flight get to finish once new connections are refused; then the process
+    /// exits (0). Kubernetes' `terminationGracePeriodSeconds` must exceed drain + this.
+    #[arg(long, env = "SHUTDOWN_TIMEOUT_SECS", default_value_t = 30)]
+    pub shutdown_timeout_secs: u64,
     /// Requests that may queue for one model before the server answers 429 (retry).
     #[arg(long, env = "MODEL_QUEUE_CAPACITY", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
     pub model_queue_capacity: u32,

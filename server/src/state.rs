@@ -1,6 +1,5 @@
 //! What every handler shares.
 
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use prometheus::Registry;
@@ -14,7 +13,8 @@ pub struct AppState {
     pub artifacts: Arc<ArtifactCache>,
     pub registry: Registry,
     pub http_metrics: crate::http_metrics::HttpMetrics,
-    pub ready: AtomicBool,
+    /// Pinned models loaded and not shutting down (`/readiness`).
+    pub readiness: Arc<crate::lifecycle::Readiness>,
     pub server_uuid: String,
     pub runtime: RuntimeInfo,
     /// The GPUs models may be placed on, where NVML sees any (registry memory fields).

@@ -1,7 +1,5 @@
 //! `/info`, `/healthz`, `/readiness`, `/metrics` (Roboflow spec §11).
 
-use std::sync::atomic::Ordering;
-
 use actix_web::{web, HttpResponse};
 use prometheus::{Encoder, TextEncoder};
 use serde::Serialize;
@@ -9,6 +7,7 @@ use sightline_models::RuntimeInfo;
 use utoipa::ToSchema;
 
 use crate::error::ApiError;
+use crate::lifecycle::ReadinessReport;
 use crate::state::AppState;
 
 /// `/info` (spec §11.1) plus the ONNX Runtime this server runs.
@@ -41,14 +40,16 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(StatusResponse { status: "healthy" })
 }
 
-/// Ready once the pinned models have been loaded (or failed to).
+/// Ready once every pinned model is loaded, until shutdown begins; otherwise 503 naming the pinned
+/// models that failed to load (they are retried).
 #[utoipa::path(get, path = "/readiness", tag = "operations",
-    responses((status = 200, body = StatusResponse), (status = 503, description = "Pinned models still loading", body = StatusResponse)))]
+    responses((status = 200, body = ReadinessReport), (status = 503, description = "Pinned models loading or failing, or shutting down", body = ReadinessReport)))]
 pub async fn readiness(state: web::Data<AppState>) -> HttpResponse {
-    if state.ready.load(Ordering::Acquire) {
-        HttpResponse::Ok().json(StatusResponse { status: "ready" })
+    let report = state.readiness.report();
+    if state.readiness.is_ready() {
+        HttpResponse::Ok().json(report)
     } else {
-        HttpResponse::ServiceUnavailable().json(StatusResponse { status: "not ready" })
+        HttpResponse::ServiceUnavailable().json(report)
     }
 }
 

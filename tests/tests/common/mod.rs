@@ -256,6 +256,24 @@ impl Server {
         self.child.id()
     }
 
+    /// Sends SIGTERM, as a container runtime or the kubelet does.
+    pub fn terminate(&self) {
+        let sent = Command::new("kill").args(["-TERM", &self.pid().to_string()]).status().expect("kill");
+        assert!(sent.success());
+    }
+
+    /// The exit status once the process has ended, waiting at most `timeout`.
+    pub async fn exit_within(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        None
+    }
+
     /// `(thread name, nice value)` of each of the server's threads (Linux `/proc`).
     pub fn thread_priorities(&self) -> Vec<(String, i32)> {
         let tasks = std::fs::read_dir(format!("/proc/{}/task", self.pid())).unwrap();
