@@ -25,7 +25,7 @@ VENV_STAMP := $(VENV)/.requirements-installed
 MOTO_VERSION := 5.2.5
 INFERENCE_SDK_VERSION := 1.8.3
 
-.PHONY: setup setup-gpu run test build bench soak loadtest roboflow-server clean lint ort openvino sysdeps venv fuzz
+.PHONY: setup setup-gpu run test build bench soak loadtest roboflow-server image clean lint ort openvino sysdeps venv fuzz
 
 setup: ort openvino sysdeps venv $(OPENVINO_SHIM)
 	cargo fetch --locked 2>/dev/null || cargo fetch
@@ -63,8 +63,11 @@ $(OPENVINO_SHIM): tests/support/openvino_vendor_shim.c
 setup-gpu:
 	python3 scripts/setup_gpu.py $(CACHE_DIR)
 
-## Debian packages: nasm (libjpeg-turbo's SIMD, built by mozjpeg-sys) and promtool (the metrics test).
-SYSDEPS_MISSING = $(strip $(if $(shell command -v nasm),,nasm) $(if $(shell command -v promtool),,prometheus))
+## Debian packages: nasm (libjpeg-turbo's SIMD, built by mozjpeg-sys), promtool (the metrics test),
+## and podman with buildah, runc and mmdebstrap (the container tests; see `make image`).
+SYSDEPS_MISSING = $(strip $(if $(shell command -v nasm),,nasm) $(if $(shell command -v promtool),,prometheus) \
+	$(if $(shell command -v podman),,podman) $(if $(shell command -v buildah),,buildah) \
+	$(if $(shell command -v runc),,runc) $(if $(shell command -v mmdebstrap),,mmdebstrap))
 sysdeps:
 	@if [ -n "$(SYSDEPS_MISSING)" ]; then \
 		echo "installing Debian packages: $(SYSDEPS_MISSING)"; \
@@ -94,9 +97,9 @@ run: setup
 	cargo build --release --bin sightline
 	./target/release/sightline serve
 
-test: setup
+test: setup image
 	cargo build --workspace --bins
-	scripts/with-s3.sh cargo test --workspace --no-fail-fast
+	SIGHTLINE_IMAGE=$(IMAGE) scripts/with-s3.sh cargo test --workspace --no-fail-fast
 
 ## Benchmarks (release build): ratios against raw ONNX Runtime, measured in the same run.
 bench: setup
@@ -113,6 +116,18 @@ soak: setup
 ## Load generator for any Roboflow-compatible server (Sightline or another, already running):
 ## `make loadtest URL=http://127.0.0.1:9001 MODEL=shapes/1` [ROUTE=... IMAGE=... DURATION_SECS=10
 ## LOADTEST_CONCURRENCY=1,8,16,64 API_KEY=...]; prints requests/s, p50, p99 and errors per level.
+## The CPU image (docker/Dockerfile) from the binary and ONNX Runtime built here (no registry is
+## reachable from this machine: the base image comes from Debian's mirror through mmdebstrap, see
+## scripts/podman.sh). With a registry: `docker build -f docker/Dockerfile .` builds everything inside.
+IMAGE ?= localhost/sightline:cpu
+image: setup
+	cargo build --release --bin sightline
+	rm -rf target/image && mkdir -p target/image
+	strip -o target/image/sightline target/release/sightline
+	cp -a $(ORT_DIR) target/image/onnxruntime
+	scripts/podman.sh base
+	scripts/podman.sh build --format docker --build-arg BINARY_FROM=prebuilt -f docker/Dockerfile -t $(IMAGE) .
+
 ## Roboflow's own server (inference-cpu 1.8.3) on ROBOFLOW_PORT, serving the shipped models
 ## offline, for `make loadtest` comparisons (not part of `make test`; ≈ 2.5 GB installed once).
 ROBOFLOW_PORT ?= 9100

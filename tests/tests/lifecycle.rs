@@ -33,7 +33,10 @@ async fn sigterm_lets_requests_in_flight_finish_then_exits_0() {
     let answered = started.elapsed();
     assert_eq!(readiness, (503, json!({"status": "shutting down"})));
     // SIGTERM at 0.1 s, connections refused from 0.5 s: requests were still running then.
-    assert!(answered > Duration::from_millis(700), "the requests ended before the stop ({answered:?}); use slower ones");
+    assert!(
+        answered > Duration::from_millis(700),
+        "the requests ended before the stop ({answered:?}); use slower ones"
+    );
     assert!(answers.iter().all(|(status, _)| *status == 200), "every request in flight finished: {answers:?}");
     assert!(answers.iter().all(|(_, body)| !body["predictions"].as_array().unwrap().is_empty()));
 
