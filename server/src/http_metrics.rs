@@ -8,7 +8,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::web;
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
 use tracing::Instrument;
 
 use crate::state::AppState;
@@ -17,6 +17,19 @@ use crate::state::AppState;
 pub struct HttpMetrics {
     requests: IntCounterVec,
     duration: HistogramVec,
+    in_flight: IntGauge,
+}
+
+/// Routes that are not work: probes and scrapes do not count as load.
+const OPERATIONS: &[&str] = &["/healthz", "/readiness", "/metrics", "/info"];
+
+/// Counts one request in flight until dropped (also when the client goes away).
+struct InFlight(IntGauge);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 impl HttpMetrics {
@@ -30,9 +43,14 @@ impl HttpMetrics {
                 .buckets(vec![0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
             &["handler", "method"],
         )?;
+        let in_flight = IntGauge::new(
+            "sightline_http_requests_in_flight",
+            "Requests being served now, probes and scrapes aside: the per-pod load an autoscaler scales on.",
+        )?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(duration.clone()))?;
-        Ok(HttpMetrics { requests, duration })
+        registry.register(Box::new(in_flight.clone()))?;
+        Ok(HttpMetrics { requests, duration, in_flight })
     }
 }
 
@@ -53,6 +71,10 @@ pub async fn observe(
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let metrics = req.app_data::<web::Data<AppState>>().map(|s| s.http_metrics.clone());
+    let _in_flight = metrics.as_ref().filter(|_| !OPERATIONS.contains(&handler.as_str())).map(|m| {
+        m.in_flight.inc();
+        InFlight(m.in_flight.clone())
+    });
     let span = tracing::info_span!("http_request", %method, path = %req.path(), %request_id);
     let mut response = next.call(req).instrument(span.clone()).await?;
     let status = response.status();

@@ -84,3 +84,26 @@ async fn a_failing_pinned_model_keeps_the_server_not_ready_until_a_retry_loads_i
         registry["models"].as_array().unwrap().iter().map(|m| m["model_id"].as_str().unwrap()).collect();
     assert!(loaded.contains(&"late/1") && loaded.contains(&"shapes/1"), "{registry}");
 }
+
+/// `sightline_http_requests_in_flight`, the per-pod load the HorizontalPodAutoscaler scales on.
+fn in_flight(metrics: &str) -> u64 {
+    let line = metrics.lines().find(|l| l.starts_with("sightline_http_requests_in_flight "));
+    line.and_then(|l| l.split(' ').nth(1)).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{metrics}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_in_flight_counts_the_work_being_served() {
+    let server = Server::start(&repo_root().join("assets/models"), &[]).await;
+    let body = json!({"model_id": "ppocr/4", "image": {"type": "base64", "value": image_b64("ocr/ocr_large_1600x1000_two_lines.jpg")}});
+    assert_eq!(server.post_json("/infer/ocr", &body).await.0, 200, "warm up");
+    assert_eq!(in_flight(&server.get_text("/metrics").await), 0, "probes and scrapes do not count");
+    let requests = join_all((0..4).map(|_| server.post_json("/infer/ocr", &body)));
+    let scrape = async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        server.get_text("/metrics").await
+    };
+    let (answers, during) = tokio::join!(requests, scrape);
+    assert!(answers.iter().all(|(s, _)| *s == 200));
+    assert!((1..=4).contains(&in_flight(&during)), "{during}");
+    assert_eq!(in_flight(&server.get_text("/metrics").await), 0);
+}
