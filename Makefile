@@ -87,7 +87,8 @@ venv: $(VENV_STAMP)
 $(VENV_STAMP): Makefile
 	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check "moto[s3]==$(MOTO_VERSION)" flask flask-cors \
-		"inference-sdk==$(INFERENCE_SDK_VERSION)" "openapi-spec-validator==0.9.0" "onnx==1.23.2"
+		"inference-sdk==$(INFERENCE_SDK_VERSION)" "openapi-spec-validator==0.9.0" "onnx==1.23.2" \
+		"kubernetes-validate==1.37.0"
 	touch $@
 
 build: setup
