@@ -380,3 +380,24 @@ async fn a_full_queue_is_429_with_retry_after() {
     assert!(statuses.contains(&429), "48 requests at once against a queue of one: {statuses:?}");
     assert!(statuses.contains(&200), "{statuses:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn model_id_in_the_query_routes_like_the_body_and_must_agree_with_it() {
+    let server = Server::start(&repo_root().join("assets/models"), &[]).await;
+    let mut body = detect_body("shapes/1", "shapes_640x480.png", 0.25, 0.45);
+    let (status, from_body) = server.post_json("/infer/object_detection", &body).await;
+    assert_eq!(status, 200, "{from_body}");
+    body.as_object_mut().unwrap().remove("model_id");
+    let (status, from_query) = server.post_json("/infer/object_detection?model_id=shapes/1", &body).await;
+    assert_eq!(status, 200, "{from_query}");
+    assert_eq!(without_ids(&from_query["predictions"]), without_ids(&from_body["predictions"]));
+    body["model_id"] = json!("shapes/1");
+    let (status, _) = server.post_json("/infer/object_detection?model_id=shapes/1", &body).await;
+    assert_eq!(status, 200, "the same id in both places");
+    let (status, error) = server.post_json("/infer/object_detection?model_id=shapes-dyn/1", &body).await;
+    assert_eq!(status, 422, "a validation error, as a bad body is: {error}");
+    assert!(error["message"].as_str().unwrap().contains("differ"), "{error}");
+    let (status, error) =
+        server.post_json("/infer/object_detection?model_id=../etc/1", &json!({"image": body["image"]})).await;
+    assert_eq!(status, 400, "a query id is validated like a body id: {error}");
+}

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use base64::Engine;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use serde::de::DeserializeOwned;
@@ -323,6 +323,30 @@ pub(super) fn respond_with(served: &Served, content_type: &str, body: Vec<u8>) -
     response.content_type(content_type).body(body)
 }
 
+/// `?model_id=` on an `/infer/*` route: lets a consistent-hash ingress see which model a request
+/// is for (deploy/kubernetes/base/ingress.yaml). It fills a body without `model_id`; a body that
+/// names another model is a contradiction, a validation error.
+#[derive(Debug, Deserialize)]
+struct ModelQuery {
+    model_id: Option<String>,
+}
+
+fn apply_query_model_id(common: &mut Common, request: &HttpRequest) -> Result<(), ApiError> {
+    let query = web::Query::<ModelQuery>::from_query(request.query_string())
+        .map_err(|e| ApiError::Validation(format!("Invalid query string: {e}")))?;
+    match (&common.model_id, query.into_inner().model_id) {
+        (_, None) => Ok(()),
+        (None, Some(id)) => {
+            common.model_id = Some(id);
+            Ok(())
+        }
+        (Some(body), Some(id)) if *body == id => Ok(()),
+        (Some(body), Some(id)) => {
+            Err(ApiError::Validation(format!("model_id {id:?} in the query and {body:?} in the body differ")))
+        }
+    }
+}
+
 fn required_model_id(common: &Common) -> Result<ModelId, ApiError> {
     let raw = common
         .model_id
@@ -376,29 +400,44 @@ pub(super) async fn run_bodies(
 }
 
 #[utoipa::path(post, path = "/infer/object_detection", tag = "inference", request_body = DetectionRequest,
-    responses((status = 200, description = "Boxes in original-image pixels. One object for one image; a list for a list.", body = DetectionResponse), crate::routes::openapi::InferErrors))]
-pub async fn object_detection(state: web::Data<AppState>, payload: web::Payload) -> Result<HttpResponse, ApiError> {
-    let request: DetectionRequest = parse_request(&state, payload).await?;
+    responses((status = 200, description = "Boxes in original-image pixels. One object for one image; a list for a list.", body = DetectionResponse), crate::routes::openapi::InferErrors),
+    params(("model_id" = Option<String>, Query, description = "The model, for routing by model id; fills a body without `model_id`, and must agree with one that has it")))]
+pub async fn object_detection(
+    state: web::Data<AppState>,
+    http: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let mut request: DetectionRequest = parse_request(&state, payload).await?;
+    apply_query_model_id(&mut request.common, &http)?;
     let params = TaskParams::ObjectDetection(request.detection.params(true)?);
     run(&state, request.common, params).await
 }
 
 #[utoipa::path(post, path = "/infer/instance_segmentation", tag = "inference", request_body = SegmentationRequest,
-    responses((status = 200, description = "Boxes with `points` or `rle` masks. One object for one image; a list for a list.", body = DetectionResponse), crate::routes::openapi::InferErrors))]
+    responses((status = 200, description = "Boxes with `points` or `rle` masks. One object for one image; a list for a list.", body = DetectionResponse), crate::routes::openapi::InferErrors),
+    params(("model_id" = Option<String>, Query, description = "The model, for routing by model id; fills a body without `model_id`, and must agree with one that has it")))]
 pub async fn instance_segmentation(
     state: web::Data<AppState>,
+    http: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let request: SegmentationRequest = parse_request(&state, payload).await?;
+    let mut request: SegmentationRequest = parse_request(&state, payload).await?;
+    apply_query_model_id(&mut request.common, &http)?;
     let params =
         TaskParams::InstanceSegmentation { detection: request.detection.params(true)?, mask: request.mask_params()? };
     run(&state, request.common, params).await
 }
 
 #[utoipa::path(post, path = "/infer/keypoints_detection", tag = "inference", request_body = KeypointsRequest,
-    responses((status = 200, description = "Boxes with named keypoints. One object for one image; a list for a list.", body = DetectionResponse), crate::routes::openapi::InferErrors))]
-pub async fn keypoints_detection(state: web::Data<AppState>, payload: web::Payload) -> Result<HttpResponse, ApiError> {
-    let request: KeypointsRequest = parse_request(&state, payload).await?;
+    responses((status = 200, description = "Boxes with named keypoints. One object for one image; a list for a list.", body = DetectionResponse), crate::routes::openapi::InferErrors),
+    params(("model_id" = Option<String>, Query, description = "The model, for routing by model id; fills a body without `model_id`, and must agree with one that has it")))]
+pub async fn keypoints_detection(
+    state: web::Data<AppState>,
+    http: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let mut request: KeypointsRequest = parse_request(&state, payload).await?;
+    apply_query_model_id(&mut request.common, &http)?;
     let keypoint_confidence = request.keypoint_confidence.map(|v| fraction("keypoint_confidence", v)).transpose()?;
     let params = TaskParams::KeypointDetection {
         detection: request.detection.params(false)?,
@@ -408,9 +447,15 @@ pub async fn keypoints_detection(state: web::Data<AppState>, payload: web::Paylo
 }
 
 #[utoipa::path(post, path = "/infer/classification", tag = "inference", request_body = ClassificationRequest,
-    responses((status = 200, description = "Single- or multi-label scores. One object for one image; a list for a list.", body = ClassificationAnswer), crate::routes::openapi::InferErrors))]
-pub async fn classification(state: web::Data<AppState>, payload: web::Payload) -> Result<HttpResponse, ApiError> {
-    let request: ClassificationRequest = parse_request(&state, payload).await?;
+    responses((status = 200, description = "Single- or multi-label scores. One object for one image; a list for a list.", body = ClassificationAnswer), crate::routes::openapi::InferErrors),
+    params(("model_id" = Option<String>, Query, description = "The model, for routing by model id; fills a body without `model_id`, and must agree with one that has it")))]
+pub async fn classification(
+    state: web::Data<AppState>,
+    http: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let mut request: ClassificationRequest = parse_request(&state, payload).await?;
+    apply_query_model_id(&mut request.common, &http)?;
     let default = ClassificationParams::default().confidence;
     let params = TaskParams::Classification(ClassificationParams {
         confidence: confidence(&request.confidence, default, true)?,
@@ -430,9 +475,15 @@ struct DoctrRequest {
 
 /// `POST /infer/ocr`: lines with text, score and quadrilateral (`model_id` defaults to the server's OCR model).
 #[utoipa::path(post, path = "/infer/ocr", tag = "inference", request_body = DoctrRequest,
-    responses((status = 200, description = "Lines with text, score and quadrilateral. One object for one image; a list for a list.", body = OcrResponse), crate::routes::openapi::InferErrors))]
-pub async fn ocr(state: web::Data<AppState>, payload: web::Payload) -> Result<HttpResponse, ApiError> {
+    responses((status = 200, description = "Lines with text, score and quadrilateral. One object for one image; a list for a list.", body = OcrResponse), crate::routes::openapi::InferErrors),
+    params(("model_id" = Option<String>, Query, description = "The model, for routing by model id; fills a body without `model_id`, and must agree with one that has it")))]
+pub async fn ocr(
+    state: web::Data<AppState>,
+    http: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
     let mut request: DoctrRequest = parse_request(&state, payload).await?;
+    apply_query_model_id(&mut request.common, &http)?;
     if request.common.model_id.is_none() {
         request.common.model_id = Some(state.default_ocr_model.clone());
     }
@@ -442,9 +493,15 @@ pub async fn ocr(state: web::Data<AppState>, payload: web::Payload) -> Result<Ht
 /// `POST /doctr/ocr` (spec §6): Roboflow's DocTR route served by the default OCR model (any
 /// `doctr/<version>` id means it). `result` joins the lines; boxes are per line (PP-OCR reads lines, not words).
 #[utoipa::path(post, path = "/doctr/ocr", tag = "inference", request_body = DoctrRequest,
-    responses((status = 200, description = "Roboflow DocTR shape. One object for one image; a list for a list.", body = DoctrResponse), crate::routes::openapi::InferErrors))]
-pub async fn doctr_ocr(state: web::Data<AppState>, payload: web::Payload) -> Result<HttpResponse, ApiError> {
+    responses((status = 200, description = "Roboflow DocTR shape. One object for one image; a list for a list.", body = DoctrResponse), crate::routes::openapi::InferErrors),
+    params(("model_id" = Option<String>, Query, description = "The model, for routing by model id; fills a body without `model_id`, and must agree with one that has it")))]
+pub async fn doctr_ocr(
+    state: web::Data<AppState>,
+    http: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
     let mut request: DoctrRequest = parse_request(&state, payload).await?;
+    apply_query_model_id(&mut request.common, &http)?;
     let requested = request.common.model_id.take();
     let model = match requested {
         Some(id) if !id.starts_with("doctr/") => id,
