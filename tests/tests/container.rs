@@ -1,6 +1,6 @@
 //! The CPU image (`make image`, docker/Dockerfile) built and run with podman: it answers fixture
 //! images as the references say, exposes `/metrics`, and on SIGTERM with requests in flight lets
-//! them finish and exits 0.
+//! them finish and exits 0; the Kubernetes Deployment runs under `podman kube play`.
 
 mod common;
 
@@ -104,4 +104,65 @@ async fn the_cpu_image_serves_the_references_and_stops_cleanly_on_sigterm() {
     assert_eq!(exit, "0", "exit code; logs:\n{}", logs(&container.id));
     let logs = logs(&container.id);
     assert!(logs.contains("shutting down") && !logs.contains("\u{1b}["), "plain-text logs with the shutdown: {logs}");
+}
+
+/// deploy/kubernetes/base/deployment.yaml as this machine can run it: one replica, the models of
+/// the image (no S3 bucket here), the pod's port on a loopback host port.
+const LOCAL_DEPLOYMENT: &str = r#"
+import sys, yaml
+deployment = yaml.safe_load(open(sys.argv[1]))
+deployment["spec"]["replicas"] = 1
+container = deployment["spec"]["template"]["spec"]["containers"][0]
+container["image"] = sys.argv[3]
+for env in container["env"]:
+    if env["name"] == "MODEL_SOURCES":
+        env["value"] = "local"
+container["ports"][0].update({"hostPort": int(sys.argv[2]), "hostIP": "127.0.0.1"})
+print(yaml.safe_dump(deployment))
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_deployment_runs_under_podman_kube_play() {
+    let image =
+        std::env::var("SIGHTLINE_IMAGE").expect("SIGHTLINE_IMAGE is not set: run `make test` (it runs `make image`)");
+    let port = free_port();
+    let manifest = repo_root().join("deploy/kubernetes/base/deployment.yaml");
+    let out = venv_python(&["-c", LOCAL_DEPLOYMENT, manifest.to_str().unwrap(), &port.to_string(), &image], b"");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let dir = TempDir::new("kube");
+    let file = dir.path().join("deployment.yaml");
+    std::fs::write(&file, &out.stdout).unwrap();
+    let file = file.to_str().unwrap().to_owned();
+    podman(&["kube", "play", "--replace", &file]);
+    struct Down(String);
+    impl Drop for Down {
+        fn drop(&mut self) {
+            let _ = Command::new(repo_root().join("scripts/podman.sh")).args(["kube", "down", &self.0]).output();
+        }
+    }
+    let _down = Down(file);
+
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
+    let started = Instant::now();
+    loop {
+        let ready = client.get(format!("{base}/readiness")).send().await.map(|r| r.status() == 200);
+        if ready.unwrap_or(false) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "the pod never got ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (status, body) = post(
+        &client,
+        &format!("{base}/infer/object_detection"),
+        &detect_body("shapes/1", "shapes_640x480.png", 0.25, 0.45),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let reference: Value =
+        serde_json::from_str(&std::fs::read_to_string(data("reference/shapes-det-v8.json")).unwrap()).unwrap();
+    let expected = reference_detections(&reference, "shapes_640x480.png", "letterbox/conf0.25/iou0.45");
+    let predicted: Vec<Det> = body["predictions"].as_array().unwrap().iter().map(from_response).collect();
+    assert!(!predicted.is_empty() && compare(&expected, &predicted, 0.25).is_empty(), "{body}");
 }
