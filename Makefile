@@ -25,7 +25,7 @@ VENV_STAMP := $(VENV)/.requirements-installed
 MOTO_VERSION := 5.2.5
 INFERENCE_SDK_VERSION := 1.8.3
 
-.PHONY: setup setup-gpu run test build bench soak loadtest roboflow-server image clean lint ort openvino sysdeps venv fuzz
+.PHONY: setup setup-gpu run test build bench soak loadtest roboflow-server image image-gpu clean lint ort openvino sysdeps venv fuzz
 
 setup: ort openvino sysdeps venv $(OPENVINO_SHIM)
 	cargo fetch --locked 2>/dev/null || cargo fetch
@@ -124,11 +124,22 @@ soak: setup
 IMAGE ?= localhost/sightline:cpu
 image: setup
 	cargo build --release --bin sightline
-	rm -rf target/image && mkdir -p target/image
+	mkdir -p target/image && rm -rf target/image/onnxruntime
 	strip -o target/image/sightline target/release/sightline
-	cp -a $(ORT_DIR) target/image/onnxruntime
+	cp -al $(ORT_DIR) target/image/onnxruntime
 	scripts/podman.sh base
 	scripts/podman.sh build --format docker --build-arg BINARY_FROM=prebuilt -f docker/Dockerfile -t $(IMAGE) .
+
+## The GPU image (docker/Dockerfile.gpu), built here but not run (no GPU): `make setup-gpu`'s
+## layout (≈ 2.5 GB) instead of the CPU one. Not part of `make test` (the layout alone is 2.5 GB).
+IMAGE_GPU ?= localhost/sightline:gpu
+image-gpu: setup setup-gpu
+	cargo build --release --bin sightline
+	mkdir -p target/image && rm -rf target/image/onnxruntime-gpu
+	strip -o target/image/sightline target/release/sightline
+	cp -al $(ORT_GPU_DIR) target/image/onnxruntime-gpu
+	scripts/podman.sh base
+	scripts/podman.sh build --format docker --build-arg BINARY_FROM=prebuilt -f docker/Dockerfile.gpu -t $(IMAGE_GPU) .
 
 ## Roboflow's own server (inference-cpu 1.8.3) on ROBOFLOW_PORT, serving the shipped models
 ## offline, for `make loadtest` comparisons (not part of `make test`; ≈ 2.5 GB installed once).
