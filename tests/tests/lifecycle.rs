@@ -107,3 +107,43 @@ async fn requests_in_flight_counts_the_work_being_served() {
     assert!((1..=4).contains(&in_flight(&during)), "{during}");
     assert_eq!(in_flight(&server.get_text("/metrics").await), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_cold_load_exits_0_and_leaves_no_partial_entry() {
+    use common::model_api::{Fault, ModelApi};
+    let api = ModelApi::start(repo_root().join("assets/models")).await;
+    api.fail(Fault::SlowWeights(Duration::from_secs(30)), 1);
+    let cache = TempDir::new("abandoned-load");
+    let cache_dir = cache.path().display().to_string();
+    let env = [
+        ("MODEL_SOURCES", "api"),
+        ("API_BASE_URL", api.base.as_str()),
+        ("API_KEY", "sk-test"),
+        ("MODEL_CACHE_DIR", cache_dir.as_str()),
+        ("SHUTDOWN_DRAIN_SECS", "0.2"),
+        ("SHUTDOWN_TIMEOUT_SECS", "1"),
+    ];
+    let mut server = Server::start(std::path::Path::new("/nonexistent"), &env).await;
+    let client = reqwest::Client::new();
+    let add = client.post(server.url("/model/add")).json(&json!({"model_id": "shapes/1"})).send();
+    let terminate = async {
+        // The load is waiting for weights.onnx when the signal comes.
+        while api.count("/files/shapes/1/weights.onnx") == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        server.terminate();
+    };
+    let (added, ()) = tokio::join!(add, terminate);
+    assert!(added.is_err() || !added.unwrap().status().is_success(), "the load cannot have finished");
+    let status = server.exit_within(Duration::from_secs(15)).await.expect("exits although a load was in flight");
+    assert!(status.success(), "{status:?}\n{}", server.log_text());
+    let entry = cache.path().join("shapes/1");
+    let visible: Vec<String> = std::fs::read_dir(&entry)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| !name.starts_with('.'))
+        .collect();
+    assert!(!visible.iter().any(|n| n == "manifest.json" || n == "weights.onnx"), "a partial entry: {visible:?}");
+}
