@@ -99,9 +99,12 @@ run: setup
 	cargo build --release --bin sightline
 	./target/release/sightline serve
 
+## The tests run in the release profile against the release binary that `make image` built: one
+## build of the workspace instead of a debug and a release one (22.7 → ≈ 18 min from a clean clone
+## on 2 cores).
 test: setup image
-	cargo build --workspace --bins
-	SIGHTLINE_IMAGE=$(IMAGE) scripts/with-s3.sh cargo test --workspace --no-fail-fast
+	SIGHTLINE_BIN=$(CURDIR)/target/release/sightline SIGHTLINE_IMAGE=$(IMAGE) \
+		scripts/with-s3.sh cargo test --release --workspace --no-fail-fast
 
 ## Benchmarks (release build): ratios against raw ONNX Runtime, measured in the same run.
 bench: setup

@@ -34,7 +34,7 @@ pub fn binary() -> PathBuf {
     let bin = target.join("debug/sightline");
     assert!(
         bin.is_file(),
-        "{} is missing: build it first (`make test` does: cargo build --workspace --bins)",
+        "{} is missing: build it first, or point SIGHTLINE_BIN at a build (`make test` uses target/release/sightline)",
         bin.display()
     );
     bin
