@@ -13,6 +13,9 @@ pub enum CoreError {
     BadImage(String),
     #[error("Invalid request parameter: {0}")]
     InvalidParameter(String),
+    /// A tensor that does not fit the model's signature or its own shape (the protocol's 400).
+    #[error("{0}")]
+    InvalidTensor(String),
     #[error("Model {model_id} is a {actual} model and cannot serve a {requested} request")]
     TaskMismatch { model_id: String, actual: String, requested: String },
     #[error("Model package is broken: {file}: {reason}")]
@@ -63,6 +66,7 @@ impl CoreError {
             CoreError::ModelNotFound(_) => "model_not_found",
             CoreError::BadImage(_) => "bad_image",
             CoreError::InvalidParameter(_) => "invalid_parameter",
+            CoreError::InvalidTensor(_) => "invalid_tensor",
             CoreError::TaskMismatch { .. } => "task_mismatch",
             CoreError::BrokenModel { .. } => "broken_model",
             CoreError::UnsupportedModel(_) => "unsupported_model",

@@ -4,6 +4,8 @@ use std::fmt;
 
 use serde::Serialize;
 
+use crate::tensor::Tensor;
+
 /// The task families Sightline serves. The string forms are Roboflow's `task_type` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub enum Task {
@@ -17,6 +19,10 @@ pub enum Task {
     Classification,
     #[serde(rename = "ocr")]
     Ocr,
+    /// A plain ONNX model with no task of its own, served tensor in, tensor out (never read from
+    /// `model_type.json`).
+    #[serde(rename = "tensor")]
+    Tensor,
 }
 
 impl Task {
@@ -27,6 +33,7 @@ impl Task {
             Task::KeypointDetection => "keypoint-detection",
             Task::Classification => "classification",
             Task::Ocr => "ocr",
+            Task::Tensor => "tensor",
         }
     }
 
@@ -159,7 +166,7 @@ pub struct VisualizeParams {
 
 /// One image (still encoded: decoding is the model's job, so it can run off the HTTP threads).
 #[derive(Debug, Clone)]
-pub struct InferRequest {
+pub struct ImageRequest {
     pub image: Vec<u8>,
     pub preprocessing: PreprocessingFlags,
     pub params: TaskParams,
@@ -167,9 +174,34 @@ pub struct InferRequest {
     pub visualize: Option<VisualizeParams>,
 }
 
-impl InferRequest {
+impl ImageRequest {
     pub fn task(&self) -> Task {
         self.params.task()
+    }
+}
+
+/// What a model is asked: an image for its task, or tensors straight into its session (the
+/// Open Inference Protocol), which skip pre- and post-processing but share its queue and batches.
+#[derive(Debug, Clone)]
+pub enum InferRequest {
+    Image(ImageRequest),
+    /// Inputs in any order; the model checks them against its signature.
+    Tensors(Vec<Tensor>),
+}
+
+impl InferRequest {
+    /// The metrics and log label: the task's name, or `tensor`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            InferRequest::Image(r) => r.task().as_str(),
+            InferRequest::Tensors(_) => "tensor",
+        }
+    }
+}
+
+impl From<ImageRequest> for InferRequest {
+    fn from(request: ImageRequest) -> Self {
+        InferRequest::Image(request)
     }
 }
 
@@ -267,4 +299,6 @@ pub enum InferResponse {
     KeypointDetection(DetectionOutput),
     Classification(ClassificationOutput),
     Ocr(OcrOutput),
+    /// Every output of the session, in its declared order.
+    Tensors(Vec<Tensor>),
 }

@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod model;
 pub mod model_id;
 pub mod process_memory;
+pub mod tensor;
 
 pub use base_manager::BaseManager;
 pub use error::CoreError;
@@ -23,7 +24,7 @@ pub use fixed_size_cache::WithFixedSizeCache;
 pub use gpu::{DevicePlacer, GpuSnapshot, GpuSource, NvmlSource};
 pub use inference::{
     ClassScore, ClassificationOutput, ClassificationParams, CocoRle, Detection, DetectionOutput, DetectionParams,
-    InferRequest, InferResponse, InstanceMask, Keypoint, MaskDecodeMode, MaskParams, OcrLine, OcrOutput,
+    ImageRequest, InferRequest, InferResponse, InstanceMask, Keypoint, MaskDecodeMode, MaskParams, OcrLine, OcrOutput,
     PreprocessingFlags, Task, TaskParams, VisualizeParams,
 };
 pub use logger::WithLogger;
@@ -32,3 +33,4 @@ pub use memory_probe::{GpuMemoryProbe, HostMemoryProbe, MemoryProbe};
 pub use metrics::{ManagerMetrics, WithMetrics};
 pub use model::{Model, ModelDescription, ModelLoader};
 pub use model_id::ModelId;
+pub use tensor::{DataType, Tensor, TensorSignature, TensorSpec};

@@ -62,7 +62,7 @@ impl<M: ModelManager> ModelManager for WithLogger<M> {
     }
 
     async fn infer(&self, id: &ModelId, request: InferRequest) -> Result<InferResponse, CoreError> {
-        let span = tracing::debug_span!("inference", model_id = %id, task = %request.task());
+        let span = tracing::debug_span!("inference", model_id = %id, task = request.label());
         async {
             let started = Instant::now();
             let result = self.inner.infer(id, request).await;

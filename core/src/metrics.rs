@@ -175,7 +175,7 @@ impl<M: ModelManager> ModelManager for WithMetrics<M> {
             self.add(id).await?;
         }
         let model_id = id.to_string();
-        let task = request.task().as_str();
+        let task = request.label();
         self.metrics.requests.with_label_values(&[model_id.as_str(), task]).inc();
         let started = Instant::now();
         let result = self.inner.infer(id, request).await;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde::Serialize;
 
-use crate::{CoreError, InferRequest, InferResponse, ModelId, Task};
+use crate::{CoreError, InferRequest, InferResponse, ModelId, Task, TensorSignature};
 
 /// What the registry endpoints report about a loaded model.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -28,6 +28,10 @@ pub struct ModelDescription {
     pub device: String,
     /// GPU memory the load took on its device (NVML, used memory before and after); `None` off GPU.
     pub vram_bytes: Option<u64>,
+    /// The session's inputs and outputs, for models the Open Inference Protocol can drive (one
+    /// session); `None` for pipelines of several (OCR).
+    #[serde(skip)]
+    pub tensors: Option<TensorSignature>,
 }
 
 impl ModelDescription {
@@ -45,6 +49,7 @@ impl ModelDescription {
             execution_provider: String::new(),
             device: String::new(),
             vram_bytes: None,
+            tensors: None,
         }
     }
 }

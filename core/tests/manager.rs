@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sightline_core::fixed_size_cache::CacheConfig;
 use sightline_core::{
-    BaseManager, CoreError, DetectionOutput, DetectionParams, InferRequest, InferResponse, ManagerMetrics, MemoryProbe,
+    BaseManager, CoreError, DetectionOutput, DetectionParams, ImageRequest, InferRequest, InferResponse, ManagerMetrics, MemoryProbe,
     Model, ModelDescription, ModelId, ModelLoader, ModelManager, RemovalReason, Task, TaskParams, WithFixedSizeCache,
     WithLogger, WithMetrics,
 };
@@ -90,6 +90,7 @@ impl ModelLoader for StandInLoader {
                 execution_provider: "CPUExecutionProvider".into(),
                 device: "cpu".into(),
                 vram_bytes: None,
+                tensors: None,
             },
             live: self.live.clone(),
         }))
@@ -153,12 +154,12 @@ fn id(s: &str) -> ModelId {
 }
 
 fn request() -> InferRequest {
-    InferRequest {
+    InferRequest::Image(ImageRequest {
         image: vec![],
         preprocessing: Default::default(),
         visualize: None,
         params: TaskParams::ObjectDetection(DetectionParams::default()),
-    }
+    })
 }
 
 fn loaded(m: &impl ModelManager) -> Vec<String> {

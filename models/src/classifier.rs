@@ -8,14 +8,16 @@
 
 use async_trait::async_trait;
 use sightline_core::{
-    ClassScore, ClassificationOutput, CoreError, InferRequest, InferResponse, Model, ModelDescription, ModelId,
+    ClassScore, ClassificationOutput, CoreError, ImageRequest, InferRequest, InferResponse, Model, ModelDescription, ModelId,
     TaskParams,
 };
 
 use crate::engine::{FixedSizeSession, ModelSessions, OnnxWorker, Outputs};
 use crate::image::drawing::{class_colors, draw_classification, encode_jpeg};
 use crate::image::preprocess::{prepare, InputSpec};
+use crate::engine::tensors::signature_of;
 use crate::load_options::LoadOptions;
+use crate::tensor_model::infer_tensors;
 use crate::model_config::ModelConfig;
 use crate::pipeline::{run_blocking, StageTimers};
 use crate::ModelError;
@@ -82,7 +84,8 @@ impl ClassificationModel {
             )));
         }
         let colors = class_colors(&config.class_names, &config.colors);
-        let description = config.description(id, shape.batch_size(), width, height);
+        let mut description = config.description(id, shape.batch_size(), width, height);
+        description.tensors = signature_of(&session).ok();
         let instances = sessions.instances(&file, session, false)?;
         let worker_options = options.worker(&description.model_id, batch_limit, false);
         let timers = worker_options.timers.clone();
@@ -111,6 +114,10 @@ impl Model for ClassificationModel {
     }
 
     async fn infer(&self, request: InferRequest) -> Result<InferResponse, CoreError> {
+        let request: ImageRequest = match request {
+            InferRequest::Image(request) => request,
+            InferRequest::Tensors(inputs) => return infer_tensors(&self.worker, &self.description, inputs).await,
+        };
         let TaskParams::Classification(params) = &request.params else {
             return Err(CoreError::TaskMismatch {
                 model_id: self.description.model_id.clone(),

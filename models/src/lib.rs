@@ -11,6 +11,7 @@ pub mod model_config;
 pub mod ocr;
 pub mod pipeline;
 pub mod registry;
+pub mod tensor_model;
 pub mod yolo;
 
 pub use crate::image::decode::DecodeLimits;

@@ -3,7 +3,7 @@
 
 use std::sync::OnceLock;
 
-use prometheus::{Histogram, HistogramOpts, HistogramVec, Registry};
+use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 use sightline_core::CoreError;
 use tokio::sync::Semaphore;
 
@@ -14,12 +14,16 @@ static CPU_POOL: OnceLock<Semaphore> = OnceLock::new();
 
 /// Sets the pool's size once, before the first request (`0`: one per core). Later calls do nothing.
 pub fn configure_cpu_pool(threads: usize) {
-    let threads = if threads == 0 { std::thread::available_parallelism().map_or(2, |n| n.get()) } else { threads };
+    let threads = if threads == 0 { default_pool_size() } else { threads };
     let _ = CPU_POOL.set(Semaphore::new(threads));
 }
 
+fn default_pool_size() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
 fn cpu_pool() -> &'static Semaphore {
-    CPU_POOL.get_or_init(|| Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())))
+    CPU_POOL.get_or_init(|| Semaphore::new(default_pool_size()))
 }
 
 /// Runs `work` on the bounded pool; `what` names the stage in the error if the task dies.
@@ -36,6 +40,10 @@ pub async fn run_blocking<T: Send + 'static>(
 pub struct PipelineMetrics {
     stages: HistogramVec,
     batch_size: HistogramVec,
+    inferences: IntCounterVec,
+    executions: IntCounterVec,
+    in_flight: IntGaugeVec,
+    queue_depth: IntGaugeVec,
 }
 
 const STAGE_BUCKETS: &[f64] =
@@ -58,6 +66,31 @@ impl PipelineMetrics {
                     .buckets(BATCH_BUCKETS.to_vec()),
                 &["model_id"],
             )?,
+            inferences: IntCounterVec::new(
+                Opts::new(
+                    "sightline_inference_count_total",
+                    "Images or tensor requests inferred, by model (Triton's inference count: a batch of n counts n).",
+                ),
+                &["model_id"],
+            )?,
+            executions: IntCounterVec::new(
+                Opts::new(
+                    "sightline_inference_exec_count_total",
+                    "Session runs, by model (Triton's execution count: a batch counts once).",
+                ),
+                &["model_id"],
+            )?,
+            in_flight: IntGaugeVec::new(
+                Opts::new(
+                    "sightline_model_requests_in_flight",
+                    "Requests admitted to a model and not yet answered (decoding, queued or running).",
+                ),
+                &["model_id"],
+            )?,
+            queue_depth: IntGaugeVec::new(
+                Opts::new("sightline_model_queue_depth", "Requests waiting in a model's queue for a free instance."),
+                &["model_id"],
+            )?,
         })
     }
 
@@ -65,6 +98,10 @@ impl PipelineMetrics {
         let metrics = PipelineMetrics::new()?;
         registry.register(Box::new(metrics.stages.clone()))?;
         registry.register(Box::new(metrics.batch_size.clone()))?;
+        registry.register(Box::new(metrics.inferences.clone()))?;
+        registry.register(Box::new(metrics.executions.clone()))?;
+        registry.register(Box::new(metrics.in_flight.clone()))?;
+        registry.register(Box::new(metrics.queue_depth.clone()))?;
         Ok(metrics)
     }
 
@@ -84,6 +121,10 @@ impl PipelineMetrics {
             inference: stage("inference"),
             postprocess: stage("postprocess"),
             batch_size: self.batch_size.with_label_values(&[model_id]),
+            inferences: self.inferences.with_label_values(&[model_id]),
+            executions: self.executions.with_label_values(&[model_id]),
+            in_flight: self.in_flight.with_label_values(&[model_id]),
+            queue_depth: self.queue_depth.with_label_values(&[model_id]),
         }
     }
 }
@@ -97,4 +138,8 @@ pub struct StageTimers {
     pub inference: Histogram,
     pub postprocess: Histogram,
     pub batch_size: Histogram,
+    pub inferences: IntCounter,
+    pub executions: IntCounter,
+    pub in_flight: IntGauge,
+    pub queue_depth: IntGauge,
 }

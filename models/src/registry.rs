@@ -15,7 +15,8 @@ use crate::classifier::ClassificationModel;
 use crate::engine::{ModelSessions, RunsOn};
 use crate::load_options::LoadOptions;
 use crate::load_pool::LoadPool;
-use crate::model_config::{read_model_dir, read_task, Architecture};
+use crate::model_config::{read_model_dir, read_task, Architecture, MODEL_TYPE_FILE};
+use crate::tensor_model::{TensorModel, TENSOR_MODEL_FILE};
 use crate::ocr::model::OcrModel;
 use crate::yolo::model::YoloModel;
 use crate::ModelError;
@@ -46,6 +47,9 @@ impl ModelRegistry {
         dir: &Path,
         sessions: &mut ModelSessions<'_>,
     ) -> Result<Arc<dyn Model>, ModelError> {
+        if !dir.join(MODEL_TYPE_FILE).exists() && dir.join(TENSOR_MODEL_FILE).exists() {
+            return Ok(Arc::new(TensorModel::load(id, dir, options, sessions)?));
+        }
         let (task, model_type) = read_task(dir)?;
         if task == Task::Ocr {
             return Ok(Arc::new(OcrModel::load(id, dir, &model_type, options, sessions)?));

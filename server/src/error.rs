@@ -60,9 +60,10 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::ModelNotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Core(e) => match e {
-                CoreError::InvalidModelId(_) | CoreError::BadImage(_) | CoreError::TaskMismatch { .. } => {
-                    StatusCode::BAD_REQUEST
-                }
+                CoreError::InvalidModelId(_)
+                | CoreError::BadImage(_)
+                | CoreError::TaskMismatch { .. }
+                | CoreError::InvalidTensor(_) => StatusCode::BAD_REQUEST,
                 CoreError::InvalidParameter(_) => StatusCode::UNPROCESSABLE_ENTITY,
                 CoreError::ModelNotFound(_) => StatusCode::NOT_FOUND,
                 // A full queue is the client's signal to slow down; the SDK retries 429 as it does 503.

@@ -17,7 +17,7 @@ use serde_json::json;
 mod closed_loop;
 use closed_loop::{percentile, run_level};
 use sightline_core::artifacts::{ArtifactCache, CacheOptions, LocalSource, RetryPolicy, VerifyLevel};
-use sightline_core::{DetectionParams, InferRequest, ModelId, ModelLoader, TaskParams};
+use sightline_core::{DetectionParams, ImageRequest, InferRequest, ModelId, ModelLoader, TaskParams};
 use sightline_models::engine::Engine as OrtEngine;
 use sightline_models::engine::{
     build_on, build_session, probe_provider, run_session, OpenVinoPrecision, Provider, ProviderOptions, Target,
@@ -187,12 +187,12 @@ async fn main() {
             run_session(&mut session, &tensor).unwrap();
         });
         let params = DetectionParams { confidence: 0.25, iou_threshold: 0.45, ..DetectionParams::default() };
-        let request = InferRequest {
+        let request = InferRequest::Image(ImageRequest {
             image: bytes.clone(),
             preprocessing: Default::default(),
             visualize: None,
             params: TaskParams::ObjectDetection(params),
-        };
+        });
         let model = Arc::clone(&model);
         let pipeline = time_ms_async(iterations, || {
             let (model, request) = (model.clone(), request.clone());

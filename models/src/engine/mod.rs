@@ -9,6 +9,7 @@ pub mod cache_dirs;
 pub mod environment;
 pub mod provider;
 pub mod session;
+pub mod tensors;
 pub mod threads;
 pub mod worker;
 

@@ -25,6 +25,8 @@ pub type Outputs = Vec<ArrayD<f32>>;
 /// Static facts about a session's single input and its outputs; `-1` marks a symbolic dimension.
 #[derive(Debug, Clone)]
 pub struct SessionShape {
+    /// Task models take one input; the protocol's models any number (the first is described here).
+    pub input_count: usize,
     pub input_name: String,
     pub input_dims: Vec<i64>,
     pub output_names: Vec<String>,
@@ -37,11 +39,12 @@ fn broken(path: &Path, reason: String) -> ModelError {
 
 impl SessionShape {
     fn of(session: &Session, path: &Path) -> Result<SessionShape, ModelError> {
-        let [input] = session.inputs() else {
-            return Err(broken(path, format!("expected one input, found {}", session.inputs().len())));
+        let Some(input) = session.inputs().first() else {
+            return Err(broken(path, "the model has no input".into()));
         };
         let dims = |t: &ort::value::ValueType| t.tensor_shape().map(|s| s.to_vec()).unwrap_or_default();
         Ok(SessionShape {
+            input_count: session.inputs().len(),
             input_name: input.name().to_owned(),
             input_dims: dims(input.dtype()),
             output_names: session.outputs().iter().map(|o| o.name().to_owned()).collect(),
@@ -475,6 +478,9 @@ impl ModelSessions<'_> {
     /// and how many images one run of it may take (see [`batch_limit`]).
     pub fn fixed_size(&mut self, file: &Path) -> Result<FixedSizeSession, ModelError> {
         let (session, shape, (size, outputs, batch_limit)) = self.checked(file, false, |session, shape| {
+            if shape.input_count != 1 {
+                return Err(broken(file, format!("expected one input, found {}", shape.input_count)));
+            }
             let (width, height) = shape.fixed_input_size(file)?;
             let grey = Array4::<f32>::from_elem((1, 3, height as usize, width as usize), 114.0 / 255.0);
             let outputs = test_inference(session, file, &grey)?;

@@ -15,8 +15,11 @@ use ndarray::Array4;
 use ort::session::{RunOptions, Session};
 use tokio::sync::oneshot;
 
+use sightline_core::Tensor;
+
 use super::batch::{gather, split, stack, BatchPolicy};
 use super::session::{run_session_with, shrinking_run_options, Outputs};
+use super::tensors::{concat, run_tensors, split_rows};
 use super::threads::{retire, spawn_serving};
 use crate::pipeline::StageTimers;
 use crate::ModelError;
@@ -24,10 +27,22 @@ use crate::ModelError;
 /// The nice value sessions are torn down at (that of model loads by default).
 const RETIRE_NICE: i32 = 10;
 
+/// What one request hands an instance: a prepared `(1, 3, h, w)` image, or protocol tensors in the
+/// session's input order.
+enum Work {
+    Image(Array4<f32>),
+    Tensors(Vec<Tensor>),
+}
+
+enum Done {
+    Image(Outputs),
+    Tensors(Vec<Tensor>),
+}
+
 struct Job {
-    input: Array4<f32>,
+    input: Work,
     queued: Instant,
-    reply: oneshot::Sender<Result<Outputs, ModelError>>,
+    reply: oneshot::Sender<Result<Done, ModelError>>,
 }
 
 /// How a model's instances take their work.
@@ -48,14 +63,19 @@ pub struct OnnxWorker {
     admitted: Arc<AtomicUsize>,
     /// Requests the model takes at once: those queued plus those its instances are running.
     capacity: usize,
+    timers: StageTimers,
 }
 
 /// A request admitted to a model, from before its decoding to its answer; dropping it frees the place.
-pub struct Admission(Arc<AtomicUsize>);
+pub struct Admission {
+    admitted: Arc<AtomicUsize>,
+    gauge: prometheus::IntGauge,
+}
 
 impl Drop for Admission {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        self.admitted.fetch_sub(1, Ordering::AcqRel);
+        self.gauge.dec();
     }
 }
 
@@ -69,6 +89,7 @@ impl OnnxWorker {
         let (sender, receiver) = sync_channel::<Job>(options.queue_capacity.max(1));
         let receiver = Arc::new(Mutex::new(receiver));
         let capacity = options.queue_capacity.max(1) + instances.len() * options.batch.max_batch;
+        let timers = options.timers.clone();
         for (index, session) in instances.into_iter().enumerate() {
             let instance = Instance {
                 session,
@@ -80,7 +101,13 @@ impl OnnxWorker {
             spawn_serving(format!("ort-{model_id}-{index}"), move || instance.serve())
                 .map_err(|e| ModelError::Inference(format!("cannot start inference thread: {e}")))?;
         }
-        Ok(OnnxWorker { sender, model_id: model_id.to_owned(), admitted: Arc::new(AtomicUsize::new(0)), capacity })
+        Ok(OnnxWorker {
+            sender,
+            model_id: model_id.to_owned(),
+            admitted: Arc::new(AtomicUsize::new(0)),
+            capacity,
+            timers,
+        })
     }
 
     /// Admits one request before its image is decoded, or refuses it at once when the model has
@@ -91,17 +118,36 @@ impl OnnxWorker {
             self.admitted.fetch_sub(1, Ordering::AcqRel);
             return Err(ModelError::Overloaded(self.model_id.clone()));
         }
-        Ok(Admission(self.admitted.clone()))
+        self.timers.in_flight.inc();
+        Ok(Admission { admitted: self.admitted.clone(), gauge: self.timers.in_flight.clone() })
     }
 
-    /// Queues one `(1, 3, h, w)` input; a full queue is refused at once (the client is told to
-    /// retry) rather than letting waiters pile up without bound.
+    /// Queues one `(1, 3, h, w)` input.
     pub async fn run(&self, input: Array4<f32>) -> Result<Outputs, ModelError> {
+        match self.queue(Work::Image(input)).await? {
+            Done::Image(outputs) => Ok(outputs),
+            Done::Tensors(_) => Err(ModelError::Inference("an image request was answered with tensors".into())),
+        }
+    }
+
+    /// Queues one request's tensors (in the session's input order); batched with other tensor
+    /// requests whose shapes agree beyond the first axis.
+    pub async fn run_tensors(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, ModelError> {
+        match self.queue(Work::Tensors(inputs)).await? {
+            Done::Tensors(outputs) => Ok(outputs),
+            Done::Image(_) => Err(ModelError::Inference("a tensor request was answered with an image's outputs".into())),
+        }
+    }
+
+    /// A full queue is refused at once (the client is told to retry) rather than letting waiters
+    /// pile up without bound.
+    async fn queue(&self, input: Work) -> Result<Done, ModelError> {
         let (reply, response) = oneshot::channel();
         self.sender.try_send(Job { input, queued: Instant::now(), reply }).map_err(|e| match e {
             TrySendError::Full(_) => ModelError::Overloaded(self.model_id.clone()),
             TrySendError::Disconnected(_) => ModelError::Inference("inference thread has stopped".into()),
         })?;
+        self.timers.queue_depth.inc();
         response.await.map_err(|_| ModelError::Inference("inference thread dropped the request".into()))?
     }
 }
@@ -132,34 +178,61 @@ impl Instance {
 
     fn run_batch(&mut self, jobs: Vec<Job>) {
         let started = Instant::now();
+        self.timers.queue_depth.sub(jobs.len() as i64);
         for job in &jobs {
             self.timers.queue.observe(started.duration_since(job.queued).as_secs_f64());
         }
         self.timers.batch_size.observe(jobs.len() as f64);
-        let result = std::panic::catch_unwind(AssertUnwindSafe(|| self.infer(&jobs)))
-            .unwrap_or_else(|_| Err(ModelError::Inference("ONNX Runtime call panicked".into())));
+        self.timers.inferences.inc_by(jobs.len() as u64);
+        let results = std::panic::catch_unwind(AssertUnwindSafe(|| self.infer(&jobs))).unwrap_or_else(|_| {
+            jobs.iter().map(|_| Err(ModelError::Inference("ONNX Runtime call panicked".into()))).collect()
+        });
         let seconds = started.elapsed().as_secs_f64();
-        match result {
-            Ok(per_image) => {
-                for (job, outputs) in jobs.into_iter().zip(per_image) {
-                    self.timers.inference.observe(seconds);
-                    let _ = job.reply.send(Ok(outputs));
-                }
-            }
-            Err(e) => {
-                for job in jobs {
-                    let _ = job.reply.send(Err(ModelError::Inference(e.to_string())));
-                }
-            }
+        for (job, result) in jobs.into_iter().zip(results) {
+            self.timers.inference.observe(seconds);
+            let _ = job.reply.send(result);
         }
     }
 
-    fn infer(&mut self, jobs: &[Job]) -> Result<Vec<Outputs>, ModelError> {
-        if let [job] = jobs {
-            return Ok(vec![run_session_with(&mut self.session, &job.input, self.run_options.as_ref())?]);
+    /// One result per job: batched in one run where the jobs allow it, else one run each.
+    fn infer(&mut self, jobs: &[Job]) -> Vec<Result<Done, ModelError>> {
+        let images: Option<Vec<&Array4<f32>>> =
+            jobs.iter().map(|j| if let Work::Image(i) = &j.input { Some(i) } else { None }).collect();
+        let tensors: Option<Vec<&[Tensor]>> =
+            jobs.iter().map(|j| if let Work::Tensors(t) = &j.input { Some(t.as_slice()) } else { None }).collect();
+        let batched = match (jobs.len(), images, tensors) {
+            (1, _, _) => None,
+            (n, Some(images), _) => Some(self.images(&images, n)),
+            (_, _, Some(requests)) => concat(&requests).map(|joined| self.tensor_batch(joined, &requests)),
+            _ => None,
+        };
+        match batched {
+            Some(Ok(done)) => done.into_iter().map(Ok).collect(),
+            Some(Err(e)) => jobs.iter().map(|_| Err(ModelError::Inference(e.to_string()))).collect(),
+            None => jobs.iter().map(|job| self.one(&job.input)).collect(),
         }
-        let inputs: Vec<&Array4<f32>> = jobs.iter().map(|j| &j.input).collect();
-        let batch = stack(&inputs)?;
-        split(run_session_with(&mut self.session, &batch, self.run_options.as_ref())?, jobs.len())
+    }
+
+    fn one(&mut self, input: &Work) -> Result<Done, ModelError> {
+        self.timers.executions.inc();
+        let options = self.run_options.as_ref();
+        match input {
+            Work::Image(image) => run_session_with(&mut self.session, image, options).map(Done::Image),
+            Work::Tensors(tensors) => run_tensors(&mut self.session, tensors, options).map(Done::Tensors),
+        }
+    }
+
+    fn images(&mut self, inputs: &[&Array4<f32>], count: usize) -> Result<Vec<Done>, ModelError> {
+        self.timers.executions.inc();
+        let batch = stack(inputs)?;
+        let outputs = run_session_with(&mut self.session, &batch, self.run_options.as_ref())?;
+        Ok(split(outputs, count)?.into_iter().map(Done::Image).collect())
+    }
+
+    fn tensor_batch(&mut self, joined: Vec<Tensor>, requests: &[&[Tensor]]) -> Result<Vec<Done>, ModelError> {
+        self.timers.executions.inc();
+        let rows: Vec<usize> = requests.iter().map(|r| r.first().map_or(0, |t| t.shape[0])).collect();
+        let outputs = run_tensors(&mut self.session, &joined, self.run_options.as_ref())?;
+        Ok(split_rows(outputs, &rows)?.into_iter().map(Done::Tensors).collect())
     }
 }

@@ -249,13 +249,16 @@ impl Model for OcrModel {
     }
 
     async fn infer(&self, request: InferRequest) -> Result<InferResponse, CoreError> {
-        if !matches!(request.params, TaskParams::Ocr) {
-            return Err(CoreError::TaskMismatch {
-                model_id: self.description.model_id.clone(),
-                actual: Task::Ocr.to_string(),
-                requested: request.task().to_string(),
-            });
-        }
+        let request = match request {
+            InferRequest::Image(request) if matches!(request.params, TaskParams::Ocr) => request,
+            other => {
+                return Err(CoreError::TaskMismatch {
+                    model_id: self.description.model_id.clone(),
+                    actual: Task::Ocr.to_string(),
+                    requested: other.label().to_string(),
+                })
+            }
+        };
         let _admitted = self.detector.admit()?;
         let (bytes, auto_orient, limits) = (request.image, request.preprocessing.auto_orient, self.decode_limits);
         let image = Self::blocking(move || decode_image(&bytes, auto_orient, limits)).await?;

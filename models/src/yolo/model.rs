@@ -7,7 +7,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use ndarray::{s, ArrayView1, ArrayView2, ArrayView3, Axis, Ix3, Ix4};
 use sightline_core::{
-    CoreError, Detection, DetectionOutput, DetectionParams, InferRequest, InferResponse, Keypoint, MaskParams, Model,
+    CoreError, Detection, DetectionOutput, DetectionParams, ImageRequest, InferRequest, InferResponse, Keypoint, MaskParams, Model,
     ModelDescription, ModelId, Task, TaskParams,
 };
 
@@ -15,7 +15,9 @@ use crate::engine::{FixedSizeSession, ModelSessions, OnnxWorker, Outputs};
 use crate::image::drawing::{class_colors, draw_detections, encode_jpeg};
 use crate::image::letterbox::Placement;
 use crate::image::preprocess::{prepare, InputSpec};
+use crate::engine::tensors::signature_of;
 use crate::load_options::LoadOptions;
+use crate::tensor_model::infer_tensors;
 use crate::model_config::{Architecture, ModelConfig};
 use crate::pipeline::{run_blocking, StageTimers};
 use crate::yolo::mask::{decode_mask, MaskInputs};
@@ -115,7 +117,8 @@ impl YoloModel {
             _ if extra_values == 0 => Extras::None,
             _ => return Err(class_mismatch()),
         };
-        let description = config.description(id, shape.batch_size(), width, height);
+        let mut description = config.description(id, shape.batch_size(), width, height);
+        description.tensors = signature_of(&session).ok();
         let input = InputSpec {
             mode: config.resize,
             width,
@@ -254,6 +257,10 @@ impl Model for YoloModel {
     }
 
     async fn infer(&self, request: InferRequest) -> Result<InferResponse, CoreError> {
+        let request: ImageRequest = match request {
+            InferRequest::Image(request) => request,
+            InferRequest::Tensors(inputs) => return infer_tensors(&self.worker, &self.description, inputs).await,
+        };
         let task = self.description.task;
         let options = match (request.params, task) {
             (TaskParams::ObjectDetection(detection), Task::ObjectDetection) => {

@@ -9,7 +9,7 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sightline_core::{
-    ClassificationParams, CoreError, DetectionParams, InferRequest, InferResponse, MaskDecodeMode, MaskParams,
+    ClassificationParams, CoreError, DetectionParams, ImageRequest, InferRequest, InferResponse, MaskDecodeMode, MaskParams,
     ModelDescription, ModelId, PreprocessingFlags, TaskParams, VisualizeParams,
 };
 use utoipa::ToSchema;
@@ -283,7 +283,7 @@ async fn infer_images(
     let served =
         Served { model_id: model_id.clone(), cold_load: cold.then(|| load_started.elapsed().as_secs_f64()), started };
     let runs = images.into_iter().map(|image| {
-        let request = InferRequest { image, preprocessing, params: params.clone(), visualize };
+        let request = InferRequest::Image(ImageRequest { image, preprocessing, params: params.clone(), visualize });
         let manager = state.manager.clone();
         async move {
             let started = Instant::now();
@@ -372,13 +372,13 @@ pub(super) async fn run_bodies(
     let (responses, many, served) = infer_images(state, &model_id, common, &params).await?;
     let answers = responses
         .into_iter()
-        .map(|(response, time)| {
+        .map(|(response, time)| -> Result<Answer, ApiError> {
             let timing = |visualization: Option<&Vec<u8>>| Timing {
                 time,
                 inference_id: inference_id.clone(),
                 visualization: visualization.map(|jpeg| base64::engine::general_purpose::STANDARD.encode(jpeg)),
             };
-            match &response {
+            Ok(match &response {
                 InferResponse::ObjectDetection(o) | InferResponse::InstanceSegmentation(o) => {
                     Answer::Detection(DetectionResponse::new(o, false, timing(o.visualization.as_ref())))
                 }
@@ -393,9 +393,12 @@ pub(super) async fn run_bodies(
                     Answer::Classification(ClassificationAnswer::new(o, threshold, timing(o.visualization.as_ref())))
                 }
                 InferResponse::Ocr(o) => Answer::Ocr(OcrResponse::new(o, timing(None))),
-            }
+                InferResponse::Tensors(_) => {
+                    return Err(ApiError::Core(CoreError::Internal("an image request was answered with tensors".into())))
+                }
+            })
         })
-        .collect();
+        .collect::<Result<_, _>>()?;
     Ok((answers, many, served))
 }
 

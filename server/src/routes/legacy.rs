@@ -142,6 +142,11 @@ fn params_for(task: Task, query: &Query) -> Result<TaskParams, ApiError> {
             confidence: query.fraction("confidence", ClassificationParams::default().confidence)?,
         }),
         Task::Ocr => TaskParams::Ocr,
+        Task::Tensor => {
+            return Err(ApiError::BadRequest(
+                "this is a plain ONNX model: send it tensors at /v2/models/{name}/versions/{version}/infer".into(),
+            ))
+        }
     })
 }
 
