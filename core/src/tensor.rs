@@ -170,7 +170,9 @@ impl TensorSignature {
         slots
             .into_iter()
             .zip(&self.inputs)
-            .map(|(slot, spec)| slot.ok_or_else(|| CoreError::InvalidTensor(format!("input {:?} is missing", spec.name))))
+            .map(|(slot, spec)| {
+                slot.ok_or_else(|| CoreError::InvalidTensor(format!("input {:?} is missing", spec.name)))
+            })
             .collect()
     }
 }

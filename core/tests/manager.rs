@@ -9,9 +9,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sightline_core::fixed_size_cache::CacheConfig;
 use sightline_core::{
-    BaseManager, CoreError, DetectionOutput, DetectionParams, ImageRequest, InferRequest, InferResponse, ManagerMetrics, MemoryProbe,
-    Model, ModelDescription, ModelId, ModelLoader, ModelManager, RemovalReason, Task, TaskParams, WithFixedSizeCache,
-    WithLogger, WithMetrics,
+    BaseManager, CoreError, DetectionOutput, DetectionParams, ImageRequest, InferRequest, InferResponse,
+    ManagerMetrics, MemoryProbe, Model, ModelDescription, ModelId, ModelLoader, ModelManager, RemovalReason, Task,
+    TaskParams, WithFixedSizeCache, WithLogger, WithMetrics,
 };
 
 struct StandIn {

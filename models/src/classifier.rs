@@ -8,18 +8,18 @@
 
 use async_trait::async_trait;
 use sightline_core::{
-    ClassScore, ClassificationOutput, CoreError, ImageRequest, InferRequest, InferResponse, Model, ModelDescription, ModelId,
-    TaskParams,
+    ClassScore, ClassificationOutput, CoreError, ImageRequest, InferRequest, InferResponse, Model, ModelDescription,
+    ModelId, TaskParams,
 };
 
+use crate::engine::tensors::signature_of;
 use crate::engine::{FixedSizeSession, ModelSessions, OnnxWorker, Outputs};
 use crate::image::drawing::{class_colors, draw_classification, encode_jpeg};
 use crate::image::preprocess::{prepare, InputSpec};
-use crate::engine::tensors::signature_of;
 use crate::load_options::LoadOptions;
-use crate::tensor_model::infer_tensors;
 use crate::model_config::ModelConfig;
 use crate::pipeline::{run_blocking, StageTimers};
+use crate::tensor_model::infer_tensors;
 use crate::ModelError;
 
 pub struct ClassificationModel {

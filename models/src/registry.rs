@@ -16,8 +16,8 @@ use crate::engine::{ModelSessions, RunsOn};
 use crate::load_options::LoadOptions;
 use crate::load_pool::LoadPool;
 use crate::model_config::{read_model_dir, read_task, Architecture, MODEL_TYPE_FILE};
-use crate::tensor_model::{TensorModel, TENSOR_MODEL_FILE};
 use crate::ocr::model::OcrModel;
+use crate::tensor_model::{TensorModel, TENSOR_MODEL_FILE};
 use crate::yolo::model::YoloModel;
 use crate::ModelError;
 

@@ -50,6 +50,43 @@ pub enum ApiError {
     NotFoundMessage(String),
 }
 
+impl ApiError {
+    /// The status with the headers that go with it (the retry and authentication hints).
+    fn response_builder(&self) -> actix_web::HttpResponseBuilder {
+        let status = self.status_code();
+        let mut response = HttpResponse::build(status);
+        if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS {
+            response.insert_header(("Retry-After", "1"));
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            response.insert_header(("WWW-Authenticate", "Bearer"));
+        }
+        response
+    }
+}
+
+/// An error of the Open Inference Protocol's routes: the same statuses as every other route, in
+/// the protocol's body, `{"error": "..."}`.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct ProtocolError(#[from] pub ApiError);
+
+impl From<CoreError> for ProtocolError {
+    fn from(e: CoreError) -> Self {
+        ProtocolError(ApiError::Core(e))
+    }
+}
+
+impl ResponseError for ProtocolError {
+    fn status_code(&self) -> StatusCode {
+        self.0.status_code()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        self.0.response_builder().json(serde_json::json!({ "error": self.0.to_string() }))
+    }
+}
+
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
@@ -87,15 +124,8 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        let status = self.status_code();
         let message = self.to_string();
-        let mut response = HttpResponse::build(status);
-        if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS {
-            response.insert_header(("Retry-After", "1"));
-        }
-        if status == StatusCode::UNAUTHORIZED {
-            response.insert_header(("WWW-Authenticate", "Bearer"));
-        }
+        let mut response = self.response_builder();
         let (error_type, detail) = match self {
             // FastAPI's shape too, so clients that read `detail` on 422 still find text.
             ApiError::Validation(_) | ApiError::Core(CoreError::InvalidParameter(_)) => {

@@ -12,6 +12,7 @@ pub mod fuzzing;
 pub mod gpu_metrics;
 pub mod http_metrics;
 pub mod image_input;
+pub mod kserve_codec;
 pub mod lifecycle;
 pub mod routes;
 pub mod state;

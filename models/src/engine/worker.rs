@@ -135,7 +135,9 @@ impl OnnxWorker {
     pub async fn run_tensors(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, ModelError> {
         match self.queue(Work::Tensors(inputs)).await? {
             Done::Tensors(outputs) => Ok(outputs),
-            Done::Image(_) => Err(ModelError::Inference("a tensor request was answered with an image's outputs".into())),
+            Done::Image(_) => {
+                Err(ModelError::Inference("a tensor request was answered with an image's outputs".into()))
+            }
         }
     }
 

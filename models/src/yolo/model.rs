@@ -7,19 +7,19 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use ndarray::{s, ArrayView1, ArrayView2, ArrayView3, Axis, Ix3, Ix4};
 use sightline_core::{
-    CoreError, Detection, DetectionOutput, DetectionParams, ImageRequest, InferRequest, InferResponse, Keypoint, MaskParams, Model,
-    ModelDescription, ModelId, Task, TaskParams,
+    CoreError, Detection, DetectionOutput, DetectionParams, ImageRequest, InferRequest, InferResponse, Keypoint,
+    MaskParams, Model, ModelDescription, ModelId, Task, TaskParams,
 };
 
+use crate::engine::tensors::signature_of;
 use crate::engine::{FixedSizeSession, ModelSessions, OnnxWorker, Outputs};
 use crate::image::drawing::{class_colors, draw_detections, encode_jpeg};
 use crate::image::letterbox::Placement;
 use crate::image::preprocess::{prepare, InputSpec};
-use crate::engine::tensors::signature_of;
 use crate::load_options::LoadOptions;
-use crate::tensor_model::infer_tensors;
 use crate::model_config::{Architecture, ModelConfig};
 use crate::pipeline::{run_blocking, StageTimers};
+use crate::tensor_model::infer_tensors;
 use crate::yolo::mask::{decode_mask, MaskInputs};
 use crate::yolo::nms::{non_max_suppression, Candidate};
 use crate::yolo::output::{decode_candidates, YoloLayout};

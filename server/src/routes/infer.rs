@@ -9,8 +9,8 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sightline_core::{
-    ClassificationParams, CoreError, DetectionParams, ImageRequest, InferRequest, InferResponse, MaskDecodeMode, MaskParams,
-    ModelDescription, ModelId, PreprocessingFlags, TaskParams, VisualizeParams,
+    ClassificationParams, CoreError, DetectionParams, ImageRequest, InferRequest, InferResponse, MaskDecodeMode,
+    MaskParams, ModelDescription, ModelId, PreprocessingFlags, TaskParams, VisualizeParams,
 };
 use utoipa::ToSchema;
 
@@ -394,7 +394,9 @@ pub(super) async fn run_bodies(
                 }
                 InferResponse::Ocr(o) => Answer::Ocr(OcrResponse::new(o, timing(None))),
                 InferResponse::Tensors(_) => {
-                    return Err(ApiError::Core(CoreError::Internal("an image request was answered with tensors".into())))
+                    return Err(ApiError::Core(CoreError::Internal(
+                        "an image request was answered with tensors".into(),
+                    )))
                 }
             })
         })

@@ -2,6 +2,7 @@
 
 pub mod health;
 pub mod infer;
+pub mod kserve;
 pub mod legacy;
 pub mod management;
 pub mod model_store;
@@ -32,6 +33,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/metrics", web::get().to(health::metrics))
         .route("/openapi.json", web::get().to(openapi::openapi_json))
         .route("/docs", web::get().to(openapi::docs))
+        .route("/v2", web::get().to(kserve::server_metadata))
+        .route("/v2/health/live", web::get().to(kserve::live))
+        .route("/v2/health/ready", web::get().to(kserve::ready))
+        .route("/v2/models/{name}", web::get().to(kserve::model_metadata))
+        .route("/v2/models/{name}/ready", web::get().to(kserve::model_ready_route))
+        .route("/v2/models/{name}/infer", web::post().to(kserve::model_infer))
+        .route("/v2/models/{name}/versions/{version}", web::get().to(kserve::version_metadata))
+        .route("/v2/models/{name}/versions/{version}/ready", web::get().to(kserve::version_ready))
+        .route("/v2/models/{name}/versions/{version}/infer", web::post().to(kserve::version_infer))
         .route("/clear_cache", web::get().to(legacy::clear_cache))
         .route("/start/{dataset_id}/{version_id}", web::get().to(legacy::start))
         // Last: any other two-segment path is a model id (spec §9).
