@@ -139,15 +139,24 @@ pub async fn serve(config: Config) -> Result<(), StartupError> {
 
     let address = format!("{}:{}", config.host, config.port);
     let app_state = state.clone();
-    let mut server = HttpServer::new(move || {
-        App::new()
-            .app_data(app_state.clone())
-            .wrap(middleware::from_fn(require_api_key))
-            .wrap(middleware::from_fn(observe))
-            .configure(routes::configure)
-    })
-    .bind(&address)
-    .map_err(|source| StartupError::Bind { address: address.clone(), source })?;
+    let mut server =
+        HttpServer::new(move || {
+            App::new()
+                .app_data(app_state.clone())
+                // Malformed query strings and paths get the JSON error body every route documents.
+                .app_data(web::QueryConfig::default().error_handler(|e, _| {
+                    crate::error::ApiError::BadRequest(format!("Invalid query string: {e}")).into()
+                }))
+                .app_data(
+                    web::PathConfig::default()
+                        .error_handler(|e, _| crate::error::ApiError::BadRequest(format!("Invalid path: {e}")).into()),
+                )
+                .wrap(middleware::from_fn(require_api_key))
+                .wrap(middleware::from_fn(observe))
+                .configure(routes::configure)
+        })
+        .bind(&address)
+        .map_err(|source| StartupError::Bind { address: address.clone(), source })?;
     if config.http_workers > 0 {
         server = server.workers(config.http_workers);
     }

@@ -46,6 +46,9 @@ pub enum ApiError {
     ModelNotReady(String),
     #[error("Not Found")]
     NotFound,
+    /// A known path asked with a method it does not have; the methods it has.
+    #[error("Method Not Allowed: this path answers {0}")]
+    MethodNotAllowed(String),
     #[error("{0}")]
     NotFoundMessage(String),
 }
@@ -94,6 +97,7 @@ impl ResponseError for ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound | ApiError::NotFoundMessage(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::ModelNotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Core(e) => match e {

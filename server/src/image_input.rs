@@ -21,11 +21,21 @@ const BASE64: GeneralPurpose = GeneralPurpose::new(
         .with_decode_allow_trailing_bits(true),
 );
 
+/// The image `type`s served (documentation: read as text, case-insensitive).
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum ImageKind {
+    Base64,
+    Url,
+}
+
 /// Spec §1.4: `{"type": "base64" | "url", "value": ...}`; `numpy` and `file` are refused.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct ImageInput {
     /// `base64` (optionally a `data:` URL) or `url`, case-insensitive.
     #[serde(rename = "type")]
+    #[schema(value_type = ImageKind)]
     pub kind: String,
     /// The base64 text or the URL.
     #[serde(default)]

@@ -1,5 +1,5 @@
 //! `/openapi.json` covers every route and is a valid OpenAPI document (checked by
-//! openapi-spec-validator from .venv); `/docs` serves a page for it.
+//! openapi-spec-validator from .venv); `/docs` serves Swagger UI for it from the binary.
 
 mod common;
 
@@ -33,6 +33,15 @@ async fn the_document_covers_every_route_and_validates() {
         ("/{dataset_id}/{version_id}", "post"),
         ("/clear_cache", "get"),
         ("/start/{dataset_id}/{version_id}", "get"),
+        ("/v2", "get"),
+        ("/v2/health/live", "get"),
+        ("/v2/health/ready", "get"),
+        ("/v2/models/{name}", "get"),
+        ("/v2/models/{name}/ready", "get"),
+        ("/v2/models/{name}/infer", "post"),
+        ("/v2/models/{name}/versions/{version}", "get"),
+        ("/v2/models/{name}/versions/{version}/ready", "get"),
+        ("/v2/models/{name}/versions/{version}/infer", "post"),
     ] {
         assert!(paths.get(path).and_then(|p| p.get(method)).is_some(), "{method} {path} is not documented");
     }
@@ -61,6 +70,11 @@ async fn the_document_covers_every_route_and_validates() {
     assert_eq!(response.status().as_u16(), 200);
     assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
     let page = response.text().await.unwrap();
-    assert!(page.contains("openapi.json") && page.contains("swagger-ui"), "{page}");
+    assert!(page.contains("swagger-ui") && !page.contains("https://"), "served from the binary, no CDN: {page}");
+    let initializer = server.get_text("/docs/swagger-initializer.js").await;
+    assert!(initializer.contains("/openapi.json"), "{initializer}");
+    let script = server.client.get(server.url("/docs/swagger-ui-bundle.js")).send().await.unwrap();
+    assert_eq!(script.status().as_u16(), 200);
+    assert!(script.bytes().await.unwrap().len() > 100_000, "the bundle itself is served");
     let _: Value = doc;
 }

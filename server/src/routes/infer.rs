@@ -14,7 +14,9 @@ use sightline_core::{
 };
 use utoipa::ToSchema;
 
-use super::responses::{Answer, ClassificationAnswer, DetectionResponse, DoctrResponse, OcrResponse, Timing};
+use super::responses::{
+    Answer, ClassificationAnswer, DetectionResponse, DoctrResponse, OcrResponse, OneOrList, Timing,
+};
 use crate::body::{parse_json, read_limited};
 use crate::error::ApiError;
 use crate::image_input::{ImageInput, OneOrMany};
@@ -27,6 +29,8 @@ const IMAGES_IN_FLIGHT: usize = 4;
 #[derive(Debug, Deserialize, ToSchema)]
 pub(super) struct Common {
     #[serde(default)]
+    /// `dataset/version`; may come from the `model_id` query parameter instead.
+    #[schema(required = true, value_type = String, pattern = r"^[A-Za-z0-9_-]{1,128}/[A-Za-z0-9_-]{1,128}$")]
     pub(super) model_id: Option<String>,
     pub(super) image: OneOrMany<ImageInput>,
     #[serde(default)]
@@ -43,8 +47,25 @@ pub(super) struct Common {
     pub(super) visualize_predictions: Option<bool>,
     #[serde(default)]
     pub(super) visualization_labels: Option<bool>,
-    #[serde(default)]
+    /// Pixels, when `visualize_predictions` is set.
+    #[serde(default, deserialize_with = "integral")]
+    #[schema(minimum = 1, maximum = 50)]
     pub(super) visualization_stroke_width: Option<u32>,
+}
+
+/// A whole number, also when written `15.0` (JSON Schema's `integer` admits it, and so do
+/// Python clients that computed it as a float).
+fn integral<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<u64>,
+{
+    let Some(number) = Option::<serde_json::Number>::deserialize(deserializer)? else { return Ok(None) };
+    let whole = number
+        .as_u64()
+        .or_else(|| number.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < 1e19).map(|f| f as u64));
+    let invalid = || serde::de::Error::custom(format!("expected a non-negative whole number, got {number}"));
+    T::try_from(whole.ok_or_else(invalid)?).map(Some).map_err(|_| invalid())
 }
 
 /// Thicker strokes than this are a mistake, not a style.
@@ -91,12 +112,58 @@ impl Common {
     }
 }
 
-/// `confidence` may be a number or the strings `"default"` / `"best"`.
-#[derive(Debug, Deserialize, ToSchema)]
+/// `confidence` may be a number in [0, 1] or the strings `"default"` / `"best"`.
+#[derive(Debug, Deserialize)]
 #[serde(untagged)]
 enum Confidence {
     Value(f32),
     Named(String),
+}
+
+impl utoipa::PartialSchema for Confidence {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        OneOfBuilder::new()
+            .item(ObjectBuilder::new().schema_type(Type::Number).minimum(Some(0.0)).maximum(Some(1.0)))
+            .item(ObjectBuilder::new().schema_type(Type::String).enum_values(Some(["default", "best"])))
+            .into()
+    }
+}
+
+impl ToSchema for Confidence {}
+
+/// The detection routes' `confidence`: a number in [0, 1] or `"default"` (Roboflow refuses `"best"` there).
+struct DetectionConfidence;
+
+impl utoipa::PartialSchema for DetectionConfidence {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        OneOfBuilder::new()
+            .item(ObjectBuilder::new().schema_type(Type::Number).minimum(Some(0.0)).maximum(Some(1.0)))
+            .item(ObjectBuilder::new().schema_type(Type::String).enum_values(Some(["default"])))
+            .into()
+    }
+}
+
+impl ToSchema for DetectionConfidence {}
+
+/// `mask_decode_mode` (documentation: read as text, for Roboflow's exact 400).
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub(crate) enum MaskDecodeModeName {
+    Accurate,
+    Fast,
+    Tradeoff,
+}
+
+/// `response_mask_format` (documentation: read as text).
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum MaskFormatName {
+    Polygon,
+    Rle,
 }
 
 fn fraction(name: &str, v: f32) -> Result<f32, CoreError> {
@@ -124,16 +191,20 @@ fn confidence(value: &Option<Confidence>, default: f32, allow_best: bool) -> Res
 #[derive(Debug, Deserialize, ToSchema)]
 struct DetectionFields {
     #[serde(default)]
+    #[schema(value_type = Option<DetectionConfidence>)]
     confidence: Option<Confidence>,
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 1)]
     iou_threshold: Option<f32>,
     #[serde(default)]
     class_agnostic_nms: Option<bool>,
     #[serde(default)]
     class_filter: Option<Vec<String>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "integral")]
+    #[schema(minimum = 0, maximum = 1000000)]
     max_detections: Option<usize>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "integral")]
+    #[schema(minimum = 0, maximum = 1000000)]
     max_candidates: Option<usize>,
 }
 
@@ -170,6 +241,7 @@ struct KeypointsRequest {
     #[serde(flatten)]
     detection: DetectionFields,
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 1)]
     keypoint_confidence: Option<f32>,
 }
 
@@ -180,10 +252,13 @@ struct SegmentationRequest {
     #[serde(flatten)]
     detection: DetectionFields,
     #[serde(default)]
+    #[schema(value_type = Option<MaskDecodeModeName>)]
     mask_decode_mode: Option<String>,
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 1)]
     tradeoff_factor: Option<f32>,
     #[serde(default)]
+    #[schema(value_type = Option<MaskFormatName>)]
     response_mask_format: Option<String>,
 }
 
@@ -272,16 +347,17 @@ async fn infer_images(
         OneOrMany::One(image) => (vec![image], false),
         OneOrMany::Many(images) => (images, true),
     };
-    let images: Vec<Vec<u8>> = stream::iter(images.into_iter().map(|image| image.into_bytes(&state.url_fetcher)))
-        .buffered(IMAGES_IN_FLIGHT)
-        .try_collect()
-        .await?;
-    // Load (if needed) before the clock starts: `time` is the model pipeline, as in Roboflow's server.
+    // Load (if needed) before the clock starts: `time` is the model pipeline, as in Roboflow's
+    // server. The model comes first, so an unknown model is a 404 whatever the images hold.
     let cold = !state.manager.contains(model_id);
     let load_started = Instant::now();
     load_bounded(state, model_id).await?;
     let served =
         Served { model_id: model_id.clone(), cold_load: cold.then(|| load_started.elapsed().as_secs_f64()), started };
+    let images: Vec<Vec<u8>> = stream::iter(images.into_iter().map(|image| image.into_bytes(&state.url_fetcher)))
+        .buffered(IMAGES_IN_FLIGHT)
+        .try_collect()
+        .await?;
     let runs = images.into_iter().map(|image| {
         let request = InferRequest::Image(ImageRequest { image, preprocessing, params: params.clone(), visualize });
         let manager = state.manager.clone();
@@ -340,10 +416,9 @@ fn apply_query_model_id(common: &mut Common, request: &HttpRequest) -> Result<()
             common.model_id = Some(id);
             Ok(())
         }
-        (Some(body), Some(id)) if *body == id => Ok(()),
-        (Some(body), Some(id)) => {
-            Err(ApiError::Validation(format!("model_id {id:?} in the query and {body:?} in the body differ")))
-        }
+        // The body's id is what the client asked for; a different one in the query only cost
+        // the ingress its cache locality. `X-Model-Id` says which model answered.
+        (Some(_), Some(id)) => ModelId::parse(&id).map(|_| ()).map_err(ApiError::from),
     }
 }
 
@@ -405,8 +480,8 @@ pub(super) async fn run_bodies(
 }
 
 #[utoipa::path(post, path = "/infer/object_detection", tag = "inference", request_body = DetectionRequest,
-    responses((status = 200, description = "Boxes in original-image pixels. One object for one image; a list for a list.", body = DetectionResponse), crate::routes::openapi::InferErrors),
-    params(("model_id" = Option<String>, Query, description = "The model, for routing by model id; fills a body without `model_id`, and must agree with one that has it")))]
+    responses((status = 200, description = "Boxes in original-image pixels. One object for one image; a list for a list.", body = OneOrList<DetectionResponse>), crate::routes::openapi::InferErrors),
+    params(("model_id" = Option<String>, Query, pattern = r"^[A-Za-z0-9_-]{1,128}/[A-Za-z0-9_-]{1,128}$", description = "The model, for routing by model id; fills a body without `model_id`; a body's own `model_id` wins")))]
 pub async fn object_detection(
     state: web::Data<AppState>,
     http: HttpRequest,
@@ -419,8 +494,8 @@ pub async fn object_detection(
 }
 
 #[utoipa::path(post, path = "/infer/instance_segmentation", tag = "inference", request_body = SegmentationRequest,
-    responses((status = 200, description = "Boxes with `points` or `rle` masks. One object for one image; a list for a list.", body = DetectionResponse), crate::routes::openapi::InferErrors),
-    params(("model_id" = Option<String>, Query, description = "The model, for routing by model id; fills a body without `model_id`, and must agree with one that has it")))]
+    responses((status = 200, description = "Boxes with `points` or `rle` masks. One object for one image; a list for a list.", body = OneOrList<DetectionResponse>), crate::routes::openapi::InferErrors),
+    params(("model_id" = Option<String>, Query, pattern = r"^[A-Za-z0-9_-]{1,128}/[A-Za-z0-9_-]{1,128}$", description = "The model, for routing by model id; fills a body without `model_id`; a body's own `model_id` wins")))]
 pub async fn instance_segmentation(
     state: web::Data<AppState>,
     http: HttpRequest,
@@ -434,8 +509,8 @@ pub async fn instance_segmentation(
 }
 
 #[utoipa::path(post, path = "/infer/keypoints_detection", tag = "inference", request_body = KeypointsRequest,
-    responses((status = 200, description = "Boxes with named keypoints. One object for one image; a list for a list.", body = DetectionResponse), crate::routes::openapi::InferErrors),
-    params(("model_id" = Option<String>, Query, description = "The model, for routing by model id; fills a body without `model_id`, and must agree with one that has it")))]
+    responses((status = 200, description = "Boxes with named keypoints. One object for one image; a list for a list.", body = OneOrList<DetectionResponse>), crate::routes::openapi::InferErrors),
+    params(("model_id" = Option<String>, Query, pattern = r"^[A-Za-z0-9_-]{1,128}/[A-Za-z0-9_-]{1,128}$", description = "The model, for routing by model id; fills a body without `model_id`; a body's own `model_id` wins")))]
 pub async fn keypoints_detection(
     state: web::Data<AppState>,
     http: HttpRequest,
@@ -452,8 +527,8 @@ pub async fn keypoints_detection(
 }
 
 #[utoipa::path(post, path = "/infer/classification", tag = "inference", request_body = ClassificationRequest,
-    responses((status = 200, description = "Single- or multi-label scores. One object for one image; a list for a list.", body = ClassificationAnswer), crate::routes::openapi::InferErrors),
-    params(("model_id" = Option<String>, Query, description = "The model, for routing by model id; fills a body without `model_id`, and must agree with one that has it")))]
+    responses((status = 200, description = "Single- or multi-label scores. One object for one image; a list for a list.", body = OneOrList<ClassificationAnswer>), crate::routes::openapi::InferErrors),
+    params(("model_id" = Option<String>, Query, pattern = r"^[A-Za-z0-9_-]{1,128}/[A-Za-z0-9_-]{1,128}$", description = "The model, for routing by model id; fills a body without `model_id`; a body's own `model_id` wins")))]
 pub async fn classification(
     state: web::Data<AppState>,
     http: HttpRequest,
@@ -480,8 +555,8 @@ struct DoctrRequest {
 
 /// `POST /infer/ocr`: lines with text, score and quadrilateral (`model_id` defaults to the server's OCR model).
 #[utoipa::path(post, path = "/infer/ocr", tag = "inference", request_body = DoctrRequest,
-    responses((status = 200, description = "Lines with text, score and quadrilateral. One object for one image; a list for a list.", body = OcrResponse), crate::routes::openapi::InferErrors),
-    params(("model_id" = Option<String>, Query, description = "The model, for routing by model id; fills a body without `model_id`, and must agree with one that has it")))]
+    responses((status = 200, description = "Lines with text, score and quadrilateral. One object for one image; a list for a list.", body = OneOrList<OcrResponse>), crate::routes::openapi::InferErrors),
+    params(("model_id" = Option<String>, Query, pattern = r"^[A-Za-z0-9_-]{1,128}/[A-Za-z0-9_-]{1,128}$", description = "The model, for routing by model id; fills a body without `model_id`; a body's own `model_id` wins")))]
 pub async fn ocr(
     state: web::Data<AppState>,
     http: HttpRequest,
@@ -498,8 +573,8 @@ pub async fn ocr(
 /// `POST /doctr/ocr` (spec §6): Roboflow's DocTR route served by the default OCR model (any
 /// `doctr/<version>` id means it). `result` joins the lines; boxes are per line (PP-OCR reads lines, not words).
 #[utoipa::path(post, path = "/doctr/ocr", tag = "inference", request_body = DoctrRequest,
-    responses((status = 200, description = "Roboflow DocTR shape. One object for one image; a list for a list.", body = DoctrResponse), crate::routes::openapi::InferErrors),
-    params(("model_id" = Option<String>, Query, description = "The model, for routing by model id; fills a body without `model_id`, and must agree with one that has it")))]
+    responses((status = 200, description = "Roboflow DocTR shape. One object for one image; a list for a list.", body = OneOrList<DoctrResponse>), crate::routes::openapi::InferErrors),
+    params(("model_id" = Option<String>, Query, pattern = r"^[A-Za-z0-9_-]{1,128}/[A-Za-z0-9_-]{1,128}$", description = "The model, for routing by model id; fills a body without `model_id`; a body's own `model_id` wins")))]
 pub async fn doctr_ocr(
     state: web::Data<AppState>,
     http: HttpRequest,

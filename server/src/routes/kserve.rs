@@ -179,13 +179,13 @@ async fn model_ready(state: &AppState, name: &str, version: Option<&str>) -> Res
     Ok(if state.manager.contains(&id) {
         HttpResponse::Ok().finish()
     } else {
-        HttpResponse::BadRequest().json(ProtocolErrorBody { error: format!("model {id} is not loaded") })
+        HttpResponse::NotFound().json(ProtocolErrorBody { error: format!("model {id} is not loaded") })
     })
 }
 
 /// Ready when loaded (a load happens on metadata or inference, or through `/model/add`).
 #[utoipa::path(get, path = "/v2/models/{name}/ready", tag = "inference protocol", params(ModelPath),
-    responses((status = 200, description = "Loaded"), (status = 400, description = "Not loaded", body = ProtocolErrorBody), (status = 404, body = ProtocolErrorBody)))]
+    responses((status = 200, description = "Loaded"), (status = 400, description = "Invalid name", body = ProtocolErrorBody), (status = 404, description = "Not loaded, or no version known", body = ProtocolErrorBody)))]
 pub async fn model_ready_route(
     state: web::Data<AppState>,
     path: web::Path<ModelPath>,
@@ -194,7 +194,7 @@ pub async fn model_ready_route(
 }
 
 #[utoipa::path(get, path = "/v2/models/{name}/versions/{version}/ready", tag = "inference protocol", params(VersionedModelPath),
-    responses((status = 200, description = "Loaded"), (status = 400, description = "Not loaded", body = ProtocolErrorBody)))]
+    responses((status = 200, description = "Loaded"), (status = 400, description = "Invalid name or version", body = ProtocolErrorBody), (status = 404, description = "Not loaded", body = ProtocolErrorBody)))]
 pub async fn version_ready(
     state: web::Data<AppState>,
     path: web::Path<VersionedModelPath>,
@@ -216,11 +216,12 @@ async fn infer(
     version: Option<&str>,
 ) -> Result<HttpResponse, ProtocolError> {
     let id = resolve(state, name, version).await?;
+    // The model first: an unknown model is a 404 whatever the body holds.
+    load_bounded(state, &id).await?;
     let header_length = header_length(request.headers())?;
     let body = read_limited(payload, state.max_body_bytes).await?;
     let parsed = parse_request(&body, header_length).map_err(|e| ApiError::BadRequest(e.0))?;
     drop(body);
-    load_bounded(state, &id).await?;
     let inputs = parsed.inputs.clone();
     let outputs = match state.manager.infer(&id, InferRequest::Tensors(inputs)).await? {
         InferResponse::Tensors(outputs) => outputs,
@@ -246,10 +247,8 @@ async fn infer(
 /// JSON tensors, or with the binary tensor data extension a JSON header of
 /// `Inference-Header-Content-Length` bytes followed by the inputs' bytes.
 #[utoipa::path(post, path = "/v2/models/{name}/infer", tag = "inference protocol", params(ModelPath),
-    request_body(content(
-        (InferenceRequest = "application/json"),
-        (Vec<u8> = "application/octet-stream", example = json!("JSON header, then binary tensor data")),
-    )),
+    request_body(content = InferenceRequest, content_type = "application/json",
+        description = "JSON tensors. With the binary tensor data extension, the JSON is followed by the inputs' bytes and its length is in `Inference-Header-Content-Length`."),
     responses(
         (status = 200, content((InferenceResponse = "application/json"), (Vec<u8> = "application/octet-stream"))),
         (status = 400, description = "Malformed body, or tensors that do not fit the model", body = ProtocolErrorBody),
@@ -265,10 +264,8 @@ pub async fn model_infer(
 }
 
 #[utoipa::path(post, path = "/v2/models/{name}/versions/{version}/infer", tag = "inference protocol", params(VersionedModelPath),
-    request_body(content(
-        (InferenceRequest = "application/json"),
-        (Vec<u8> = "application/octet-stream", example = json!("JSON header, then binary tensor data")),
-    )),
+    request_body(content = InferenceRequest, content_type = "application/json",
+        description = "JSON tensors. With the binary tensor data extension, the JSON is followed by the inputs' bytes and its length is in `Inference-Header-Content-Length`."),
     responses(
         (status = 200, content((InferenceResponse = "application/json"), (Vec<u8> = "application/octet-stream"))),
         (status = 400, description = "Malformed body, or tensors that do not fit the model", body = ProtocolErrorBody),

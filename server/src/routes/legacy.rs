@@ -150,19 +150,19 @@ fn params_for(task: Task, query: &Query) -> Result<TaskParams, ApiError> {
     })
 }
 
-#[utoipa::path(post, path = "/{dataset_id}/{version_id}", tag = "legacy",
+#[utoipa::path(method(post, get), path = "/{dataset_id}/{version_id}", tag = "legacy",
     params(
-        ("dataset_id" = String, Path), ("version_id" = String, Path),
-        ("confidence" = Option<f64>, Query, description = "Fraction or percentage (40 = 0.4)"),
-        ("overlap" = Option<f64>, Query, description = "NMS IoU threshold, fraction or percentage"),
-        ("format" = Option<String>, Query, description = "json (default), image (JPEG) or image_and_json"),
+        ("dataset_id" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,128}$"), ("version_id" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,128}$"),
+        ("confidence" = Option<f64>, Query, minimum = 0, maximum = 100, description = "Fraction or percentage (40 = 0.4)"),
+        ("overlap" = Option<f64>, Query, minimum = 0, maximum = 100, description = "NMS IoU threshold, fraction or percentage"),
+        ("format" = Option<LegacyFormat>, Query, description = "json (default), image (JPEG) or image_and_json"),
         ("image" = Option<String>, Query, description = "An image URL instead of a body"),
         ("api_key" = Option<String>, Query),
         ("labels" = Option<bool>, Query, description = "Draw labels (True/False/1/0)"),
-        ("stroke" = Option<u32>, Query, description = "Box stroke width"),
-        ("keypoint_confidence" = Option<f64>, Query),
-        ("mask_decode_mode" = Option<String>, Query),
-        ("tradeoff_factor" = Option<f64>, Query),
+        ("stroke" = Option<u32>, Query, minimum = 1, maximum = 50, description = "Box stroke width"),
+        ("keypoint_confidence" = Option<f64>, Query, minimum = 0, maximum = 1),
+        ("mask_decode_mode" = Option<crate::routes::infer::MaskDecodeModeName>, Query),
+        ("tradeoff_factor" = Option<f64>, Query, minimum = 0, maximum = 1),
         ("max_detections" = Option<usize>, Query),
         ("disable_preproc_auto_orient" = Option<bool>, Query),
     ),
@@ -182,8 +182,9 @@ pub async fn infer(
     if !matches!(format, "json" | "image" | "image_and_json") {
         return Err(ApiError::Validation(format!("format must be json, image or image_and_json, got {format:?}")));
     }
-    let image = body_image(&req, &query, payload, state.max_body_bytes).await?;
+    // The model first: an unknown model is a 404 whatever the body holds.
     let task = load_bounded(&state, &model_id).await?.task;
+    let image = body_image(&req, &query, payload, state.max_body_bytes).await?;
     let params = params_for(task, &query)?;
     let mut common = Common::one(model_id.to_string(), image);
     common.disable_preproc_auto_orient = query.flag("disable_preproc_auto_orient")?;
@@ -207,8 +208,17 @@ pub async fn infer(
     Ok(respond_with(&served, "application/json", serde_json::to_vec(&body).unwrap_or_default()))
 }
 
+/// `format` (documentation: read as text).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, non_camel_case_types)]
+pub enum LegacyFormat {
+    json,
+    image,
+    image_and_json,
+}
+
 /// `GET /clear_cache`: unloads every model.
-#[utoipa::path(get, path = "/clear_cache", tag = "legacy", responses((status = 200, body = String)))]
+#[utoipa::path(get, path = "/clear_cache", tag = "legacy", responses((status = 200, body = String, content_type = "application/json")))]
 pub async fn clear_cache(state: web::Data<AppState>) -> HttpResponse {
     state.manager.clear().await;
     HttpResponse::Ok().json("Cache Cleared")
@@ -216,7 +226,7 @@ pub async fn clear_cache(state: web::Data<AppState>) -> HttpResponse {
 
 /// `GET /start/{dataset_id}/{version_id}`: loads the model.
 #[utoipa::path(get, path = "/start/{dataset_id}/{version_id}", tag = "legacy",
-    params(("dataset_id" = String, Path), ("version_id" = String, Path)),
+    params(("dataset_id" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,128}$"), ("version_id" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,128}$")),
     responses((status = 200, body = StartResponse), crate::routes::openapi::InferErrors))]
 pub async fn start(state: web::Data<AppState>, path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
     let (dataset, version) = path.into_inner();

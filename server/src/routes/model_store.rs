@@ -13,6 +13,7 @@ use crate::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct PullRequest {
+    #[schema(pattern = r"^[A-Za-z0-9_-]{1,128}/[A-Za-z0-9_-]{1,128}$")]
     model_id: String,
     source: Option<String>,
 }
@@ -45,10 +46,20 @@ pub async fn pull(state: web::Data<AppState>, payload: web::Payload) -> Result<H
     }))
 }
 
+/// `verify` (documentation: read as text).
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub(crate) enum VerifyName {
+    Size,
+    Sha256,
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// `size` (default) or `sha256`.
+    #[param(value_type = Option<VerifyName>)]
     verify: Option<String>,
 }
 
@@ -118,7 +129,7 @@ struct DeleteResponse {
 
 /// Unloads the model and deletes its files; 404 when it was neither loaded nor cached.
 #[utoipa::path(delete, path = "/models/{dataset_id}/{version_id}", tag = "models",
-    params(("dataset_id" = String, Path), ("version_id" = String, Path)),
+    params(("dataset_id" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,128}$"), ("version_id" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,128}$")),
     responses((status = 200, description = "Unloaded and deleted", body = DeleteResponse), crate::routes::openapi::InferErrors))]
 pub async fn delete(state: web::Data<AppState>, path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
     let (dataset, version) = path.into_inner();

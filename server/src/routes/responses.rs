@@ -323,6 +323,15 @@ impl DoctrResponse {
     }
 }
 
+/// One answer for one image, a list for a list of images (documentation of the routes' shapes).
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum OneOrList<T: ToSchema> {
+    One(T),
+    List(Vec<T>),
+}
+
 /// Any `/infer/*` answer for one image.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(untagged)]
