@@ -64,11 +64,13 @@ setup-gpu:
 	python3 scripts/setup_gpu.py $(CACHE_DIR)
 
 ## Debian packages: nasm (libjpeg-turbo's SIMD, built by mozjpeg-sys), promtool (the metrics test),
-## and podman with buildah, runc, mmdebstrap and catatonit (the container tests; see `make image`).
+## podman with buildah, runc, mmdebstrap and catatonit (the container tests; see `make image`),
+## and chromium with iproute2 (the /docs page test, in a loopback-only network namespace).
 SYSDEPS_MISSING = $(strip $(if $(shell command -v nasm),,nasm) $(if $(shell command -v promtool),,prometheus) \
 	$(if $(shell command -v podman),,podman) $(if $(shell command -v buildah),,buildah) \
 	$(if $(shell command -v runc),,runc) $(if $(shell command -v mmdebstrap),,mmdebstrap) \
-	$(if $(shell command -v catatonit),,catatonit))
+	$(if $(shell command -v catatonit),,catatonit) $(if $(shell command -v chromium),,chromium) \
+	$(if $(shell command -v ip),,iproute2))
 sysdeps:
 	@if [ -n "$(SYSDEPS_MISSING)" ]; then \
 		echo "installing Debian packages: $(SYSDEPS_MISSING)"; \
