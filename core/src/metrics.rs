@@ -53,9 +53,12 @@ impl ManagerMetrics {
                 &["model_id", "task", "outcome"],
             )?,
             load_seconds: HistogramVec::new(
-                HistogramOpts::new("sightline_model_load_duration_seconds", "Time to load and validate a model.")
-                    .buckets(LOAD_BUCKETS.to_vec()),
-                ml,
+                HistogramOpts::new(
+                    "sightline_model_load_duration_seconds",
+                    "Time to load and validate a model, by where its files came from (cache, or the source that downloaded them) and outcome.",
+                )
+                .buckets(LOAD_BUCKETS.to_vec()),
+                &["model_id", "task", "source", "outcome"],
             )?,
             evictions: IntCounterVec::new(
                 Opts::new("sightline_model_evictions_total", "Models evicted from memory, by cause."),
@@ -133,9 +136,10 @@ impl<M: ModelManager> ModelManager for WithMetrics<M> {
             Ok(d) => {
                 let task = d.task.as_str();
                 self.metrics.loads.with_label_values(&[model_id.as_str(), task, "success"]).inc();
+                let source = if d.artifact_source.is_empty() { "unknown" } else { d.artifact_source.as_str() };
                 self.metrics
                     .load_seconds
-                    .with_label_values(&[model_id.as_str(), task])
+                    .with_label_values(&[model_id.as_str(), task, source, "success"])
                     .observe(started.elapsed().as_secs_f64());
                 self.metrics.loaded.with_label_values(&[model_id.as_str(), task]).set(1);
                 self.metrics.info.with_label_values(&Self::info_labels(d)).set(1);
@@ -144,7 +148,13 @@ impl<M: ModelManager> ModelManager for WithMetrics<M> {
                     self.metrics.resident.with_label_values(&[model_id.as_str(), task]).set(bytes);
                 }
             }
-            Err(_) => self.metrics.loads.with_label_values(&[model_id.as_str(), "unknown", "error"]).inc(),
+            Err(_) => {
+                self.metrics.loads.with_label_values(&[model_id.as_str(), "unknown", "error"]).inc();
+                self.metrics
+                    .load_seconds
+                    .with_label_values(&[model_id.as_str(), "unknown", "unknown", "error"])
+                    .observe(started.elapsed().as_secs_f64());
+            }
         }
         result
     }

@@ -32,6 +32,10 @@ pub struct ModelDescription {
     /// session); `None` for pipelines of several (OCR).
     #[serde(skip)]
     pub tensors: Option<TensorSignature>,
+    /// Where this load found the model: `cache` (already on disk), or the source that downloaded
+    /// it (`local`, `s3`, `api`); set by the registry.
+    #[serde(skip)]
+    pub artifact_source: String,
 }
 
 impl ModelDescription {
@@ -50,6 +54,7 @@ impl ModelDescription {
             device: String::new(),
             vram_bytes: None,
             tensors: None,
+            artifact_source: String::new(),
         }
     }
 }

@@ -91,6 +91,7 @@ impl ModelLoader for StandInLoader {
                 device: "cpu".into(),
                 vram_bytes: None,
                 tensors: None,
+                artifact_source: "cache".into(),
             },
             live: self.live.clone(),
         }))

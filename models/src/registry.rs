@@ -75,6 +75,7 @@ impl ModelLoader for ModelRegistry {
     async fn load(&self, id: &ModelId) -> Result<Arc<dyn Model>, CoreError> {
         let entry = self.artifacts.ensure(id).await?;
         let onnx_bytes = onnx_bytes(&entry.manifest);
+        let (downloaded, source) = (entry.downloaded, entry.manifest.source.clone());
         let options = self.options.clone();
         let id = id.clone();
         let ((model, runs_on), measured) = self
@@ -86,6 +87,7 @@ impl ModelLoader for ModelRegistry {
         description.execution_provider = runs_on.execution_provider;
         description.device = runs_on.device;
         description.vram_bytes = runs_on.vram_bytes;
+        description.artifact_source = if downloaded { source } else { "cache".into() };
         Ok(Arc::new(Registered { inner: model, description }))
     }
 

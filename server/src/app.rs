@@ -110,6 +110,7 @@ pub async fn serve(config: Config) -> Result<(), StartupError> {
     let artifacts = build_artifacts(&config).await?;
     let manager = build_manager(&config, &registry, &pinned, artifacts.clone(), &execution)?;
     registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
+    artifacts.metrics().register(&registry)?;
     if let Some(gpus) = &execution.gpus {
         registry.register(Box::new(GpuCollector::new(gpus.clone())?))?;
     }

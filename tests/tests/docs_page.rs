@@ -49,7 +49,10 @@ fn the_docs_page_renders_and_runs_a_request_with_only_loopback() {
     }
     let shown: usize = tags.values().map(|ops| ops.as_array().unwrap().len()).sum();
     assert!(shown >= 30, "{shown} operations rendered: {tags:?}");
-    assert!(tags["inference protocol"].as_array().unwrap().contains(&json!("POST /v2/models/{name}/versions/{version}/infer")));
+    assert!(tags["inference protocol"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("POST /v2/models/{name}/versions/{version}/infer")));
     assert_eq!(report["info_status"], "200", "{report}");
     let body: Value = serde_json::from_str(report["info_body"].as_str().unwrap()).unwrap();
     assert_eq!(body["name"], "Sightline", "the page shows the server's answer: {body}");

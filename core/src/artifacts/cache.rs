@@ -13,6 +13,7 @@ use tracing::Instrument;
 use super::entry_lock::EntryLock;
 use super::entry_writer::{EntryWriter, NoProgress, Progress};
 use super::manifest::{EntryProblem, Manifest, VerifyLevel};
+use super::metrics::{ArtifactMetrics, Lookup};
 use super::retry::RetryPolicy;
 use super::source::ArtifactSource;
 use crate::{CoreError, ModelId};
@@ -59,11 +60,22 @@ pub struct ArtifactCache {
     sources: Vec<Arc<dyn ArtifactSource>>,
     /// Fills in progress in this process, keyed by model and requested source.
     in_flight: Mutex<HashMap<(ModelId, Option<String>), FillFuture>>,
+    metrics: ArtifactMetrics,
 }
 
 impl ArtifactCache {
     pub fn new(options: CacheOptions, sources: Vec<Arc<dyn ArtifactSource>>) -> Arc<Self> {
-        Arc::new(ArtifactCache { options, sources, in_flight: Mutex::new(HashMap::new()) })
+        Arc::new(ArtifactCache {
+            options,
+            sources,
+            in_flight: Mutex::new(HashMap::new()),
+            metrics: ArtifactMetrics::new(),
+        })
+    }
+
+    /// The cache's counters, for the server to register.
+    pub fn metrics(&self) -> &ArtifactMetrics {
+        &self.metrics
     }
 
     pub fn root(&self) -> &Path {
@@ -175,10 +187,13 @@ impl ArtifactCache {
         let dir = dir.to_path_buf();
         match self.check(&dir).await? {
             Ok(manifest) if source.is_none_or(|s| s == manifest.source) && !self.is_stale(id, &manifest) => {
+                self.metrics.lookup(Lookup::Hit);
                 return Ok(CachedEntry { dir, manifest, downloaded: false });
             }
-            Ok(_) | Err(EntryProblem::Incomplete) => {}
+            Ok(manifest) if source.is_none_or(|s| s == manifest.source) => self.metrics.lookup(Lookup::Stale),
+            Ok(_) | Err(EntryProblem::Incomplete) => self.metrics.lookup(Lookup::Miss),
             Err(EntryProblem::Corrupt { file, reason }) => {
+                self.metrics.lookup(Lookup::Refetch);
                 tracing::warn!(model_id = %id, file = %file.display(), %reason, "cached model differs from its manifest; fetching it again");
             }
         }
@@ -251,7 +266,11 @@ impl ArtifactCache {
             reset_entry(dir).await?;
             let mut writer = EntryWriter::new(dir.to_path_buf(), self.options.max_model_bytes, progress.clone());
             let started = std::time::Instant::now();
+            self.metrics.attempt(source.name());
             let result = source.fetch(id, &mut writer).await.and_then(|()| writer.finish());
+            if let Err(e) = &result {
+                self.metrics.failure(source.name(), e.kind());
+            }
             match result {
                 Ok(files) => {
                     let mut manifest = Manifest::new(id.to_string(), source.name().to_owned(), origin.clone(), files);
@@ -264,6 +283,7 @@ impl ArtifactCache {
                             .map_err(|e| CoreError::Cache(format!("cannot write the manifest: {e}")))
                     })
                     .await?;
+                    self.metrics.downloaded(source.name(), manifest.total_bytes());
                     tracing::info!(
                         bytes = manifest.total_bytes(),
                         files = manifest.files.len(),
