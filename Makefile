@@ -163,11 +163,14 @@ loadtest:
 ## AddressSanitizer for FUZZ_SECONDS. cargo-fuzz needs nightly flags; RUSTC_BOOTSTRAP lets the
 ## stable toolchain accept them. Crashes land in fuzz/artifacts/ and become regression tests.
 FUZZ_SECONDS ?= 300
+FUZZ_TARGETS := request_body kserve_json kserve_binary model_metadata manifest
 fuzz: setup
 	command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
-	mkdir -p fuzz/corpus/request_body
-	cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run request_body corpus/request_body seeds/request_body -- \
-		-max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -timeout=10
+	for target in $(FUZZ_TARGETS); do \
+		mkdir -p fuzz/corpus/$$target && \
+		(cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run $$target corpus/$$target seeds/$$target -- \
+			-max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -timeout=10) || exit 1; \
+	done
 
 lint:
 	cargo fmt --all -- --check

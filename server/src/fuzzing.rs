@@ -15,3 +15,82 @@ pub fn request_body(data: &[u8]) {
     }
     let _ = decode_image(data, true, limits);
 }
+
+/// `data` as an Open Inference Protocol body in JSON, then encoded as an answer (its inputs
+/// returned as outputs, in JSON or binary as the body asks).
+pub fn kserve_json(data: &[u8]) {
+    kserve(data, None);
+}
+
+/// `data` with the binary tensor data extension: its first two bytes (little-endian) are the
+/// `Inference-Header-Content-Length`, the rest the body (JSON header, then tensor bytes).
+pub fn kserve_binary(data: &[u8]) {
+    let [a, b, body @ ..] = data else { return };
+    kserve(body, Some(usize::from(u16::from_le_bytes([*a, *b]))));
+}
+
+fn kserve(body: &[u8], header_length: Option<usize>) {
+    use crate::kserve_codec::{encode_response, parse_request};
+    let Ok(request) = parse_request(body, header_length) else { return };
+    let outputs = request.inputs.clone();
+    if let Ok(encoded) = encode_response("model", "1", &request, outputs) {
+        let header = encoded.header_length.unwrap_or(encoded.body.len());
+        assert!(header <= encoded.body.len(), "the header length is within the body");
+        assert!(serde_json::from_slice::<serde_json::Value>(&encoded.body[..header]).is_ok(), "the header is JSON");
+    }
+}
+
+/// A folder the fuzz targets write model metadata into (tmpfs where there is one), one per process.
+fn scratch_folder() -> &'static std::path::Path {
+    static DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let base = if std::path::Path::new("/dev/shm").is_dir() { "/dev/shm".into() } else { std::env::temp_dir() };
+        let dir = base.join(format!("sightline-fuzz-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        dir
+    })
+}
+
+/// The metadata files a model source supplies, in the order the fuzz input gives them.
+const METADATA_FILES: [&str; 4] = ["model_type.json", "environment.json", "class_names.txt", "keypoints_metadata.json"];
+
+/// `data` split at NUL bytes into `model_type.json`, `environment.json`, `class_names.txt` and
+/// `keypoints_metadata.json` (a part not given is absent), read as a model load reads them.
+pub fn model_metadata(data: &[u8]) {
+    let dir = scratch_folder();
+    let mut parts = data.splitn(METADATA_FILES.len(), |&b| b == 0);
+    for name in METADATA_FILES {
+        let path = dir.join(name);
+        match parts.next() {
+            Some(bytes) => {
+                let _ = std::fs::write(&path, bytes);
+            }
+            None => {
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+    }
+    let _ = sightline_models::model_config::read_task(dir);
+    let _ = sightline_models::model_config::read_model_dir(dir);
+}
+
+/// `data` as a cache entry's `manifest.json`, read and checked against an entry that holds one
+/// small file; a manifest that is accepted names only files inside the entry.
+pub fn manifest(data: &[u8]) {
+    use sightline_core::artifacts::manifest::{Manifest, VerifyLevel};
+    let dir = scratch_folder().join("entry");
+    let _ = std::fs::create_dir_all(&dir);
+    let _ = std::fs::write(dir.join("weights.onnx"), b"0123456789");
+    let _ = std::fs::write(dir.join("manifest.json"), data);
+    if let Ok(manifest) = Manifest::read(&dir) {
+        for name in manifest.files.keys() {
+            let path = std::path::Path::new(name);
+            assert!(
+                path.components().count() == 1
+                    && matches!(path.components().next(), Some(std::path::Component::Normal(_))),
+                "an accepted manifest names {name:?}"
+            );
+        }
+        let _ = manifest.verify(&dir, VerifyLevel::Sha256);
+    }
+}

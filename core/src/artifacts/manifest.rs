@@ -81,6 +81,11 @@ impl Manifest {
                 reason: format!("manifest version {} (expected {MANIFEST_VERSION})", manifest.version),
             });
         }
+        // Only names the entry writer could have written: a tampered manifest must not make
+        // `verify` read outside the entry.
+        if let Some(bad) = manifest.files.keys().find(|name| !super::entry_writer::is_valid_file_name(name)) {
+            return Err(EntryProblem::Corrupt { file: path, reason: format!("file name {bad:?} in the manifest") });
+        }
         Ok(manifest)
     }
 
@@ -182,6 +187,24 @@ mod tests {
         assert!(matches!(m.verify(&dir, VerifyLevel::Size), Err(EntryProblem::Corrupt { .. })));
         std::fs::write(dir.join(MANIFEST_FILE), b"{not json").unwrap();
         assert!(matches!(Manifest::read(&dir), Err(EntryProblem::Corrupt { .. })));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_manifest_naming_files_outside_its_entry_is_corrupt() {
+        let dir = entry("names");
+        let record = FileRecord { size: 1, sha256: String::new() };
+        for bad in ["../../etc/passwd", "/etc/passwd", "sub/weights.onnx", ".hidden", "manifest.json"] {
+            let m = Manifest::new(
+                "a/1".into(),
+                "local".into(),
+                "o".into(),
+                BTreeMap::from([(bad.to_owned(), record.clone())]),
+            );
+            m.write(&dir).unwrap();
+            let Err(EntryProblem::Corrupt { reason, .. }) = Manifest::read(&dir) else { panic!("{bad} accepted") };
+            assert!(reason.contains("file name"), "{reason}");
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
