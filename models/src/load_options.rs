@@ -17,6 +17,8 @@ pub struct LoadOptions {
     /// The deployment's batching; each model takes it within what its sessions allow.
     pub batch: BatchPolicy,
     pub metrics: PipelineMetrics,
+    /// `MODEL_LOAD_NICE`: unloaded models' sessions are freed at the priority of loads.
+    pub load_nice: i32,
 }
 
 impl LoadOptions {
@@ -28,6 +30,7 @@ impl LoadOptions {
             engine,
             batch: BatchPolicy::UNBATCHED,
             metrics: PipelineMetrics::unregistered(),
+            load_nice: 10,
         }
     }
 
@@ -39,6 +42,7 @@ impl LoadOptions {
             batch: self.batch.limited_to(batch_limit),
             varying_shapes,
             timers: self.metrics.for_model(name),
+            retire_nice: self.load_nice,
         }
     }
 }

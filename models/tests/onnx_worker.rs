@@ -19,7 +19,13 @@ fn sessions(model: &str, count: usize) -> Vec<ort::session::Session> {
 }
 
 fn options(queue: usize, batch: BatchPolicy, metrics: &PipelineMetrics) -> WorkerOptions {
-    WorkerOptions { queue_capacity: queue, batch, varying_shapes: false, timers: metrics.for_model("m") }
+    WorkerOptions {
+        queue_capacity: queue,
+        batch,
+        varying_shapes: false,
+        timers: metrics.for_model("m"),
+        retire_nice: 10,
+    }
 }
 
 fn worker(queue: usize) -> OnnxWorker {

@@ -64,6 +64,7 @@ fn build_manager(
         engine: execution.engine.clone(),
         batch: config.batch_policy(),
         metrics: PipelineMetrics::register(registry)?,
+        load_nice: config.model_load_nice,
     };
     configure_cpu_pool(config.preprocess_threads);
     let loads = LoadPool::new(config.model_load_concurrency as usize, config.model_load_nice)

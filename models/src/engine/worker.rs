@@ -24,9 +24,6 @@ use super::threads::{retire, spawn_serving};
 use crate::pipeline::StageTimers;
 use crate::ModelError;
 
-/// The nice value sessions are torn down at (that of model loads by default).
-const RETIRE_NICE: i32 = 10;
-
 /// What one request hands an instance: a prepared `(1, 3, h, w)` image, or protocol tensors in the
 /// session's input order.
 enum Work {
@@ -55,6 +52,9 @@ pub struct WorkerOptions {
     /// each run, so memory follows the current image, not the largest one seen.
     pub varying_shapes: bool,
     pub timers: StageTimers,
+    /// The nice value the sessions are torn down at when the model is dropped (`MODEL_LOAD_NICE`:
+    /// freeing a model is load work, not serving work).
+    pub retire_nice: i32,
 }
 
 pub struct OnnxWorker {
@@ -97,6 +97,7 @@ impl OnnxWorker {
                 run_options: if options.varying_shapes { Some(shrinking_run_options()?) } else { None },
                 batch: options.batch,
                 timers: options.timers.clone(),
+                retire_nice: options.retire_nice,
             };
             spawn_serving(format!("ort-{model_id}-{index}"), move || instance.serve())
                 .map_err(|e| ModelError::Inference(format!("cannot start inference thread: {e}")))?;
@@ -160,6 +161,7 @@ struct Instance {
     run_options: Option<RunOptions>,
     batch: BatchPolicy,
     timers: StageTimers,
+    retire_nice: i32,
 }
 
 impl Instance {
@@ -175,7 +177,7 @@ impl Instance {
         }
         // The model is gone: its session is freed and the heap handed back to the OS (so that an
         // unloaded model's memory really comes back) at the priority of loads.
-        retire(self.session, RETIRE_NICE);
+        retire(self.session, self.retire_nice);
     }
 
     fn run_batch(&mut self, jobs: Vec<Job>) {
