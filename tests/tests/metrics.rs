@@ -5,9 +5,6 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use common::*;
 use serde_json::json;
 
@@ -17,21 +14,6 @@ fn value(metrics: &str, series: &str) -> f64 {
         .lines()
         .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
         .map_or(0.0, |v| v.parse().unwrap())
-}
-
-fn promtool_check(metrics: &str) {
-    let promtool = std::env::var("PROMTOOL").unwrap_or_else(|_| "promtool".into());
-    let mut child = Command::new(&promtool)
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{promtool} not runnable ({e}): `make setup` installs it"));
-    child.stdin.take().unwrap().write_all(metrics.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success() && text.trim().is_empty(), "promtool check metrics:\n{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -100,7 +82,8 @@ async fn metrics_follow_known_traffic() {
         "all answered"
     );
     assert!(value(&m, "process_resident_memory_bytes") > 10e6, "{m}");
-    assert!(value(&m, "process_cpu_seconds_total") > 0.0);
+    // Whole seconds in this exporter: present, but it may still read 0 this early.
+    assert!(m.lines().any(|l| l.starts_with("process_cpu_seconds_total ")), "{m}");
     promtool_check(&m);
 
     // Unloaded and loaded again: a cache hit. Damaged on disk: a refetch from the source.

@@ -8,7 +8,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use sightline_core::artifacts::VerifyLevel;
 use sightline_core::{InferRequest, InferResponse, ModelId, TensorSpec};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::{IntoParams, IntoResponses, ToSchema};
 
 use super::infer::load_bounded;
 use crate::body::read_limited;
@@ -40,6 +40,30 @@ pub struct ModelMetadata {
     platform: &'static str,
     inputs: Vec<TensorMetadata>,
     outputs: Vec<TensorMetadata>,
+}
+
+/// What an inference can fail with, in the protocol's body.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum InferErrors {
+    /// Malformed body, or tensors that do not fit the model.
+    #[response(status = 400)]
+    BadRequest(ProtocolErrorBody),
+    /// No source has the model.
+    #[response(status = 404)]
+    NotFound(ProtocolErrorBody),
+    /// Body larger than `MAX_BODY_BYTES`.
+    #[response(status = 413)]
+    TooLarge(ProtocolErrorBody),
+    /// The model's queue is full; retry after `Retry-After`.
+    #[response(status = 429)]
+    Busy(ProtocolErrorBody),
+    /// Broken model or internal error.
+    #[response(status = 500)]
+    Internal(ProtocolErrorBody),
+    /// A model source is unavailable, or the load takes longer than `MODEL_LOAD_WAIT_SECS`.
+    #[response(status = 503)]
+    Unavailable(ProtocolErrorBody),
 }
 
 /// The protocol's error body.
@@ -251,9 +275,7 @@ async fn infer(
         description = "JSON tensors. With the binary tensor data extension, the JSON is followed by the inputs' bytes and its length is in `Inference-Header-Content-Length`."),
     responses(
         (status = 200, content((InferenceResponse = "application/json"), (Vec<u8> = "application/octet-stream"))),
-        (status = 400, description = "Malformed body, or tensors that do not fit the model", body = ProtocolErrorBody),
-        (status = 404, body = ProtocolErrorBody), (status = 413, body = ProtocolErrorBody),
-        (status = 429, body = ProtocolErrorBody), (status = "5XX", body = ProtocolErrorBody)))]
+        InferErrors))]
 pub async fn model_infer(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -268,9 +290,7 @@ pub async fn model_infer(
         description = "JSON tensors. With the binary tensor data extension, the JSON is followed by the inputs' bytes and its length is in `Inference-Header-Content-Length`."),
     responses(
         (status = 200, content((InferenceResponse = "application/json"), (Vec<u8> = "application/octet-stream"))),
-        (status = 400, description = "Malformed body, or tensors that do not fit the model", body = ProtocolErrorBody),
-        (status = 404, body = ProtocolErrorBody), (status = 413, body = ProtocolErrorBody),
-        (status = 429, body = ProtocolErrorBody), (status = "5XX", body = ProtocolErrorBody)))]
+        InferErrors))]
 pub async fn version_infer(
     state: web::Data<AppState>,
     request: HttpRequest,

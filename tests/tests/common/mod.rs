@@ -587,3 +587,22 @@ pub fn without_ids(predictions: &Value) -> Value {
     }
     predictions
 }
+
+/// `promtool check metrics` (Debian's prometheus, installed by `make setup`) finds nothing to say.
+pub fn promtool_check(metrics: &str) {
+    use std::io::Write;
+    let promtool = std::env::var("PROMTOOL").unwrap_or_else(|_| "promtool".into());
+    let mut child = Command::new(&promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("{promtool} not runnable ({e}): `make setup` installs it (Debian package prometheus)")
+        });
+    child.stdin.take().expect("piped stdin").write_all(metrics.as_bytes()).expect("write to promtool");
+    let out = child.wait_with_output().expect("promtool output");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && text.trim().is_empty(), "promtool check metrics:\n{text}");
+}
