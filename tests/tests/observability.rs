@@ -68,6 +68,8 @@ fn metric_names(query: &str) -> BTreeSet<String> {
 async fn the_dashboard_names_only_metrics_the_server_exports() {
     // One model slot, so that the second model evicts the first; a broken image counts an error.
     let server = Server::start(&repo_root().join("assets/models"), &[("MAX_ACTIVE_MODELS", "1")]).await;
+    // A model no source has (first: with one slot it would evict a loaded model): a failed download.
+    assert_eq!(server.post_json("/model/add", &json!({"model_id": "missing/1"})).await.0, 404);
     for model in ["shapes/1", "shapes-dyn/1"] {
         let (status, body) =
             server.post_json("/infer/object_detection", &detect_body(model, "shapes_640x480.png", 0.25, 0.45)).await;
