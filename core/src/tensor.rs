@@ -95,6 +95,9 @@ pub struct Tensor {
 impl Tensor {
     /// Refuses data whose length is not what the shape and datatype make.
     pub fn new(name: String, datatype: DataType, shape: Vec<usize>, data: Vec<u8>) -> Result<Tensor, CoreError> {
+        if shape.iter().any(|&d| i64::try_from(d).is_err()) {
+            return Err(CoreError::InvalidTensor(format!("tensor {name:?}: shape {shape:?} has an axis beyond 2^63")));
+        }
         let expected = element_count(&shape).and_then(|n| n.checked_mul(datatype.size()));
         if expected != Some(data.len()) {
             return Err(CoreError::InvalidTensor(format!(
@@ -213,6 +216,7 @@ mod tests {
         assert_eq!(short.kind(), "invalid_tensor");
         assert!(Tensor::new("x".into(), DataType::Uint8, vec![usize::MAX, 2], vec![]).is_err());
         assert!(Tensor::new("b".into(), DataType::Bool, vec![2], vec![1, 2]).is_err());
+        assert!(Tensor::new("z".into(), DataType::Fp32, vec![0, usize::MAX], vec![]).is_err(), "empty, but no axis fits ONNX Runtime");
     }
 
     #[test]
