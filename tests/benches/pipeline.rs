@@ -15,7 +15,7 @@ use serde_json::json;
 
 #[path = "support/closed_loop.rs"]
 mod closed_loop;
-use closed_loop::{percentile, run_level};
+use closed_loop::{percentile, run_level, run_level_with};
 use sightline_core::artifacts::{ArtifactCache, CacheOptions, LocalSource, RetryPolicy, VerifyLevel};
 use sightline_core::{DetectionParams, ImageRequest, InferRequest, ModelId, ModelLoader, TaskParams};
 use sightline_models::engine::Engine as OrtEngine;
@@ -296,8 +296,16 @@ async fn provider_tables(client: &reqwest::Client, iterations: usize, dylib: &Pa
     }));
     let seconds: u64 = std::env::var("BENCH_LOAD_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(8);
     println!("Server: `shapes-dyn/1`, 640x480 JPEG (quality 90) as base64 JSON, closed-loop clients, {seconds} s per level, default settings but the provider.\n");
-    println!("| provider | raw batch 1 (img/s) | raw best batch (img/s) | max abs deviation from the reference output | server, 16 clients: req/s, p50 / p99 (ms) | ÷ raw best | server, 64 clients: req/s, p99 (ms) | ÷ raw best |");
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("| provider | raw batch 1 (img/s) | raw best batch (img/s) | max abs deviation from the reference output | server, 16 clients: req/s, p50 / p99 (ms) | ÷ raw best | server, 64 clients: req/s, p99 (ms) | ÷ raw best | KServe v2 binary tensors, 16 clients: req/s, p99 (ms) | ÷ raw best |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    // The same preprocessed tensor through the Open Inference Protocol's binary extension: the
+    // server's cost without decoding and preprocessing.
+    let header = json!({"inputs": [{"name": "images", "shape": [1, 3, 256, 256], "datatype": "FP32",
+        "parameters": {"binary_data_size": tensor1.len() * 4}}], "parameters": {"binary_data_output": true}})
+    .to_string();
+    let mut v2_body = header.clone().into_bytes();
+    v2_body.extend(tensor1.iter().flat_map(|x| x.to_le_bytes()));
+    let v2_body = Arc::new(v2_body);
     for v in variants {
         let cuda_library_dirs = std::env::var("CUDA_LIB_DIR")
             .map(|d| d.split(':').map(PathBuf::from).collect())
@@ -312,7 +320,7 @@ async fn provider_tables(client: &reqwest::Client, iterations: usize, dylib: &Pa
         let gpus =
             sightline_core::NvmlSource::try_new().map(|s| sightline_core::GpuSource::device_count(&s)).unwrap_or(0);
         if let Some(cause) = probe_provider(v.provider, dylib, &options, gpus) {
-            println!("| {} | not available here: {cause} | | | | |", v.label);
+            println!("| {} | not available here: {cause} | | | | | | | | |", v.label);
             continue;
         }
         let scratch = std::env::temp_dir().join(format!("sightline-bench-ep-{}", std::process::id()));
@@ -363,8 +371,15 @@ async fn provider_tables(client: &reqwest::Client, iterations: usize, dylib: &Pa
         run_level(client, &url, body.clone(), 4, Duration::from_secs(1)).await;
         let at16 = run_level(client, &url, body.clone(), 16, Duration::from_secs(seconds)).await;
         let at64 = run_level(client, &url, body.clone(), 64, Duration::from_secs(seconds)).await;
+        let v2_url = format!("{base}/v2/models/shapes-dyn/versions/1/infer");
+        let (v2, length) = (v2_body.clone(), header.len().to_string());
+        let tensors = run_level_with(client, 16, Duration::from_secs(seconds), move |c| {
+            c.post(&v2_url).header("Inference-Header-Content-Length", &length).body(v2.as_ref().clone())
+        })
+        .await;
+        assert_eq!(tensors.errors, 0, "v2 requests failed");
         println!(
-            "| {} | {batch1:.0} | {:.0} (batch {}) | {deviation:.2e} | {:.0}, {:.1} / {:.1} | {:.2} | {:.0}, {:.1} | {:.2} |",
+            "| {} | {batch1:.0} | {:.0} (batch {}) | {deviation:.2e} | {:.0}, {:.1} / {:.1} | {:.2} | {:.0}, {:.1} | {:.2} | {:.0}, {:.1} | {:.2} |",
             v.label,
             best.1,
             best.0,
@@ -374,7 +389,10 @@ async fn provider_tables(client: &reqwest::Client, iterations: usize, dylib: &Pa
             at16.rate() / best.1,
             at64.rate(),
             percentile(&at64.latencies_ms, 0.99),
-            at64.rate() / best.1
+            at64.rate() / best.1,
+            tensors.rate(),
+            percentile(&tensors.latencies_ms, 0.99),
+            tensors.rate() / best.1
         );
     }
 }

@@ -16,6 +16,7 @@ pub struct Level {
     pub seconds: f64,
 }
 
+/// Clients posting `body` as JSON to `url`.
 pub async fn run_level(
     client: &reqwest::Client,
     url: &str,
@@ -23,16 +24,28 @@ pub async fn run_level(
     clients: usize,
     duration: Duration,
 ) -> Level {
+    let url = url.to_owned();
+    run_level_with(client, clients, duration, move |c| c.post(&url).json(&*body)).await
+}
+
+/// Clients sending what `request` builds, each its next when the last answer is read.
+pub async fn run_level_with(
+    client: &reqwest::Client,
+    clients: usize,
+    duration: Duration,
+    request: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder + Send + Sync + 'static,
+) -> Level {
     let started = Instant::now();
     let deadline = started + duration;
+    let request = Arc::new(request);
     let tasks: Vec<_> = (0..clients)
         .map(|_| {
-            let (client, url, body) = (client.clone(), url.to_owned(), body.clone());
+            let (client, request) = (client.clone(), request.clone());
             tokio::spawn(async move {
                 let (mut latencies, mut errors) = (Vec::new(), 0usize);
                 while Instant::now() < deadline {
                     let sent = Instant::now();
-                    let ok = match client.post(&url).json(&*body).send().await {
+                    let ok = match request(&client).send().await {
                         Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
                         Err(_) => false,
                     };
