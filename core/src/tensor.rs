@@ -216,7 +216,10 @@ mod tests {
         assert_eq!(short.kind(), "invalid_tensor");
         assert!(Tensor::new("x".into(), DataType::Uint8, vec![usize::MAX, 2], vec![]).is_err());
         assert!(Tensor::new("b".into(), DataType::Bool, vec![2], vec![1, 2]).is_err());
-        assert!(Tensor::new("z".into(), DataType::Fp32, vec![0, usize::MAX], vec![]).is_err(), "empty, but no axis fits ONNX Runtime");
+        assert!(
+            Tensor::new("z".into(), DataType::Fp32, vec![0, usize::MAX], vec![]).is_err(),
+            "empty, but no axis fits ONNX Runtime"
+        );
     }
 
     #[test]
