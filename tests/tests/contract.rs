@@ -13,6 +13,7 @@ use common::*;
 async fn schemathesis_finds_no_failure_in_the_document() {
     let models = TempDir::new("contract");
     let server = Server::start(models.path(), &[]).await;
+    let scratch = TempDir::new("contract-cwd");
     let schemathesis = repo_root().join(".venv/bin/schemathesis");
     assert!(schemathesis.is_file(), "{} is missing: run `make setup`", schemathesis.display());
     let out = std::process::Command::new(schemathesis)
@@ -20,7 +21,7 @@ async fn schemathesis_finds_no_failure_in_the_document() {
         .args(["--no-color", "--request-timeout", "30"])
         .env("SCHEMATHESIS_HOOKS", "")
         // schemathesis keeps a cache of what it found in its working directory: not the source tree.
-        .current_dir(models.path())
+        .current_dir(scratch.path())
         .output()
         .expect("run schemathesis");
     let report = String::from_utf8_lossy(&out.stdout);
