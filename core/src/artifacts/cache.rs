@@ -128,6 +128,16 @@ impl ArtifactCache {
         blocking(move || list_entries(&root, level)).await
     }
 
+    /// The versions of `dataset` that have an entry on disk, complete or not (nothing is checked:
+    /// a load checks its entry anyway).
+    pub async fn versions(&self, dataset: &str) -> Vec<String> {
+        let dir = self.options.root.join(dataset);
+        let dataset = dataset.to_owned();
+        blocking(move || Ok(entry_ids(&dir, &dataset).into_iter().map(|(id, _)| id.version().to_owned()).collect()))
+            .await
+            .unwrap_or_default()
+    }
+
     fn entry_dir(&self, id: &ModelId) -> PathBuf {
         self.options.root.join(id.relative_path())
     }
@@ -341,17 +351,25 @@ fn list_entries(root: &Path, level: VerifyLevel) -> Result<Vec<CacheListing>, Co
     let mut rows = Vec::new();
     let Ok(datasets) = std::fs::read_dir(root) else { return Ok(rows) };
     for dataset in datasets.flatten() {
-        let Ok(versions) = std::fs::read_dir(dataset.path()) else { continue };
-        for version in versions.flatten() {
-            let name = format!("{}/{}", dataset.file_name().to_string_lossy(), version.file_name().to_string_lossy());
-            // Lock files and anything else that is not a model id are skipped.
-            if ModelId::parse(&name).is_ok() && version.path().is_dir() {
-                rows.push(describe_entry(name, &version.path(), level));
-            }
+        for (id, dir) in entry_ids(&dataset.path(), &dataset.file_name().to_string_lossy()) {
+            rows.push(describe_entry(id.to_string(), &dir, level));
         }
     }
     rows.sort_by(|a, b| a.model_id.cmp(&b.model_id));
     Ok(rows)
+}
+
+/// The entry folders of one dataset folder, with their ids; lock files and anything else that is
+/// not a model id are skipped.
+fn entry_ids(dataset_dir: &Path, dataset: &str) -> Vec<(ModelId, PathBuf)> {
+    let Ok(versions) = std::fs::read_dir(dataset_dir) else { return Vec::new() };
+    versions
+        .flatten()
+        .filter_map(|version| {
+            let id = ModelId::parse(&format!("{dataset}/{}", version.file_name().to_string_lossy())).ok()?;
+            version.path().is_dir().then(|| (id, version.path()))
+        })
+        .collect()
 }
 
 fn describe_entry(model_id: String, dir: &Path, level: VerifyLevel) -> CacheListing {

@@ -6,7 +6,6 @@
 use actix_web::http::header::HeaderMap;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
-use sightline_core::artifacts::VerifyLevel;
 use sightline_core::{InferRequest, InferResponse, ModelId, TensorSpec};
 use utoipa::{IntoParams, IntoResponses, ToSchema};
 
@@ -105,20 +104,14 @@ async fn resolve(state: &AppState, name: &str, version: Option<&str>) -> Result<
         return Ok(ModelId::parse(&format!("{name}/{version}"))?);
     }
     ModelId::parse(&format!("{name}/0"))?;
+    let prefix = format!("{name}/");
     let loaded: Vec<String> = state
         .manager
         .describe()
         .into_iter()
-        .filter_map(|d| d.model_id.strip_prefix(&format!("{name}/")).map(str::to_owned))
+        .filter_map(|d| d.model_id.strip_prefix(&prefix).map(str::to_owned))
         .collect();
-    let cached: Vec<String> = state
-        .artifacts
-        .list(VerifyLevel::Size)
-        .await
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|l| l.model_id.strip_prefix(&format!("{name}/")).map(str::to_owned))
-        .collect();
+    let cached = state.artifacts.versions(name).await;
     let version = newest(loaded.iter().chain(&cached).map(String::as_str)).ok_or_else(|| {
         ApiError::NotFoundMessage(format!(
             "no version of model {name:?} is loaded or cached; name one: /v2/models/{name}/versions/{{version}}"
@@ -244,9 +237,10 @@ async fn infer(
     load_bounded(state, &id).await?;
     let header_length = header_length(request.headers())?;
     let body = read_limited(payload, state.max_body_bytes).await?;
-    let parsed = parse_request(&body, header_length).map_err(|e| ApiError::BadRequest(e.0))?;
+    let mut parsed = parse_request(&body, header_length).map_err(|e| ApiError::BadRequest(e.0))?;
     drop(body);
-    let inputs = parsed.inputs.clone();
+    // The inputs go to the model; the rest of the request says how to encode the answer.
+    let inputs = std::mem::take(&mut parsed.inputs);
     let outputs = match state.manager.infer(&id, InferRequest::Tensors(inputs)).await? {
         InferResponse::Tensors(outputs) => outputs,
         _ => {
