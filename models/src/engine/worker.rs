@@ -146,11 +146,15 @@ impl OnnxWorker {
     /// pile up without bound.
     async fn queue(&self, input: Work) -> Result<Done, ModelError> {
         let (reply, response) = oneshot::channel();
-        self.sender.try_send(Job { input, queued: Instant::now(), reply }).map_err(|e| match e {
-            TrySendError::Full(_) => ModelError::Overloaded(self.model_id.clone()),
-            TrySendError::Disconnected(_) => ModelError::Inference("inference thread has stopped".into()),
-        })?;
+        // Counted before the send: an instance may take the job (and count it out) at once.
         self.timers.queue_depth.inc();
+        self.sender.try_send(Job { input, queued: Instant::now(), reply }).map_err(|e| {
+            self.timers.queue_depth.dec();
+            match e {
+                TrySendError::Full(_) => ModelError::Overloaded(self.model_id.clone()),
+                TrySendError::Disconnected(_) => ModelError::Inference("inference thread has stopped".into()),
+            }
+        })?;
         response.await.map_err(|_| ModelError::Inference("inference thread dropped the request".into()))?
     }
 }
