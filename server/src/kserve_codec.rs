@@ -300,14 +300,12 @@ pub fn encode_response(
         id: request.id.clone(),
         outputs: described,
     };
+    // Any binary output, even an empty one, makes the answer a header followed by bytes.
+    let any_binary = response.outputs.iter().any(|o| o.parameters.is_some());
     let mut body = serde_json::to_vec(&response).map_err(|e| CodecError(format!("cannot encode the response: {e}")))?;
-    let header_length = (!binary.is_empty() || body_has_binary(&response)).then_some(body.len());
+    let header_length = any_binary.then_some(body.len());
     body.extend_from_slice(&binary);
     Ok(Encoded { body, header_length })
-}
-
-fn body_has_binary(response: &InferenceResponse) -> bool {
-    response.outputs.iter().any(|o| o.parameters.is_some())
 }
 
 #[cfg(test)]
