@@ -12,7 +12,7 @@ use sightline_core::{
     ClassificationParams, CoreError, DetectionParams, ImageRequest, InferRequest, InferResponse, MaskDecodeMode,
     MaskParams, ModelDescription, ModelId, PreprocessingFlags, TaskParams, VisualizeParams,
 };
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use super::responses::{
     Answer, ClassificationAnswer, DetectionResponse, DoctrResponse, OcrResponse, OneOrList, Timing,
@@ -120,13 +120,18 @@ enum Confidence {
     Named(String),
 }
 
+/// A number in [0, 1] or one of `names`.
+fn confidence_schema(names: &[&str]) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+    OneOfBuilder::new()
+        .item(ObjectBuilder::new().schema_type(Type::Number).minimum(Some(0.0)).maximum(Some(1.0)))
+        .item(ObjectBuilder::new().schema_type(Type::String).enum_values(Some(names.iter().copied())))
+        .into()
+}
+
 impl utoipa::PartialSchema for Confidence {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
-        OneOfBuilder::new()
-            .item(ObjectBuilder::new().schema_type(Type::Number).minimum(Some(0.0)).maximum(Some(1.0)))
-            .item(ObjectBuilder::new().schema_type(Type::String).enum_values(Some(["default", "best"])))
-            .into()
+        confidence_schema(&["default", "best"])
     }
 }
 
@@ -137,11 +142,7 @@ struct DetectionConfidence;
 
 impl utoipa::PartialSchema for DetectionConfidence {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
-        OneOfBuilder::new()
-            .item(ObjectBuilder::new().schema_type(Type::Number).minimum(Some(0.0)).maximum(Some(1.0)))
-            .item(ObjectBuilder::new().schema_type(Type::String).enum_values(Some(["default"])))
-            .into()
+        confidence_schema(&["default"])
     }
 }
 
@@ -400,10 +401,13 @@ pub(super) fn respond_with(served: &Served, content_type: &str, body: Vec<u8>) -
 }
 
 /// `?model_id=` on an `/infer/*` route: lets a consistent-hash ingress see which model a request
-/// is for (deploy/kubernetes/base/ingress.yaml). It fills a body without `model_id`; a body that
-/// names another model is a contradiction, a validation error.
-#[derive(Debug, Deserialize)]
+/// is for (deploy/kubernetes/base/ingress.yaml). It fills a body without `model_id`; a body's own
+/// `model_id` wins (the query is still validated).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ModelQuery {
+    /// The model, for routing by model id; fills a body without `model_id`; a body's own `model_id` wins.
+    #[param(pattern = r"^[A-Za-z0-9_-]{1,128}/[A-Za-z0-9_-]{1,128}$")]
     model_id: Option<String>,
 }
 
@@ -481,7 +485,7 @@ pub(super) async fn run_bodies(
 
 #[utoipa::path(post, path = "/infer/object_detection", tag = "inference", request_body = DetectionRequest,
     responses((status = 200, description = "Boxes in original-image pixels. One object for one image; a list for a list.", body = OneOrList<DetectionResponse>), crate::routes::openapi::InferErrors),
-    params(("model_id" = Option<String>, Query, pattern = r"^[A-Za-z0-9_-]{1,128}/[A-Za-z0-9_-]{1,128}$", description = "The model, for routing by model id; fills a body without `model_id`; a body's own `model_id` wins")))]
+    params(ModelQuery))]
 pub async fn object_detection(
     state: web::Data<AppState>,
     http: HttpRequest,
@@ -495,7 +499,7 @@ pub async fn object_detection(
 
 #[utoipa::path(post, path = "/infer/instance_segmentation", tag = "inference", request_body = SegmentationRequest,
     responses((status = 200, description = "Boxes with `points` or `rle` masks. One object for one image; a list for a list.", body = OneOrList<DetectionResponse>), crate::routes::openapi::InferErrors),
-    params(("model_id" = Option<String>, Query, pattern = r"^[A-Za-z0-9_-]{1,128}/[A-Za-z0-9_-]{1,128}$", description = "The model, for routing by model id; fills a body without `model_id`; a body's own `model_id` wins")))]
+    params(ModelQuery))]
 pub async fn instance_segmentation(
     state: web::Data<AppState>,
     http: HttpRequest,
@@ -510,7 +514,7 @@ pub async fn instance_segmentation(
 
 #[utoipa::path(post, path = "/infer/keypoints_detection", tag = "inference", request_body = KeypointsRequest,
     responses((status = 200, description = "Boxes with named keypoints. One object for one image; a list for a list.", body = OneOrList<DetectionResponse>), crate::routes::openapi::InferErrors),
-    params(("model_id" = Option<String>, Query, pattern = r"^[A-Za-z0-9_-]{1,128}/[A-Za-z0-9_-]{1,128}$", description = "The model, for routing by model id; fills a body without `model_id`; a body's own `model_id` wins")))]
+    params(ModelQuery))]
 pub async fn keypoints_detection(
     state: web::Data<AppState>,
     http: HttpRequest,
@@ -528,7 +532,7 @@ pub async fn keypoints_detection(
 
 #[utoipa::path(post, path = "/infer/classification", tag = "inference", request_body = ClassificationRequest,
     responses((status = 200, description = "Single- or multi-label scores. One object for one image; a list for a list.", body = OneOrList<ClassificationAnswer>), crate::routes::openapi::InferErrors),
-    params(("model_id" = Option<String>, Query, pattern = r"^[A-Za-z0-9_-]{1,128}/[A-Za-z0-9_-]{1,128}$", description = "The model, for routing by model id; fills a body without `model_id`; a body's own `model_id` wins")))]
+    params(ModelQuery))]
 pub async fn classification(
     state: web::Data<AppState>,
     http: HttpRequest,
@@ -556,7 +560,7 @@ struct DoctrRequest {
 /// `POST /infer/ocr`: lines with text, score and quadrilateral (`model_id` defaults to the server's OCR model).
 #[utoipa::path(post, path = "/infer/ocr", tag = "inference", request_body = DoctrRequest,
     responses((status = 200, description = "Lines with text, score and quadrilateral. One object for one image; a list for a list.", body = OneOrList<OcrResponse>), crate::routes::openapi::InferErrors),
-    params(("model_id" = Option<String>, Query, pattern = r"^[A-Za-z0-9_-]{1,128}/[A-Za-z0-9_-]{1,128}$", description = "The model, for routing by model id; fills a body without `model_id`; a body's own `model_id` wins")))]
+    params(ModelQuery))]
 pub async fn ocr(
     state: web::Data<AppState>,
     http: HttpRequest,
@@ -574,7 +578,7 @@ pub async fn ocr(
 /// `doctr/<version>` id means it). `result` joins the lines; boxes are per line (PP-OCR reads lines, not words).
 #[utoipa::path(post, path = "/doctr/ocr", tag = "inference", request_body = DoctrRequest,
     responses((status = 200, description = "Roboflow DocTR shape. One object for one image; a list for a list.", body = OneOrList<DoctrResponse>), crate::routes::openapi::InferErrors),
-    params(("model_id" = Option<String>, Query, pattern = r"^[A-Za-z0-9_-]{1,128}/[A-Za-z0-9_-]{1,128}$", description = "The model, for routing by model id; fills a body without `model_id`; a body's own `model_id` wins")))]
+    params(ModelQuery))]
 pub async fn doctr_ocr(
     state: web::Data<AppState>,
     http: HttpRequest,
