@@ -11,6 +11,7 @@ use sightline_core::{
     CoreError, DataType, InferRequest, InferResponse, Model, ModelDescription, ModelId, Task, Tensor, TensorSignature,
 };
 
+use crate::engine::batch::{batched_matches, limit_after_check};
 use crate::engine::tensors::{run_tensors, signature_of, split_rows, zero_inputs};
 use crate::engine::{ModelSessions, OnnxWorker};
 use crate::load_options::LoadOptions;
@@ -73,16 +74,10 @@ fn batch_limit(session: &mut Session, signature: &TensorSignature, single: &[Ten
         }
         Ok(())
     };
-    match check() {
-        Ok(()) => usize::MAX,
-        Err(cause) => {
-            tracing::warn!(file = %file.display(), %cause, "the first axis is symbolic but the model does not batch: serving one request per run");
-            1
-        }
-    }
+    limit_after_check(file, check())
 }
 
-/// Equal bytes, or for FP32 equal within a relative 1e-3 (batched kernels may round differently).
+/// Equal bytes, or for FP32 within the tolerance batched image models get.
 fn same_values(a: &Tensor, b: &Tensor) -> bool {
     if a.shape != b.shape || a.datatype != b.datatype {
         return false;
@@ -90,10 +85,9 @@ fn same_values(a: &Tensor, b: &Tensor) -> bool {
     if a.datatype != DataType::Fp32 {
         return a.data == b.data;
     }
-    let floats = |t: &Tensor| -> Vec<f32> {
-        t.data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
-    };
-    floats(a).iter().zip(floats(b)).all(|(x, y)| (x - y).abs() <= 1e-3 * y.abs().max(1.0))
+    let floats =
+        |t: &Tensor| t.data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect::<Vec<f32>>();
+    batched_matches(floats(a), floats(b)).is_ok()
 }
 
 /// Runs protocol tensors on a model's instances: checked against the signature in its

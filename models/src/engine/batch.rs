@@ -31,6 +31,43 @@ impl BatchPolicy {
     }
 }
 
+/// How far, relatively, a batched run's outputs may stray from one input's (batched kernels may
+/// round differently) for a model to be batched.
+const BATCHED_TOLERANCE: f32 = 1e-3;
+
+/// Whether a batched output matches the unbatched one; else the worst relative difference found.
+pub fn batched_matches(
+    batched: impl IntoIterator<Item = f32>,
+    alone: impl IntoIterator<Item = f32>,
+) -> Result<(), f32> {
+    let mut worst = 0.0f32;
+    for (a, b) in batched.into_iter().zip(alone) {
+        let difference = (a - b).abs() / b.abs().max(1.0);
+        // NaN compares as nothing: it is a mismatch, never a pass.
+        if difference.is_nan() {
+            return Err(f32::NAN);
+        }
+        worst = worst.max(difference);
+    }
+    if worst > BATCHED_TOLERANCE {
+        Err(worst)
+    } else {
+        Ok(())
+    }
+}
+
+/// The batch limit a load-time check of a symbolic first axis gives: unlimited when a batch of
+/// two gave what one gives, else one input per run (logged with the check's cause).
+pub fn limit_after_check(file: &std::path::Path, check: Result<(), String>) -> usize {
+    match check {
+        Ok(()) => usize::MAX,
+        Err(cause) => {
+            tracing::warn!(file = %file.display(), %cause, "the first axis is symbolic but the model does not batch: serving one input per run");
+            1
+        }
+    }
+}
+
 /// Waits for one item, then gathers more under `policy`; `None` once the queue is closed and empty.
 pub fn gather<T>(queue: &Receiver<T>, policy: BatchPolicy) -> Option<Vec<T>> {
     let first = queue.recv().ok()?;
@@ -79,6 +116,14 @@ pub fn split(outputs: Outputs, count: usize) -> Result<Vec<Outputs>, ModelError>
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn batched_outputs_match_within_the_tolerance_and_never_with_nan() {
+        assert!(super::batched_matches([1.0, 100.0], [1.0005, 100.05]).is_ok());
+        let worst = super::batched_matches([1.0, 2.0], [1.0, 2.01]).unwrap_err();
+        assert!((worst - 0.01 / 2.01).abs() < 1e-5, "{worst}");
+        assert!(super::batched_matches([f32::NAN], [f32::NAN]).is_err());
+    }
+
     use std::sync::mpsc::sync_channel;
 
     use ndarray::{ArrayD, IxDyn};

@@ -570,22 +570,16 @@ fn batch_limit(session: &mut Session, shape: &SessionShape, file: &Path, one: &A
         let parts = super::batch::split(outputs, 2).map_err(|e| e.to_string())?;
         for part in &parts {
             for (batched, alone) in part.iter().zip(single) {
-                let worst =
-                    batched.iter().zip(alone).map(|(a, b)| (a - b).abs() / b.abs().max(1.0)).fold(0.0, f32::max);
-                if batched.shape() != alone.shape() || worst > 1e-3 {
+                let matches = super::batch::batched_matches(batched.iter().copied(), alone.iter().copied());
+                if batched.shape() != alone.shape() || matches.is_err() {
+                    let worst = matches.err().unwrap_or(0.0);
                     return Err(format!("a batch of two differs from one image (relative {worst:.2e})"));
                 }
             }
         }
         Ok(())
     };
-    match check() {
-        Ok(()) => usize::MAX,
-        Err(cause) => {
-            tracing::warn!(file = %file.display(), %cause, "the batch axis is symbolic but the model does not batch: serving one image per run");
-            1
-        }
-    }
+    super::batch::limit_after_check(file, check())
 }
 
 /// Runs `input` once at load time, so a model that cannot infer is refused before it is served.
