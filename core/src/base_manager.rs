@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use futures::future::{BoxFuture, FutureExt, Shared};
 
 use crate::{
-    CoreError, InferRequest, InferResponse, Model, ModelDescription, ModelId, ModelLoader, ModelManager, RemovalReason,
+    CoreError, Inference, Inventory, Model, ModelDescription, ModelId, ModelLoader, ModelManager, RemovalReason,
 };
 
 type LoadResult = Result<Arc<dyn Model>, CoreError>;
@@ -110,11 +110,17 @@ impl ModelManager for BaseManager {
         lock(&self.slots).clear();
     }
 
-    async fn infer(&self, id: &ModelId, request: InferRequest) -> Result<InferResponse, CoreError> {
+    async fn infer(&self, id: &ModelId, inference: Inference<'_>) -> Result<(), CoreError> {
         let model = self.get_or_load(id).await?;
-        model.infer(request).await
+        inference.run(model).await
     }
 
+    fn inventory(&self) -> &dyn Inventory {
+        self
+    }
+}
+
+impl Inventory for BaseManager {
     fn describe(&self) -> Vec<ModelDescription> {
         let slots = lock(&self.slots);
         let mut out: Vec<(ModelId, ModelDescription)> = slots

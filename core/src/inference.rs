@@ -4,8 +4,6 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::tensor::Tensor;
-
 /// The task families Sightline serves. The string forms are Roboflow's `task_type` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub enum Task {
@@ -113,31 +111,20 @@ impl Default for ClassificationParams {
     }
 }
 
+/// What a detection-like model (boxes, masks, keypoints) is asked beyond its image.
 #[derive(Debug, Clone)]
-pub enum TaskParams {
-    ObjectDetection(DetectionParams),
-    InstanceSegmentation {
-        detection: DetectionParams,
-        mask: MaskParams,
-    },
-    /// Keypoints whose confidence is below `keypoint_confidence` are dropped.
-    KeypointDetection {
-        detection: DetectionParams,
-        keypoint_confidence: f32,
-    },
-    Classification(ClassificationParams),
-    Ocr,
+pub struct DetectOptions {
+    pub detection: DetectionParams,
+    /// Instance segmentation: how masks are decoded and returned.
+    pub mask: Option<MaskParams>,
+    /// Keypoint detection: keypoints whose confidence is below this are dropped.
+    pub keypoint_confidence: f32,
 }
 
-impl TaskParams {
-    pub fn task(&self) -> Task {
-        match self {
-            TaskParams::ObjectDetection(_) => Task::ObjectDetection,
-            TaskParams::InstanceSegmentation { .. } => Task::InstanceSegmentation,
-            TaskParams::KeypointDetection { .. } => Task::KeypointDetection,
-            TaskParams::Classification(_) => Task::Classification,
-            TaskParams::Ocr => Task::Ocr,
-        }
+impl DetectOptions {
+    /// Plain object detection, with `detection`'s knobs.
+    pub fn boxes(detection: DetectionParams) -> DetectOptions {
+        DetectOptions { detection, mask: None, keypoint_confidence: 0.0 }
     }
 }
 
@@ -164,45 +151,15 @@ pub struct VisualizeParams {
     pub labels: bool,
 }
 
-/// One image (still encoded: decoding is the model's job, so it can run off the HTTP threads).
+/// One image (still encoded: decoding is the model's job, so it can run off the HTTP threads) and
+/// what the capability that serves it is asked (`P`: its own options).
 #[derive(Debug, Clone)]
-pub struct ImageRequest {
+pub struct ImageRequest<P = ()> {
     pub image: Vec<u8>,
     pub preprocessing: PreprocessingFlags,
-    pub params: TaskParams,
+    pub options: P,
     /// `Some` to get `visualization` back.
     pub visualize: Option<VisualizeParams>,
-}
-
-impl ImageRequest {
-    pub fn task(&self) -> Task {
-        self.params.task()
-    }
-}
-
-/// What a model is asked: an image for its task, or tensors straight into its session (the
-/// Open Inference Protocol), which skip pre- and post-processing but share its queue and batches.
-#[derive(Debug, Clone)]
-pub enum InferRequest {
-    Image(ImageRequest),
-    /// Inputs in any order; the model checks them against its signature.
-    Tensors(Vec<Tensor>),
-}
-
-impl InferRequest {
-    /// The metrics and log label: the task's name, or `tensor`.
-    pub fn label(&self) -> &'static str {
-        match self {
-            InferRequest::Image(r) => r.task().as_str(),
-            InferRequest::Tensors(_) => "tensor",
-        }
-    }
-}
-
-impl From<ImageRequest> for InferRequest {
-    fn from(request: ImageRequest) -> Self {
-        InferRequest::Image(request)
-    }
 }
 
 /// A keypoint in original-image pixels; `class_id` is its index in the model's keypoint list.
@@ -290,15 +247,4 @@ pub struct OcrOutput {
     pub image_height: u32,
     /// In reading order: top to bottom, then left to right.
     pub lines: Vec<OcrLine>,
-}
-
-#[derive(Debug, Clone)]
-pub enum InferResponse {
-    ObjectDetection(DetectionOutput),
-    InstanceSegmentation(DetectionOutput),
-    KeypointDetection(DetectionOutput),
-    Classification(ClassificationOutput),
-    Ocr(OcrOutput),
-    /// Every output of the session, in its declared order.
-    Tensors(Vec<Tensor>),
 }

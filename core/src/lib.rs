@@ -1,36 +1,33 @@
-//! Sightline core: the model-manager contract, its decorators, and the types every other crate shares.
+//! Sightline core: the contracts every other crate shares. Model ids, tasks, requests and answers,
+//! tensors, the `Model` and its capabilities, the `ModelManager` with its decorators, and the
+//! errors. Nothing here knows about ONNX Runtime, the disk cache or HTTP.
 //!
-//! Dependencies point one way: `server` → `models` → `core`. Nothing here knows about ONNX Runtime or HTTP.
+//! Dependencies point one way: `server` → `models` → `engine` → `core`, and `artifacts` → `core`.
 
-pub mod artifacts;
 pub mod base_manager;
+pub mod capability;
+pub mod decorators;
 pub mod error;
-pub mod fixed_size_cache;
-pub mod gpu;
-mod in_flight;
 pub mod inference;
-pub mod logger;
 pub mod manager;
 pub mod memory_probe;
-pub mod metrics;
+pub mod metric_families;
 pub mod model;
 pub mod model_id;
-pub mod process_memory;
 pub mod tensor;
 
 pub use base_manager::BaseManager;
+pub use capability::{Asked, Classify, Detect, ReadText, RunTensors};
+pub use decorators::{CacheConfig, Decorated, Hooks, ManagerMetrics, WithFixedSizeCache, WithLogger, WithMetrics};
 pub use error::CoreError;
-pub use fixed_size_cache::WithFixedSizeCache;
-pub use gpu::{DevicePlacer, GpuSnapshot, GpuSource, NvmlSource};
 pub use inference::{
-    ClassScore, ClassificationOutput, ClassificationParams, CocoRle, Detection, DetectionOutput, DetectionParams,
-    ImageRequest, InferRequest, InferResponse, InstanceMask, Keypoint, MaskDecodeMode, MaskParams, OcrLine, OcrOutput,
-    PreprocessingFlags, Task, TaskParams, VisualizeParams,
+    ClassScore, ClassificationOutput, ClassificationParams, CocoRle, DetectOptions, Detection, DetectionOutput,
+    DetectionParams, ImageRequest, InstanceMask, Keypoint, MaskDecodeMode, MaskParams, OcrLine, OcrOutput,
+    PreprocessingFlags, Task, VisualizeParams,
 };
-pub use logger::WithLogger;
-pub use manager::{EvictionCause, ModelManager, RemovalReason};
-pub use memory_probe::{GpuMemoryProbe, HostMemoryProbe, MemoryProbe};
-pub use metrics::{ManagerMetrics, WithMetrics};
+pub use manager::{infer, EvictionCause, Inference, Inventory, ModelManager, RemovalReason};
+pub use memory_probe::MemoryProbe;
+pub use metric_families::Families;
 pub use model::{Model, ModelDescription, ModelLoader};
 pub use model_id::ModelId;
 pub use tensor::{DataType, Tensor, TensorSignature, TensorSpec};

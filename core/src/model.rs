@@ -5,12 +5,13 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde::Serialize;
 
-use crate::{CoreError, InferRequest, InferResponse, ModelId, Task, TensorSignature};
+use crate::capability::{Classify, Detect, ReadText, RunTensors};
+use crate::{CoreError, ModelId, Task, TensorSignature};
 
 /// What the registry endpoints report about a loaded model.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ModelDescription {
-    pub model_id: String,
+    pub model_id: ModelId,
     pub task: Task,
     pub architecture: String,
     /// `None` for a dynamic batch axis.
@@ -40,9 +41,9 @@ pub struct ModelDescription {
 
 impl ModelDescription {
     /// The placement fields before the registry fills them from the model's sessions.
-    pub fn unplaced() -> ModelDescription {
+    pub fn unplaced(model_id: ModelId) -> ModelDescription {
         ModelDescription {
-            model_id: String::new(),
+            model_id,
             task: Task::ObjectDetection,
             architecture: String::new(),
             batch_size: None,
@@ -59,11 +60,26 @@ impl ModelDescription {
     }
 }
 
-/// A loaded, validated model ready to serve requests.
-#[async_trait]
+/// A loaded, validated model ready to serve requests: it says what it is and what it can do
+/// (each capability `None` unless the model has it).
 pub trait Model: Send + Sync + 'static {
     fn description(&self) -> &ModelDescription;
-    async fn infer(&self, request: InferRequest) -> Result<InferResponse, CoreError>;
+
+    fn detector(&self) -> Option<&dyn Detect> {
+        None
+    }
+
+    fn classifier(&self) -> Option<&dyn Classify> {
+        None
+    }
+
+    fn text_reader(&self) -> Option<&dyn ReadText> {
+        None
+    }
+
+    fn tensor_runner(&self) -> Option<&dyn RunTensors> {
+        None
+    }
 }
 
 /// Builds models from their artifacts; the registry in `models` implements it.

@@ -3,9 +3,14 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use serde::{Serialize, Serializer};
+
 use crate::CoreError;
 
 const MAX_SEGMENT_LEN: usize = 128;
+
+/// What [`ModelId::parse`] accepts in each segment, as a regular expression (for API documents).
+pub const SEGMENT_PATTERN: &str = "[A-Za-z0-9_-]{1,128}";
 
 /// A validated `dataset/version` id. Each segment is `[A-Za-z0-9_-]` (dots are refused so that no
 /// segment can be `.` or `..`), which makes `dataset/version` a safe relative path.
@@ -44,6 +49,13 @@ impl ModelId {
     /// The id as a relative path (`dataset/version`); safe to join onto a base directory.
     pub fn relative_path(&self) -> PathBuf {
         PathBuf::from(&self.dataset).join(&self.version)
+    }
+}
+
+/// As its text, `dataset/version`.
+impl Serialize for ModelId {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
     }
 }
 
@@ -88,5 +100,10 @@ mod tests {
         }
         assert!(ModelId::parse(&format!("{}/1", "a".repeat(129))).is_err());
         assert!(ModelId::parse(&format!("{}/1", "a".repeat(128))).is_ok());
+    }
+
+    #[test]
+    fn the_documented_pattern_says_what_parse_accepts() {
+        assert_eq!(SEGMENT_PATTERN, format!("[A-Za-z0-9_-]{{1,{MAX_SEGMENT_LEN}}}"));
     }
 }

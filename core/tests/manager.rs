@@ -7,11 +7,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sightline_core::fixed_size_cache::CacheConfig;
+use futures::FutureExt;
 use sightline_core::{
-    BaseManager, CoreError, DetectionOutput, DetectionParams, ImageRequest, InferRequest, InferResponse,
-    ManagerMetrics, MemoryProbe, Model, ModelDescription, ModelId, ModelLoader, ModelManager, RemovalReason, Task,
-    TaskParams, WithFixedSizeCache, WithLogger, WithMetrics,
+    BaseManager, CacheConfig, CoreError, Detect, DetectOptions, DetectionOutput, DetectionParams, ImageRequest,
+    Inference, ManagerMetrics, MemoryProbe, Model, ModelDescription, ModelId, ModelLoader, ModelManager, RemovalReason,
+    Task, WithFixedSizeCache, WithLogger, WithMetrics,
 };
 
 struct StandIn {
@@ -25,19 +25,20 @@ impl Drop for StandIn {
     }
 }
 
-#[async_trait]
 impl Model for StandIn {
     fn description(&self) -> &ModelDescription {
         &self.description
     }
 
-    async fn infer(&self, _request: InferRequest) -> Result<InferResponse, CoreError> {
-        Ok(InferResponse::ObjectDetection(DetectionOutput {
-            image_width: 1,
-            image_height: 1,
-            predictions: vec![],
-            visualization: None,
-        }))
+    fn detector(&self) -> Option<&dyn Detect> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl Detect for StandIn {
+    async fn detect(&self, _request: ImageRequest<DetectOptions>) -> Result<DetectionOutput, CoreError> {
+        Ok(DetectionOutput { image_width: 1, image_height: 1, predictions: vec![], visualization: None })
     }
 }
 
@@ -79,7 +80,7 @@ impl ModelLoader for StandInLoader {
         self.live.fetch_add(1, Ordering::SeqCst);
         Ok(Arc::new(StandIn {
             description: ModelDescription {
-                model_id: id.to_string(),
+                model_id: id.clone(),
                 task: Task::ObjectDetection,
                 architecture: "stand-in".into(),
                 batch_size: Some(1),
@@ -154,17 +155,25 @@ fn id(s: &str) -> ModelId {
     ModelId::parse(s).unwrap()
 }
 
-fn request() -> InferRequest {
-    InferRequest::Image(ImageRequest {
+/// An object detection of an empty image, as the service asks it.
+fn request() -> Inference<'static> {
+    let request = ImageRequest {
         image: vec![],
         preprocessing: Default::default(),
         visualize: None,
-        params: TaskParams::ObjectDetection(DetectionParams::default()),
+        options: DetectOptions::boxes(DetectionParams::default()),
+    };
+    Inference::new("object-detection", move |model| {
+        async move {
+            let detector = model.detector().ok_or_else(|| CoreError::Internal("no detector".into()))?;
+            detector.detect(request).await.map(|_| ())
+        }
+        .boxed()
     })
 }
 
 fn loaded(m: &impl ModelManager) -> Vec<String> {
-    m.describe().into_iter().map(|d| d.model_id).collect()
+    m.describe().into_iter().map(|d| d.model_id.to_string()).collect()
 }
 
 fn ids(v: &[ModelId]) -> Vec<String> {

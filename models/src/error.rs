@@ -3,11 +3,13 @@
 use std::path::PathBuf;
 
 use sightline_core::CoreError;
+use sightline_engine::EngineError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
-    #[error("ONNX Runtime could not be initialised from ORT_DYLIB_PATH={path}: {reason}")]
-    Runtime { path: String, reason: String },
+    /// The engine's own failures (a session that cannot be built or run, a full queue).
+    #[error(transparent)]
+    Engine(#[from] EngineError),
     #[error("{0}")]
     BadImage(String),
     #[error("{}: {reason}", file.display())]
@@ -15,19 +17,16 @@ pub enum ModelError {
     #[error("{0}")]
     Unsupported(String),
     #[error("{0}")]
-    Overloaded(String),
-    #[error("{0}")]
     Inference(String),
 }
 
 impl From<ModelError> for CoreError {
     fn from(e: ModelError) -> Self {
         match e {
-            ModelError::Runtime { .. } => CoreError::Internal(e.to_string()),
+            ModelError::Engine(e) => e.into(),
             ModelError::BadImage(m) => CoreError::BadImage(m),
             ModelError::BrokenModel { file, reason } => CoreError::BrokenModel { file, reason },
             ModelError::Unsupported(m) => CoreError::UnsupportedModel(m),
-            ModelError::Overloaded(m) => CoreError::Overloaded(m),
             ModelError::Inference(m) => CoreError::Inference(m),
         }
     }

@@ -1,22 +1,15 @@
-//! Sightline models: image operations, the ONNX Runtime engine, task models, and the registry that
-//! builds them from a model folder.
+//! Sightline models: the registry that builds a model from its folder, the task families under
+//! `tasks/` (one folder each), and the image operations they share. Models reach ONNX Runtime only
+//! through the engine's interface (`sightline_engine`); see README.md for adding a family.
 
-pub mod classifier;
-pub mod engine;
 pub mod error;
 pub mod image;
 pub mod load_options;
-pub mod load_pool;
 pub mod model_config;
-pub mod ocr;
-pub mod pipeline;
 pub mod registry;
-pub mod tensor_model;
-pub mod yolo;
+pub mod tasks;
 
 pub use crate::image::decode::DecodeLimits;
-pub use engine::{init_runtime, RuntimeInfo};
 pub use error::ModelError;
 pub use load_options::LoadOptions;
-pub use load_pool::LoadPool;
 pub use registry::ModelRegistry;

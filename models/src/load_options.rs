@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use crate::engine::{BatchPolicy, Engine, WorkerOptions};
-use crate::pipeline::PipelineMetrics;
+use sightline_engine::{BatchPolicy, Engine, PipelineMetrics, WorkerOptions};
+
 use crate::DecodeLimits;
 
 #[derive(Clone)]

@@ -70,15 +70,13 @@ impl ModelConfig {
     /// What the registry routes report for this model, with the facts read off its session.
     pub fn description(&self, id: &ModelId, batch_size: Option<usize>, width: u32, height: u32) -> ModelDescription {
         ModelDescription {
-            model_id: id.to_string(),
             task: self.task,
             architecture: self.model_type.clone(),
             batch_size,
             input_width: Some(width),
             input_height: Some(height),
             class_names: self.class_names.clone(),
-            resident_bytes: None,
-            ..ModelDescription::unplaced()
+            ..ModelDescription::unplaced(id.clone())
         }
     }
 }

@@ -6,19 +6,18 @@ use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use sightline_core::artifacts::manifest::Manifest;
-use sightline_core::artifacts::ArtifactCache;
-use sightline_core::process_memory;
-use sightline_core::{CoreError, InferRequest, InferResponse, Model, ModelDescription, ModelId, ModelLoader, Task};
+use sightline_artifacts::{ArtifactCache, Manifest};
+use sightline_core::{
+    Classify, CoreError, Detect, Model, ModelDescription, ModelId, ModelLoader, ReadText, RunTensors, Task,
+};
+use sightline_engine::{process_memory, LoadPool, ModelSessions, RunsOn};
 
-use crate::classifier::ClassificationModel;
-use crate::engine::{ModelSessions, RunsOn};
 use crate::load_options::LoadOptions;
-use crate::load_pool::LoadPool;
 use crate::model_config::{read_model_dir, read_task, Architecture, MODEL_TYPE_FILE};
-use crate::ocr::model::OcrModel;
-use crate::tensor_model::{TensorModel, TENSOR_MODEL_FILE};
-use crate::yolo::model::YoloModel;
+use crate::tasks::classifier::ClassificationModel;
+use crate::tasks::ocr::model::OcrModel;
+use crate::tasks::tensor::{TensorModel, TENSOR_MODEL_FILE};
+use crate::tasks::yolo::model::YoloModel;
 use crate::ModelError;
 
 pub struct ModelRegistry {
@@ -128,13 +127,24 @@ struct Registered {
     description: ModelDescription,
 }
 
-#[async_trait]
 impl Model for Registered {
     fn description(&self) -> &ModelDescription {
         &self.description
     }
 
-    async fn infer(&self, request: InferRequest) -> Result<InferResponse, CoreError> {
-        self.inner.infer(request).await
+    fn detector(&self) -> Option<&dyn Detect> {
+        self.inner.detector()
+    }
+
+    fn classifier(&self) -> Option<&dyn Classify> {
+        self.inner.classifier()
+    }
+
+    fn text_reader(&self) -> Option<&dyn ReadText> {
+        self.inner.text_reader()
+    }
+
+    fn tensor_runner(&self) -> Option<&dyn RunTensors> {
+        self.inner.tensor_runner()
     }
 }

@@ -5,13 +5,13 @@ use std::path::{Path, PathBuf};
 
 use ndarray::{ArrayD, Axis, IxDyn};
 use serde_json::Value;
-use sightline_models::engine::{build_session, run_session};
+use sightline_engine::{build_session, init_runtime};
 use sightline_models::image::decode::decode_image;
 use sightline_models::image::letterbox::{Placement, ResizeMode};
-use sightline_models::image::preprocess::to_input_tensor;
-use sightline_models::yolo::nms::non_max_suppression;
-use sightline_models::yolo::output::{decode_candidates, YoloLayout};
-use sightline_models::{init_runtime, DecodeLimits};
+use sightline_models::image::tensor::to_input_tensor;
+use sightline_models::tasks::yolo::nms::non_max_suppression;
+use sightline_models::tasks::yolo::output::{decode_candidates, YoloLayout};
+use sightline_models::DecodeLimits;
 
 fn data(p: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data").join(p)
@@ -63,7 +63,7 @@ fn onnx_runtime_reproduces_the_reference_raw_output() {
     assert_eq!(shape.input_dims, [1, 3, 256, 256]);
     assert_eq!(shape.output_dims, [vec![1, 7, 1344]]);
     let input = read_npy(&data("raw/input_letterbox_shapes_640x480.npy")).into_dimensionality().unwrap();
-    let outputs = run_session(&mut session, &input).unwrap();
+    let outputs = session.run(&input).unwrap();
     let expected = read_npy(&data("raw/shapes-det-v8__shapes_640x480__output0.npy"));
     assert_eq!(outputs[0].shape(), expected.shape());
     let max = outputs[0].iter().zip(expected.iter()).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);

@@ -7,11 +7,13 @@ use std::time::Duration;
 
 use actix_web::{middleware, web, App, HttpServer};
 use prometheus::Registry;
-use sightline_core::artifacts::{build_sources, ArtifactCache};
-use sightline_core::fixed_size_cache::CacheConfig;
-use sightline_core::{BaseManager, ManagerMetrics, ModelId, ModelManager, WithFixedSizeCache, WithLogger, WithMetrics};
-use sightline_models::pipeline::{configure_cpu_pool, PipelineMetrics};
-use sightline_models::{init_runtime, DecodeLimits, LoadOptions, LoadPool, ModelRegistry};
+use sightline_artifacts::{build_sources, ArtifactCache};
+use sightline_core::{
+    BaseManager, CacheConfig, CoreError, ManagerMetrics, ModelId, ModelManager, WithFixedSizeCache, WithLogger,
+    WithMetrics,
+};
+use sightline_engine::{configure_cpu_pool, init_runtime, LoadPool, PipelineMetrics};
+use sightline_models::{DecodeLimits, LoadOptions, ModelRegistry};
 
 use crate::api_key::require_api_key;
 use crate::config::Config;
@@ -20,34 +22,9 @@ use crate::gpu_metrics::GpuCollector;
 use crate::http_metrics::{observe, HttpMetrics};
 use crate::lifecycle::{preload, shutdown_on_signal, Readiness, ShutdownPolicy};
 use crate::routes;
+use crate::service::Service;
+use crate::startup_error::StartupError;
 use crate::state::AppState;
-use crate::url_fetch::{UrlFetcher, UrlPolicy};
-
-#[derive(Debug, thiserror::Error)]
-pub enum StartupError {
-    #[error("ORT_DYLIB_PATH is not set: run `make setup` (it extracts libonnxruntime.so.1.31.1 into .cache/) and point ORT_DYLIB_PATH at it")]
-    NoRuntimePath,
-    #[error(transparent)]
-    Runtime(#[from] sightline_models::ModelError),
-    #[error("execution providers: {0}")]
-    Providers(String),
-    #[error("none of the execution providers listed can be used here, so no model could load. {0}")]
-    NoProvider(String),
-    #[error("model sources or cache: {0}")]
-    Artifacts(sightline_core::CoreError),
-    #[error("cannot build the client for url image inputs: {0}")]
-    UrlClient(String),
-    #[error("invalid PINNED_MODELS entry: {0}")]
-    PinnedModel(#[from] sightline_core::CoreError),
-    #[error("metrics registry: {0}")]
-    Metrics(#[from] prometheus::Error),
-    #[error("cannot serve on {address}: {source}")]
-    Bind { address: String, source: std::io::Error },
-    #[error("cannot start the model load threads: {0}")]
-    LoadThreads(std::io::Error),
-    #[error("server error: {0}")]
-    Server(std::io::Error),
-}
 
 /// The decorator stack: the cache is outermost so that the loads it triggers and the evictions it
 /// makes pass through metrics and logging on their way in.
@@ -87,7 +64,7 @@ pub async fn build_artifacts(config: &Config) -> Result<Arc<ArtifactCache>, Star
     let sources = build_sources(&config.source_settings()).await.map_err(StartupError::Artifacts)?;
     let options = config.cache_options();
     std::fs::create_dir_all(&options.root).map_err(|e| {
-        StartupError::Artifacts(sightline_core::CoreError::Cache(format!(
+        StartupError::Artifacts(CoreError::Cache(format!(
             "cannot create MODEL_CACHE_DIR {}: {e}",
             options.root.display()
         )))
@@ -116,27 +93,19 @@ pub async fn serve(config: Config) -> Result<(), StartupError> {
         registry.register(Box::new(GpuCollector::new(gpus.clone())?))?;
     }
     let readiness = Arc::new(Readiness::default());
+    let service = Service::new(manager.clone(), artifacts.clone(), execution.gpus.clone(), &config)?;
+    let http_metrics = web::Data::new(HttpMetrics::register(&registry)?);
+    let api_document =
+        routes::openapi::to_json(&routes::document()).map_err(|e| StartupError::Document(e.to_string()))?;
     let state = web::Data::new(AppState {
-        manager: manager.clone(),
-        artifacts: artifacts.clone(),
-        http_metrics: HttpMetrics::register(&registry)?,
+        service,
         registry,
         readiness: readiness.clone(),
         server_uuid: uuid::Uuid::new_v4().to_string(),
         runtime: execution.runtime.clone(),
-        gpus: execution.gpus.clone(),
         max_body_bytes: config.max_body_bytes,
-        load_wait: Duration::from_secs(config.model_load_wait_secs),
         server_api_key: config.sightline_api_key.as_ref().map(|k| k.0.clone()).filter(|k| !k.is_empty()),
-        url_fetcher: UrlFetcher::new(UrlPolicy {
-            enabled: config.allow_url_input,
-            allow_private: config.allow_private_urls,
-            allowed_networks: config.allowed_url_networks.clone(),
-            max_bytes: config.max_body_bytes,
-            timeout: Duration::from_secs(config.url_input_timeout_secs),
-        })
-        .map_err(|e| StartupError::UrlClient(e.to_string()))?,
-        default_ocr_model: config.default_ocr_model.clone(),
+        api_document,
     });
 
     let address = format!("{}:{}", config.host, config.port);
@@ -145,6 +114,7 @@ pub async fn serve(config: Config) -> Result<(), StartupError> {
         HttpServer::new(move || {
             App::new()
                 .app_data(app_state.clone())
+                .app_data(http_metrics.clone())
                 // Malformed query strings and paths get the JSON error body every route documents.
                 .app_data(web::QueryConfig::default().error_handler(|e, _| {
                     crate::error::ApiError::BadRequest(format!("Invalid query string: {e}")).into()

@@ -6,11 +6,12 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use sightline_core::artifacts::{Progress, VerifyLevel};
+use sightline_artifacts::{Progress, VerifyLevel};
 use sightline_core::{CoreError, ModelId};
 
-use crate::app::{build_artifacts, StartupError};
+use crate::app::build_artifacts;
 use crate::config::{ModelsArgs, PullArgs, RmArgs};
+use crate::startup_error::StartupError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {

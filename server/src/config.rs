@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use sightline_core::artifacts::{ApiSettings, CacheOptions, RetryPolicy, S3Settings, SourceSettings, VerifyLevel};
-use sightline_models::engine::{ArenaStrategy, BatchPolicy, OpenVinoDevice, OpenVinoPrecision, ProviderOptions};
+use sightline_artifacts::{ApiSettings, CacheOptions, RetryPolicy, S3Settings, SourceSettings, VerifyLevel};
+use sightline_engine::{ArenaStrategy, BatchPolicy, OpenVinoDevice, OpenVinoPrecision, ProviderOptions};
 
 /// The providers tried when neither EXECUTION_PROVIDERS nor ONNXRUNTIME_EXECUTION_PROVIDERS is set
 /// (see docs/benchmarks.md for the measurements behind it).

@@ -6,13 +6,14 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use sightline_core::{DevicePlacer, GpuMemoryProbe, HostMemoryProbe, MemoryProbe, NvmlSource};
-use sightline_models::engine::{
-    choose_provider_list, probe_provider, Engine, Provider, RuntimeInfo, UnavailableProvider,
+use sightline_core::MemoryProbe;
+use sightline_engine::{
+    choose_provider_list, probe_provider, DevicePlacer, Engine, GpuMemoryProbe, HostMemoryProbe, NvmlSource, Provider,
+    RuntimeInfo, UnavailableProvider,
 };
 
-use crate::app::StartupError;
 use crate::config::{Config, DEFAULT_EXECUTION_PROVIDERS};
+use crate::startup_error::StartupError;
 
 /// What start-up hands the rest of the server.
 pub struct Execution {

@@ -10,7 +10,7 @@ const FUZZ_MAX_PIXELS: u64 = 4_000_000;
 /// `data` as a JSON inference body (every field check, base64, decoding) and as a raw upload.
 pub fn request_body(data: &[u8]) {
     let limits = DecodeLimits { max_pixels: FUZZ_MAX_PIXELS, ..DecodeLimits::default() };
-    for image in crate::routes::infer::check_body(data).into_iter().flatten() {
+    for image in crate::types::requests::check_body(data).into_iter().flatten() {
         let _ = decode_image(&image, true, limits);
     }
     let _ = decode_image(data, true, limits);
@@ -77,7 +77,7 @@ pub fn model_metadata(data: &[u8]) {
 /// `data` as a cache entry's `manifest.json`, read and checked against an entry that holds one
 /// small file; a manifest that is accepted names only files inside the entry.
 pub fn manifest(data: &[u8]) {
-    use sightline_core::artifacts::manifest::{Manifest, VerifyLevel};
+    use sightline_artifacts::{Manifest, VerifyLevel};
     let dir = scratch_folder().join("entry");
     let _ = std::fs::create_dir_all(&dir);
     let _ = std::fs::write(dir.join("weights.onnx"), b"0123456789");

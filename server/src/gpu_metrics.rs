@@ -6,7 +6,7 @@ use std::sync::Arc;
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 use prometheus::{GaugeVec, IntGaugeVec, Opts};
-use sightline_core::DevicePlacer;
+use sightline_engine::DevicePlacer;
 
 pub struct GpuCollector {
     gpus: Arc<DevicePlacer>,

@@ -11,8 +11,6 @@ use actix_web::web;
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
 use tracing::Instrument;
 
-use crate::state::AppState;
-
 #[derive(Clone)]
 pub struct HttpMetrics {
     requests: IntCounterVec,
@@ -70,7 +68,7 @@ pub async fn observe(
         .filter(|v| !v.is_empty() && v.len() <= 128)
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let metrics = req.app_data::<web::Data<AppState>>().map(|s| s.http_metrics.clone());
+    let metrics = req.app_data::<web::Data<HttpMetrics>>().map(|m| m.get_ref().clone());
     let _in_flight = metrics.as_ref().filter(|_| !OPERATIONS.contains(&handler.as_str())).map(|m| {
         m.in_flight.inc();
         InFlight(m.in_flight.clone())

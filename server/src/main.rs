@@ -7,7 +7,7 @@ use sightline_server::config::{self, Command};
 use sightline_server::{app, cli, telemetry};
 
 fn main() -> ExitCode {
-    sightline_core::process_memory::tune_allocator();
+    sightline_engine::process_memory::tune_allocator();
     let command = config::Cli::parse().into_command();
     let config = command.config();
     telemetry::init(&config.log_level, config.log_format);

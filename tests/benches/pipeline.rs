@@ -16,16 +16,17 @@ use serde_json::json;
 #[path = "support/closed_loop.rs"]
 mod closed_loop;
 use closed_loop::{percentile, run_level, run_level_with};
-use sightline_core::artifacts::{ArtifactCache, CacheOptions, LocalSource, RetryPolicy, VerifyLevel};
-use sightline_core::{DetectionParams, ImageRequest, InferRequest, ModelId, ModelLoader, TaskParams};
-use sightline_models::engine::Engine as OrtEngine;
-use sightline_models::engine::{
-    build_on, build_session, probe_provider, run_session, OpenVinoPrecision, Provider, ProviderOptions, Target,
+use sightline_artifacts::{ArtifactCache, CacheOptions, LocalSource, RetryPolicy, VerifyLevel};
+use sightline_core::{DetectOptions, DetectionParams, ImageRequest, ModelId, ModelLoader};
+use sightline_engine::Engine as OrtEngine;
+use sightline_engine::{
+    build_raw, build_session, init_runtime, probe_provider, GpuSource, LoadPool, NvmlSource, OpenVinoPrecision,
+    Provider, ProviderOptions,
 };
 use sightline_models::image::decode::decode_image;
 use sightline_models::image::letterbox::ResizeMode;
-use sightline_models::image::preprocess::to_input_tensor;
-use sightline_models::{init_runtime, DecodeLimits, LoadOptions, LoadPool, ModelRegistry};
+use sightline_models::image::tensor::to_input_tensor;
+use sightline_models::{DecodeLimits, LoadOptions, ModelRegistry};
 
 const IMAGES: [&str; 3] = ["shapes_256_00.png", "shapes_640x480.png", "shapes_1920x1080.jpg"];
 
@@ -184,20 +185,20 @@ async fn main() {
         let decoded = decode_image(&bytes, true, DecodeLimits::default()).unwrap();
         let (tensor, _) = to_input_tensor(&decoded, ResizeMode::Letterbox { pad: 114 }, 256, 256);
         let raw = time_ms(iterations, || {
-            run_session(&mut session, &tensor).unwrap();
+            session.run(&tensor).unwrap();
         });
         let params = DetectionParams { confidence: 0.25, iou_threshold: 0.45, ..DetectionParams::default() };
-        let request = InferRequest::Image(ImageRequest {
+        let request = ImageRequest {
             image: bytes.clone(),
             preprocessing: Default::default(),
             visualize: None,
-            params: TaskParams::ObjectDetection(params),
-        });
+            options: DetectOptions::boxes(params),
+        };
         let model = Arc::clone(&model);
         let pipeline = time_ms_async(iterations, || {
             let (model, request) = (model.clone(), request.clone());
             async move {
-                model.infer(request).await.unwrap();
+                model.detector().expect("a detector").detect(request).await.unwrap();
             }
         })
         .await;
@@ -317,28 +318,22 @@ async fn provider_tables(client: &reqwest::Client, iterations: usize, dylib: &Pa
             tensorrt_fp16: true,
             ..ProviderOptions::default()
         };
-        let gpus =
-            sightline_core::NvmlSource::try_new().map(|s| sightline_core::GpuSource::device_count(&s)).unwrap_or(0);
+        let gpus = NvmlSource::try_new().map(|s| GpuSource::device_count(&s)).unwrap_or(0);
         if let Some(cause) = probe_provider(v.provider, dylib, &options, gpus) {
             println!("| {} | not available here: {cause} | | | | | | | | |", v.label);
             continue;
         }
         let scratch = std::env::temp_dir().join(format!("sightline-bench-ep-{}", std::process::id()));
-        let gpu0 = sightline_core::NvmlSource::try_new().ok().and_then(|s| sightline_core::GpuSource::snapshot(&s, 0));
-        let target = Target {
-            provider: v.provider,
-            gpu: gpu0.as_ref().filter(|_| v.provider.is_gpu()),
-            varying_shapes: false,
-            intra_threads: None,
-        };
+        let gpu0 = NvmlSource::try_new().ok().and_then(|s| GpuSource::snapshot(&s, 0));
+        let gpu = gpu0.as_ref().filter(|_| v.provider.is_gpu());
         let dyn_weights = root().join("assets/models/shapes-dyn/1/weights.onnx");
-        let mut session = build_on(target, &dyn_weights, &options, &scratch).unwrap();
+        let mut session = build_raw(v.provider, gpu, &dyn_weights, &options, &scratch).unwrap();
         let mut best = (1, 0.0);
         let mut batch1 = 0.0;
         for batch in [1, 2, 4, 8, 16] {
             let tensor = ndarray::concatenate(ndarray::Axis(0), &vec![tensor1.view(); batch]).unwrap();
             let ms = time_ms(iterations / batch.max(1) + 5, || {
-                run_session(&mut session, &tensor).unwrap();
+                session.run(&tensor).unwrap();
             });
             let rate = batch as f64 * 1e3 / ms;
             if batch == 1 {
@@ -349,8 +344,9 @@ async fn provider_tables(client: &reqwest::Client, iterations: usize, dylib: &Pa
             }
         }
         let mut fixed =
-            build_on(target, &root().join("assets/models/shapes/1/weights.onnx"), &options, &scratch).unwrap();
-        let output = run_session(&mut fixed, &tensor1).unwrap();
+            build_raw(v.provider, gpu, &root().join("assets/models/shapes/1/weights.onnx"), &options, &scratch)
+                .unwrap();
+        let output = fixed.run(&tensor1).unwrap();
         let deviation = output[0].iter().zip(&reference).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
         drop((session, fixed));
         let _ = std::fs::remove_dir_all(&scratch);

@@ -142,7 +142,7 @@ async fn loads_run_below_serving_priority(provider: &str) {
 #[tokio::test]
 async fn a_second_load_starts_from_the_saved_optimised_graph_with_the_same_answers() {
     // One instance, so that the first load builds one session from the original file.
-    let env = [("LOG_LEVEL", "info,ort=warn,sightline_models=debug"), ("MODEL_INSTANCES", "1")];
+    let env = [("LOG_LEVEL", "info,ort=warn,sightline_engine=debug"), ("MODEL_INSTANCES", "1")];
     let server = Server::start(&repo_root().join("assets/models"), &env).await;
     let body = detect_body("shapes/1", "shapes_640x480.png", 0.25, 0.45);
     let (status, first) = server.post_json("/infer/object_detection", &body).await;

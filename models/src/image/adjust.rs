@@ -8,6 +8,26 @@
 //! `BGR2GRAY` weights, back to three channels.
 
 use image::RgbImage;
+use sightline_core::PreprocessingFlags;
+
+/// Applies the model's static crop, contrast and grayscale steps that the request keeps, in
+/// Roboflow's order; returns the crop's offset in the decoded frame.
+pub fn apply(image: RgbImage, adjustments: &Adjustments, flags: PreprocessingFlags) -> (RgbImage, (u32, u32)) {
+    let (mut image, offset) = match adjustments.static_crop.filter(|_| flags.static_crop) {
+        Some(c) => crop(&image, &c),
+        None => (image, (0, 0)),
+    };
+    match adjustments.contrast.filter(|_| flags.contrast) {
+        Some(Contrast::Stretching) => contrast_stretch(&mut image),
+        Some(Contrast::HistogramEqualization) => equalize_histogram(&mut image),
+        Some(Contrast::AdaptiveEqualization) => equalize_adaptive(&mut image),
+        None => {}
+    }
+    if adjustments.grayscale && flags.grayscale {
+        grayscale(&mut image);
+    }
+    (image, offset)
+}
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Contrast {

@@ -7,3 +7,4 @@ pub mod drawing;
 pub mod letterbox;
 pub mod preprocess;
 pub mod resize;
+pub mod tensor;

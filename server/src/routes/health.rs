@@ -2,28 +2,11 @@
 
 use actix_web::{web, HttpResponse};
 use prometheus::{Encoder, TextEncoder};
-use serde::Serialize;
-use sightline_models::RuntimeInfo;
-use utoipa::ToSchema;
 
 use crate::error::ApiError;
 use crate::lifecycle::ReadinessReport;
 use crate::state::AppState;
-
-/// `/info` (spec §11.1) plus the ONNX Runtime this server runs.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct InfoResponse {
-    name: &'static str,
-    version: &'static str,
-    uuid: String,
-    #[schema(value_type = Object)]
-    onnxruntime: RuntimeInfo,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct StatusResponse {
-    status: &'static str,
-}
+use crate::types::models::{InfoResponse, StatusResponse};
 
 #[utoipa::path(get, path = "/info", tag = "operations", responses((status = 200, body = InfoResponse)))]
 pub async fn info(state: web::Data<AppState>) -> HttpResponse {

@@ -9,14 +9,18 @@ use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{web, HttpRequest, HttpResponse};
 use base64::Engine;
 use futures::TryStreamExt;
-use sightline_core::{ClassificationParams, CoreError, DetectionParams, ModelId, Task, TaskParams};
+use sightline_core::{ClassificationParams, CoreError, DetectOptions, DetectionParams, ModelId, Task};
 
-use super::infer::{load_bounded, mask_params, respond_with, run_bodies, Common};
-use super::responses::Answer;
+use super::answers::{classifications, detections, respond_with, texts, Replied};
 use crate::body::read_limited;
 use crate::error::ApiError;
 use crate::image_input::ImageInput;
 use crate::state::AppState;
+use crate::types::errors::InferErrors;
+use crate::types::ids::IdSegment;
+use crate::types::models::{LegacyFormat, StartResponse};
+use crate::types::requests::{mask_params, Common, MaskDecodeModeName};
+use crate::types::responses::Answer;
 
 /// Confidences below this are raised to it (Roboflow's `CONFIDENCE_LOWER_BOUND_OOM_PREVENTION`).
 const CONFIDENCE_FLOOR: f32 = 0.01;
@@ -122,26 +126,34 @@ fn detection_params(query: &Query) -> Result<DetectionParams, ApiError> {
     })
 }
 
-/// The task request matching the model's task, from the query.
-fn params_for(task: Task, query: &Query) -> Result<TaskParams, ApiError> {
+/// What the model's task is asked, from the query.
+enum Asked {
+    Detect(DetectOptions),
+    Classify(ClassificationParams),
+    ReadText,
+}
+
+fn asked_of(task: Task, query: &Query) -> Result<Asked, ApiError> {
     Ok(match task {
-        Task::ObjectDetection => TaskParams::ObjectDetection(detection_params(query)?),
-        Task::InstanceSegmentation => TaskParams::InstanceSegmentation {
+        Task::ObjectDetection => Asked::Detect(DetectOptions::boxes(detection_params(query)?)),
+        Task::InstanceSegmentation => Asked::Detect(DetectOptions {
             detection: detection_params(query)?,
-            mask: mask_params(
+            mask: Some(mask_params(
                 query.get("mask_decode_mode"),
                 query.number("tradeoff_factor")?,
                 query.get("response_mask_format"),
-            )?,
-        },
-        Task::KeypointDetection => TaskParams::KeypointDetection {
+            )?),
+            keypoint_confidence: 0.0,
+        }),
+        Task::KeypointDetection => Asked::Detect(DetectOptions {
             detection: detection_params(query)?,
+            mask: None,
             keypoint_confidence: query.number("keypoint_confidence")?.unwrap_or(0.0),
-        },
-        Task::Classification => TaskParams::Classification(ClassificationParams {
+        }),
+        Task::Classification => Asked::Classify(ClassificationParams {
             confidence: query.fraction("confidence", ClassificationParams::default().confidence)?,
         }),
-        Task::Ocr => TaskParams::Ocr,
+        Task::Ocr => Asked::ReadText,
         Task::Tensor => {
             return Err(ApiError::BadRequest(
                 "this is a plain ONNX model: send it tensors at /v2/models/{name}/versions/{version}/infer".into(),
@@ -152,7 +164,7 @@ fn params_for(task: Task, query: &Query) -> Result<TaskParams, ApiError> {
 
 #[utoipa::path(method(post, get), path = "/{dataset_id}/{version_id}", tag = "legacy",
     params(
-        ("dataset_id" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,128}$"), ("version_id" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,128}$"),
+        ("dataset_id" = inline(IdSegment), Path), ("version_id" = inline(IdSegment), Path),
         ("confidence" = Option<f64>, Query, minimum = 0, maximum = 100, description = "Fraction or percentage (40 = 0.4)"),
         ("overlap" = Option<f64>, Query, minimum = 0, maximum = 100, description = "NMS IoU threshold, fraction or percentage"),
         ("format" = Option<LegacyFormat>, Query, description = "json (default), image (JPEG) or image_and_json"),
@@ -161,13 +173,13 @@ fn params_for(task: Task, query: &Query) -> Result<TaskParams, ApiError> {
         ("labels" = Option<bool>, Query, description = "Draw labels (True/False/1/0)"),
         ("stroke" = Option<u32>, Query, minimum = 1, maximum = 50, description = "Box stroke width"),
         ("keypoint_confidence" = Option<f64>, Query, minimum = 0, maximum = 1),
-        ("mask_decode_mode" = Option<crate::routes::infer::MaskDecodeModeName>, Query),
+        ("mask_decode_mode" = Option<MaskDecodeModeName>, Query),
         ("tradeoff_factor" = Option<f64>, Query, minimum = 0, maximum = 1),
         ("max_detections" = Option<usize>, Query),
         ("disable_preproc_auto_orient" = Option<bool>, Query),
     ),
     request_body(content = String, description = "The image: bare base64 under any content type, or multipart/form-data with the part `file`", content_type = "application/x-www-form-urlencoded"),
-    responses((status = 200, description = "The task's /infer answer, or a JPEG with format=image", body = Answer), crate::routes::openapi::InferErrors))]
+    responses((status = 200, description = "The task's /infer answer, or a JPEG with format=image", body = Answer), InferErrors))]
 pub async fn infer(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -183,9 +195,9 @@ pub async fn infer(
         return Err(ApiError::Validation(format!("format must be json, image or image_and_json, got {format:?}")));
     }
     // The model first: an unknown model is a 404 whatever the body holds.
-    let task = load_bounded(&state, &model_id).await?.task;
+    let task = state.service.load(&model_id).await?.task;
     let image = body_image(&req, &query, payload, state.max_body_bytes).await?;
-    let params = params_for(task, &query)?;
+    let asked = asked_of(task, &query)?;
     let mut common = Common::one(model_id.to_string(), image);
     common.disable_preproc_auto_orient = query.flag("disable_preproc_auto_orient")?;
     common.disable_preproc_contrast = query.flag("disable_preproc_contrast")?;
@@ -196,7 +208,12 @@ pub async fn infer(
         common.visualization_labels = query.flag("labels")?;
         common.visualization_stroke_width = query.number("stroke")?;
     }
-    let (mut bodies, _, served) = run_bodies(&state, common, params).await?;
+    let service = &state.service;
+    let Replied { mut bodies, served, .. } = match asked {
+        Asked::Detect(options) => detections(service, common, task, options).await?.map(Answer::Detection),
+        Asked::Classify(params) => classifications(service, common, params).await?.map(Answer::Classification),
+        Asked::ReadText => texts(service, common).await?.map(Answer::Ocr),
+    };
     let body = bodies.pop().ok_or_else(|| ApiError::Validation("no image".into()))?;
     if format == "image" {
         let jpeg = body
@@ -208,35 +225,19 @@ pub async fn infer(
     Ok(respond_with(&served, "application/json", serde_json::to_vec(&body).unwrap_or_default()))
 }
 
-/// `format` (documentation: read as text).
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code, non_camel_case_types)]
-pub enum LegacyFormat {
-    json,
-    image,
-    image_and_json,
-}
-
 /// `GET /clear_cache`: unloads every model.
 #[utoipa::path(get, path = "/clear_cache", tag = "legacy", responses((status = 200, body = String, content_type = "application/json")))]
 pub async fn clear_cache(state: web::Data<AppState>) -> HttpResponse {
-    state.manager.clear().await;
+    state.service.clear().await;
     HttpResponse::Ok().json("Cache Cleared")
 }
 
 /// `GET /start/{dataset_id}/{version_id}`: loads the model.
 #[utoipa::path(get, path = "/start/{dataset_id}/{version_id}", tag = "legacy",
-    params(("dataset_id" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,128}$"), ("version_id" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,128}$")),
-    responses((status = 200, body = StartResponse), crate::routes::openapi::InferErrors))]
+    params(("dataset_id" = inline(IdSegment), Path), ("version_id" = inline(IdSegment), Path)),
+    responses((status = 200, body = StartResponse), InferErrors))]
 pub async fn start(state: web::Data<AppState>, path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
     let (dataset, version) = path.into_inner();
-    state.manager.add(&ModelId::parse(&format!("{dataset}/{version}"))?).await?;
+    state.service.add(&ModelId::parse(&format!("{dataset}/{version}"))?).await?;
     Ok(HttpResponse::Ok().json(StartResponse { status: 200, message: "inference session started from local memory." }))
-}
-
-/// Roboflow's answer to `/start`.
-#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
-pub struct StartResponse {
-    status: u16,
-    message: &'static str,
 }

@@ -2,90 +2,31 @@
 //! `GET /docs`, Swagger UI for it, served from files compiled into the binary
 //! (utoipa-swagger-ui's `vendored` feature), so the page works on hosts without internet.
 
-use actix_web::ResponseError;
 use actix_web::{web, HttpResponse};
-use sightline_core::CoreError;
-use utoipa::{IntoResponses, OpenApi};
+use utoipa::openapi::path::Paths;
+use utoipa::openapi::schema::Schema;
+use utoipa::openapi::RefOr;
+use utoipa::OpenApi;
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
-use crate::error::ApiError;
-use crate::state::AppState;
-
 use crate::error::{ErrorBody, ValidationDetail};
+use crate::state::AppState;
+use crate::types::models::{LegacyFormat, VerifyName};
+use crate::types::requests::MaskDecodeModeName;
 
-/// The failures every inference route can answer (spec §12).
-#[derive(IntoResponses)]
-#[allow(dead_code)]
-pub enum InferErrors {
-    /// Undecodable or refused image, invalid model id, bad mask arguments.
-    #[response(status = 400)]
-    BadRequest(ErrorBody),
-    /// `SIGHTLINE_API_KEY` is set and the request did not carry it (or the model API refused the key).
-    #[response(status = 401)]
-    Unauthorized(ErrorBody),
-    /// No model source has this model.
-    #[response(status = 404)]
-    NotFound(ErrorBody),
-    /// Body larger than `MAX_BODY_BYTES`.
-    #[response(status = 413)]
-    TooLarge(ErrorBody),
-    /// Malformed JSON, missing fields, out-of-range parameters (with FastAPI's `detail`).
-    #[response(status = 422)]
-    Invalid(ErrorBody),
-    /// The model's queue is full; retry after `Retry-After`.
-    #[response(status = 429)]
-    Busy(ErrorBody),
-    /// Broken model package or internal error.
-    #[response(status = 500)]
-    Internal(ErrorBody),
-    /// A model source is unavailable; retry after `Retry-After`.
-    #[response(status = 503)]
-    Unavailable(ErrorBody),
-}
-
+/// What the document says besides its operations, which come from the route table.
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "Sightline",
         description = "Computer-vision inference server speaking the HTTP API of Roboflow's inference server."
     ),
-    paths(
-        super::infer::object_detection,
-        super::infer::instance_segmentation,
-        super::infer::keypoints_detection,
-        super::infer::classification,
-        super::infer::ocr,
-        super::infer::doctr_ocr,
-        super::management::add,
-        super::management::remove,
-        super::management::clear,
-        super::management::registry,
-        super::model_store::pull,
-        super::model_store::list,
-        super::model_store::delete,
-        super::health::info,
-        super::health::healthz,
-        super::health::readiness,
-        super::health::metrics,
-        super::legacy::infer,
-        super::legacy::clear_cache,
-        super::legacy::start,
-        super::kserve::server_metadata,
-        super::kserve::live,
-        super::kserve::ready,
-        super::kserve::model_metadata,
-        super::kserve::version_metadata,
-        super::kserve::model_ready_route,
-        super::kserve::version_ready,
-        super::kserve::model_infer,
-        super::kserve::version_infer,
-    ),
     components(schemas(
         ErrorBody,
         ValidationDetail,
-        super::model_store::VerifyName,
-        super::legacy::LegacyFormat,
-        super::infer::MaskDecodeModeName
+        VerifyName,
+        LegacyFormat,
+        MaskDecodeModeName
     )),
     tags(
         (name = "inference", description = "Roboflow's /infer routes and ours"),
@@ -97,19 +38,30 @@ pub enum InferErrors {
 )]
 pub struct ApiDoc;
 
+/// The document of `paths`, with the schemas they refer to; built once at start-up.
+pub fn document(paths: Paths, schemas: Vec<(String, RefOr<Schema>)>) -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    doc.paths = paths;
+    doc.components.get_or_insert_with(Default::default).schemas.extend(schemas);
+    doc
+}
+
+/// The document as JSON, with unique operation ids, ready to be served.
+pub fn to_json(doc: &utoipa::openapi::OpenApi) -> Result<serde_json::Value, serde_json::Error> {
+    let mut json = serde_json::to_value(doc)?;
+    unique_operation_ids(&mut json);
+    Ok(json)
+}
+
 /// The document, with what only the running server knows: the model sources `/models/pull` takes.
 pub async fn openapi_json(state: web::Data<AppState>) -> HttpResponse {
-    let mut doc = match serde_json::to_value(ApiDoc::openapi()) {
-        Ok(doc) => doc,
-        Err(e) => return ApiError::Core(CoreError::Internal(format!("OpenAPI document: {e}"))).error_response(),
-    };
-    let mut sources: Vec<serde_json::Value> = state.artifacts.source_names().into_iter().map(Into::into).collect();
+    let mut doc = state.api_document.clone();
+    let mut sources: Vec<serde_json::Value> = state.service.source_names().into_iter().map(Into::into).collect();
     sources.push(serde_json::Value::Null);
     if let Some(source) = doc.pointer_mut("/components/schemas/PullRequest/properties/source") {
         *source = serde_json::json!({"type": ["string", "null"], "enum": sources,
             "description": "One of this server's MODEL_SOURCES; any of them when absent."});
     }
-    unique_operation_ids(&mut doc);
     HttpResponse::Ok().json(doc)
 }
 

@@ -1,0 +1,232 @@
+//! `WithFixedSizeCache`: an LRU over loaded models, capped in count and evicting under memory pressure.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use lru::LruCache;
+use tokio::sync::Notify;
+
+use crate::{
+    CoreError, EvictionCause, Inference, Inventory, MemoryProbe, ModelDescription, ModelId, ModelManager, RemovalReason,
+};
+
+pub struct CacheConfig {
+    /// At most this many models loaded (or loading) at once; pinned models count too.
+    pub max_active_models: usize,
+    /// Evict while the probe's free fraction is below this; `0` turns memory pressure off.
+    pub memory_free_threshold: f64,
+    /// Never evicted.
+    pub pinned: HashSet<ModelId>,
+    /// `MAX_MODEL_MEMORY`: bytes of host memory the loaded models may hold (their measured
+    /// `resident_bytes`); `None` = no budget.
+    pub max_model_memory: Option<u64>,
+}
+
+struct CacheState {
+    /// Loaded models, most recently used first; the value is unused.
+    lru: LruCache<ModelId, ()>,
+    /// Admitted loads in flight, with the number of callers sharing each: they hold a slot against the cap.
+    loading: HashMap<ModelId, usize>,
+    /// What each model measured when it was last loaded: its expected size next time.
+    measured: HashMap<ModelId, u64>,
+}
+
+pub struct WithFixedSizeCache<M> {
+    inner: M,
+    config: CacheConfig,
+    probe: Arc<dyn MemoryProbe>,
+    state: Mutex<CacheState>,
+    /// Wakes callers waiting for a slot held by a load in flight.
+    load_finished: Notify,
+}
+
+impl<M: ModelManager> WithFixedSizeCache<M> {
+    pub fn new(inner: M, config: CacheConfig, probe: Arc<dyn MemoryProbe>) -> Self {
+        let state = CacheState { lru: LruCache::unbounded(), loading: HashMap::new(), measured: HashMap::new() };
+        WithFixedSizeCache { inner, config, probe, state: Mutex::new(state), load_finished: Notify::new() }
+    }
+
+    pub fn inner(&self) -> &M {
+        &self.inner
+    }
+
+    /// Model ids from least to most recently used.
+    pub fn lru_order(&self) -> Vec<ModelId> {
+        self.lock().lru.iter().rev().map(|(k, _)| k.clone()).collect()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, CacheState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn under_pressure(&self) -> bool {
+        let threshold = self.config.memory_free_threshold;
+        threshold > 0.0 && self.probe.free_fraction().is_some_and(|free| free < threshold)
+    }
+
+    /// The bytes a load of `id` is expected to take: its last measured size, else the estimate
+    /// from its files, else nothing known (0).
+    fn expected_bytes(&self, state: &CacheState, id: &ModelId) -> u64 {
+        state.measured.get(id).copied().or_else(|| self.inner.estimate_bytes(id)).unwrap_or(0)
+    }
+
+    /// Whether loading `id` now would exceed `MAX_MODEL_MEMORY`: `Some((needed, available))`.
+    fn over_budget(&self, state: &CacheState, id: &ModelId) -> Option<(u64, u64)> {
+        let budget = self.config.max_model_memory?;
+        let loaded: u64 = self.inner.describe().iter().filter_map(|d| d.resident_bytes).sum();
+        let in_flight: u64 = state.loading.keys().map(|l| self.expected_bytes(state, l)).sum();
+        let needed = self.expected_bytes(state, id);
+        let available = budget.saturating_sub(loaded + in_flight);
+        (needed > available).then_some((needed, available))
+    }
+
+    /// Decides the next step for a caller that wants `id` loaded, under the lock.
+    fn next_step(&self, id: &ModelId) -> Step {
+        let mut state = self.lock();
+        if state.lru.get(id).is_some() {
+            return Step::Loaded; // a hit: now most recently used
+        }
+        if let Some(waiting) = state.loading.get_mut(id) {
+            *waiting += 1; // someone is loading it already: share that load
+            return Step::Load;
+        }
+        let occupied = state.lru.len() + state.loading.len();
+        let over_budget = self.over_budget(&state, id);
+        let cause = if occupied >= self.config.max_active_models {
+            EvictionCause::Capacity
+        } else if over_budget.is_some() {
+            EvictionCause::MemoryBudget
+        } else if self.under_pressure() {
+            EvictionCause::MemoryPressure
+        } else {
+            state.loading.insert(id.clone(), 1);
+            return Step::Load;
+        };
+        let victim = state.lru.iter().rev().map(|(k, _)| k).find(|k| !self.config.pinned.contains(*k)).cloned();
+        if let Some(victim) = victim {
+            state.lru.pop(&victim);
+            return Step::Evict(victim, cause);
+        }
+        if cause != EvictionCause::MemoryPressure && !state.loading.is_empty() {
+            return Step::WaitForLoads; // the slots (or bytes) are held by loads in flight: one will finish
+        }
+        if let (EvictionCause::MemoryBudget, Some((needed, available))) = (cause, over_budget) {
+            return Step::Refuse(CoreError::InsufficientMemory {
+                model_id: id.to_string(),
+                needed_bytes: needed,
+                available_bytes: available,
+                budget_bytes: self.config.max_model_memory.unwrap_or(0),
+            });
+        }
+        tracing::warn!(model_id = %id, cause = cause.as_str(), "no evictable model left (all pinned); loading anyway");
+        state.loading.insert(id.clone(), 1);
+        Step::Load
+    }
+
+    /// `loaded`: the load succeeded, with the bytes the model measured, if it did.
+    fn finish_load(&self, id: &ModelId, loaded: Option<Option<u64>>) {
+        {
+            let mut state = self.lock();
+            if let Some(waiting) = state.loading.get_mut(id) {
+                *waiting -= 1;
+                if *waiting == 0 {
+                    state.loading.remove(id);
+                }
+            }
+            if let (Some(resident), true) = (loaded, self.inner.contains(id)) {
+                state.lru.put(id.clone(), ());
+                if let Some(bytes) = resident {
+                    state.measured.insert(id.clone(), bytes);
+                }
+            }
+        }
+        self.load_finished.notify_waiters();
+    }
+
+    /// Makes room for `id` and loads it, unless it is loaded: `None` then, and nothing was asked
+    /// of the inner manager.
+    async fn ensure_loaded(&self, id: &ModelId) -> Result<Option<ModelDescription>, CoreError> {
+        loop {
+            // Registered before the state is read, so a load finishing in between is not missed.
+            let finished = self.load_finished.notified();
+            tokio::pin!(finished);
+            finished.as_mut().enable();
+            match self.next_step(id) {
+                Step::Loaded => return Ok(None),
+                // One eviction at a time lets the memory probe see what each eviction freed.
+                Step::Evict(victim, cause) => {
+                    self.inner.remove(&victim, RemovalReason::Evicted(cause)).await;
+                }
+                Step::WaitForLoads => finished.await,
+                Step::Refuse(error) => return Err(error),
+                Step::Load => break,
+            }
+        }
+        // Released on drop, so a caller cancelled mid-load (client gone) does not hold its slot forever.
+        let mut admission = Admission { cache: self, id, loaded: None };
+        let result = self.inner.add(id).await;
+        admission.loaded = result.as_ref().ok().map(|d| d.resident_bytes);
+        result.map(Some)
+    }
+}
+
+struct Admission<'a, M: ModelManager> {
+    cache: &'a WithFixedSizeCache<M>,
+    id: &'a ModelId,
+    /// Set when the load succeeded: the bytes the model measured.
+    loaded: Option<Option<u64>>,
+}
+
+impl<M: ModelManager> Drop for Admission<'_, M> {
+    fn drop(&mut self) {
+        self.cache.finish_load(self.id, self.loaded);
+    }
+}
+
+enum Step {
+    Loaded,
+    Evict(ModelId, EvictionCause),
+    WaitForLoads,
+    /// Cannot fit even with every evictable model gone.
+    Refuse(CoreError),
+    Load,
+}
+
+#[async_trait]
+impl<M: ModelManager> ModelManager for WithFixedSizeCache<M> {
+    async fn add(&self, id: &ModelId) -> Result<ModelDescription, CoreError> {
+        match self.ensure_loaded(id).await? {
+            Some(description) => Ok(description),
+            None => self.inner.add(id).await,
+        }
+    }
+
+    async fn remove(&self, id: &ModelId, reason: RemovalReason) -> bool {
+        self.lock().lru.pop(id);
+        self.inner.remove(id, reason).await
+    }
+
+    async fn clear(&self) {
+        self.lock().lru.clear();
+        self.inner.clear().await;
+    }
+
+    async fn infer(&self, id: &ModelId, inference: Inference<'_>) -> Result<(), CoreError> {
+        self.ensure_loaded(id).await?;
+        let result = self.inner.infer(id, inference).await;
+        // If another request evicted the model between the load and this call, the inner manager
+        // loaded it again: track it so the cap still sees it.
+        if self.inner.contains(id) {
+            let mut state = self.lock();
+            if !state.lru.contains(id) {
+                state.lru.put(id.clone(), ());
+            }
+        }
+        result
+    }
+
+    fn inventory(&self) -> &dyn Inventory {
+        self.inner.inventory()
+    }
+}

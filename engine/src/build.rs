@@ -1,0 +1,266 @@
+//! Building one session on one execution provider: the provider's options, its caches (TensorRT
+//! engines, OpenVINO blobs, ONNX Runtime's optimised graph) and the threads it runs on.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
+use ort::session::Session;
+
+use crate::cache_dirs::{openvino_cache_dir, optimized_graph_path, tensorrt_cache_dir};
+use crate::environment::{cpu_device, environment, openvino_device, runtime_version, tensorrt_version};
+use crate::gpu::GpuSnapshot;
+use crate::provider::{ArenaStrategy, OpenVinoDevice, Provider, ProviderOptions};
+use crate::session::{broken, ModelSession, SessionShape};
+use crate::threads::ServingThreads;
+use crate::EngineError;
+
+/// Where a session runs: the provider, and the GPU for the NVIDIA ones.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Target<'g> {
+    pub provider: Provider,
+    /// The GPU placed for the model (its name and compute capability key TensorRT's engines).
+    pub gpu: Option<&'g GpuSnapshot>,
+    /// The input's shape changes from request to request (see `build_on`).
+    pub varying_shapes: bool,
+    /// Intra-op threads of this session when not the deployment's (instances share the cores).
+    pub intra_threads: Option<usize>,
+}
+
+/// Builds a session for `file` on `target`, configured from `options`; provider caches (TensorRT
+/// engines, OpenVINO blobs) go under `cache_root`, the model's cache entry. Errors are the cause
+/// as ONNX Runtime gave it.
+pub fn build_on(
+    target: Target<'_>,
+    file: &Path,
+    options: &ProviderOptions,
+    cache_root: &Path,
+) -> Result<Session, String> {
+    if target.provider == Provider::OpenVino {
+        return build_openvino_at_serving_priority(target, file, options, cache_root);
+    }
+    build_here(target, file, options, cache_root)
+}
+
+/// OpenVINO makes the threads that will run a compiled model's inferences while it compiles, and
+/// Linux threads inherit their creator's priority: compiling on a lowered load thread would leave
+/// the model serving at the load's priority for good. So OpenVINO sessions are built on a thread
+/// at normal priority (their compile is then not deprioritised; the rest of the load still is).
+fn build_openvino_at_serving_priority(
+    target: Target<'_>,
+    file: &Path,
+    options: &ProviderOptions,
+    cache_root: &Path,
+) -> Result<Session, String> {
+    let (file, options, cache_root) = (file.to_path_buf(), options.clone(), cache_root.to_path_buf());
+    let (provider, varying_shapes, intra_threads) = (target.provider, target.varying_shapes, target.intra_threads);
+    let (reply, built) = std::sync::mpsc::sync_channel(1);
+    crate::threads::spawn_serving("openvino-compile".into(), move || {
+        let target = Target { provider, gpu: None, varying_shapes, intra_threads };
+        let _ = reply.send(build_here(target, &file, &options, &cache_root));
+    })
+    .map_err(|e| format!("cannot start the OpenVINO compile thread: {e}"))?;
+    built.recv().unwrap_or_else(|_| Err("the OpenVINO compile thread panicked".into()))
+}
+
+fn build_here(
+    target: Target<'_>,
+    file: &Path,
+    options: &ProviderOptions,
+    cache_root: &Path,
+) -> Result<Session, String> {
+    let env = environment().map_err(|e| e.to_string())?;
+    let mut builder = Session::builder(env).map_err(|e| e.to_string())?;
+    let intra_threads = target.intra_threads.unwrap_or(options.intra_threads);
+    if intra_threads > 0 {
+        builder = builder.with_intra_threads(intra_threads).map_err(|e| e.to_string())?;
+    }
+    // Spinning keeps a waiting intra-op thread busy for a while after each operator: it buys a
+    // little latency with a core that decoding and pre-processing need (docs/benchmarks.md).
+    builder = builder.with_intra_op_spinning(options.intra_spinning).map_err(|e| e.to_string())?;
+    builder = builder.with_inter_op_spinning(options.intra_spinning).map_err(|e| e.to_string())?;
+    builder = builder.with_thread_manager(ServingThreads).map_err(|e| e.to_string())?;
+    if target.varying_shapes {
+        // A memory pattern is planned per input shape and kept: for inputs whose shape changes with
+        // every image (OCR) the plans only accumulate (1.7 GB after two passes over the OCR
+        // fixtures, 0.77 GB without; docs/benchmarks.md). The CPU arena stays (without it every
+        // operator's output is a fresh mmap: 5x slower OCR) and is shrunk after each run instead
+        // (`shrinking_run_options`).
+        builder = builder.with_memory_pattern(false).map_err(|e| e.to_string())?;
+    }
+    let gpu = target.gpu.map_or(0, |g| g.index);
+    let mut tensorrt_dir = None;
+    builder = match target.provider {
+        Provider::Cpu => {
+            let no_options: Vec<(String, String)> = Vec::new();
+            builder.with_devices([cpu_device()?], Some(no_options.as_slice())).map_err(|e| e.to_string())?
+        }
+        Provider::Cuda => builder.with_execution_providers([cuda(options, gpu)]).map_err(|e| e.to_string())?,
+        Provider::TensorRt => {
+            let dir = tensorrt_cache_dir(cache_root, &gpu_key(target.gpu), &tensorrt_version()?);
+            std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            let trt = ort::ep::TensorRT::default()
+                .with_device_id(gpu as i32)
+                .with_fp16(options.tensorrt_fp16)
+                .with_engine_cache(true)
+                .with_engine_cache_path(dir.display())
+                .with_timing_cache(true)
+                .with_timing_cache_path(dir.display())
+                .build()
+                .error_on_failure();
+            let engines_before = count_engines(&dir);
+            tensorrt_dir = Some((dir, engines_before));
+            // Nodes TensorRT does not take run on CUDA, not on the CPU.
+            builder.with_execution_providers([trt, cuda(options, gpu)]).map_err(|e| e.to_string())?
+        }
+        Provider::OpenVino => {
+            let device = openvino_device(options.openvino_device)?;
+            let dir = openvino_cache_dir(cache_root, options.openvino_device, options.openvino_precision);
+            std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            let config = openvino_options(device.ep().map_err(|e| e.to_string())?, options, intra_threads, &dir);
+            // A session reported as OpenVINO runs wholly on OpenVINO: a model with nodes it cannot
+            // take fails here and is built on the next provider instead, with the cause logged.
+            let builder =
+                builder.with_config_entry("session.disable_cpu_ep_fallback", "1").map_err(|e| e.to_string())?;
+            builder.with_devices([device], Some(&config)).map_err(|e| e.to_string())?
+        }
+    };
+    let started = Instant::now();
+    let session = if target.provider == Provider::Cpu && options.optimized_graph_cache {
+        commit_cached(builder, file, &optimized_graph_path(cache_root, file, runtime_version()))?
+    } else {
+        builder.commit_from_file(file).map_err(|e| format!("not a loadable ONNX model: {e}"))?
+    };
+    if let Some((dir, before)) = tensorrt_dir {
+        let seconds = started.elapsed().as_secs_f64();
+        if count_engines(&dir) > before {
+            tracing::info!(file = %file.display(), cache = %dir.display(), seconds, "built a TensorRT engine (first build for this GPU and TensorRT version; later loads reuse it)");
+        } else {
+            tracing::info!(file = %file.display(), cache = %dir.display(), seconds, "TensorRT engine loaded from the cache");
+        }
+    }
+    Ok(session)
+}
+
+/// Starts the session from ONNX Runtime's optimised graph saved by an earlier load, or builds it
+/// from `file` and saves that graph (written aside, then renamed, so a crash leaves no half file).
+/// A saved graph that no longer loads is deleted and rebuilt.
+fn commit_cached(mut builder: SessionBuilder, file: &Path, cached: &Path) -> Result<Session, String> {
+    if cached.is_file() {
+        let from_cache = builder
+            .clone()
+            .with_optimization_level(GraphOptimizationLevel::Disable)
+            .map_err(|e| e.to_string())
+            .and_then(|mut b| b.commit_from_file(cached).map_err(|e| e.to_string()));
+        match from_cache {
+            Ok(session) => {
+                tracing::debug!(file = %file.display(), cached = %cached.display(), "session started from its saved optimised graph");
+                return Ok(session);
+            }
+            Err(e) => {
+                tracing::warn!(file = %file.display(), cached = %cached.display(), cause = %e, "saved optimised graph does not load; rebuilding it");
+                let _ = std::fs::remove_file(cached);
+            }
+        }
+    }
+    let not_loadable = |e: ort::Error| format!("not a loadable ONNX model: {e}");
+    let Some(dir) = cached.parent().filter(|d| std::fs::create_dir_all(d).is_ok()) else {
+        return builder.commit_from_file(file).map_err(not_loadable);
+    };
+    static SERIAL: AtomicU64 = AtomicU64::new(0);
+    let aside = dir.join(format!(".saving-{}-{}", std::process::id(), SERIAL.fetch_add(1, Ordering::Relaxed)));
+    let saving = builder.clone().with_optimized_model_path(&aside).map_err(|e| e.to_string())?.commit_from_file(file);
+    let session = match saving {
+        Ok(session) => session,
+        // A graph holding nodes compiled by a provider cannot be saved; the session still serves.
+        Err(e) if e.to_string().contains("serialize") => {
+            tracing::warn!(file = %file.display(), cause = %e, "cannot save the optimised graph");
+            let _ = std::fs::remove_file(&aside);
+            return builder.commit_from_file(file).map_err(not_loadable);
+        }
+        Err(e) => return Err(not_loadable(e)),
+    };
+    if let Err(e) = std::fs::rename(&aside, cached) {
+        tracing::warn!(cached = %cached.display(), cause = %e, "cannot save the optimised graph");
+        let _ = std::fs::remove_file(&aside);
+    }
+    Ok(session)
+}
+
+fn cuda(options: &ProviderOptions, gpu: u32) -> ort::ep::ExecutionProviderDispatch {
+    let mut cuda = ort::ep::CUDA::default().with_device_id(gpu as i32).with_arena_extend_strategy(
+        match options.cuda_arena_strategy {
+            ArenaStrategy::NextPowerOfTwo => ort::ep::ArenaExtendStrategy::NextPowerOfTwo,
+            ArenaStrategy::SameAsRequested => ort::ep::ArenaExtendStrategy::SameAsRequested,
+        },
+    );
+    if let Some(limit) = options.cuda_memory_limit {
+        cuda = cuda.with_memory_limit(limit);
+    }
+    cuda.build().error_on_failure()
+}
+
+/// The GPU's name and compute capability, which a TensorRT engine is only valid for.
+fn gpu_key(gpu: Option<&GpuSnapshot>) -> String {
+    match gpu {
+        Some(g) => format!("{}-sm{}", g.name, g.compute_capability.as_deref().unwrap_or_default()),
+        None => "gpu0".into(),
+    }
+}
+
+fn count_engines(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|entries| entries.flatten().filter(|e| e.file_name().to_string_lossy().ends_with(".engine")).count())
+        .unwrap_or(0)
+}
+
+/// The plugin's options, keyed by the device's provider name as `with_devices` expects. The
+/// plugin ignores `precision`, `cache_dir` and `num_of_threads` as options (it warns): they go
+/// into `load_config`, OpenVINO's own properties per device.
+fn openvino_options(
+    ep_name: &str,
+    options: &ProviderOptions,
+    threads: usize,
+    cache_dir: &Path,
+) -> Vec<(String, String)> {
+    let mut properties = serde_json::json!({
+        "INFERENCE_PRECISION_HINT": options.openvino_precision.name(),
+        "CACHE_DIR": cache_dir.display().to_string(),
+    });
+    if threads > 0 {
+        properties["INFERENCE_NUM_THREADS"] = serde_json::json!(threads);
+    }
+    // AUTO hands each property set to the device it is named for.
+    let devices: &[&str] = match options.openvino_device {
+        OpenVinoDevice::Auto => &["CPU", "GPU", "NPU"],
+        other => &[other.name()],
+    };
+    let load_config: serde_json::Map<String, serde_json::Value> =
+        devices.iter().map(|d| (d.to_string(), properties.clone())).collect();
+    vec![(format!("{ep_name}.load_config"), serde_json::Value::Object(load_config).to_string())]
+}
+
+/// A session of `file` on `provider` (and `gpu`), configured from `options`, unchecked: for
+/// benchmarks of the raw runtime on each provider.
+pub fn build_raw(
+    provider: Provider,
+    gpu: Option<&GpuSnapshot>,
+    file: &Path,
+    options: &ProviderOptions,
+    cache_root: &Path,
+) -> Result<ModelSession, String> {
+    let target = Target { provider, gpu, varying_shapes: false, intra_threads: None };
+    build_on(target, file, options, cache_root).map(ModelSession)
+}
+
+/// A CPU session with ONNX Runtime's defaults but for the thread count (benchmarks and tests of
+/// the raw runtime).
+pub fn build_session(path: &Path, intra_threads: usize) -> Result<(ModelSession, SessionShape), EngineError> {
+    let options = ProviderOptions { intra_threads, ..ProviderOptions::default() };
+    let target = Target { provider: Provider::Cpu, gpu: None, varying_shapes: false, intra_threads: None };
+    let session =
+        build_on(target, path, &options, path.parent().unwrap_or(Path::new("."))).map_err(|e| broken(path, e))?;
+    let shape = SessionShape::of(&session, path)?;
+    Ok((ModelSession(session), shape))
+}

@@ -1,0 +1,90 @@
+//! A model's inference instances: results in order, a full queue refused at once, and dynamic
+//! batching that hands every request what it would have got alone.
+
+use std::path::Path;
+use std::time::Duration;
+
+use futures::future::join_all;
+use ndarray::Array4;
+use sightline_engine::{
+    build_session, init_runtime, BatchPolicy, EngineError, ModelSession, OnnxWorker, PipelineMetrics, WorkerOptions,
+};
+
+fn sessions(model: &str, count: usize) -> Vec<ModelSession> {
+    let dylib =
+        std::env::var("ORT_DYLIB_PATH").expect("ORT_DYLIB_PATH is not set: run `make test` (it runs `make setup`)");
+    init_runtime(Path::new(&dylib)).unwrap();
+    let weights = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../assets/models/{model}/1/weights.onnx"));
+    (0..count).map(|_| build_session(&weights, 1).unwrap().0).collect()
+}
+
+fn options(queue: usize, batch: BatchPolicy, metrics: &PipelineMetrics) -> WorkerOptions {
+    WorkerOptions {
+        queue_capacity: queue,
+        batch,
+        varying_shapes: false,
+        timers: metrics.for_model("m"),
+        retire_nice: 10,
+    }
+}
+
+fn worker(queue: usize) -> OnnxWorker {
+    let metrics = PipelineMetrics::unregistered();
+    OnnxWorker::start(sessions("shapes", 1), "shapes/1", options(queue, BatchPolicy::UNBATCHED, &metrics)).unwrap()
+}
+
+fn inputs(count: usize) -> Vec<Array4<f32>> {
+    (0..count)
+        .map(|i| {
+            Array4::from_shape_fn((1, 3, 256, 256), |(_, c, y, x)| ((x * 7 + y * 3 + c + i * 31) % 256) as f32 / 255.0)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn each_caller_gets_its_own_result() {
+    let w = worker(8);
+    let inputs: Vec<Array4<f32>> = (0..8).map(|i| Array4::from_elem((1, 3, 256, 256), i as f32 / 8.0)).collect();
+    let outputs = join_all(inputs.iter().map(|x| w.run(x.clone()))).await;
+    // Same input, same output; different inputs, different outputs.
+    let again = w.run(inputs[3].clone()).await.unwrap();
+    assert_eq!(outputs[3].as_ref().unwrap()[0], again[0]);
+    assert_ne!(outputs[2].as_ref().unwrap()[0], outputs[3].as_ref().unwrap()[0]);
+}
+
+#[tokio::test]
+async fn a_full_queue_is_refused_not_waited_on() {
+    let w = worker(1);
+    let input = Array4::from_elem((1, 3, 256, 256), 0.5f32);
+    // 64 requests queued at once onto a queue of one: the thread takes at most a couple before the rest arrive.
+    let results = join_all((0..64).map(|_| w.run(input.clone()))).await;
+    let refused = results.iter().filter(|r| matches!(r, Err(EngineError::Overloaded(id)) if id == "shapes/1")).count();
+    let served = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(refused + served, 64);
+    assert!(refused >= 32, "refused {refused}");
+    assert!(served >= 1);
+}
+
+#[tokio::test]
+async fn batched_runs_answer_each_image_as_it_would_be_answered_alone() {
+    let images = inputs(12);
+    let alone = worker(16);
+    let mut expected = Vec::new();
+    for image in &images {
+        expected.push(alone.run(image.clone()).await.unwrap());
+    }
+    let metrics = PipelineMetrics::unregistered();
+    // A delay long enough that every queued image of the burst joins a batch of up to 8.
+    let policy = BatchPolicy { max_batch: 8, max_delay: Duration::from_millis(200) };
+    let batched = OnnxWorker::start(sessions("shapes-dyn", 2), "shapes-dyn/1", options(16, policy, &metrics)).unwrap();
+    let results = join_all(images.iter().map(|x| batched.run(x.clone()))).await;
+    for (i, (got, want)) in results.into_iter().zip(&expected).enumerate() {
+        let got = got.unwrap();
+        assert_eq!(got[0].shape(), want[0].shape(), "image {i}");
+        let worst = got[0].iter().zip(want[0].iter()).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        assert!(worst < 1e-3, "image {i}: batched output differs from its unbatched one by {worst}");
+    }
+    let batches = metrics.for_model("m").batch_size;
+    assert_eq!(batches.get_sample_sum() as usize, 12, "every image ran once");
+    assert!(batches.get_sample_count() < 12, "{} runs for 12 images: nothing was batched", batches.get_sample_count());
+}

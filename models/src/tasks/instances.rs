@@ -1,0 +1,86 @@
+//! A task model's instances as both kinds of request reach them: its images, and the protocol's
+//! tensors through the same queue, batches and admission (429), checked against its signature.
+
+use async_trait::async_trait;
+use image::RgbImage;
+use sightline_core::{CoreError, PreprocessingFlags, RunTensors, Tensor, TensorSignature};
+use std::path::Path;
+
+use sightline_engine::{Admission, EngineError, ModelSession, ModelSessions, OnnxWorker, Outputs, StageTimers};
+
+use crate::image::letterbox::Placement;
+use crate::image::preprocess::{prepare, InputSpec};
+use crate::load_options::LoadOptions;
+
+pub struct Instances {
+    worker: OnnxWorker,
+    /// `None` where the session has inputs or outputs the protocol cannot carry.
+    signature: Option<TensorSignature>,
+    timers: StageTimers,
+}
+
+/// One image's run: the outputs, where the image sits in the input, and the decoded frame when a
+/// visualization will be drawn on it. The request stays admitted until `admitted` is dropped, so
+/// keep it through post-processing.
+pub struct Ran {
+    pub outputs: Outputs,
+    pub placement: Placement,
+    pub frame: Option<RgbImage>,
+    pub admitted: Admission,
+}
+
+impl Instances {
+    /// Serves `session` of `file` (built and checked) with the deployment's instances of it, each
+    /// run taking at most `batch_limit` inputs; `signature` is what the protocol may send it.
+    pub fn start(
+        sessions: &mut ModelSessions<'_>,
+        file: &Path,
+        session: ModelSession,
+        batch_limit: usize,
+        signature: Option<TensorSignature>,
+        options: &LoadOptions,
+        name: &str,
+    ) -> Result<Instances, EngineError> {
+        let all = sessions.instances(file, session, false)?;
+        let worker_options = options.worker(name, batch_limit, false);
+        let timers = worker_options.timers.clone();
+        let worker = OnnxWorker::start(all, name, worker_options)?;
+        Ok(Instances { worker, signature, timers })
+    }
+
+    pub fn timers(&self) -> &StageTimers {
+        &self.timers
+    }
+
+    /// Admits one image (or refuses it at once when the model's queue is full), decodes and
+    /// prepares it for `input` on the CPU pool, and runs it on the instances.
+    pub async fn run_image(
+        &self,
+        image: Vec<u8>,
+        preprocessing: PreprocessingFlags,
+        input: InputSpec,
+        keep_frame: bool,
+    ) -> Result<Ran, CoreError> {
+        let admitted = self.worker.admit()?;
+        let prepared = prepare(image, preprocessing, input, keep_frame).await?;
+        self.timers.decode.observe(prepared.decode.as_secs_f64());
+        self.timers.preprocess.observe(prepared.preprocess.as_secs_f64());
+        let outputs = self.worker.run(prepared.tensor).await?;
+        Ok(Ran { outputs, placement: prepared.placement, frame: prepared.frame, admitted })
+    }
+
+    /// The tensor capability, where the session has a signature.
+    pub fn tensor_runner(&self) -> Option<&dyn RunTensors> {
+        self.signature.is_some().then_some(self as &dyn RunTensors)
+    }
+}
+
+#[async_trait]
+impl RunTensors for Instances {
+    async fn run_tensors(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, CoreError> {
+        let signature = self.signature.as_ref().ok_or_else(|| CoreError::Internal("no tensor signature".into()))?;
+        let inputs = signature.arrange(inputs)?;
+        let _admitted = self.worker.admit()?;
+        Ok(self.worker.run_tensors(inputs).await?)
+    }
+}

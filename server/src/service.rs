@@ -1,0 +1,311 @@
+//! The service: what every protocol's handlers call, and the only way they reach models and the
+//! model cache. It resolves the model (loading it within `MODEL_LOAD_WAIT_SECS`), fetches the
+//! images, asks the model for the capability the request needs (refusing, in one place, a model
+//! that lacks it), and times each answer. Handlers only parse, check and shape.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::future::{BoxFuture, FutureExt};
+use futures::stream::{self, StreamExt, TryStreamExt};
+use sightline_artifacts::{ArtifactCache, CacheListing, CachedEntry, NoProgress, VerifyLevel};
+use sightline_core::{
+    Asked, ClassificationOutput, ClassificationParams, CoreError, DetectOptions, DetectionOutput, ImageRequest, Model,
+    ModelDescription, ModelId, ModelManager, OcrOutput, PreprocessingFlags, RemovalReason, Task, Tensor,
+    VisualizeParams,
+};
+use sightline_engine::{DevicePlacer, GpuSnapshot};
+
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::image_input::ImageInput;
+use crate::startup_error::StartupError;
+use crate::url_fetch::{UrlFetcher, UrlPolicy};
+
+/// Images of one request in the model's queue at once: a long list must not flood it.
+pub const IMAGES_IN_FLIGHT: usize = 4;
+
+pub struct Service {
+    manager: Arc<dyn ModelManager>,
+    /// The verified disk cache behind every load.
+    artifacts: Arc<ArtifactCache>,
+    /// `MODEL_LOAD_WAIT_SECS`: how long an inference request waits for its model to load.
+    load_wait: Duration,
+    /// Fetches `url` image inputs under the destination policy.
+    url_fetcher: UrlFetcher,
+    /// The GPUs models may be placed on, where NVML sees any.
+    gpus: Option<Arc<DevicePlacer>>,
+    /// Serves the OCR routes without a `model_id`.
+    default_ocr_model: String,
+}
+
+/// Images of one request, and what the capability serving them is asked.
+pub struct ImageJob<P> {
+    pub images: Vec<ImageInput>,
+    pub preprocessing: PreprocessingFlags,
+    /// `Some` to get each image back with the predictions drawn.
+    pub visualize: Option<VisualizeParams>,
+    pub options: P,
+}
+
+/// What answering a request involved, for Roboflow's response headers.
+pub struct Served {
+    pub model_id: ModelId,
+    /// Seconds spent loading the model when this request had to load it.
+    pub cold_load: Option<f64>,
+    pub started: Instant,
+}
+
+/// Each image's answer, with the seconds its pipeline took.
+pub struct Answered<O> {
+    pub outputs: Vec<(O, f64)>,
+    pub served: Served,
+}
+
+impl Service {
+    /// The service over `manager` and `artifacts`, with the deployment's limits from `config`.
+    pub fn new(
+        manager: Arc<dyn ModelManager>,
+        artifacts: Arc<ArtifactCache>,
+        gpus: Option<Arc<DevicePlacer>>,
+        config: &Config,
+    ) -> Result<Service, StartupError> {
+        let url_fetcher = UrlFetcher::new(UrlPolicy {
+            enabled: config.allow_url_input,
+            allow_private: config.allow_private_urls,
+            allowed_networks: config.allowed_url_networks.clone(),
+            max_bytes: config.max_body_bytes,
+            timeout: Duration::from_secs(config.url_input_timeout_secs),
+        })
+        .map_err(|e| StartupError::UrlClient(e.to_string()))?;
+        Ok(Service {
+            load_wait: Duration::from_secs(config.model_load_wait_secs),
+            default_ocr_model: config.default_ocr_model.clone(),
+            manager,
+            artifacts,
+            url_fetcher,
+            gpus,
+        })
+    }
+
+    pub fn default_ocr_model(&self) -> &str {
+        &self.default_ocr_model
+    }
+
+    /// The model, loaded if needed within `MODEL_LOAD_WAIT_SECS`. Loads run on their own task,
+    /// so giving up here does not cancel the load.
+    pub async fn load(&self, id: &ModelId) -> Result<ModelDescription, ApiError> {
+        match tokio::time::timeout(self.load_wait, self.manager.add(id)).await {
+            Ok(result) => Ok(result?),
+            Err(_) => Err(ApiError::ModelNotReady(id.to_string())),
+        }
+    }
+
+    /// Boxes (and masks or keypoints, by `task`) for each image.
+    pub async fn detect(
+        &self,
+        id: &ModelId,
+        task: Task,
+        job: ImageJob<DetectOptions>,
+    ) -> Result<Answered<DetectionOutput>, ApiError> {
+        let asked = Asked::task(task);
+        self.run_images(id, asked, job, move |model, request| {
+            async move { capability(&*model, asked, |m| m.detector())?.detect(request).await }.boxed()
+        })
+        .await
+    }
+
+    pub async fn classify(
+        &self,
+        id: &ModelId,
+        job: ImageJob<ClassificationParams>,
+    ) -> Result<Answered<ClassificationOutput>, ApiError> {
+        let asked = Asked::task(Task::Classification);
+        self.run_images(id, asked, job, move |model, request| {
+            async move { capability(&*model, asked, |m| m.classifier())?.classify(request).await }.boxed()
+        })
+        .await
+    }
+
+    pub async fn read_text(&self, id: &ModelId, job: ImageJob<()>) -> Result<Answered<OcrOutput>, ApiError> {
+        let asked = Asked::task(Task::Ocr);
+        self.run_images(id, asked, job, move |model, request| {
+            async move { capability(&*model, asked, |m| m.text_reader())?.read_text(request).await }.boxed()
+        })
+        .await
+    }
+
+    /// The model's outputs for protocol tensors, after its own load (404 before the body is read).
+    pub async fn run_tensors(&self, id: &ModelId, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, ApiError> {
+        let asked = Asked::TENSORS;
+        let outputs = self
+            .use_model(id, asked, move |model| async move {
+                capability(&*model, asked, |m| m.tensor_runner())?.run_tensors(inputs).await
+            })
+            .await?;
+        Ok(outputs)
+    }
+
+    /// Loads the model before the clock starts (`time` is the model pipeline, as in Roboflow's
+    /// server), then fetches the images and runs a few of them at a time.
+    async fn run_images<P, O>(
+        &self,
+        id: &ModelId,
+        asked: Asked,
+        job: ImageJob<P>,
+        run: impl Fn(Arc<dyn Model>, ImageRequest<P>) -> BoxFuture<'static, Result<O, CoreError>> + Send + Sync + Copy,
+    ) -> Result<Answered<O>, ApiError>
+    where
+        P: Clone + Send + Sync + 'static,
+        O: Send + 'static,
+    {
+        let started = Instant::now();
+        let cold = !self.manager.contains(id);
+        let load_started = Instant::now();
+        self.load(id).await?;
+        let served =
+            Served { model_id: id.clone(), cold_load: cold.then(|| load_started.elapsed().as_secs_f64()), started };
+        let images: Vec<Vec<u8>> =
+            stream::iter(job.images.into_iter().map(|image| image.into_bytes(&self.url_fetcher)))
+                .buffered(IMAGES_IN_FLIGHT)
+                .try_collect()
+                .await?;
+        let (preprocessing, visualize, options) = (job.preprocessing, job.visualize, job.options);
+        let runs = images.into_iter().map(|image| {
+            let request = ImageRequest { image, preprocessing, options: options.clone(), visualize };
+            async move {
+                let started = Instant::now();
+                let output = self.use_model(id, asked, move |model| run(model, request)).await?;
+                Ok::<_, ApiError>((output, started.elapsed().as_secs_f64()))
+            }
+        });
+        let outputs = stream::iter(runs).buffered(IMAGES_IN_FLIGHT).try_collect().await?;
+        Ok(Answered { outputs, served })
+    }
+
+    /// One use of the model through the manager (its decorators count it under `asked`).
+    async fn use_model<T, F, Fut>(&self, id: &ModelId, asked: Asked, run: F) -> Result<T, CoreError>
+    where
+        T: Send,
+        F: FnOnce(Arc<dyn Model>) -> Fut + Send,
+        Fut: Future<Output = Result<T, CoreError>> + Send,
+    {
+        sightline_core::infer(self.manager.as_ref(), id, asked.label, run).await
+    }
+
+    /// Loads the model, waiting as long as the load takes (`/model/add`, `/start`).
+    pub async fn add(&self, id: &ModelId) -> Result<ModelDescription, CoreError> {
+        self.manager.add(id).await
+    }
+
+    /// Unloads the model; whether it was loaded (or loading).
+    pub async fn remove(&self, id: &ModelId) -> bool {
+        self.manager.remove(id, RemovalReason::Requested).await
+    }
+
+    pub async fn clear(&self) {
+        self.manager.clear().await
+    }
+
+    /// The loaded models, sorted by id.
+    pub fn loaded(&self) -> Vec<ModelDescription> {
+        self.manager.describe()
+    }
+
+    /// Models whose load is in progress, sorted.
+    pub fn loading(&self) -> Vec<ModelId> {
+        self.manager.loading()
+    }
+
+    pub fn is_loaded(&self, id: &ModelId) -> bool {
+        self.manager.contains(id)
+    }
+
+    /// What NVML reads of each GPU now; `None` where it sees none.
+    pub fn gpus(&self) -> Option<Vec<GpuSnapshot>> {
+        self.gpus.as_ref().map(|g| g.snapshots()).filter(|s| !s.is_empty())
+    }
+
+    /// The newest version of `dataset` loaded or in the disk cache (numbers compare as numbers).
+    pub async fn newest_version(&self, dataset: &str) -> Option<String> {
+        let prefix = format!("{dataset}/");
+        let loaded: Vec<String> = self
+            .manager
+            .describe()
+            .into_iter()
+            .filter_map(|d| d.model_id.to_string().strip_prefix(&prefix).map(str::to_owned))
+            .collect();
+        let cached = self.artifacts.versions(dataset).await;
+        newest(loaded.iter().chain(&cached).map(String::as_str)).map(str::to_owned)
+    }
+
+    /// The model's files into the disk cache, without loading it.
+    pub async fn pull(&self, id: &ModelId, source: Option<&str>) -> Result<CachedEntry, CoreError> {
+        self.artifacts.pull(id, source, Arc::new(NoProgress)).await
+    }
+
+    /// The disk cache's entries, checked to `level`, and whether each is loaded.
+    pub async fn cached(&self, level: VerifyLevel) -> Result<Vec<(CacheListing, bool)>, CoreError> {
+        let listed = self.artifacts.list(level).await?;
+        Ok(listed
+            .into_iter()
+            .map(|e| {
+                let loaded = ModelId::parse(&e.model_id).is_ok_and(|id| self.manager.contains(&id));
+                (e, loaded)
+            })
+            .collect())
+    }
+
+    /// Unloads the model and deletes its files: `(unloaded, deleted from disk)`.
+    pub async fn delete(&self, id: &ModelId) -> Result<(bool, bool), CoreError> {
+        let unloaded = self.remove(id).await;
+        let deleted = self.artifacts.remove(id).await?;
+        Ok((unloaded, deleted))
+    }
+
+    /// The names in `MODEL_SOURCES`, in order.
+    pub fn source_names(&self) -> Vec<&'static str> {
+        self.artifacts.source_names()
+    }
+}
+
+/// The capability `get` finds on `model`, when the model's task is the one asked for; else the
+/// request's 400, naming what the model is.
+fn capability<'m, C: ?Sized>(
+    model: &'m dyn Model,
+    asked: Asked,
+    get: impl FnOnce(&'m dyn Model) -> Option<&'m C>,
+) -> Result<&'m C, CoreError> {
+    let description = model.description();
+    let task_fits = asked.task.is_none_or(|task| task == description.task);
+    let found = if task_fits { get(model) } else { None };
+    found.ok_or_else(|| CoreError::TaskMismatch {
+        model_id: description.model_id.to_string(),
+        actual: match description.task {
+            Task::Tensor => "tensor (a plain ONNX model: use /v2/models/{name}/versions/{version}/infer)".into(),
+            task => task.to_string(),
+        },
+        requested: asked.label.into(),
+    })
+}
+
+/// Numeric versions compare as numbers, others as text.
+fn newest<'a>(versions: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    versions.max_by(|a, b| match (a.parse::<u64>(), b.parse::<u64>()) {
+        (Ok(x), Ok(y)) => x.cmp(&y),
+        _ => a.cmp(b),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::newest;
+
+    #[test]
+    fn the_newest_version_is_the_highest_number() {
+        assert_eq!(newest(["2", "10", "9"].into_iter()), Some("10"));
+        assert_eq!(newest(["a", "b"].into_iter()), Some("b"));
+        assert_eq!(newest(std::iter::empty()), None);
+    }
+}
