@@ -28,9 +28,27 @@ pub enum Architecture {
     YoloV8,
     /// YOLOv5 / YOLOv7 heads (`(N, 5 + C + E)`).
     YoloV5,
+    /// YOLO26: its one-to-one head (`(N, 6 + E)`: corners, score, class; no NMS), or, exported with
+    /// its one-to-many head, the v8 layout; the output's shape tells which at load.
+    Yolo26,
     /// Any image classifier with one `(1, C)` output.
     Classifier,
 }
+
+/// YOLO26's sizes as Roboflow's registry names them, per task (its `ROBOFLOW_MODEL_TYPES`).
+const YOLO26_DETECTION: &[&str] = &["yolo26", "yolo26n", "yolo26s", "yolo26b", "yolo26m", "yolo26l", "yolo26x"];
+const YOLO26_SEGMENTATION: &[&str] = &[
+    "yolo26n",
+    "yolo26s",
+    "yolo26m",
+    "yolo26l",
+    "yolo26x",
+    "yolo26n-seg",
+    "yolo26s-seg",
+    "yolo26m-seg",
+    "yolo26l-seg",
+    "yolo26x-seg",
+];
 
 impl Architecture {
     fn for_task(task: Task, model_type: &str) -> Option<Architecture> {
@@ -38,6 +56,8 @@ impl Architecture {
         let v8 = m.starts_with("yolov8") || m.starts_with("yolov11") || m.starts_with("yolo11");
         let v5 = m.starts_with("yolov5") || m.starts_with("yolov7");
         match task {
+            Task::ObjectDetection if YOLO26_DETECTION.contains(&m.as_str()) => Some(Architecture::Yolo26),
+            Task::InstanceSegmentation if YOLO26_SEGMENTATION.contains(&m.as_str()) => Some(Architecture::Yolo26),
             Task::ObjectDetection if v8 => Some(Architecture::YoloV8),
             Task::ObjectDetection if v5 => Some(Architecture::YoloV5),
             Task::InstanceSegmentation if v8 => Some(Architecture::YoloV8),
@@ -45,6 +65,26 @@ impl Architecture {
             Task::KeypointDetection if v8 => Some(Architecture::YoloV8),
             Task::Classification => Some(Architecture::Classifier),
             _ => None,
+        }
+    }
+
+    /// The model types `task` is served for, for the error that refuses another.
+    fn known(task: Task) -> String {
+        let yolo26 = match task {
+            Task::ObjectDetection => YOLO26_DETECTION.join(", "),
+            Task::InstanceSegmentation => YOLO26_SEGMENTATION.join(", "),
+            _ => String::new(),
+        };
+        let families = match task {
+            Task::ObjectDetection | Task::InstanceSegmentation => "yolov5*, yolov7*, yolov8*, yolov11*, yolo11*",
+            Task::KeypointDetection => "yolov8*, yolov11*, yolo11*",
+            Task::Classification => "any",
+            Task::Ocr | Task::Tensor => "none",
+        };
+        if yolo26.is_empty() {
+            families.to_owned()
+        } else {
+            format!("{families}, {yolo26}")
         }
     }
 }
@@ -114,8 +154,9 @@ pub fn read_model_dir(dir: &Path) -> Result<ModelConfig, ModelError> {
     let (task, model_type) = read_task(dir)?;
     let architecture = Architecture::for_task(task, &model_type).ok_or_else(|| {
         ModelError::Unsupported(format!(
-            "architecture {model_type:?} is not supported for {task} ({})",
-            model_type_path.display()
+            "architecture {model_type:?} is not supported for {task} ({}); known model types: {}",
+            model_type_path.display(),
+            Architecture::known(task)
         ))
     })?;
 
@@ -389,10 +430,21 @@ mod tests {
     }
 
     #[test]
+    fn yolo26_is_known_by_roboflow_s_model_types_per_task() {
+        let of = |task, model_type| Architecture::for_task(task, model_type);
+        assert_eq!(of(Task::ObjectDetection, "yolo26n"), Some(Architecture::Yolo26));
+        assert_eq!(of(Task::ObjectDetection, "yolo26"), Some(Architecture::Yolo26));
+        assert_eq!(of(Task::InstanceSegmentation, "yolo26s-seg"), Some(Architecture::Yolo26));
+        assert_eq!(of(Task::InstanceSegmentation, "yolo26"), None, "Roboflow lists no bare yolo26 for segmentation");
+        assert_eq!(of(Task::ObjectDetection, "yolo26n-seg"), None);
+        assert_eq!(of(Task::ObjectDetection, "yolov11n"), Some(Architecture::YoloV8));
+    }
+
+    #[test]
     fn unknown_architecture_and_resize_are_clear_errors() {
         let dir = folder(&[("model_type.json", r#"{"project_task_type": "object-detection", "model_type": "detr"}"#)]);
         let e = read_model_dir(dir.path()).unwrap_err();
-        assert!(matches!(&e, ModelError::Unsupported(m) if m.contains("\"detr\"")), "{e}");
+        assert!(matches!(&e, ModelError::Unsupported(m) if m.contains("\"detr\"") && m.contains("yolo26n")), "{e}");
 
         let env = r#"{"PREPROCESSING": {"resize": {"enabled": true, "format": "Fill (with center crop) in"}}}"#;
         let dir = folder(&[("model_type.json", DET), ("environment.json", env), ("class_names.txt", "a")]);

@@ -240,9 +240,53 @@ async fn main() {
         level.rate(),
         level.latencies_ms.len()
     );
+    println!();
+    family_table(&client, &base, iterations).await;
     let _ = std::fs::remove_dir_all(&cache_dir);
     println!();
     provider_tables(&client, iterations, Path::new(&dylib)).await;
+}
+
+/// Per model family, CPU provider, one run: raw ONNX Runtime at batch 1 on the fixture's prepared
+/// tensor (these exports have a fixed batch of 1), and the server at 16 closed-loop clients on the
+/// 640x480 JPEG, as a ratio to raw.
+async fn family_table(client: &reqwest::Client, base: &str, iterations: usize) {
+    let families = [
+        ("YOLOv8", "shapes/1", "object_detection"),
+        ("YOLO11", "shapes-y11/1", "object_detection"),
+        ("YOLO26, one-to-one (no NMS)", "shapes-y26/1", "object_detection"),
+        ("YOLO26, one-to-many", "shapes-y26-o2m/1", "object_detection"),
+        ("YOLOv8-seg", "shapes-seg/1", "instance_segmentation"),
+        ("YOLO26-seg, one-to-one", "shapes-seg-y26/1", "instance_segmentation"),
+    ];
+    let input = read_npy_f32(&root().join("tests/data/raw/input_letterbox_shapes_640x480.npy"));
+    let tensor = ndarray::Array4::from_shape_vec((1, 3, 256, 256), input).unwrap();
+    let jpeg = base64::engine::general_purpose::STANDARD.encode(jpeg_640x480());
+    let seconds: u64 = std::env::var("BENCH_LOAD_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(8);
+    println!("Families, CPU provider: `shapes_640x480` (raw: its prepared tensor; server: the 640x480 JPEG as base64 JSON, 16 closed-loop clients, {seconds} s).\n");
+    println!("| family | model | raw batch 1 (img/s) | server, 16 clients: req/s, p50 / p99 (ms) | ÷ raw |");
+    println!("|---|---|---|---|---|");
+    for (family, model, route) in families {
+        let weights = root().join("assets/models").join(model).join("weights.onnx");
+        let (mut session, _) = build_session(&weights, 0).unwrap();
+        let raw = 1e3
+            / time_ms(iterations, || {
+                session.run(&tensor).unwrap();
+            });
+        drop(session);
+        let body = Arc::new(json!({"model_id": model, "confidence": 0.25, "image": {"type": "base64", "value": jpeg}}));
+        let url = format!("{base}/infer/{route}");
+        run_level(client, &url, body.clone(), 4, Duration::from_secs(1)).await;
+        let at16 = run_level(client, &url, body, 16, Duration::from_secs(seconds)).await;
+        assert_eq!(at16.errors, 0, "{model}: requests failed");
+        println!(
+            "| {family} | `{model}` | {raw:.0} | {:.0}, {:.1} / {:.1} | {:.2} |",
+            at16.rate(),
+            percentile(&at16.latencies_ms, 0.5),
+            percentile(&at16.latencies_ms, 0.99),
+            at16.rate() / raw
+        );
+    }
 }
 
 /// A provider setting as the bench runs it: `EXECUTION_PROVIDERS` alone, OpenVINO's precision.

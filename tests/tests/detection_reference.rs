@@ -1,6 +1,7 @@
 //! The served detection-like models against the Python reference outputs, over real HTTP, for every
 //! fixture image (all sizes, the EXIF-rotated one, the empty one) and every reference run:
-//! YOLOv8, YOLOv8 with a dynamic batch axis, YOLOv5, and YOLOv8-pose (keypoints within 1.5 px).
+//! YOLOv8, YOLOv8 with a dynamic batch axis, YOLOv5, YOLO11, YOLO26 with its one-to-one (NMS-free)
+//! and its one-to-many head, and YOLOv8-pose (keypoints within 1.5 px).
 
 mod common;
 
@@ -75,6 +76,32 @@ async fn yolov5_detections_match_the_reference_for_every_image_and_run() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn yolo11_detections_match_the_reference() {
+    check_against_reference("shapes-y11/1", "shapes-det-y11.json", "/infer/object_detection", "cpu").await;
+}
+
+/// The one-to-one head: no NMS, the graph's own selection above the confidence (two classes on one
+/// box stay two answers, as ultralytics gives them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn yolo26_end_to_end_detections_match_the_reference() {
+    check_against_reference("shapes-y26/1", "shapes-det-y26.json", "/infer/object_detection", "cpu").await;
+}
+
+/// The same weights exported with the one-to-many head: told apart by the output's shape, and
+/// decoded with NMS like v8.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn yolo26_one_to_many_detections_match_the_reference() {
+    check_against_reference("shapes-y26-o2m/1", "shapes-det-y26-o2m.json", "/infer/object_detection", "cpu").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_openvino_yolo11_and_yolo26_detections_match_their_references() {
+    check_against_reference("shapes-y11/1", "shapes-det-y11.json", "/infer/object_detection", "openvino").await;
+    check_against_reference("shapes-y26/1", "shapes-det-y26.json", "/infer/object_detection", "openvino").await;
+    check_against_reference("shapes-y26-o2m/1", "shapes-det-y26-o2m.json", "/infer/object_detection", "openvino").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn yolov8_pose_boxes_and_keypoints_match_the_reference() {
     check_against_reference("shapes-pose/1", "shapes-pose-v8.json", "/infer/keypoints_detection", "cpu").await;
 }
@@ -94,6 +121,9 @@ async fn on_cuda_every_detection_model_matches_its_reference() {
     check_against_reference("shapes-dyn/1", "shapes-det-v8-dyn.json", "/infer/object_detection", "cuda").await;
     check_against_reference("shapes-det-v5/1", "shapes-det-v5.json", "/infer/object_detection", "cuda").await;
     check_against_reference("shapes-pose/1", "shapes-pose-v8.json", "/infer/keypoints_detection", "cuda").await;
+    check_against_reference("shapes-y11/1", "shapes-det-y11.json", "/infer/object_detection", "cuda").await;
+    check_against_reference("shapes-y26/1", "shapes-det-y26.json", "/infer/object_detection", "cuda").await;
+    check_against_reference("shapes-y26-o2m/1", "shapes-det-y26-o2m.json", "/infer/object_detection", "cuda").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -102,7 +102,12 @@ async fn server_info_and_model_management() {
 async fn detection_and_keypoints_match_the_references_in_v1_and_v0_modes() {
     let server = assets_server().await;
     let mut problems = Vec::new();
-    for (model, reference_file) in [("shapes/1", "shapes-det-v8.json"), ("shapes-pose/1", "shapes-pose-v8.json")] {
+    let models = [
+        ("shapes/1", "shapes-det-v8.json"),
+        ("shapes-pose/1", "shapes-pose-v8.json"),
+        ("shapes-y26/1", "shapes-det-y26.json"),
+    ];
+    for (model, reference_file) in models {
         let reference = reference(reference_file);
         let results = sdk(&server, single_and_list(model, json!({})));
         problems.extend(detection_problems(ok(&results[0]), &reference, IMAGES[0], RUN));

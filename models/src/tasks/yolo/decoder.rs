@@ -1,5 +1,6 @@
 //! From a YOLO head's raw outputs to detections in original-image pixels: candidates above the
-//! confidence, NMS, then each kept box's keypoints or mask.
+//! confidence, NMS (unless the head is end-to-end and has chosen them itself), then each kept
+//! box's keypoints or mask.
 
 use ndarray::{s, ArrayView2, ArrayView3, Axis, Ix3, Ix4};
 use sightline_core::{DetectOptions, Detection, Task};
@@ -7,7 +8,7 @@ use sightline_engine::Outputs;
 
 use super::keypoints::keypoints;
 use super::mask::{decode_mask, MaskInputs};
-use super::nms::{non_max_suppression, Candidate};
+use super::nms::{best_first, non_max_suppression, Candidate};
 use super::output::{decode_candidates, YoloLayout};
 use crate::image::letterbox::Placement;
 use crate::image::preprocess::InputSpec;
@@ -85,13 +86,17 @@ impl Decoder {
         let head = head_view(outputs)?;
         let params = &options.detection;
         let candidates = decode_candidates(self.layout, head, self.class_names.len(), params.confidence);
-        let kept = non_max_suppression(
-            candidates,
-            params.iou_threshold,
-            params.class_agnostic_nms,
-            params.max_candidates,
-            params.max_detections,
-        );
+        let kept = if self.layout.needs_nms() {
+            non_max_suppression(
+                candidates,
+                params.iou_threshold,
+                params.class_agnostic_nms,
+                params.max_candidates,
+                params.max_detections,
+            )
+        } else {
+            best_first(candidates, params.max_detections)
+        };
         let anchors = self.layout.values_per_anchor(head);
         let extras_from = self.layout.head_len(self.class_names.len());
         let prototypes = match self.extras {

@@ -1,5 +1,6 @@
-//! YOLO detection-like models: object detection (v5/v7/v8 heads), instance segmentation
-//! (v5/v8-seg, prototypes in a 4-D output) and keypoints (v8-pose).
+//! YOLO detection-like models: object detection (v5/v7/v8/11 heads, YOLO26's one-to-one and
+//! one-to-many heads), instance segmentation (v5/v8/YOLO26-seg, prototypes in a 4-D output) and
+//! keypoints (v8-pose).
 //! decode → letterbox/stretch → ONNX Runtime → head decode → NMS → masks / keypoints → original frame.
 
 use std::sync::Arc;
@@ -36,17 +37,27 @@ impl YoloModel {
     ) -> Result<Self, ModelError> {
         let file = config.weights.clone();
         let broken = |reason: String| ModelError::BrokenModel { file: file.clone(), reason };
-        let layout = if config.architecture == Architecture::YoloV5 { YoloLayout::V5 } else { YoloLayout::V8 };
         let FixedSizeSession { session, shape, size: (width, height), outputs, batch_limit } =
             sessions.fixed_size(&file)?;
-        let values = layout.values_per_anchor(head_view(&outputs).map_err(|e| broken(e.to_string()))?).ncols();
+        let head = head_view(&outputs).map_err(|e| broken(e.to_string()))?;
+        let layout = match config.architecture {
+            Architecture::YoloV5 => YoloLayout::V5,
+            Architecture::Yolo26 => YoloLayout::of_yolo26(head.nrows(), head.ncols()),
+            _ => YoloLayout::V8,
+        };
+        let values = layout.values_per_anchor(head).ncols();
         let num_classes = config.class_names.len();
         let head = layout.head_len(num_classes);
         let class_mismatch = || {
-            broken(format!(
-                "output has {} class scores per anchor, but the model has {num_classes} class names",
-                values.saturating_sub(head - num_classes)
-            ))
+            broken(match layout {
+                YoloLayout::EndToEnd => {
+                    format!("{values} values per prediction do not fit x1, y1, x2, y2, score, class")
+                }
+                _ => format!(
+                    "output has {} class scores per anchor, but the model has {num_classes} class names",
+                    values.saturating_sub(head - num_classes)
+                ),
+            })
         };
         let extra_values = values.checked_sub(head).ok_or_else(class_mismatch)?;
         let extras =

@@ -50,6 +50,14 @@ pub fn non_max_suppression(
     kept
 }
 
+/// What an end-to-end head selected, as the API answers it: by score, descending (a stable sort,
+/// so ties keep the graph's order), at most `max_detections`; nothing is suppressed.
+pub fn best_first(mut candidates: Vec<Candidate>, max_detections: usize) -> Vec<Candidate> {
+    candidates.sort_by(|a, b| b.score.total_cmp(&a.score));
+    candidates.truncate(max_detections);
+    candidates
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,5 +116,14 @@ mod tests {
         let out = non_max_suppression(many, 0.5, false, 3000, 2);
         assert_eq!(out.len(), 2);
         assert_eq!(out[0].score, 0.9);
+    }
+
+    #[test]
+    fn an_end_to_end_selection_keeps_overlapping_boxes_and_caps_the_count() {
+        let same_box =
+            vec![c(0.0, 0.0, 10.0, 10.0, 0.6, 0), c(0.0, 0.0, 10.0, 10.0, 0.9, 1), c(0.0, 0.0, 10.0, 10.0, 0.7, 1)];
+        let kept = best_first(same_box.clone(), 300);
+        assert_eq!(kept.iter().map(|k| k.score).collect::<Vec<_>>(), [0.9, 0.7, 0.6], "no suppression, by score");
+        assert_eq!(best_first(same_box, 2).len(), 2);
     }
 }

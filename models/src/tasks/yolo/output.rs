@@ -6,6 +6,9 @@
 //!   probabilities. The confidence reported is objectness × best class probability (what yolov5's
 //!   `non_max_suppression` and the reference pipeline compute); candidates need objectness above the
 //!   threshold first, then the product above it too.
+//! - **end-to-end** (YOLO26's and YOLOv10's one-to-one heads): `(N, 6 + E)`, one row per kept
+//!   prediction: `x1, y1, x2, y2` (input pixels), score, class index, then E extra values (32 mask
+//!   coefficients for segmentation). The graph has already chosen them: no NMS follows.
 
 use ndarray::{ArrayView1, ArrayView2};
 
@@ -15,22 +18,41 @@ use super::nms::Candidate;
 pub enum YoloLayout {
     V8,
     V5,
+    EndToEnd,
 }
 
 impl YoloLayout {
-    /// Values per anchor before any extras: box + (objectness) + classes.
+    /// Values per anchor before any extras: box + (objectness) + classes, or an end-to-end
+    /// row's box, score and class.
     pub fn head_len(self, num_classes: usize) -> usize {
         match self {
             YoloLayout::V8 => 4 + num_classes,
             YoloLayout::V5 => 5 + num_classes,
+            YoloLayout::EndToEnd => 6,
         }
     }
 
-    /// The view with one row per anchor's values: v8 heads are transposed, v5 ones already are.
+    /// The view with one row per anchor's values: v8 heads are transposed, the others already are.
     pub fn values_per_anchor<'a>(self, output: ArrayView2<'a, f32>) -> ArrayView2<'a, f32> {
         match self {
             YoloLayout::V8 => output.reversed_axes(),
-            YoloLayout::V5 => output,
+            YoloLayout::V5 | YoloLayout::EndToEnd => output,
+        }
+    }
+
+    /// Whether the predictions still need NMS (an end-to-end head has done its own selection).
+    pub fn needs_nms(self) -> bool {
+        self != YoloLayout::EndToEnd
+    }
+
+    /// The layout of a YOLO26 head `(rows, columns)`: its one-to-one head lists a few values for
+    /// each of many predictions (`(300, 6 + E)`), its one-to-many head the other way round
+    /// (`(4 + C + E, anchors)`, as v8).
+    pub fn of_yolo26(rows: usize, columns: usize) -> YoloLayout {
+        if columns >= 6 && columns < rows {
+            YoloLayout::EndToEnd
+        } else {
+            YoloLayout::V8
         }
     }
 }
@@ -54,6 +76,20 @@ pub fn decode_candidates(
     let mut candidates = Vec::new();
     for (anchor, v) in anchors.rows().into_iter().enumerate() {
         let (class_id, score) = match layout {
+            YoloLayout::EndToEnd => {
+                // The class is a float in the graph's output; one that names no class is dropped.
+                let class = v[5];
+                if !(v[4] > confidence && class >= 0.0 && class < num_classes as f32) {
+                    continue;
+                }
+                candidates.push(Candidate {
+                    bbox: [v[0], v[1], v[2], v[3]],
+                    score: v[4],
+                    class_id: class as usize,
+                    anchor,
+                });
+                continue;
+            }
             YoloLayout::V8 => best_class(v.slice(ndarray::s![4..4 + num_classes])),
             YoloLayout::V5 => {
                 let objectness = v[4];
@@ -105,6 +141,34 @@ mod tests {
         // One class, then 3 keypoint values that must not be read as scores.
         let out = array![[10.0], [10.0], [2.0], [2.0], [0.2], [0.9], [0.9], [0.9]];
         assert!(decode_candidates(YoloLayout::V8, out.view(), 1, 0.25).is_empty());
+    }
+
+    #[test]
+    fn end_to_end_rows_are_corners_score_and_class_kept_above_the_threshold() {
+        // Rows: x1, y1, x2, y2, score, class, one extra value.
+        let out = array![
+            [1.0, 2.0, 11.0, 12.0, 0.9, 2.0, 7.0],
+            [5.0, 5.0, 9.0, 9.0, 0.25, 0.0, 7.0], // not strictly above 0.25
+            [5.0, 5.0, 9.0, 9.0, 0.8, 3.0, 7.0],  // class 3 of 3: names no class
+            [0.0, 0.0, 4.0, 4.0, 0.3, 1.0, 7.0],
+        ];
+        let c = decode_candidates(YoloLayout::EndToEnd, out.view(), 3, 0.25);
+        assert_eq!(
+            c,
+            vec![
+                Candidate { bbox: [1.0, 2.0, 11.0, 12.0], score: 0.9, class_id: 2, anchor: 0 },
+                Candidate { bbox: [0.0, 0.0, 4.0, 4.0], score: 0.3, class_id: 1, anchor: 3 },
+            ]
+        );
+        assert!(!YoloLayout::EndToEnd.needs_nms());
+    }
+
+    #[test]
+    fn a_yolo26_head_is_told_apart_by_its_shape() {
+        assert_eq!(YoloLayout::of_yolo26(300, 6), YoloLayout::EndToEnd);
+        assert_eq!(YoloLayout::of_yolo26(300, 38), YoloLayout::EndToEnd);
+        assert_eq!(YoloLayout::of_yolo26(7, 1344), YoloLayout::V8, "one-to-many: (4 + C, anchors)");
+        assert_eq!(YoloLayout::of_yolo26(300, 5), YoloLayout::V8, "too few values for an end-to-end row");
     }
 
     #[test]
