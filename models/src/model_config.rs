@@ -28,15 +28,16 @@ pub enum Architecture {
     YoloV8,
     /// YOLOv5 / YOLOv7 heads (`(N, 5 + C + E)`).
     YoloV5,
-    /// YOLO26: its one-to-one head (`(N, 6 + E)`: corners, score, class; no NMS), or, exported with
-    /// its one-to-many head, the v8 layout; the output's shape tells which at load.
-    Yolo26,
+    /// YOLO26 and YOLOv10: their one-to-one head (`(N, 6 + E)`: corners, score, class; no NMS),
+    /// or, exported with the one-to-many head, the v8 layout; the output's shape tells which at load.
+    YoloEndToEnd,
     /// Any image classifier with one `(1, C)` output.
     Classifier,
 }
 
-/// YOLO26's sizes as Roboflow's registry names them, per task (its `ROBOFLOW_MODEL_TYPES`).
+/// YOLO26's and YOLOv10's sizes as Roboflow's registry names them, per task (its `ROBOFLOW_MODEL_TYPES`).
 const YOLO26_DETECTION: &[&str] = &["yolo26", "yolo26n", "yolo26s", "yolo26b", "yolo26m", "yolo26l", "yolo26x"];
+const YOLOV10_DETECTION: &[&str] = &["yolov10", "yolov10s", "yolov10n", "yolov10b", "yolov10m", "yolov10l", "yolov10x"];
 const YOLO26_SEGMENTATION: &[&str] = &[
     "yolo26n",
     "yolo26s",
@@ -56,8 +57,12 @@ impl Architecture {
         let v8 = m.starts_with("yolov8") || m.starts_with("yolov11") || m.starts_with("yolo11");
         let v5 = m.starts_with("yolov5") || m.starts_with("yolov7");
         match task {
-            Task::ObjectDetection if YOLO26_DETECTION.contains(&m.as_str()) => Some(Architecture::Yolo26),
-            Task::InstanceSegmentation if YOLO26_SEGMENTATION.contains(&m.as_str()) => Some(Architecture::Yolo26),
+            Task::ObjectDetection
+                if YOLO26_DETECTION.contains(&m.as_str()) || YOLOV10_DETECTION.contains(&m.as_str()) =>
+            {
+                Some(Architecture::YoloEndToEnd)
+            }
+            Task::InstanceSegmentation if YOLO26_SEGMENTATION.contains(&m.as_str()) => Some(Architecture::YoloEndToEnd),
             Task::ObjectDetection if v8 => Some(Architecture::YoloV8),
             Task::ObjectDetection if v5 => Some(Architecture::YoloV5),
             Task::InstanceSegmentation if v8 => Some(Architecture::YoloV8),
@@ -71,7 +76,7 @@ impl Architecture {
     /// The model types `task` is served for, for the error that refuses another.
     fn known(task: Task) -> String {
         let yolo26 = match task {
-            Task::ObjectDetection => YOLO26_DETECTION.join(", "),
+            Task::ObjectDetection => [YOLO26_DETECTION, YOLOV10_DETECTION].concat().join(", "),
             Task::InstanceSegmentation => YOLO26_SEGMENTATION.join(", "),
             _ => String::new(),
         };
@@ -430,14 +435,16 @@ mod tests {
     }
 
     #[test]
-    fn yolo26_is_known_by_roboflow_s_model_types_per_task() {
+    fn yolo26_and_yolov10_are_known_by_roboflow_s_model_types_per_task() {
         let of = |task, model_type| Architecture::for_task(task, model_type);
-        assert_eq!(of(Task::ObjectDetection, "yolo26n"), Some(Architecture::Yolo26));
-        assert_eq!(of(Task::ObjectDetection, "yolo26"), Some(Architecture::Yolo26));
-        assert_eq!(of(Task::InstanceSegmentation, "yolo26s-seg"), Some(Architecture::Yolo26));
+        assert_eq!(of(Task::ObjectDetection, "yolo26n"), Some(Architecture::YoloEndToEnd));
+        assert_eq!(of(Task::ObjectDetection, "yolo26"), Some(Architecture::YoloEndToEnd));
+        assert_eq!(of(Task::InstanceSegmentation, "yolo26s-seg"), Some(Architecture::YoloEndToEnd));
         assert_eq!(of(Task::InstanceSegmentation, "yolo26"), None, "Roboflow lists no bare yolo26 for segmentation");
         assert_eq!(of(Task::ObjectDetection, "yolo26n-seg"), None);
         assert_eq!(of(Task::ObjectDetection, "yolov11n"), Some(Architecture::YoloV8));
+        assert_eq!(of(Task::ObjectDetection, "yolov10n"), Some(Architecture::YoloEndToEnd));
+        assert_eq!(of(Task::InstanceSegmentation, "yolov10n"), None, "Roboflow serves YOLOv10 for detection only");
     }
 
     #[test]

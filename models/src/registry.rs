@@ -57,7 +57,7 @@ impl ModelRegistry {
         match (config.task, config.architecture) {
             (
                 Task::ObjectDetection | Task::InstanceSegmentation | Task::KeypointDetection,
-                Architecture::YoloV8 | Architecture::YoloV5 | Architecture::Yolo26,
+                Architecture::YoloV8 | Architecture::YoloV5 | Architecture::YoloEndToEnd,
             ) => Ok(Arc::new(YoloModel::load(id, config, options, sessions)?)),
             (Task::Classification, Architecture::Classifier) => {
                 Ok(Arc::new(ClassificationModel::load(id, config, options, sessions)?))

@@ -256,6 +256,7 @@ async fn family_table(client: &reqwest::Client, base: &str, iterations: usize) {
         ("YOLO11", "shapes-y11/1", "object_detection"),
         ("YOLO26, one-to-one (no NMS)", "shapes-y26/1", "object_detection"),
         ("YOLO26, one-to-many", "shapes-y26-o2m/1", "object_detection"),
+        ("YOLOv10, one-to-one (no NMS)", "shapes-v10/1", "object_detection"),
         ("YOLOv8-seg", "shapes-seg/1", "instance_segmentation"),
         ("YOLO26-seg, one-to-one", "shapes-seg-y26/1", "instance_segmentation"),
     ];

@@ -1,7 +1,7 @@
 //! The served detection-like models against the Python reference outputs, over real HTTP, for every
 //! fixture image (all sizes, the EXIF-rotated one, the empty one) and every reference run:
-//! YOLOv8, YOLOv8 with a dynamic batch axis, YOLOv5, YOLO11, YOLO26 with its one-to-one (NMS-free)
-//! and its one-to-many head, and YOLOv8-pose (keypoints within 1.5 px).
+//! YOLOv8, YOLOv8 with a dynamic batch axis, YOLOv5, YOLO11, YOLOv10, YOLO26 with its one-to-one
+//! (NMS-free) and its one-to-many head, and YOLOv8-pose (keypoints within 1.5 px).
 
 mod common;
 
@@ -94,8 +94,14 @@ async fn yolo26_one_to_many_detections_match_the_reference() {
     check_against_reference("shapes-y26-o2m/1", "shapes-det-y26-o2m.json", "/infer/object_detection", "cpu").await;
 }
 
+/// YOLOv10's one-to-one head, the same layout as YOLO26's: no NMS.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_openvino_yolo11_and_yolo26_detections_match_their_references() {
+async fn yolov10_end_to_end_detections_match_the_reference() {
+    check_against_reference("shapes-v10/1", "shapes-det-v10.json", "/infer/object_detection", "cpu").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_openvino_yolo11_yolo26_and_yolov10_detections_match_their_references() {
     check_against_reference("shapes-y11/1", "shapes-det-y11.json", "/infer/object_detection", "openvino").await;
     check_against_reference("shapes-y26/1", "shapes-det-y26.json", "/infer/object_detection", "openvino").await;
     check_against_reference("shapes-y26-o2m/1", "shapes-det-y26-o2m.json", "/infer/object_detection", "openvino").await;
@@ -124,6 +130,7 @@ async fn on_cuda_every_detection_model_matches_its_reference() {
     check_against_reference("shapes-y11/1", "shapes-det-y11.json", "/infer/object_detection", "cuda").await;
     check_against_reference("shapes-y26/1", "shapes-det-y26.json", "/infer/object_detection", "cuda").await;
     check_against_reference("shapes-y26-o2m/1", "shapes-det-y26-o2m.json", "/infer/object_detection", "cuda").await;
+    check_against_reference("shapes-v10/1", "shapes-det-v10.json", "/infer/object_detection", "cuda").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

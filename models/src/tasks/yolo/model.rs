@@ -42,7 +42,7 @@ impl YoloModel {
         let head = head_view(&outputs).map_err(|e| broken(e.to_string()))?;
         let layout = match config.architecture {
             Architecture::YoloV5 => YoloLayout::V5,
-            Architecture::Yolo26 => YoloLayout::of_yolo26(head.nrows(), head.ncols()),
+            Architecture::YoloEndToEnd => YoloLayout::of_end_to_end_family(head.nrows(), head.ncols()),
             _ => YoloLayout::V8,
         };
         let values = layout.values_per_anchor(head).ncols();

@@ -45,10 +45,10 @@ impl YoloLayout {
         self != YoloLayout::EndToEnd
     }
 
-    /// The layout of a YOLO26 head `(rows, columns)`: its one-to-one head lists a few values for
+    /// The layout of a YOLO26 or YOLOv10 head `(rows, columns)`: the one-to-one head lists a few values for
     /// each of many predictions (`(300, 6 + E)`), its one-to-many head the other way round
     /// (`(4 + C + E, anchors)`, as v8).
-    pub fn of_yolo26(rows: usize, columns: usize) -> YoloLayout {
+    pub fn of_end_to_end_family(rows: usize, columns: usize) -> YoloLayout {
         if columns >= 6 && columns < rows {
             YoloLayout::EndToEnd
         } else {
@@ -165,10 +165,10 @@ mod tests {
 
     #[test]
     fn a_yolo26_head_is_told_apart_by_its_shape() {
-        assert_eq!(YoloLayout::of_yolo26(300, 6), YoloLayout::EndToEnd);
-        assert_eq!(YoloLayout::of_yolo26(300, 38), YoloLayout::EndToEnd);
-        assert_eq!(YoloLayout::of_yolo26(7, 1344), YoloLayout::V8, "one-to-many: (4 + C, anchors)");
-        assert_eq!(YoloLayout::of_yolo26(300, 5), YoloLayout::V8, "too few values for an end-to-end row");
+        assert_eq!(YoloLayout::of_end_to_end_family(300, 6), YoloLayout::EndToEnd);
+        assert_eq!(YoloLayout::of_end_to_end_family(300, 38), YoloLayout::EndToEnd);
+        assert_eq!(YoloLayout::of_end_to_end_family(7, 1344), YoloLayout::V8, "one-to-many: (4 + C, anchors)");
+        assert_eq!(YoloLayout::of_end_to_end_family(300, 5), YoloLayout::V8, "too few values for an end-to-end row");
     }
 
     #[test]
