@@ -162,10 +162,8 @@ impl Service {
     {
         let started = Instant::now();
         let cold = !self.manager.contains(id);
-        let load_started = Instant::now();
         self.load(id).await?;
-        let served =
-            Served { model_id: id.clone(), cold_load: cold.then(|| load_started.elapsed().as_secs_f64()), started };
+        let served = Served { model_id: id.clone(), cold_load: cold.then(|| started.elapsed().as_secs_f64()), started };
         let images: Vec<Vec<u8>> =
             stream::iter(job.images.into_iter().map(|image| image.into_bytes(&self.url_fetcher)))
                 .buffered(IMAGES_IN_FLIGHT)
@@ -229,12 +227,12 @@ impl Service {
 
     /// The newest version of `dataset` loaded or in the disk cache (numbers compare as numbers).
     pub async fn newest_version(&self, dataset: &str) -> Option<String> {
-        let prefix = format!("{dataset}/");
         let loaded: Vec<String> = self
             .manager
             .describe()
             .into_iter()
-            .filter_map(|d| d.model_id.to_string().strip_prefix(&prefix).map(str::to_owned))
+            .filter(|d| d.model_id.dataset() == dataset)
+            .map(|d| d.model_id.version().to_owned())
             .collect();
         let cached = self.artifacts.versions(dataset).await;
         newest(loaded.iter().chain(&cached).map(String::as_str)).map(str::to_owned)
