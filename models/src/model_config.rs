@@ -24,7 +24,7 @@ pub const KEYPOINTS_METADATA_FILE: &str = "keypoints_metadata.json";
 /// Output layouts this build can decode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Architecture {
-    /// ultralytics YOLOv8 / YOLO11 heads (`(4 + C + E, N)`).
+    /// ultralytics YOLOv8 / YOLO11 / YOLOv12 heads (`(4 + C + E, N)`).
     YoloV8,
     /// YOLOv5 / YOLOv7 heads (`(N, 5 + C + E)`).
     YoloV5,
@@ -33,11 +33,49 @@ pub enum Architecture {
     YoloEndToEnd,
     /// Any image classifier with one `(1, C)` output.
     Classifier,
+    /// RF-DETR: `(Q, 4)` boxes and `(Q, C)` class logits (and `(Q, h, w)` mask logits), no NMS.
+    RfDetr,
 }
 
 /// YOLO26's and YOLOv10's sizes as Roboflow's registry names them, per task (its `ROBOFLOW_MODEL_TYPES`).
 const YOLO26_DETECTION: &[&str] = &["yolo26", "yolo26n", "yolo26s", "yolo26b", "yolo26m", "yolo26l", "yolo26x"];
 const YOLOV10_DETECTION: &[&str] = &["yolov10", "yolov10s", "yolov10n", "yolov10b", "yolov10m", "yolov10l", "yolov10x"];
+const YOLOV12_DETECTION: &[&str] = &["yolov12", "yolov12s", "yolov12n", "yolov12m", "yolov12l", "yolov12x"];
+const YOLO26_KEYPOINTS: &[&str] = &[
+    "yolo26n",
+    "yolo26s",
+    "yolo26m",
+    "yolo26l",
+    "yolo26x",
+    "yolo26n-pose",
+    "yolo26s-pose",
+    "yolo26m-pose",
+    "yolo26l-pose",
+    "yolo26x-pose",
+];
+/// RF-DETR's sizes per task: Roboflow's registry, and the bare `rfdetr` and the larger sizes its
+/// training platform also writes.
+const RFDETR_DETECTION: &[&str] = &[
+    "rfdetr",
+    "rfdetr-nano",
+    "rfdetr-small",
+    "rfdetr-base",
+    "rfdetr-medium",
+    "rfdetr-large",
+    "rfdetr-xlarge",
+    "rfdetr-2xlarge",
+];
+const RFDETR_SEGMENTATION: &[&str] = &[
+    "rfdetr",
+    "rfdetr-seg-preview",
+    "rfdetr-seg-nano",
+    "rfdetr-seg-small",
+    "rfdetr-seg-medium",
+    "rfdetr-seg-large",
+    "rfdetr-seg-xlarge",
+    "rfdetr-seg-xxlarge",
+    "rfdetr-seg-2xlarge",
+];
 const YOLO26_SEGMENTATION: &[&str] = &[
     "yolo26n",
     "yolo26s",
@@ -54,20 +92,22 @@ const YOLO26_SEGMENTATION: &[&str] = &[
 impl Architecture {
     fn for_task(task: Task, model_type: &str) -> Option<Architecture> {
         let m = model_type.to_ascii_lowercase();
+        let listed = |types: &[&str]| types.contains(&m.as_str());
         let v8 = m.starts_with("yolov8") || m.starts_with("yolov11") || m.starts_with("yolo11");
         let v5 = m.starts_with("yolov5") || m.starts_with("yolov7");
         match task {
-            Task::ObjectDetection
-                if YOLO26_DETECTION.contains(&m.as_str()) || YOLOV10_DETECTION.contains(&m.as_str()) =>
-            {
+            Task::ObjectDetection if listed(YOLO26_DETECTION) || listed(YOLOV10_DETECTION) => {
                 Some(Architecture::YoloEndToEnd)
             }
-            Task::InstanceSegmentation if YOLO26_SEGMENTATION.contains(&m.as_str()) => Some(Architecture::YoloEndToEnd),
-            Task::ObjectDetection if v8 => Some(Architecture::YoloV8),
-            Task::ObjectDetection if v5 => Some(Architecture::YoloV5),
-            Task::InstanceSegmentation if v8 => Some(Architecture::YoloV8),
-            Task::InstanceSegmentation if v5 => Some(Architecture::YoloV5),
-            Task::KeypointDetection if v8 => Some(Architecture::YoloV8),
+            Task::ObjectDetection if listed(YOLOV12_DETECTION) => Some(Architecture::YoloV8),
+            Task::ObjectDetection if listed(RFDETR_DETECTION) => Some(Architecture::RfDetr),
+            Task::InstanceSegmentation if listed(YOLO26_SEGMENTATION) => Some(Architecture::YoloEndToEnd),
+            Task::InstanceSegmentation if listed(RFDETR_SEGMENTATION) => Some(Architecture::RfDetr),
+            Task::KeypointDetection if listed(YOLO26_KEYPOINTS) => Some(Architecture::YoloEndToEnd),
+            Task::ObjectDetection | Task::InstanceSegmentation | Task::KeypointDetection if v8 => {
+                Some(Architecture::YoloV8)
+            }
+            Task::ObjectDetection | Task::InstanceSegmentation if v5 => Some(Architecture::YoloV5),
             Task::Classification => Some(Architecture::Classifier),
             _ => None,
         }
@@ -75,10 +115,11 @@ impl Architecture {
 
     /// The model types `task` is served for, for the error that refuses another.
     fn known(task: Task) -> String {
-        let yolo26 = match task {
-            Task::ObjectDetection => [YOLO26_DETECTION, YOLOV10_DETECTION].concat().join(", "),
-            Task::InstanceSegmentation => YOLO26_SEGMENTATION.join(", "),
-            _ => String::new(),
+        let listed: Vec<&[&str]> = match task {
+            Task::ObjectDetection => vec![YOLOV10_DETECTION, YOLOV12_DETECTION, YOLO26_DETECTION, RFDETR_DETECTION],
+            Task::InstanceSegmentation => vec![YOLO26_SEGMENTATION, RFDETR_SEGMENTATION],
+            Task::KeypointDetection => vec![YOLO26_KEYPOINTS],
+            _ => Vec::new(),
         };
         let families = match task {
             Task::ObjectDetection | Task::InstanceSegmentation => "yolov5*, yolov7*, yolov8*, yolov11*, yolo11*",
@@ -86,11 +127,7 @@ impl Architecture {
             Task::Classification => "any",
             Task::Ocr | Task::Tensor => "none",
         };
-        if yolo26.is_empty() {
-            families.to_owned()
-        } else {
-            format!("{families}, {yolo26}")
-        }
+        std::iter::once(families.to_owned()).chain(listed.concat().into_iter().map(str::to_owned)).collect::<Vec<_>>().join(", ")
     }
 }
 
@@ -445,6 +482,28 @@ mod tests {
         assert_eq!(of(Task::ObjectDetection, "yolov11n"), Some(Architecture::YoloV8));
         assert_eq!(of(Task::ObjectDetection, "yolov10n"), Some(Architecture::YoloEndToEnd));
         assert_eq!(of(Task::InstanceSegmentation, "yolov10n"), None, "Roboflow serves YOLOv10 for detection only");
+    }
+
+    #[test]
+    fn yolov12_rf_detr_and_the_keypoint_types_are_known_per_task() {
+        let of = |task, model_type| Architecture::for_task(task, model_type);
+        assert_eq!(of(Task::ObjectDetection, "yolov12n"), Some(Architecture::YoloV8));
+        assert_eq!(of(Task::InstanceSegmentation, "yolov12n"), None, "Roboflow serves YOLOv12 for detection only");
+        assert_eq!(of(Task::KeypointDetection, "yolo26s-pose"), Some(Architecture::YoloEndToEnd));
+        assert_eq!(of(Task::KeypointDetection, "yolo26s"), Some(Architecture::YoloEndToEnd));
+        assert_eq!(of(Task::KeypointDetection, "yolov11n-pose"), Some(Architecture::YoloV8));
+        assert_eq!(of(Task::KeypointDetection, "yolov5s"), None);
+        for t in ["rfdetr", "rfdetr-nano", "rfdetr-base", "rfdetr-2xlarge"] {
+            assert_eq!(of(Task::ObjectDetection, t), Some(Architecture::RfDetr), "{t}");
+        }
+        for t in ["rfdetr", "rfdetr-seg-nano", "rfdetr-seg-preview", "rfdetr-seg-xxlarge"] {
+            assert_eq!(of(Task::InstanceSegmentation, t), Some(Architecture::RfDetr), "{t}");
+        }
+        assert_eq!(of(Task::ObjectDetection, "rfdetr-seg-nano"), None);
+        assert_eq!(of(Task::InstanceSegmentation, "rfdetr-nano"), None);
+        assert_eq!(of(Task::KeypointDetection, "rfdetr"), None);
+        let known = Architecture::known(Task::InstanceSegmentation);
+        assert!(known.contains("rfdetr-seg-small") && known.contains("yolo26n-seg"), "{known}");
     }
 
     #[test]

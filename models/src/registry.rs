@@ -16,6 +16,7 @@ use crate::load_options::LoadOptions;
 use crate::model_config::{read_model_dir, read_task, Architecture, MODEL_TYPE_FILE};
 use crate::tasks::classifier::ClassificationModel;
 use crate::tasks::ocr::model::OcrModel;
+use crate::tasks::rfdetr::model::RfDetrModel;
 use crate::tasks::tensor::{TensorModel, TENSOR_MODEL_FILE};
 use crate::tasks::yolo::model::YoloModel;
 use crate::ModelError;
@@ -59,6 +60,9 @@ impl ModelRegistry {
                 Task::ObjectDetection | Task::InstanceSegmentation | Task::KeypointDetection,
                 Architecture::YoloV8 | Architecture::YoloV5 | Architecture::YoloEndToEnd,
             ) => Ok(Arc::new(YoloModel::load(id, config, options, sessions)?)),
+            (Task::ObjectDetection | Task::InstanceSegmentation, Architecture::RfDetr) => {
+                Ok(Arc::new(RfDetrModel::load(id, config, options, sessions)?))
+            }
             (Task::Classification, Architecture::Classifier) => {
                 Ok(Arc::new(ClassificationModel::load(id, config, options, sessions)?))
             }

@@ -48,6 +48,23 @@ impl Placement {
         Self::uncropped(orig_w, orig_h, new_w, new_h, pad(in_w - new_w), pad(in_h - new_h))
     }
 
+    /// The placement Roboflow's `letterbox_image` gives (its RF-DETR pipeline): the constrained side
+    /// fills the input, the other is truncated (`int(...)`), the top/left padding is the floor of
+    /// half the free space.
+    pub fn roboflow(mode: ResizeMode, orig_w: u32, orig_h: u32, in_w: u32, in_h: u32) -> Placement {
+        if mode == ResizeMode::Stretch {
+            return Self::uncropped(orig_w, orig_h, in_w, in_h, 0, 0);
+        }
+        let image_ratio = f64::from(orig_w) / f64::from(orig_h);
+        let (new_w, new_h) = if image_ratio >= f64::from(in_w) / f64::from(in_h) {
+            (in_w, (f64::from(in_w) / image_ratio) as u32)
+        } else {
+            ((f64::from(in_h) * image_ratio) as u32, in_h)
+        };
+        let (new_w, new_h) = (new_w.clamp(1, in_w), new_h.clamp(1, in_h));
+        Self::uncropped(orig_w, orig_h, new_w, new_h, (in_w - new_w) / 2, (in_h - new_h) / 2)
+    }
+
     fn uncropped(orig_w: u32, orig_h: u32, new_w: u32, new_h: u32, left: u32, top: u32) -> Placement {
         Placement { orig_w, orig_h, crop_x: 0, crop_y: 0, frame_w: orig_w, frame_h: orig_h, new_w, new_h, left, top }
     }
@@ -103,6 +120,17 @@ mod tests {
         // 1x3 into 4x4: r = 4/3, new 1x4, 3 free columns: left = round(1.5 - 0.1) = 1, right 2.
         let p = Placement::new(GREY, 1, 3, 4, 4);
         assert_eq!((p.new_w, p.new_h, p.left, p.top), (1, 4, 1, 0));
+    }
+
+    #[test]
+    fn roboflow_letterbox_truncates_and_floors() {
+        let p = Placement::roboflow(GREY, 640, 480, 256, 256);
+        assert_eq!((p.new_w, p.new_h, p.left, p.top), (256, 192, 0, 32));
+        // 300x500: 256 * 0.6 = 153.6 truncates to 153 (ultralytics rounds to 154); (256 - 153) // 2 = 51.
+        let p = Placement::roboflow(GREY, 300, 500, 256, 256);
+        assert_eq!((p.new_w, p.new_h, p.left, p.top), (153, 256, 51, 0));
+        let p = Placement::roboflow(ResizeMode::Stretch, 300, 500, 256, 256);
+        assert_eq!((p.new_w, p.new_h, p.left, p.top), (256, 256, 0, 0));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use sightline_engine::run_blocking;
 use crate::image::adjust::{self, Adjustments};
 use crate::image::decode::{decode_image, DecodeLimits};
 use crate::image::letterbox::{Placement, ResizeMode};
-use crate::image::tensor::to_input_tensor;
+use crate::image::tensor::{input_tensor, InputConvention};
 
 /// How a model wants its input built.
 #[derive(Debug, Clone, Copy)]
@@ -22,6 +22,7 @@ pub struct InputSpec {
     pub height: u32,
     pub decode_limits: DecodeLimits,
     pub adjustments: Adjustments,
+    pub convention: InputConvention,
 }
 
 /// A prepared input: the tensor, where the image sits in it, the decoded frame when a
@@ -49,7 +50,7 @@ pub async fn prepare(
         let (frame_w, frame_h) = decoded.dimensions();
         let frame = keep_frame.then(|| decoded.clone());
         let (adjusted, (x, y)) = adjust::apply(decoded, &spec.adjustments, flags);
-        let (tensor, placement) = to_input_tensor(&adjusted, spec.mode, spec.width, spec.height);
+        let (tensor, placement) = input_tensor(&adjusted, spec.convention, spec.mode, spec.width, spec.height);
         Ok(Prepared {
             tensor,
             placement: placement.within_frame(x, y, frame_w, frame_h),

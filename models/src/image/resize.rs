@@ -72,6 +72,22 @@ pub fn resize_plane(
     dst
 }
 
+/// `cv2.resize(plane, (w, h))` on floats: bilinear, or the 2x2 average OpenCV switches to for an
+/// exact halving.
+pub fn resize_float(plane: ArrayView2<'_, f32>, w: usize, h: usize) -> Array2<f32> {
+    let (src_h, src_w) = plane.dim();
+    if (src_w, src_h) == (w, h) {
+        return plane.to_owned();
+    }
+    if src_w == 2 * w && src_h == 2 * h {
+        return Array2::from_shape_fn((h, w), |(y, x)| {
+            let p = |dx: usize, dy: usize| plane[[2 * y + dy, 2 * x + dx]];
+            (p(0, 0) + p(1, 0) + p(0, 1) + p(1, 1)) * 0.25
+        });
+    }
+    resize_plane(plane, w, h, 0..h, 0..w)
+}
+
 /// Resizes `src` to `dst_w x dst_h` as `cv2.resize(src, (dst_w, dst_h), interpolation=cv2.INTER_LINEAR)` does.
 pub fn resize_bilinear(src: &RgbImage, dst_w: u32, dst_h: u32) -> RgbImage {
     let (src_w, src_h) = src.dimensions();
@@ -182,5 +198,11 @@ mod tests {
         let img = gray(640, 480, |_, _| 114);
         let out = resize_bilinear(&img, 256, 192);
         assert!(out.pixels().all(|p| p.0 == [114, 114, 114]));
+    }
+
+    #[test]
+    fn an_exact_halving_averages_as_opencv_does() {
+        let plane = ndarray::array![[0.0f32, 1.0, 2.0, 3.0], [4.0, 5.0, 6.0, 7.0]];
+        assert_eq!(resize_float(plane.view(), 2, 1), ndarray::array![[2.5f32, 4.5]]);
     }
 }

@@ -1,16 +1,39 @@
 //! A task model's instances as both kinds of request reach them: its images, and the protocol's
 //! tensors through the same queue, batches and admission (429), checked against its signature.
 
-use async_trait::async_trait;
-use image::RgbImage;
-use sightline_core::{CoreError, PreprocessingFlags, RunTensors, Tensor, TensorSignature};
 use std::path::Path;
+use std::sync::Arc;
 
-use sightline_engine::{Admission, EngineError, ModelSession, ModelSessions, OnnxWorker, Outputs, StageTimers};
+use async_trait::async_trait;
+use image::{Rgb, RgbImage};
+use sightline_core::{
+    CoreError, DetectOptions, Detection, DetectionOutput, ImageRequest, PreprocessingFlags, RunTensors, Tensor,
+    TensorSignature,
+};
+use sightline_engine::{
+    run_blocking, Admission, EngineError, ModelSession, ModelSessions, OnnxWorker, Outputs, StageTimers,
+};
 
+use crate::image::drawing::{draw_detections, encode_jpeg};
 use crate::image::letterbox::Placement;
 use crate::image::preprocess::{prepare, InputSpec};
 use crate::load_options::LoadOptions;
+use crate::ModelError;
+
+/// A detection family's post-processing: its outputs for one image into detections in the frame.
+pub trait DetectionDecoder: Send + Sync + 'static {
+    fn input(&self) -> InputSpec;
+
+    /// The box colour of each class, for the visualisation.
+    fn colors(&self) -> &[Rgb<u8>];
+
+    fn decode(
+        &self,
+        outputs: &Outputs,
+        placement: &Placement,
+        options: &DetectOptions,
+    ) -> Result<Vec<Detection>, ModelError>;
+}
 
 pub struct Instances {
     worker: OnnxWorker,
@@ -67,6 +90,40 @@ impl Instances {
         self.timers.preprocess.observe(prepared.preprocess.as_secs_f64());
         let outputs = self.worker.run(prepared.tensor).await?;
         Ok(Ran { outputs, placement: prepared.placement, frame: prepared.frame, admitted })
+    }
+
+    /// Runs one detection-like request: the image through the instances, then `decoder` and the
+    /// visualisation on the bounded CPU pool (masks and drawing cost real CPU on large images).
+    pub async fn detect(
+        &self,
+        decoder: &Arc<impl DetectionDecoder>,
+        request: ImageRequest<DetectOptions>,
+    ) -> Result<DetectionOutput, CoreError> {
+        let (options, visualize) = (request.options, request.visualize);
+        let Ran { outputs, placement, frame, admitted: _admitted } =
+            self.run_image(request.image, request.preprocessing, decoder.input(), visualize.is_some()).await?;
+        let decoder = decoder.clone();
+        let postprocess = self.timers.postprocess.clone();
+        let (predictions, visualization) = run_blocking("post-processing", move || -> Result<_, ModelError> {
+            let started = std::time::Instant::now();
+            let predictions = decoder.decode(&outputs, &placement, &options)?;
+            let visualization = match (frame, visualize) {
+                (Some(mut frame), Some(params)) => {
+                    draw_detections(&mut frame, &predictions, decoder.colors(), &params);
+                    Some(encode_jpeg(&frame)?)
+                }
+                _ => None,
+            };
+            postprocess.observe(started.elapsed().as_secs_f64());
+            Ok((predictions, visualization))
+        })
+        .await??;
+        Ok(DetectionOutput {
+            image_width: placement.frame_w,
+            image_height: placement.frame_h,
+            predictions,
+            visualization,
+        })
     }
 
     /// The tensor capability, where the session has a signature.

@@ -4,5 +4,6 @@
 pub mod classifier;
 pub mod instances;
 pub mod ocr;
+pub mod rfdetr;
 pub mod tensor;
 pub mod yolo;

@@ -15,6 +15,7 @@ use sightline_engine::{run_blocking, FixedSizeSession, ModelSessions, Outputs};
 
 use crate::image::drawing::{class_colors, draw_classification, encode_jpeg};
 use crate::image::preprocess::InputSpec;
+use crate::image::tensor::InputConvention;
 use crate::load_options::LoadOptions;
 use crate::model_config::ModelConfig;
 use crate::tasks::instances::{Instances, Ran};
@@ -94,6 +95,7 @@ impl ClassificationModel {
                 height,
                 decode_limits: options.decode_limits,
                 adjustments: config.adjustments,
+                convention: InputConvention::Ultralytics,
             },
             multi_label: config.multi_label,
             colors,

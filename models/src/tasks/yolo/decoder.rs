@@ -12,6 +12,7 @@ use super::nms::{best_first, non_max_suppression, Candidate};
 use super::output::{decode_candidates, YoloLayout};
 use crate::image::letterbox::Placement;
 use crate::image::preprocess::InputSpec;
+use crate::tasks::instances::DetectionDecoder;
 use crate::ModelError;
 
 /// What a task asks of the decoder beyond boxes.
@@ -75,9 +76,17 @@ impl Extras {
     }
 }
 
-impl Decoder {
+impl DetectionDecoder for Decoder {
+    fn input(&self) -> InputSpec {
+        self.input
+    }
+
+    fn colors(&self) -> &[image::Rgb<u8>] {
+        &self.colors
+    }
+
     /// The detections in `outputs` of an image at `placement`, as `options` ask.
-    pub fn decode(
+    fn decode(
         &self,
         outputs: &Outputs,
         placement: &Placement,

@@ -11,10 +11,10 @@ use image::GrayImage;
 use ndarray::{s, Array2, ArrayView1, ArrayView3};
 use sightline_core::{InstanceMask, MaskDecodeMode};
 
-use super::contour::largest_external_contour;
-use super::rle::coco_rle;
+use crate::image::contour::largest_external_contour;
 use crate::image::letterbox::Placement;
 use crate::image::resize::resize_plane;
+use crate::image::rle::coco_rle;
 
 /// `coefficients (C) · prototypes (C, h, w)` → `(h, w)` logits.
 fn logits(coefficients: ArrayView1<'_, f32>, prototypes: ArrayView3<'_, f32>) -> Array2<f32> {

@@ -9,15 +9,16 @@ use async_trait::async_trait;
 use sightline_core::{
     CoreError, Detect, DetectOptions, DetectionOutput, ImageRequest, Model, ModelDescription, ModelId, RunTensors,
 };
-use sightline_engine::{run_blocking, FixedSizeSession, ModelSessions};
+use sightline_engine::{FixedSizeSession, ModelSessions};
 
 use super::decoder::{head_view, Decoder, Extras};
 use super::output::YoloLayout;
-use crate::image::drawing::{class_colors, draw_detections, encode_jpeg};
+use crate::image::drawing::class_colors;
 use crate::image::preprocess::InputSpec;
+use crate::image::tensor::InputConvention;
 use crate::load_options::LoadOptions;
 use crate::model_config::{Architecture, ModelConfig};
-use crate::tasks::instances::{Instances, Ran};
+use crate::tasks::instances::Instances;
 use crate::ModelError;
 
 pub struct YoloModel {
@@ -73,6 +74,7 @@ impl YoloModel {
             height,
             decode_limits: options.decode_limits,
             adjustments: config.adjustments,
+            convention: InputConvention::Ultralytics,
         };
         let colors = class_colors(&config.class_names, &config.colors);
         let decoder = Arc::new(Decoder { layout, class_names: config.class_names, extras, input, colors });
@@ -102,33 +104,6 @@ impl Model for YoloModel {
 #[async_trait]
 impl Detect for YoloModel {
     async fn detect(&self, request: ImageRequest<DetectOptions>) -> Result<DetectionOutput, CoreError> {
-        let options = request.options;
-        let visualize = request.visualize;
-        let input = self.decoder.input;
-        let Ran { outputs, placement, frame, admitted: _admitted } =
-            self.instances.run_image(request.image, request.preprocessing, input, visualize.is_some()).await?;
-        // Masks and drawing cost real CPU on large images: both run on the bounded pool.
-        let decoder = self.decoder.clone();
-        let postprocess = self.instances.timers().postprocess.clone();
-        let (predictions, visualization) = run_blocking("post-processing", move || -> Result<_, ModelError> {
-            let started = std::time::Instant::now();
-            let predictions = decoder.decode(&outputs, &placement, &options)?;
-            let visualization = match (frame, visualize) {
-                (Some(mut frame), Some(params)) => {
-                    draw_detections(&mut frame, &predictions, &decoder.colors, &params);
-                    Some(encode_jpeg(&frame)?)
-                }
-                _ => None,
-            };
-            postprocess.observe(started.elapsed().as_secs_f64());
-            Ok((predictions, visualization))
-        })
-        .await??;
-        Ok(DetectionOutput {
-            image_width: placement.frame_w,
-            image_height: placement.frame_h,
-            predictions,
-            visualization,
-        })
+        self.instances.detect(&self.decoder, request).await
     }
 }

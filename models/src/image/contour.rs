@@ -1,5 +1,5 @@
-//! The polygon of a mask: the largest external contour, compressed like OpenCV's
-//! `findContours(RETR_EXTERNAL, CHAIN_APPROX_SIMPLE)`.
+//! The polygon of a mask: one external contour, compressed like OpenCV's
+//! `findContours(RETR_EXTERNAL, CHAIN_APPROX_SIMPLE)`; which one each reference pipeline keeps.
 
 use image::GrayImage;
 use imageproc::contours::{find_contours, BorderType};
@@ -33,21 +33,29 @@ pub fn approx_simple(points: &[Point<i32>]) -> Vec<Point<i32>> {
         .collect()
 }
 
-/// Pixel indices `(column, row)` of the largest (by area, then by length) outer border of the
-/// non-zero pixels of `mask` that is not inside another region; empty when the mask is empty.
-pub fn largest_external_contour(mask: &GrayImage) -> Vec<Point<i32>> {
+/// The outer borders of the non-zero regions of `mask` that are not inside another region, each
+/// compressed, as pixel indices `(column, row)`.
+fn external_contours(mask: &GrayImage) -> Vec<Vec<Point<i32>>> {
     // imageproc skips regions touching the image edge; a ring of background keeps them.
     let mut padded = GrayImage::new(mask.width() + 2, mask.height() + 2);
     image::imageops::replace(&mut padded, mask, 1, 1);
     find_contours::<i32>(&padded)
         .into_iter()
         .filter(|c| c.border_type == BorderType::Outer && c.parent.is_none())
-        .map(|c| approx_simple(&c.points))
-        .max_by_key(|p| (doubled_area(p).abs(), p.len()))
-        .unwrap_or_default()
-        .into_iter()
-        .map(|p| Point::new(p.x - 1, p.y - 1))
+        .map(|c| approx_simple(&c.points).into_iter().map(|p| Point::new(p.x - 1, p.y - 1)).collect())
         .collect()
+}
+
+/// The largest (by area, then by length) external contour of `mask`, as ultralytics keeps it;
+/// empty when the mask is empty.
+pub fn largest_external_contour(mask: &GrayImage) -> Vec<Point<i32>> {
+    external_contours(mask).into_iter().max_by_key(|p| (doubled_area(p).abs(), p.len())).unwrap_or_default()
+}
+
+/// The external contour of `mask` with the most points after compression (the first of equals), as
+/// Roboflow's `mask2poly` keeps it for RF-DETR; empty when the mask is empty.
+pub fn external_contour_with_most_points(mask: &GrayImage) -> Vec<Point<i32>> {
+    external_contours(mask).into_iter().fold(Vec::new(), |best, c| if c.len() > best.len() { c } else { best })
 }
 
 #[cfg(test)]
@@ -93,5 +101,19 @@ mod tests {
         let m = mask(8, 8, |x, y| x <= y && y <= 5);
         assert_eq!(sorted(largest_external_contour(&m)), [(0, 0), (0, 5), (5, 5)]);
         assert!(largest_external_contour(&mask(4, 4, |_, _| false)).is_empty());
+    }
+
+    #[test]
+    fn the_contour_with_most_points_can_differ_from_the_largest() {
+        // A big rectangle (4 corners) and a small staircase (more corners): mask2poly keeps the staircase.
+        let m = mask(30, 12, |x, y| {
+            let rectangle = (1..=12).contains(&x) && (1..=10).contains(&y);
+            let stairs = (16..=22).contains(&x) && (1..=5).contains(&y) && (x - 16) / 2 <= (y - 1);
+            rectangle || stairs
+        });
+        assert_eq!(largest_external_contour(&m).len(), 4);
+        let most = external_contour_with_most_points(&m);
+        assert!(most.len() > 4 && most.iter().all(|p| p.x >= 16), "{most:?}");
+        assert!(external_contour_with_most_points(&mask(4, 4, |_, _| false)).is_empty());
     }
 }
