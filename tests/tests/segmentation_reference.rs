@@ -8,16 +8,14 @@ use common::*;
 use serde_json::{json, Value};
 
 async fn check_masks(model: &str, reference_file: &str, provider: &str) {
-    check_masks_running_on(model, reference_file, provider, ort_name(provider)).await;
+    check_masks_running_on(model, reference_file, provider, ort_name(provider), &ShippedAs::Letterbox).await;
 }
 
-/// As [`check_masks`], with the deployment's provider list `providers` and the provider the
-/// model must end up running on.
-async fn check_masks_running_on(model: &str, reference_file: &str, providers: &str, runs_on: &str) {
+/// As [`check_masks`], with the deployment's provider list `providers`, the provider the model
+/// must end up running on, and the resize it is shipped with (the other is served from a copy).
+async fn check_masks_running_on(model: &str, reference_file: &str, providers: &str, runs_on: &str, shipped: &ShippedAs) {
     let models = TempDir::new("seg");
-    let stretch = format!("{}-stretch/1", model.split('/').next().unwrap());
-    copy_model(models.path(), model, model, |_| {});
-    copy_model(models.path(), model, &stretch, |d| std::fs::write(d.join("environment.json"), STRETCH_ENV).unwrap());
+    let (letterbox, stretch) = copy_resize_variants(models.path(), model, shipped);
     let server = Server::start_on(providers, models.path(), &[]).await;
     let reference: Value =
         serde_json::from_str(&std::fs::read_to_string(data(&format!("reference/{reference_file}"))).unwrap()).unwrap();
@@ -26,7 +24,7 @@ async fn check_masks_running_on(model: &str, reference_file: &str, providers: &s
     for (image, entry) in reference["images"].as_object().unwrap() {
         for (run, expected) in entry["runs"].as_object().unwrap() {
             let (mode, conf, iou) = parse_run(run);
-            let id = if mode == "letterbox" { model } else { stretch.as_str() };
+            let id = if mode == "letterbox" { letterbox.as_str() } else { stretch.as_str() };
             let mut body = detect_body(id, image, conf, iou);
             body["response_mask_format"] = json!("rle");
             let (status, rle_body) = server.post_json("/infer/instance_segmentation", &body).await;
@@ -103,7 +101,8 @@ async fn yolo26_seg_masks_match_the_reference() {
 /// registry, and answers as the reference does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn yolo26_seg_falls_back_from_openvino_to_the_cpu_provider() {
-    check_masks_running_on("shapes-seg-y26/1", "shapes-seg-y26.json", "openvino,cpu", "CPUExecutionProvider").await;
+    check_masks_running_on("shapes-seg-y26/1", "shapes-seg-y26.json", "openvino,cpu", "CPUExecutionProvider", &ShippedAs::Letterbox)
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

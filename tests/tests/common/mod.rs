@@ -88,6 +88,37 @@ pub fn copy_model(dir: &Path, from: &str, id: &str, edit: impl FnOnce(&Path)) {
 pub const STRETCH_ENV: &str =
     r#"{"PREPROCESSING": {"resize": {"enabled": true, "format": "Stretch to", "width": 256, "height": 256}}}"#;
 
+/// "Fit (black edges) in", the letterbox an RF-DETR export may be trained with.
+pub const BLACK_EDGES_ENV: &str =
+    r#"{"PREPROCESSING": {"resize": {"enabled": true, "format": "Fit (black edges) in", "width": 128, "height": 128}}}"#;
+
+/// How a model folder under test is shipped, and so which resize its copy is served with.
+pub enum ShippedAs {
+    /// As the YOLO fixtures: letterbox; the copy stretches.
+    Letterbox,
+    /// As Roboflow's RF-DETR exports: stretch; the copy letterboxes with this environment.
+    Stretch { letterbox_env: &'static str },
+}
+
+/// Copies `model` into `dir` twice, as `<name>-letterbox/1` and `<name>-stretch/1`, each served
+/// with that resize; returns the two ids.
+pub fn copy_resize_variants(dir: &Path, model: &str, shipped: &ShippedAs) -> (String, String) {
+    let name = model.split('/').next().unwrap();
+    let (letterbox, stretch) = (format!("{name}-letterbox/1"), format!("{name}-stretch/1"));
+    let write_env = |env: &'static str| move |d: &Path| std::fs::write(d.join("environment.json"), env).unwrap();
+    match shipped {
+        ShippedAs::Letterbox => {
+            copy_model(dir, model, &letterbox, |_| {});
+            copy_model(dir, model, &stretch, write_env(STRETCH_ENV));
+        }
+        ShippedAs::Stretch { letterbox_env } => {
+            copy_model(dir, model, &letterbox, write_env(letterbox_env));
+            copy_model(dir, model, &stretch, |_| {});
+        }
+    }
+    (letterbox, stretch)
+}
+
 /// The binary with the harness's fixed settings (a cleared environment), then `env`.
 fn server_command(model_dir: &Path, port: u16, cache_dir: &Path, log: &Path, env: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(binary());
