@@ -127,7 +127,10 @@ impl Architecture {
             Task::Classification => "any",
             Task::Ocr | Task::Tensor => "none",
         };
-        std::iter::once(families.to_owned()).chain(listed.concat().into_iter().map(str::to_owned)).collect::<Vec<_>>().join(", ")
+        std::iter::once(families.to_owned())
+            .chain(listed.concat().into_iter().map(str::to_owned))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 

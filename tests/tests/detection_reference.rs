@@ -146,6 +146,7 @@ async fn on_cuda_every_detection_model_matches_its_reference() {
     check_against_reference("shapes-y26/1", "shapes-det-y26.json", "/infer/object_detection", "cuda").await;
     check_against_reference("shapes-y26-o2m/1", "shapes-det-y26-o2m.json", "/infer/object_detection", "cuda").await;
     check_against_reference("shapes-v10/1", "shapes-det-v10.json", "/infer/object_detection", "cuda").await;
+    check_rfdetr("cuda", "CUDAExecutionProvider").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -170,10 +171,69 @@ async fn yolo26_end_to_end_pose_boxes_and_keypoints_match_the_reference() {
 /// provider, still matching the reference.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_openvino_yolo11_and_yolo26_pose_match_their_references() {
-    check_against_reference("shapes-pose-y11/1", "shapes-pose-y11.json", "/infer/keypoints_detection", "openvino").await;
-    let (model, route, shipped) = ("shapes-pose-y26/1", "/infer/keypoints_detection", &ShippedAs::Letterbox);
-    check_variants_against_reference(model, "shapes-pose-y26.json", route, "openvino,cpu", "CPUExecutionProvider", shipped)
+    check_against_reference("shapes-pose-y11/1", "shapes-pose-y11.json", "/infer/keypoints_detection", "openvino")
         .await;
+    let (model, route, shipped) = ("shapes-pose-y26/1", "/infer/keypoints_detection", &ShippedAs::Letterbox);
+    check_variants_against_reference(
+        model,
+        "shapes-pose-y26.json",
+        route,
+        "openvino,cpu",
+        "CPUExecutionProvider",
+        shipped,
+    )
+    .await;
+}
+
+/// RF-DETR as Roboflow exports it: stretched to its input, ImageNet-normalised, no NMS (the best
+/// query x class pairs), Roboflow's background class dropped; the letterbox copy is served with
+/// "Fit (black edges) in".
+async fn check_rfdetr(providers: &str, runs_on: &str) {
+    let shipped = ShippedAs::Stretch { letterbox_env: BLACK_EDGES_128_ENV };
+    let (model, route) = ("shapes-rfdetr/1", "/infer/object_detection");
+    check_variants_against_reference(model, "shapes-rfdetr.json", route, providers, runs_on, &shipped).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rf_detr_detections_match_roboflows_postprocessing() {
+    check_rfdetr("cpu", "CPUExecutionProvider").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_openvino_rf_detr_detections_match_roboflows_postprocessing() {
+    check_rfdetr("openvino", "OpenVINOExecutionProvider").await;
+}
+
+/// Roboflow's exports made before rfdetr dropped the dataset's root category list it first, as
+/// `background_class83422`: the same weights served with such a list answer as Roboflow's
+/// `is_one_indexed` path does (that column dropped, the classes after it shifted down).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rf_detr_with_roboflows_background_class_drops_it_and_shifts_the_rest() {
+    let models = TempDir::new("bg");
+    copy_model(models.path(), "shapes-rfdetr/1", "shapes-rfdetr-bg/1", |d| {
+        std::fs::write(d.join("class_names.txt"), "background_class83422\ncircle\nsquare\ntriangle\n").unwrap();
+    });
+    let server = Server::start(models.path(), &[]).await;
+    let reference = reference_of("shapes-rfdetr-background.json");
+    let (mut problems, mut compared) = (Vec::new(), 0);
+    for (image, entry) in reference["images"].as_object().unwrap() {
+        for (run, expected) in entry["runs"].as_object().unwrap() {
+            let (mode, conf, iou) = parse_run(run);
+            if mode != "stretch" {
+                continue; // the folder is shipped stretched
+            }
+            let (status, body) =
+                server.post_json("/infer/object_detection", &detect_body("shapes-rfdetr-bg/1", image, conf, iou)).await;
+            assert_eq!(status, 200, "{image}: {body}");
+            let predicted: Vec<Det> = body["predictions"].as_array().unwrap().iter().map(from_response).collect();
+            assert!(predicted.iter().all(|p| p.class_name != "background_class83422"), "{image}: {body}");
+            let expected: Vec<Det> = expected.as_array().unwrap().iter().map(from_reference).collect();
+            compared += expected.len();
+            problems.extend(compare(&expected, &predicted, conf).into_iter().map(|p| format!("{image} {run}: {p}")));
+        }
+    }
+    assert!(compared >= 30, "compared only {compared} detections");
+    assert!(problems.is_empty(), "{} problems:\n{}", problems.len(), problems.join("\n"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -91,9 +91,7 @@ pub fn to_normalized_tensor(
         let resized = resize_float(normalized.view(), new_w, new_h);
         let rows = new_h.min(h.saturating_sub(top));
         let cols = new_w.min(w.saturating_sub(left));
-        tensor
-            .slice_mut(s![0, c, top..top + rows, left..left + cols])
-            .assign(&resized.slice(s![..rows, ..cols]));
+        tensor.slice_mut(s![0, c, top..top + rows, left..left + cols]).assign(&resized.slice(s![..rows, ..cols]));
     }
     (tensor, placement)
 }

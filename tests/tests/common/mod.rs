@@ -88,9 +88,10 @@ pub fn copy_model(dir: &Path, from: &str, id: &str, edit: impl FnOnce(&Path)) {
 pub const STRETCH_ENV: &str =
     r#"{"PREPROCESSING": {"resize": {"enabled": true, "format": "Stretch to", "width": 256, "height": 256}}}"#;
 
-/// "Fit (black edges) in", the letterbox an RF-DETR export may be trained with.
-pub const BLACK_EDGES_ENV: &str =
-    r#"{"PREPROCESSING": {"resize": {"enabled": true, "format": "Fit (black edges) in", "width": 128, "height": 128}}}"#;
+/// "Fit (black edges) in", the letterbox an RF-DETR export may be trained with, at the input size of
+/// the RF-DETR detector fixture (128) and of the segmenter (144).
+pub const BLACK_EDGES_128_ENV: &str = r#"{"PREPROCESSING": {"resize": {"enabled": true, "format": "Fit (black edges) in", "width": 128, "height": 128}}}"#;
+pub const BLACK_EDGES_144_ENV: &str = r#"{"PREPROCESSING": {"resize": {"enabled": true, "format": "Fit (black edges) in", "width": 144, "height": 144}}}"#;
 
 /// How a model folder under test is shipped, and so which resize its copy is served with.
 pub enum ShippedAs {
@@ -410,6 +411,11 @@ pub fn iou(a: [f64; 4], b: [f64; 4]) -> f64 {
     }
 }
 
+/// The largest difference between two boxes' corresponding coordinates.
+pub fn corner_distance(a: [f64; 4], b: [f64; 4]) -> f64 {
+    (0..4).map(|i| (a[i] - b[i]).abs()).fold(0.0, f64::max)
+}
+
 /// A detection in corner form, from either a reference entry or a response prediction.
 #[derive(Debug, Clone)]
 pub struct Det {
@@ -472,10 +478,12 @@ pub fn compare(reference: &[Det], predicted: &[Det], threshold: f64) -> Vec<Stri
             .iter()
             .enumerate()
             .filter(|(i, p)| !used[*i] && p.class_id == r.class_id)
-            .map(|(i, p)| (i, iou(r.bbox, p.bbox)))
-            .max_by(|a, b| a.1.total_cmp(&b.1));
+            .map(|(i, p)| (i, iou(r.bbox, p.bbox), corner_distance(r.bbox, p.bbox)))
+            .max_by(|a, b| a.1.total_cmp(&b.1).then(b.2.total_cmp(&a.2)));
         match best {
-            Some((i, box_iou)) if box_iou >= 0.98 => {
+            // A box clipped to a line (e.g. inside the letterbox padding) has no area, so no IoU:
+            // it matches by its corners.
+            Some((i, box_iou, corners)) if box_iou >= 0.98 || corners <= 0.5 => {
                 used[i] = true;
                 let p = &predicted[i];
                 if (p.confidence - r.confidence).abs() > 0.01 {
@@ -569,10 +577,10 @@ pub fn best_match(r: &Det, predicted: &[Det]) -> Option<usize> {
         .iter()
         .enumerate()
         .filter(|(_, p)| p.class_id == r.class_id)
-        .map(|(i, p)| (i, iou(r.bbox, p.bbox)))
-        .filter(|(_, v)| *v >= 0.98)
-        .max_by(|a, b| a.1.total_cmp(&b.1))
-        .map(|(i, _)| i)
+        .map(|(i, p)| (i, iou(r.bbox, p.bbox), corner_distance(r.bbox, p.bbox)))
+        .filter(|(_, v, corners)| *v >= 0.98 || *corners <= 0.5)
+        .max_by(|a, b| a.1.total_cmp(&b.1).then(b.2.total_cmp(&a.2)))
+        .map(|(i, _, _)| i)
 }
 
 /// Reads an HTTP/1.1 request head from a test server's connection; its target (`/path?query`), or

@@ -242,7 +242,8 @@ mod tests {
 
     #[test]
     fn boxes_map_back_with_the_postprocessing_arithmetic() {
-        let stretch = Frame::of(&Placement::roboflow(ResizeMode::Stretch, 640, 480, 256, 256), ResizeMode::Stretch, 256, 256);
+        let stretch =
+            Frame::of(&Placement::roboflow(ResizeMode::Stretch, 640, 480, 256, 256), ResizeMode::Stretch, 256, 256);
         assert!(stretch.letterbox.is_none());
         assert_eq!(stretch.box_to_frame([0.5, 0.5, 0.5, 0.5]), [160.0, 120.0, 480.0, 360.0]);
         assert_eq!(stretch.box_to_frame([0.0, 0.0, 0.5, 0.5]), [0.0, 0.0, 160.0, 120.0], "clipped");

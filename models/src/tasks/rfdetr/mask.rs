@@ -19,15 +19,20 @@ fn content<'a>(logits: ArrayView2<'a, f32>, frame: &Frame) -> ArrayView2<'a, f32
         return logits;
     };
     let (mask_h, mask_w) = logits.dim();
-    let at = |v: f64, mask: usize, input: u32| ((v * mask as f64 / f64::from(input)).round_ties_even() as usize).min(mask);
-    let (x1, x2) = (at(fit.pad_x, mask_w, frame.input_w), at(fit.pad_x + f64::from(fit.scaled_w), mask_w, frame.input_w));
-    let (y1, y2) = (at(fit.pad_y, mask_h, frame.input_h), at(fit.pad_y + f64::from(fit.scaled_h), mask_h, frame.input_h));
+    let at =
+        |v: f64, mask: usize, input: u32| ((v * mask as f64 / f64::from(input)).round_ties_even() as usize).min(mask);
+    let (x1, x2) =
+        (at(fit.pad_x, mask_w, frame.input_w), at(fit.pad_x + f64::from(fit.scaled_w), mask_w, frame.input_w));
+    let (y1, y2) =
+        (at(fit.pad_y, mask_h, frame.input_h), at(fit.pad_y + f64::from(fit.scaled_h), mask_h, frame.input_h));
     logits.slice_move(s![y1..y2.max(y1), x1..x2.max(x1)])
 }
 
 fn binary(plane: &Array2<f32>) -> GrayImage {
     let (h, w) = plane.dim();
-    GrayImage::from_fn(w as u32, h as u32, |x, y| image::Luma([if plane[[y as usize, x as usize]] > 0.0 { 255 } else { 0 }]))
+    GrayImage::from_fn(w as u32, h as u32, |x, y| {
+        image::Luma([if plane[[y as usize, x as usize]] > 0.0 { 255 } else { 0 }])
+    })
 }
 
 /// The mask of one query, `logits (h, w)`, in the frame, as `mode` asks; with its RLE over the
@@ -80,7 +85,11 @@ mod tests {
         assert_eq!(rle.size, [32, 64]);
         let xs: Vec<f32> = mask.polygon.iter().map(|p| p[0]).collect();
         let ys: Vec<f32> = mask.polygon.iter().map(|p| p[1]).collect();
-        assert!(xs.iter().all(|&x| x <= 32.0) && ys.iter().cloned().fold(f32::MAX, f32::min) == 0.0, "{:?}", mask.polygon);
+        assert!(
+            xs.iter().all(|&x| x <= 32.0) && ys.iter().cloned().fold(f32::MAX, f32::min) == 0.0,
+            "{:?}",
+            mask.polygon
+        );
         let fast = decode_mask(logits.view(), &frame, MaskDecodeMode::Fast, false);
         // At the mask's resolution (16x8 after the crop), points are scaled by 4 to the image.
         assert!(fast.polygon.iter().all(|p| p[0] % 4.0 == 0.0 && p[1] % 4.0 == 0.0), "{:?}", fast.polygon);
