@@ -8,7 +8,7 @@ use image::GrayImage;
 use ndarray::{s, Array2, ArrayView2};
 use sightline_core::{InstanceMask, MaskDecodeMode};
 
-use super::decoder::Frame;
+use super::frame::Frame;
 use crate::image::contour::external_contour_with_most_points;
 use crate::image::resize::resize_float;
 use crate::image::rle::coco_rle;

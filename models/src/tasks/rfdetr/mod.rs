@@ -3,5 +3,6 @@
 //! segmentation models add `masks (B, Q, h, w)` logits over the whole input.
 
 pub mod decoder;
+pub mod frame;
 pub mod mask;
 pub mod model;
