@@ -180,3 +180,83 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     files
 }
+
+/// Every image of `reference_file` under every `mode` run, all posted at once to `model`; the
+/// problems found against the reference, and how many requests were posted.
+async fn several_clients_at_once(
+    server: &Server,
+    model: &str,
+    reference_file: &str,
+    route: &str,
+    mode: &str,
+) -> (Vec<String>, usize) {
+    let reference: Value =
+        serde_json::from_str(&std::fs::read_to_string(data(&format!("reference/{reference_file}"))).unwrap()).unwrap();
+    let mut requests = Vec::new();
+    for (image, entry) in reference["images"].as_object().unwrap() {
+        for (run, expected) in entry["runs"].as_object().unwrap() {
+            let (run_mode, conf, iou) = parse_run(run);
+            if run_mode != mode {
+                continue;
+            }
+            let expected: Vec<Det> = expected.as_array().unwrap().iter().map(from_reference).collect();
+            let body = detect_body(model, image, conf, iou);
+            requests.push(async move {
+                let (status, body) = server.post_json(route, &body).await;
+                assert_eq!(status, 200, "{model} {image}: {body}");
+                let predicted: Vec<Det> = body["predictions"].as_array().unwrap().iter().map(from_response).collect();
+                compare(&expected, &predicted, conf)
+                    .into_iter()
+                    .map(|p| format!("{model} {image} {run}: {p}"))
+                    .collect::<Vec<_>>()
+            });
+        }
+    }
+    let posted = requests.len();
+    assert!(posted >= 30, "{model}: only {posted} requests");
+    (join_all(requests).await.into_iter().flatten().collect(), posted)
+}
+
+/// RF-DETR exported with a dynamic batch axis: concurrent requests share runs, and each answer is
+/// still Roboflow's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rf_detr_requests_from_several_clients_are_batched_and_match_the_reference() {
+    let server = Server::start(&repo_root().join("assets/models"), BATCHING).await;
+    let mut problems = Vec::new();
+    for (model, reference_file, route) in [
+        ("shapes-rfdetr/1", "shapes-rfdetr.json", "/infer/object_detection"),
+        ("shapes-rfdetr-seg/1", "shapes-rfdetr-seg.json", "/infer/instance_segmentation"),
+    ] {
+        let (found, posted) = several_clients_at_once(&server, model, reference_file, route, "stretch").await;
+        problems.extend(found);
+        let (images_run, runs) = batches(&server, model).await;
+        assert_eq!(images_run, posted as f64, "{model}: every request ran once");
+        assert!(
+            runs <= posted as f64 / 2.0,
+            "{model}: {posted} images in {runs} runs: concurrent requests were not batched"
+        );
+    }
+    assert!(problems.is_empty(), "{} problems:\n{}", problems.len(), problems.join("\n"));
+}
+
+/// The newer YOLO families (fixed batch axis, so not batched) served to several clients at once
+/// by two instances each: every answer is still the reference's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_newer_yolo_families_answer_several_clients_at_once() {
+    let server = Server::start(&repo_root().join("assets/models"), &[("MODEL_INSTANCES", "2")]).await;
+    let mut problems = Vec::new();
+    for (model, reference_file, route) in [
+        ("shapes-y11/1", "shapes-det-y11.json", "/infer/object_detection"),
+        ("shapes-v12/1", "shapes-det-v12.json", "/infer/object_detection"),
+        ("shapes-v10/1", "shapes-det-v10.json", "/infer/object_detection"),
+        ("shapes-y26/1", "shapes-det-y26.json", "/infer/object_detection"),
+        ("shapes-y26-o2m/1", "shapes-det-y26-o2m.json", "/infer/object_detection"),
+        ("shapes-seg-y11/1", "shapes-seg-y11.json", "/infer/instance_segmentation"),
+        ("shapes-seg-y26/1", "shapes-seg-y26.json", "/infer/instance_segmentation"),
+        ("shapes-pose-y11/1", "shapes-pose-y11.json", "/infer/keypoints_detection"),
+        ("shapes-pose-y26/1", "shapes-pose-y26.json", "/infer/keypoints_detection"),
+    ] {
+        problems.extend(several_clients_at_once(&server, model, reference_file, route, "letterbox").await.0);
+    }
+    assert!(problems.is_empty(), "{} problems:\n{}", problems.len(), problems.join("\n"));
+}

@@ -95,6 +95,12 @@ async fn yolo11_detections_match_the_reference() {
     check_against_reference("shapes-y11/1", "shapes-det-y11.json", "/infer/object_detection", "cpu").await;
 }
 
+/// YOLOv12: area-attention blocks, the v8 head layout, NMS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn yolov12_detections_match_the_reference() {
+    check_against_reference("shapes-v12/1", "shapes-det-v12.json", "/infer/object_detection", "cpu").await;
+}
+
 /// The one-to-one head: no NMS, the graph's own selection above the confidence (two classes on one
 /// box stay two answers, as ultralytics gives them).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -116,10 +122,11 @@ async fn yolov10_end_to_end_detections_match_the_reference() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_openvino_yolo11_yolo26_and_yolov10_detections_match_their_references() {
+async fn on_openvino_yolo11_yolov12_and_yolo26_detections_match_their_references() {
     check_against_reference("shapes-y11/1", "shapes-det-y11.json", "/infer/object_detection", "openvino").await;
     check_against_reference("shapes-y26/1", "shapes-det-y26.json", "/infer/object_detection", "openvino").await;
     check_against_reference("shapes-y26-o2m/1", "shapes-det-y26-o2m.json", "/infer/object_detection", "openvino").await;
+    check_against_reference("shapes-v12/1", "shapes-det-v12.json", "/infer/object_detection", "openvino").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -146,6 +153,9 @@ async fn on_cuda_every_detection_model_matches_its_reference() {
     check_against_reference("shapes-y26/1", "shapes-det-y26.json", "/infer/object_detection", "cuda").await;
     check_against_reference("shapes-y26-o2m/1", "shapes-det-y26-o2m.json", "/infer/object_detection", "cuda").await;
     check_against_reference("shapes-v10/1", "shapes-det-v10.json", "/infer/object_detection", "cuda").await;
+    check_against_reference("shapes-v12/1", "shapes-det-v12.json", "/infer/object_detection", "cuda").await;
+    check_against_reference("shapes-pose-y11/1", "shapes-pose-y11.json", "/infer/keypoints_detection", "cuda").await;
+    check_against_reference("shapes-pose-y26/1", "shapes-pose-y26.json", "/infer/keypoints_detection", "cuda").await;
     check_rfdetr("cuda", "CUDAExecutionProvider").await;
 }
 
