@@ -122,11 +122,12 @@ async fn yolov10_end_to_end_detections_match_the_reference() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_openvino_yolo11_yolov12_and_yolo26_detections_match_their_references() {
+async fn on_openvino_yolo11_yolov12_yolo26_and_yolov10_detections_match_their_references() {
     check_against_reference("shapes-y11/1", "shapes-det-y11.json", "/infer/object_detection", "openvino").await;
     check_against_reference("shapes-y26/1", "shapes-det-y26.json", "/infer/object_detection", "openvino").await;
     check_against_reference("shapes-y26-o2m/1", "shapes-det-y26-o2m.json", "/infer/object_detection", "openvino").await;
     check_against_reference("shapes-v12/1", "shapes-det-v12.json", "/infer/object_detection", "openvino").await;
+    check_against_reference("shapes-v10/1", "shapes-det-v10.json", "/infer/object_detection", "openvino").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
