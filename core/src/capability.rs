@@ -27,6 +27,19 @@ pub trait ReadText: Send + Sync {
     async fn read_text(&self, request: ImageRequest) -> Result<OcrOutput, CoreError>;
 }
 
+/// A vector for an image: the model's own output, pooled as the model defines, not normalised.
+#[async_trait]
+pub trait EmbedImage: Send + Sync {
+    async fn embed_image(&self, request: ImageRequest) -> Result<Vec<f32>, CoreError>;
+}
+
+/// Vectors for texts, in their order: the model's own outputs, not normalised. Refuses a text its
+/// tokenizer cannot take whole where the model's reference refuses it (CLIP's 77 tokens).
+#[async_trait]
+pub trait EmbedText: Send + Sync {
+    async fn embed_texts(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, CoreError>;
+}
+
 /// Tensors straight into the model's session (the Open Inference Protocol): no pre- or
 /// post-processing, but the model's queue, instances and batches.
 #[async_trait]
@@ -51,4 +64,10 @@ impl Asked {
 
     /// Tensors, of any model that takes them.
     pub const TENSORS: Asked = Asked { label: "tensor", task: None };
+
+    /// Image embeddings (an embedding model with an image tower).
+    pub const EMBED_IMAGE: Asked = Asked { label: "embed-image", task: Some(Task::Embedding) };
+
+    /// Text embeddings (an embedding model with a text tower).
+    pub const EMBED_TEXT: Asked = Asked { label: "embed-text", task: Some(Task::Embedding) };
 }

@@ -13,6 +13,9 @@ pub enum CoreError {
     BadImage(String),
     #[error("Invalid request parameter: {0}")]
     InvalidParameter(String),
+    /// An input the model cannot take as it is (a text past its tokenizer's limit).
+    #[error("Invalid input: {0}")]
+    InvalidInput(String),
     /// A tensor that does not fit the model's signature or its own shape (the protocol's 400).
     #[error("{0}")]
     InvalidTensor(String),
@@ -66,6 +69,7 @@ impl CoreError {
             CoreError::ModelNotFound(_) => "model_not_found",
             CoreError::BadImage(_) => "bad_image",
             CoreError::InvalidParameter(_) => "invalid_parameter",
+            CoreError::InvalidInput(_) => "invalid_input",
             CoreError::InvalidTensor(_) => "invalid_tensor",
             CoreError::TaskMismatch { .. } => "task_mismatch",
             CoreError::BrokenModel { .. } => "broken_model",

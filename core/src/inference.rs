@@ -21,6 +21,10 @@ pub enum Task {
     /// `model_type.json`).
     #[serde(rename = "tensor")]
     Tensor,
+    /// Vectors for images or texts (CLIP's towers, fastembed's models); Roboflow's `task_type`
+    /// for CLIP.
+    #[serde(rename = "embedding")]
+    Embedding,
 }
 
 impl Task {
@@ -32,6 +36,7 @@ impl Task {
             Task::Classification => "classification",
             Task::Ocr => "ocr",
             Task::Tensor => "tensor",
+            Task::Embedding => "embedding",
         }
     }
 

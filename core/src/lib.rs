@@ -17,7 +17,7 @@ pub mod model_id;
 pub mod tensor;
 
 pub use base_manager::BaseManager;
-pub use capability::{Asked, Classify, Detect, ReadText, RunTensors};
+pub use capability::{Asked, Classify, Detect, EmbedImage, EmbedText, ReadText, RunTensors};
 pub use decorators::{CacheConfig, Decorated, Hooks, ManagerMetrics, WithFixedSizeCache, WithLogger, WithMetrics};
 pub use error::CoreError;
 pub use inference::{

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde::Serialize;
 
-use crate::capability::{Classify, Detect, ReadText, RunTensors};
+use crate::capability::{Classify, Detect, EmbedImage, EmbedText, ReadText, RunTensors};
 use crate::{CoreError, ModelId, Task, TensorSignature};
 
 /// What the registry endpoints report about a loaded model.
@@ -78,6 +78,14 @@ pub trait Model: Send + Sync + 'static {
     }
 
     fn tensor_runner(&self) -> Option<&dyn RunTensors> {
+        None
+    }
+
+    fn image_embedder(&self) -> Option<&dyn EmbedImage> {
+        None
+    }
+
+    fn text_embedder(&self) -> Option<&dyn EmbedText> {
         None
     }
 }

@@ -18,6 +18,9 @@ pub enum ModelError {
     Unsupported(String),
     #[error("{0}")]
     Inference(String),
+    /// A request the model cannot take (a text over its tokenizer's limit).
+    #[error("{0}")]
+    InvalidInput(String),
 }
 
 impl From<ModelError> for CoreError {
@@ -28,6 +31,7 @@ impl From<ModelError> for CoreError {
             ModelError::BrokenModel { file, reason } => CoreError::BrokenModel { file, reason },
             ModelError::Unsupported(m) => CoreError::UnsupportedModel(m),
             ModelError::Inference(m) => CoreError::Inference(m),
+            ModelError::InvalidInput(m) => CoreError::InvalidInput(m),
         }
     }
 }

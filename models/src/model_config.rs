@@ -125,7 +125,7 @@ impl Architecture {
             Task::ObjectDetection | Task::InstanceSegmentation => "yolov5*, yolov7*, yolov8*, yolov11*, yolo11*",
             Task::KeypointDetection => "yolov8*, yolov11*, yolo11*",
             Task::Classification => "any",
-            Task::Ocr | Task::Tensor => "none",
+            Task::Ocr | Task::Tensor | Task::Embedding => "none",
         };
         std::iter::once(families.to_owned())
             .chain(listed.concat().into_iter().map(str::to_owned))

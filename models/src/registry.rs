@@ -8,13 +8,15 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use sightline_artifacts::{ArtifactCache, Manifest};
 use sightline_core::{
-    Classify, CoreError, Detect, Model, ModelDescription, ModelId, ModelLoader, ReadText, RunTensors, Task,
+    Classify, CoreError, Detect, EmbedImage, EmbedText, Model, ModelDescription, ModelId, ModelLoader, ReadText,
+    RunTensors, Task,
 };
 use sightline_engine::{process_memory, LoadPool, ModelSessions, RunsOn};
 
 use crate::load_options::LoadOptions;
 use crate::model_config::{read_model_dir, read_task, Architecture, MODEL_TYPE_FILE};
 use crate::tasks::classifier::ClassificationModel;
+use crate::tasks::embedding::{EmbeddingModel, Layout};
 use crate::tasks::ocr::model::OcrModel;
 use crate::tasks::rfdetr::model::RfDetrModel;
 use crate::tasks::tensor::{TensorModel, TENSOR_MODEL_FILE};
@@ -47,6 +49,9 @@ impl ModelRegistry {
         dir: &Path,
         sessions: &mut ModelSessions<'_>,
     ) -> Result<Arc<dyn Model>, ModelError> {
+        if let Some(layout) = Layout::of(dir) {
+            return Ok(Arc::new(EmbeddingModel::load(id, dir, layout, options, sessions)?));
+        }
         if !dir.join(MODEL_TYPE_FILE).exists() && dir.join(TENSOR_MODEL_FILE).exists() {
             return Ok(Arc::new(TensorModel::load(id, dir, options, sessions)?));
         }
@@ -150,5 +155,13 @@ impl Model for Registered {
 
     fn tensor_runner(&self) -> Option<&dyn RunTensors> {
         self.inner.tensor_runner()
+    }
+
+    fn image_embedder(&self) -> Option<&dyn EmbedImage> {
+        self.inner.image_embedder()
+    }
+
+    fn text_embedder(&self) -> Option<&dyn EmbedText> {
+        self.inner.text_embedder()
     }
 }

@@ -147,6 +147,13 @@ pub struct Config {
     /// Evict before a load while the free fraction of GPU (or host) memory is below this; 0 = off.
     #[arg(long, env = "MEMORY_FREE_THRESHOLD", default_value_t = 0.0, value_parser = parse_fraction)]
     pub memory_free_threshold: f64,
+    /// The CLIP version `/clip/*` serve when a request names none: the model `clip/<version>`.
+    #[arg(long, env = "CLIP_VERSION_ID", default_value = "ViT-B-16")]
+    pub clip_version_id: String,
+    /// The most images, or prompts, one `/clip/*` request may carry (a longer text list is run in
+    /// batches of this size), as in Roboflow's server.
+    #[arg(long, env = "CLIP_MAX_BATCH_SIZE", default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..))]
+    pub clip_max_batch_size: u64,
     /// The OCR model behind `/doctr/ocr` (and `/infer/ocr` without a `model_id`).
     #[arg(long, env = "DEFAULT_OCR_MODEL", default_value = "ppocr/4")]
     pub default_ocr_model: String,

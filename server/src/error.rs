@@ -104,6 +104,7 @@ impl ResponseError for ApiError {
                 CoreError::InvalidModelId(_)
                 | CoreError::BadImage(_)
                 | CoreError::TaskMismatch { .. }
+                | CoreError::InvalidInput(_)
                 | CoreError::InvalidTensor(_) => StatusCode::BAD_REQUEST,
                 CoreError::InvalidParameter(_) => StatusCode::UNPROCESSABLE_ENTITY,
                 CoreError::ModelNotFound(_) => StatusCode::NOT_FOUND,

@@ -38,6 +38,9 @@ pub struct Service {
     gpus: Option<Arc<DevicePlacer>>,
     /// Serves the OCR routes without a `model_id`.
     default_ocr_model: String,
+    /// `CLIP_VERSION_ID` and `CLIP_MAX_BATCH_SIZE`, for `/clip/*`.
+    clip_version_id: String,
+    clip_max_batch_size: usize,
 }
 
 /// Images of one request, and what the capability serving them is asked.
@@ -82,6 +85,8 @@ impl Service {
         Ok(Service {
             load_wait: Duration::from_secs(config.model_load_wait_secs),
             default_ocr_model: config.default_ocr_model.clone(),
+            clip_version_id: config.clip_version_id.clone(),
+            clip_max_batch_size: usize::try_from(config.clip_max_batch_size).unwrap_or(usize::MAX),
             manager,
             artifacts,
             url_fetcher,
@@ -91,6 +96,14 @@ impl Service {
 
     pub fn default_ocr_model(&self) -> &str {
         &self.default_ocr_model
+    }
+
+    pub fn clip_version_id(&self) -> &str {
+        &self.clip_version_id
+    }
+
+    pub fn clip_max_batch_size(&self) -> usize {
+        self.clip_max_batch_size
     }
 
     /// The model, loaded if needed within `MODEL_LOAD_WAIT_SECS`. Loads run on their own task,
@@ -134,6 +147,30 @@ impl Service {
             async move { capability(&*model, asked, |m| m.text_reader())?.read_text(request).await }.boxed()
         })
         .await
+    }
+
+    /// Each image's vector, as the model gives it (not normalised).
+    pub async fn embed_images(&self, id: &ModelId, job: ImageJob<()>) -> Result<Answered<Vec<f32>>, ApiError> {
+        let asked = Asked::EMBED_IMAGE;
+        self.run_images(id, asked, job, move |model, request| {
+            async move { capability(&*model, asked, |m| m.image_embedder())?.embed_image(request).await }.boxed()
+        })
+        .await
+    }
+
+    /// Each text's vector, in order, as the model gives it (not normalised).
+    pub async fn embed_texts(&self, id: &ModelId, texts: Vec<String>) -> Result<(Vec<Vec<f32>>, Served), ApiError> {
+        let started = Instant::now();
+        let cold = !self.manager.contains(id);
+        self.load(id).await?;
+        let served = Served { model_id: id.clone(), cold_load: cold.then(|| started.elapsed().as_secs_f64()), started };
+        let asked = Asked::EMBED_TEXT;
+        let vectors = self
+            .use_model(id, asked, move |model| async move {
+                capability(&*model, asked, |m| m.text_embedder())?.embed_texts(texts).await
+            })
+            .await?;
+        Ok((vectors, served))
     }
 
     /// The model's outputs for protocol tensors, after its own load (404 before the body is read).
@@ -282,6 +319,7 @@ fn capability<'m, C: ?Sized>(
         model_id: description.model_id.to_string(),
         actual: match description.task {
             Task::Tensor => "tensor (a plain ONNX model: use /v2/models/{name}/versions/{version}/infer)".into(),
+            Task::Embedding => format!("{} (embedding)", description.architecture),
             task => task.to_string(),
         },
         requested: asked.label.into(),

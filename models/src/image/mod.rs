@@ -7,6 +7,7 @@ pub mod contour;
 pub mod decode;
 pub mod drawing;
 pub mod letterbox;
+pub mod pillow;
 pub mod preprocess;
 pub mod resize;
 pub mod rle;

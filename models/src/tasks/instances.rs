@@ -92,6 +92,20 @@ impl Instances {
         Ok(Ran { outputs, placement: prepared.placement, frame: prepared.frame, admitted })
     }
 
+    /// Admits one input, builds its tensor with `prepare` on the CPU pool (decoding included), and
+    /// runs it; the admission is returned with the outputs, to be held through post-processing.
+    pub async fn run_prepared(
+        &self,
+        prepare: impl FnOnce() -> Result<ndarray::Array4<f32>, ModelError> + Send + 'static,
+    ) -> Result<(Outputs, Admission), CoreError> {
+        let admitted = self.worker.admit()?;
+        let started = std::time::Instant::now();
+        let tensor = run_blocking("preprocessing", prepare).await??;
+        self.timers.preprocess.observe(started.elapsed().as_secs_f64());
+        let outputs = self.worker.run(tensor).await?;
+        Ok((outputs, admitted))
+    }
+
     /// Runs one detection-like request: the image through the instances, then `decoder` and the
     /// visualisation on the bounded CPU pool (masks and drawing cost real CPU on large images).
     pub async fn detect(

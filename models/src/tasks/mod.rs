@@ -2,6 +2,7 @@
 //! of them. Each imports only the engine's interface, `crate::image` and its own files.
 
 pub mod classifier;
+pub mod embedding;
 pub mod instances;
 pub mod ocr;
 pub mod rfdetr;

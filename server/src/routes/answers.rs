@@ -103,6 +103,13 @@ pub fn respond_with(served: &Served, content_type: &str, body: Vec<u8>) -> HttpR
     response.content_type(content_type).body(body)
 }
 
+/// A JSON body with the response headers.
+pub fn respond_json<T: Serialize>(served: &Served, body: &T) -> HttpResponse {
+    let mut response = HttpResponse::Ok();
+    headers(served, &mut response);
+    response.json(body)
+}
+
 fn headers(served: &Served, response: &mut HttpResponseBuilder) {
     response.insert_header(("X-Model-Id", served.model_id.to_string()));
     response.insert_header(("X-Model-Cold-Start", if served.cold_load.is_some() { "true" } else { "false" }));

@@ -159,6 +159,11 @@ fn asked_of(task: Task, query: &Query) -> Result<Asked, ApiError> {
                 "this is a plain ONNX model: send it tensors at /v2/models/{name}/versions/{version}/infer".into(),
             ))
         }
+        Task::Embedding => {
+            return Err(ApiError::BadRequest(
+                "this is an embedding model: use /embed/image or /embed/text (or /clip/* for CLIP)".into(),
+            ))
+        }
     })
 }
 

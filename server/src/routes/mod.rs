@@ -3,6 +3,7 @@
 //! from that list.
 
 mod answers;
+pub mod embed;
 pub mod health;
 pub mod infer;
 pub mod kserve;

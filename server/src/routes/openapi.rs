@@ -30,6 +30,7 @@ use crate::types::requests::MaskDecodeModeName;
     )),
     tags(
         (name = "inference", description = "Roboflow's /infer routes and ours"),
+        (name = "embeddings", description = "Vectors for images and texts: Roboflow's /clip routes and /embed"),
         (name = "models", description = "Models in memory (/model) and in the disk cache (/models)"),
         (name = "legacy", description = "Roboflow's v0 routes (spec §9)"),
         (name = "operations", description = "Info, probes, metrics"),

@@ -1,0 +1,286 @@
+//! An embedding model: an image tower, a text tower, or both (CLIP), each its own session served
+//! by its own instances, so images and texts batch with their kind across requests.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use sightline_core::{
+    CoreError, DataType, EmbedImage, EmbedText, ImageRequest, Model, ModelDescription, ModelId, RunTensors, Task,
+    Tensor, TensorSignature,
+};
+use sightline_engine::{run_blocking, ModelSessions, Outputs};
+
+use super::image_prep::ImagePrep;
+use super::text_prep::TextPrep;
+use super::{Layout, CLIP_TEXT_FILE, CLIP_VISUAL_FILE, HF_MODEL_FILE, PREPROCESSOR_CONFIG_FILE};
+use crate::image::decode::{decode_image, DecodeLimits};
+use crate::load_options::LoadOptions;
+use crate::tasks::instances::Instances;
+use crate::ModelError;
+
+/// Texts one run of the text tower takes at most (fastembed's default `batch_size` is 256 for
+/// text; smaller runs keep one long list from holding the tower).
+const TEXT_RUN_LIMIT: usize = 32;
+
+pub struct EmbeddingModel {
+    description: ModelDescription,
+    image: Option<ImageTower>,
+    text: Option<TextTower>,
+}
+
+struct ImageTower {
+    instances: Instances,
+    prep: Arc<ImagePrep>,
+    decode_limits: DecodeLimits,
+}
+
+struct TextTower {
+    instances: Instances,
+    signature: TensorSignature,
+    prep: Arc<TextPrep>,
+    batch_limit: usize,
+}
+
+impl EmbeddingModel {
+    /// Blocking: builds the towers of `layout` in `dir`, each checked by a test inference.
+    pub fn load(
+        id: &ModelId,
+        dir: &Path,
+        layout: Layout,
+        options: &LoadOptions,
+        sessions: &mut ModelSessions<'_>,
+    ) -> Result<Self, ModelError> {
+        let name = id.to_string();
+        let mut description = ModelDescription::unplaced(id.clone());
+        description.task = Task::Embedding;
+        let (image, text) = match layout {
+            Layout::RoboflowClip => {
+                let file = dir.join(CLIP_VISUAL_FILE);
+                let (tower, size, batch) = ImageTower::load(&file, None, options, sessions, &name, &mut description)?;
+                let text = TextTower::load(&dir.join(CLIP_TEXT_FILE), true, options, sessions, &name)?;
+                description.architecture = "clip".into();
+                description.input_width = Some(size.0);
+                description.input_height = Some(size.1);
+                description.batch_size = batch;
+                description.tensors = None;
+                (Some(tower), Some(text))
+            }
+            Layout::HfImage => {
+                let config = std::fs::read(dir.join(PREPROCESSOR_CONFIG_FILE))
+                    .map_err(|e| e.to_string())
+                    .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+                    .and_then(|c| ImagePrep::from_preprocessor_config(&c))
+                    .map_err(|reason| ModelError::BrokenModel { file: dir.join(PREPROCESSOR_CONFIG_FILE), reason })?;
+                let file = dir.join(HF_MODEL_FILE);
+                let (tower, size, batch) =
+                    ImageTower::load(&file, Some(config), options, sessions, &name, &mut description)?;
+                description.architecture = "image-embedding".into();
+                description.input_width = Some(size.0);
+                description.input_height = Some(size.1);
+                description.batch_size = batch;
+                (Some(tower), None)
+            }
+            Layout::HfText => {
+                let text = TextTower::load(&dir.join(HF_MODEL_FILE), false, options, sessions, &name)?;
+                description.architecture = "text-embedding".into();
+                description.tensors = Some(text.signature.clone());
+                (None, Some(text))
+            }
+        };
+        Ok(EmbeddingModel { description, image, text })
+    }
+}
+
+impl ImageTower {
+    /// The tower of `file`; `prep` from the model's config, or OpenAI CLIP's transform at the
+    /// session's input size. Returns the input size and the fixed batch size, if any.
+    fn load(
+        file: &Path,
+        prep: Option<ImagePrep>,
+        options: &LoadOptions,
+        sessions: &mut ModelSessions<'_>,
+        name: &str,
+        description: &mut ModelDescription,
+    ) -> Result<(ImageTower, (u32, u32), Option<usize>), ModelError> {
+        let fixed = sessions.fixed_size(file)?;
+        let (width, height) = fixed.size;
+        let broken = |reason: String| ModelError::BrokenModel { file: file.to_owned(), reason };
+        pooled(&fixed.outputs, 1).map_err(|e| broken(e.to_string()))?;
+        let prep = prep.unwrap_or_else(|| ImagePrep::openai_clip(height));
+        // Any image size: what the preprocessing makes must be what the session takes.
+        for (w, h) in [(640, 480), (37, 500)] {
+            if prep.output_size(w, h) != (width, height) {
+                return Err(broken(format!(
+                    "the preprocessing makes {:?} inputs from a {w}x{h} image, the model takes {width}x{height}",
+                    prep.output_size(w, h)
+                )));
+            }
+        }
+        description.tensors = fixed.session.signature().ok();
+        let batch = fixed.shape.batch_size();
+        let instances = Instances::start(
+            sessions,
+            file,
+            fixed.session,
+            fixed.batch_limit,
+            description.tensors.clone(),
+            options,
+            name,
+        )?;
+        Ok((
+            ImageTower { instances, prep: Arc::new(prep), decode_limits: options.decode_limits },
+            (width, height),
+            batch,
+        ))
+    }
+}
+
+impl TextTower {
+    /// The tower of `file`: CLIP's tokenizer for Roboflow's layout (`clip`), else the folder's own.
+    fn load(
+        file: &Path,
+        clip: bool,
+        options: &LoadOptions,
+        sessions: &mut ModelSessions<'_>,
+        name: &str,
+    ) -> Result<TextTower, ModelError> {
+        let broken = |reason: String| ModelError::BrokenModel { file: file.to_owned(), reason };
+        let dir = file.parent().unwrap_or(Path::new("."));
+        let mut prep: Option<TextPrep> = None;
+        let (session, shape, ()) = sessions.checked(file, false, |session, _| {
+            let signature = session.signature().map_err(|reason| broken_engine(file, reason))?;
+            let built = text_prep(dir, clip, &signature).map_err(|reason| broken_engine(file, reason))?;
+            let inputs =
+                built.tensors(&["a photo".to_owned(), "".to_owned()]).map_err(|reason| broken_engine(file, reason))?;
+            let outputs = session.run_tensors(&inputs)?;
+            rows(&outputs, 2).map_err(|e| broken_engine(file, e.to_string()))?;
+            prep = Some(built);
+            Ok(())
+        })?;
+        let prep = prep.ok_or_else(|| broken("no tokenizer was built".into()))?;
+        let signature = session.signature().map_err(broken)?;
+        let batch_limit = if shape.input_dims.first().is_some_and(|&d| d < 0) { TEXT_RUN_LIMIT } else { 1 };
+        let instances = Instances::start(sessions, file, session, batch_limit, Some(signature.clone()), options, name)?;
+        Ok(TextTower { instances, signature, prep: Arc::new(prep), batch_limit })
+    }
+}
+
+fn broken_engine(file: &Path, reason: String) -> sightline_engine::EngineError {
+    sightline_engine::EngineError::BrokenModel { file: file.to_owned(), reason }
+}
+
+/// The text preprocessing for a session with `signature`.
+fn text_prep(dir: &Path, clip: bool, signature: &TensorSignature) -> Result<TextPrep, String> {
+    let integer = |spec: &sightline_core::TensorSpec| matches!(spec.datatype, DataType::Int32 | DataType::Int64);
+    if clip {
+        let [input] = signature.inputs.as_slice() else {
+            return Err(format!("expected one token input, found {}", signature.inputs.len()));
+        };
+        if !integer(input) {
+            return Err(format!("the token input {:?} is {}, not an integer tensor", input.name, input.datatype));
+        }
+        return Ok(TextPrep::Clip { input: input.name.clone(), datatype: input.datatype });
+    }
+    let mut inputs = Vec::new();
+    for spec in &signature.inputs {
+        if !matches!(spec.name.as_str(), "input_ids" | "attention_mask" | "token_type_ids") || !integer(spec) {
+            return Err(format!(
+                "input {:?} ({}) is not one of the integer inputs input_ids, attention_mask, token_type_ids",
+                spec.name, spec.datatype
+            ));
+        }
+        inputs.push((spec.name.clone(), spec.datatype));
+    }
+    if !inputs.iter().any(|(n, _)| n == "input_ids") {
+        return Err("the model has no input_ids input".into());
+    }
+    TextPrep::hugging_face(dir, inputs)
+}
+
+/// The first output as `count` rows of equal length (fastembed's `reshape(len(images), -1)`).
+fn pooled(outputs: &Outputs, count: usize) -> Result<Vec<Vec<f32>>, ModelError> {
+    let output = outputs.first().ok_or_else(|| ModelError::Inference("the model returned no output".into()))?;
+    if output.shape().first() != Some(&count) || output.is_empty() {
+        return Err(ModelError::Inference(format!(
+            "expected {count} embeddings, got an output of {:?}",
+            output.shape()
+        )));
+    }
+    let values: Vec<f32> = output.iter().copied().collect();
+    Ok(values.chunks(values.len() / count).map(<[f32]>::to_vec).collect())
+}
+
+/// The first output tensor as `count` vectors: `(count, dim)`, as text towers give them pooled.
+fn rows(outputs: &[Tensor], count: usize) -> Result<Vec<Vec<f32>>, ModelError> {
+    let output = outputs.first().ok_or_else(|| ModelError::Inference("the model returned no output".into()))?;
+    if output.datatype != DataType::Fp32 {
+        return Err(ModelError::Inference(format!("the output is {}, not FP32", output.datatype)));
+    }
+    match output.shape.as_slice() {
+        [n, dim] if *n == count && *dim > 0 => Ok(output
+            .data
+            .chunks_exact(dim * 4)
+            .map(|row| row.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+            .collect()),
+        shape => Err(ModelError::Inference(format!(
+            "expected pooled ({count}, dim) text embeddings, got {shape:?} (token-level outputs are not pooled here)"
+        ))),
+    }
+}
+
+impl Model for EmbeddingModel {
+    fn description(&self) -> &ModelDescription {
+        &self.description
+    }
+
+    fn image_embedder(&self) -> Option<&dyn EmbedImage> {
+        self.image.as_ref().map(|t| t as &dyn EmbedImage)
+    }
+
+    fn text_embedder(&self) -> Option<&dyn EmbedText> {
+        self.text.as_ref().map(|t| t as &dyn EmbedText)
+    }
+
+    /// The protocol drives a one-tower model's session; CLIP's two sessions have no one signature.
+    fn tensor_runner(&self) -> Option<&dyn RunTensors> {
+        match (&self.image, &self.text) {
+            (Some(image), None) => image.instances.tensor_runner(),
+            (None, Some(text)) => text.instances.tensor_runner(),
+            _ => None,
+        }
+    }
+}
+
+#[async_trait]
+impl EmbedImage for ImageTower {
+    async fn embed_image(&self, request: ImageRequest) -> Result<Vec<f32>, CoreError> {
+        let (prep, limits, auto_orient) = (self.prep.clone(), self.decode_limits, request.preprocessing.auto_orient);
+        let bytes = request.image;
+        let (outputs, _admitted) = self
+            .instances
+            .run_prepared(move || {
+                let image = decode_image(&bytes, auto_orient, limits)?;
+                Ok(prep.tensor(&image))
+            })
+            .await?;
+        let mut vectors = pooled(&outputs, 1)?;
+        vectors.pop().ok_or_else(|| CoreError::Inference("no embedding".into()))
+    }
+}
+
+#[async_trait]
+impl EmbedText for TextTower {
+    async fn embed_texts(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, CoreError> {
+        let mut vectors = Vec::with_capacity(texts.len());
+        for chunk in texts.chunks(self.batch_limit.max(1)) {
+            let (prep, chunk) = (self.prep.clone(), chunk.to_vec());
+            let count = chunk.len();
+            let inputs =
+                run_blocking("tokenizing", move || prep.tensors(&chunk)).await?.map_err(ModelError::InvalidInput)?;
+            let outputs = self.instances.run_tensors(inputs).await?;
+            vectors.extend(rows(&outputs, count)?);
+        }
+        Ok(vectors)
+    }
+}
