@@ -61,6 +61,8 @@ async fn image_vectors(
 pub async fn clip_embed_image(state: State, payload: web::Payload) -> Reply {
     let request: ClipImageRequest = parse_request(&state, payload).await?;
     let id = clip_model(&state.service, &request.common)?;
+    // The model first: an unknown CLIP version is a 404 whatever else the request holds.
+    state.service.load(&id).await?;
     let images = listed(request.image);
     checked_count(images.len(), state.service.clip_max_batch_size(), "images")?;
     let (embeddings, served) = image_vectors(&state.service, &id, images).await?;
@@ -131,6 +133,7 @@ fn cosine(a: &[f32], b: &[f32]) -> f64 {
 pub async fn clip_compare(state: State, payload: web::Payload) -> Reply {
     let request: ClipCompareRequest = parse_request(&state, payload).await?;
     let id = clip_model(&state.service, &request.common)?;
+    state.service.load(&id).await?;
     let (names, prompts) = match request.prompt {
         Prompts::One(prompt) => (None, vec![prompt]),
         Prompts::List(prompts) => (None, prompts),

@@ -4,8 +4,11 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema};
+use utoipa::openapi::RefOr;
+use utoipa::{PartialSchema, ToSchema};
 
+use super::ids::{IdSegment, ModelIdText};
 use crate::error::ApiError;
 use crate::image_input::{ImageInput, OneOrMany};
 
@@ -16,7 +19,7 @@ pub const MAX_EMBED_INPUTS: usize = 1024;
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ClipCommon {
     /// `clip/<clip_version_id>` serves the request; `CLIP_VERSION_ID` when absent.
-    #[schema(example = "ViT-B-16")]
+    #[schema(value_type = Option<IdSegment>, inline, example = "ViT-B-16")]
     pub clip_version_id: Option<String>,
     /// Accepted as Roboflow's server accepts it.
     pub api_key: Option<String>,
@@ -24,11 +27,63 @@ pub struct ClipCommon {
     pub id: Option<String>,
 }
 
+/// One item, or a list of at least one.
+fn one_or_some(item: RefOr<Schema>) -> RefOr<Schema> {
+    let list = ArrayBuilder::new().items(item.clone()).min_items(Some(1));
+    OneOfBuilder::new().item(item).item(list).into()
+}
+
+/// `image` as the document describes it: one image, or a list of at least one (utoipa cannot
+/// bound a list inside an untagged enum, so these schemas are written out).
+pub struct ImagesDoc;
+
+impl PartialSchema for ImagesDoc {
+    fn schema() -> RefOr<Schema> {
+        one_or_some(ImageInput::schema())
+    }
+}
+
+impl ToSchema for ImagesDoc {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        ImageInput::schemas(schemas);
+    }
+}
+
+/// `text`: one text, or a list of at least one.
+pub struct TextsDoc;
+
+impl PartialSchema for TextsDoc {
+    fn schema() -> RefOr<Schema> {
+        one_or_some(String::schema())
+    }
+}
+
+impl ToSchema for TextsDoc {}
+
+/// `prompt` as the document describes it: one, a list of at least one, or at least one named.
+pub struct PromptsDoc;
+
+impl PartialSchema for PromptsDoc {
+    fn schema() -> RefOr<Schema> {
+        let one = ImageOrText::schema();
+        let list = ArrayBuilder::new().items(one.clone()).min_items(Some(1));
+        let named = ObjectBuilder::new().additional_properties(Some(one.clone())).min_properties(Some(1));
+        OneOfBuilder::new().item(list).item(one).item(named).into()
+    }
+}
+
+impl ToSchema for PromptsDoc {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        ImageOrText::schemas(schemas);
+    }
+}
+
 /// `POST /clip/embed_image`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ClipImageRequest {
     #[serde(flatten)]
     pub common: ClipCommon,
+    #[schema(value_type = ImagesDoc)]
     pub image: OneOrMany<ImageInput>,
 }
 
@@ -37,6 +92,7 @@ pub struct ClipImageRequest {
 pub struct ClipTextRequest {
     #[serde(flatten)]
     pub common: ClipCommon,
+    #[schema(value_type = TextsDoc)]
     pub text: OneOrMany<String>,
 }
 
@@ -74,6 +130,7 @@ pub struct ClipCompareRequest {
     pub subject: ImageOrText,
     #[serde(default)]
     pub subject_type: InputKind,
+    #[schema(value_type = PromptsDoc)]
     pub prompt: Prompts,
     #[serde(default = "text_kind")]
     #[schema(default = "text")]
@@ -116,16 +173,18 @@ pub struct ClipCompareResponse {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct EmbedImageRequest {
     /// A catalogue name (`Qdrant/clip-ViT-B-32-vision`), `clip/<version>`, or any embedding model id.
-    #[schema(example = "clip/ViT-B-16")]
+    #[schema(value_type = ModelIdText, inline, example = "clip/ViT-B-16")]
     pub model_id: String,
+    #[schema(min_items = 1, max_items = 1024)]
     pub inputs: Vec<ImageInput>,
 }
 
 /// `POST /embed/text`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct EmbedTextRequest {
-    #[schema(example = "clip/ViT-B-16")]
+    #[schema(value_type = ModelIdText, inline, example = "clip/ViT-B-16")]
     pub model_id: String,
+    #[schema(min_items = 1, max_items = 1024)]
     pub inputs: Vec<String>,
 }
 
