@@ -277,14 +277,18 @@ impl ArtifactCache {
             let mut writer = EntryWriter::new(dir.to_path_buf(), self.options.max_model_bytes, progress.clone());
             let started = std::time::Instant::now();
             self.metrics.attempt(source.name());
-            let result = source.fetch(id, &mut writer).await.and_then(|()| writer.finish());
+            let result = source.fetch(id, &mut writer).await.and_then(|()| {
+                let revision = writer.revision();
+                writer.finish().map(|files| (files, revision))
+            });
             if let Err(e) = &result {
                 self.metrics.failure(source.name(), e.kind());
             }
             match result {
-                Ok(files) => {
+                Ok((files, revision)) => {
                     let mut manifest = Manifest::new(id.to_string(), source.name().to_owned(), origin.clone(), files);
                     manifest.source_fingerprint = fingerprint.clone();
+                    manifest.revision = revision;
                     let write_dir = dir.to_path_buf();
                     let written = manifest.clone();
                     blocking(move || {

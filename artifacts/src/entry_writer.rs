@@ -30,6 +30,8 @@ fn cache_error(what: &str, path: &Path, e: std::io::Error) -> CoreError {
 /// Collects one model's files into its entry directory; sources write through it.
 pub struct EntryWriter {
     dir: PathBuf,
+    /// The exact revision the files were taken at, where the source has revisions (a hub commit).
+    revision: Option<String>,
     files: BTreeMap<String, FileRecord>,
     /// Bytes the whole model may still take (`MAX_MODEL_BYTES`): a runaway source cannot fill the disk.
     budget: u64,
@@ -38,7 +40,7 @@ pub struct EntryWriter {
 
 impl EntryWriter {
     pub fn new(dir: PathBuf, max_bytes: u64, progress: Arc<dyn Progress>) -> Self {
-        EntryWriter { dir, files: BTreeMap::new(), budget: max_bytes, progress }
+        EntryWriter { dir, revision: None, files: BTreeMap::new(), budget: max_bytes, progress }
     }
 
     /// Starts a file; `expected` is the length the source announced, checked at commit.
@@ -98,6 +100,15 @@ impl EntryWriter {
         &self.dir
     }
 
+    /// Records the revision every file was taken at, for the manifest.
+    pub fn pin_revision(&mut self, revision: &str) {
+        self.revision = Some(revision.to_owned());
+    }
+
+    pub fn revision(&self) -> Option<String> {
+        self.revision.clone()
+    }
+
     /// The committed files; fsyncs the directory so that their renames survive a crash.
     pub fn finish(self) -> Result<BTreeMap<String, FileRecord>, CoreError> {
         sync_dir(&self.dir).map_err(|e| cache_error("cannot sync", &self.dir, e))?;
@@ -124,6 +135,20 @@ pub struct PartFile {
 }
 
 impl PartFile {
+    /// Bytes written so far (where a resumed download starts).
+    pub fn len(&self) -> u64 {
+        self.size
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.size == 0
+    }
+
+    /// The sha256 of the bytes written so far, lower-case hex.
+    pub fn sha256(&self) -> String {
+        hex(&self.hasher.clone().finalize())
+    }
+
     pub async fn write(&mut self, chunk: &[u8]) -> Result<(), CoreError> {
         let size = self.size + chunk.len() as u64;
         if size > self.budget || self.expected.is_some_and(|e| size > e) {

@@ -7,6 +7,7 @@ pub mod cache;
 pub mod entry_lock;
 pub mod entry_writer;
 pub mod files;
+pub mod hf_source;
 pub mod local_source;
 pub mod manifest;
 pub mod metrics;
@@ -20,6 +21,7 @@ use std::sync::Arc;
 pub use api_source::{ApiSettings, ApiSource};
 pub use cache::{ArtifactCache, CacheListing, CacheOptions, CachedEntry};
 pub use entry_writer::{EntryWriter, NoProgress, Progress};
+pub use hf_source::{HfSettings, HfSource};
 pub use local_source::LocalSource;
 pub use manifest::{Manifest, VerifyLevel};
 pub use metrics::ArtifactMetrics;
@@ -38,6 +40,7 @@ pub struct SourceSettings {
     /// `None` when `S3_BUCKET` is unset.
     pub s3: Option<S3Settings>,
     pub api: ApiSettings,
+    pub hf: HfSettings,
 }
 
 /// Builds the sources in `order`; an unknown name, a repeated one, or `s3` without a bucket is a
@@ -57,9 +60,10 @@ pub async fn build_sources(settings: &SourceSettings) -> Result<Vec<Arc<dyn Arti
                 Arc::new(S3Source::new(s3).await)
             }
             "api" => Arc::new(ApiSource::new(&settings.api)?),
+            "hf" => Arc::new(HfSource::new(&settings.hf)?),
             other => {
                 return Err(CoreError::InvalidParameter(format!(
-                    "unknown model source {other:?} in MODEL_SOURCES (known: local, s3, api)"
+                    "unknown model source {other:?} in MODEL_SOURCES (known: local, s3, api, hf)"
                 )))
             }
         };

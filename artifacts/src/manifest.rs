@@ -33,6 +33,9 @@ pub struct Manifest {
     /// The source's fingerprint when fetched (see `ArtifactSource::fingerprint`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_fingerprint: Option<String>,
+    /// The exact revision the files were taken at (a Hugging Face commit), where the source has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
 }
 
 /// How much of each file a load checks.
@@ -57,7 +60,16 @@ impl Manifest {
     pub fn new(model_id: String, source: String, origin: String, files: BTreeMap<String, FileRecord>) -> Self {
         let fetched_at =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-        Manifest { version: MANIFEST_VERSION, model_id, source, origin, fetched_at, files, source_fingerprint: None }
+        Manifest {
+            version: MANIFEST_VERSION,
+            model_id,
+            source,
+            origin,
+            fetched_at,
+            files,
+            source_fingerprint: None,
+            revision: None,
+        }
     }
 
     pub fn total_bytes(&self) -> u64 {

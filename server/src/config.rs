@@ -4,7 +4,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use sightline_artifacts::{ApiSettings, CacheOptions, RetryPolicy, S3Settings, SourceSettings, VerifyLevel};
+use sightline_artifacts::{
+    ApiSettings, CacheOptions, HfSettings, RetryPolicy, S3Settings, SourceSettings, VerifyLevel,
+};
 use sightline_engine::{ArenaStrategy, BatchPolicy, OpenVinoDevice, OpenVinoPrecision, ProviderOptions};
 
 /// The providers tried when neither EXECUTION_PROVIDERS nor ONNXRUNTIME_EXECUTION_PROVIDERS is set
@@ -106,7 +108,8 @@ pub struct Config {
     /// several servers (per-model file locks).
     #[arg(long, env = "MODEL_CACHE_DIR", default_value = "/tmp/sightline/models")]
     pub model_cache_dir: PathBuf,
-    /// Model sources, tried in this order: `local` (MODEL_DIR), `s3` (S3_BUCKET), `api` (API_BASE_URL).
+    /// Model sources, tried in this order: `local` (MODEL_DIR), `s3` (S3_BUCKET), `api` (API_BASE_URL),
+    /// `hf` (the Hugging Face Hub at HF_ENDPOINT: a model id `owner/name` is that repository).
     #[arg(long, env = "MODEL_SOURCES", value_delimiter = ',', default_value = "local")]
     pub model_sources: Vec<String>,
     /// Bucket of the `s3` source; credentials, region and AWS_ENDPOINT_URL come from the standard AWS variables.
@@ -121,6 +124,16 @@ pub struct Config {
     /// Key sent to the model API; never logged.
     #[arg(long, env = "API_KEY", hide_env_values = true)]
     pub api_key: Option<Secret>,
+    /// The Hugging Face Hub of the `hf` source.
+    #[arg(long, env = "HF_ENDPOINT", default_value = "https://huggingface.co")]
+    pub hf_endpoint: String,
+    /// Token for private and gated repositories of the `hf` source; never logged.
+    #[arg(long, env = "HF_TOKEN", hide_env_values = true)]
+    pub hf_token: Option<Secret>,
+    /// The branch, tag or commit the `hf` source takes; the commit it resolves to is recorded in
+    /// the model's manifest.
+    #[arg(long, env = "HF_REVISION", default_value = "main")]
+    pub hf_revision: String,
     /// Attempts per source on transient failures (timeouts, 5xx, resets), with exponential backoff and jitter.
     #[arg(long, env = "MODEL_FETCH_ATTEMPTS", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=20))]
     pub model_fetch_attempts: u32,
@@ -320,6 +333,12 @@ impl Config {
             api: ApiSettings {
                 base_url: self.api_base_url.clone(),
                 api_key: self.api_key.as_ref().map(|k| k.0.clone()),
+                timeout,
+            },
+            hf: HfSettings {
+                endpoint: self.hf_endpoint.clone(),
+                token: self.hf_token.as_ref().map(|k| k.0.clone()),
+                revision: self.hf_revision.clone(),
                 timeout,
             },
         }

@@ -51,7 +51,10 @@ pub struct ImagePrep {
     pub std: [f32; 3],
 }
 
+// As OpenAI's CLIP writes them.
+#[allow(clippy::excessive_precision)]
 pub const CLIP_MEAN: [f32; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
+#[allow(clippy::excessive_precision)]
 pub const CLIP_STD: [f32; 3] = [0.268_629_54, 0.261_302_58, 0.275_777_11];
 
 impl ImagePrep {
@@ -224,7 +227,10 @@ fn clip_crop(config: &Value) -> Result<Option<(u32, u32)>, String> {
 
 /// ConvNeXt's rule: below 384, resize the shorter side to `shortest_edge / crop_pct` and crop
 /// `shortest_edge`; from 384, resize to a square.
-fn convnext_resize(config: &Value) -> Result<(Option<Resize>, Option<(u32, u32)>), String> {
+/// The resize, then the `(width, height)` of the crop.
+type Geometry = (Option<Resize>, Option<(u32, u32)>);
+
+fn convnext_resize(config: &Value) -> Result<Geometry, String> {
     if !flag(config, "do_resize", true) {
         return Ok((None, None));
     }

@@ -92,6 +92,9 @@ impl EmbeddingModel {
     }
 }
 
+/// An image tower, its input `(width, height)` and its fixed batch size, if any.
+type BuiltTower = (ImageTower, (u32, u32), Option<usize>);
+
 impl ImageTower {
     /// The tower of `file`; `prep` from the model's config, or OpenAI CLIP's transform at the
     /// session's input size. Returns the input size and the fixed batch size, if any.
@@ -102,7 +105,7 @@ impl ImageTower {
         sessions: &mut ModelSessions<'_>,
         name: &str,
         description: &mut ModelDescription,
-    ) -> Result<(ImageTower, (u32, u32), Option<usize>), ModelError> {
+    ) -> Result<BuiltTower, ModelError> {
         let fixed = sessions.fixed_size(file)?;
         let (width, height) = fixed.size;
         let broken = |reason: String| ModelError::BrokenModel { file: file.to_owned(), reason };
