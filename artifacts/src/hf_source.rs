@@ -18,6 +18,7 @@ use reqwest::header::{HeaderMap, AUTHORIZATION, LOCATION, RANGE};
 use reqwest::StatusCode;
 use serde::Deserialize;
 
+use crate::catalogue;
 use crate::entry_writer::{EntryWriter, PartFile};
 use crate::source::ArtifactSource;
 use sightline_core::{CoreError, ModelId};
@@ -149,14 +150,21 @@ impl HfSource {
     }
 
     /// One file at `commit` into the entry, checked against its LFS sha256 when it has one.
-    async fn download(&self, repo: &str, commit: &str, path: &str, writer: &mut EntryWriter) -> Result<(), CoreError> {
+    async fn download(
+        &self,
+        repo: &str,
+        commit: &str,
+        path: &str,
+        name: &str,
+        writer: &mut EntryWriter,
+    ) -> Result<(), CoreError> {
         let url = format!("{}/{repo}/resolve/{commit}/{path}", self.endpoint);
         let what = format!("downloading {path} from {repo}@{commit}");
         let response = self.authorized(self.client.get(&url)).send().await.map_err(|e| request_error(&what, e))?;
         let response = self.check(&what, repo, response)?;
         if !response.status().is_redirection() {
             let expected = response.content_length();
-            let mut part = writer.create(path, expected).await?;
+            let mut part = writer.create(name, expected).await?;
             self.stream(&what, response, &mut part).await?;
             return writer.commit(part).await;
         }
@@ -164,7 +172,7 @@ impl HfSource {
         let size = header_text(response.headers(), "x-linked-size").and_then(|v| v.parse::<u64>().ok());
         let target = self.follow(&what, &url, response.headers())?;
         for attempt in 0..2 {
-            let mut part = writer.create(path, size).await?;
+            let mut part = writer.create(name, size).await?;
             self.fetch_resuming(&what, &target, &mut part).await?;
             match &linked {
                 Some(sha256) if *sha256 != part.sha256() => {
@@ -259,22 +267,37 @@ impl ArtifactSource for HfSource {
     }
 
     fn origin(&self, id: &ModelId) -> String {
-        format!("{}/{id}", self.endpoint)
+        let repo = catalogue::find(&id.to_string()).map_or_else(|| id.to_string(), |e| e.repository.to_owned());
+        format!("{}/{repo}", self.endpoint)
     }
 
     async fn fetch(&self, id: &ModelId, writer: &mut EntryWriter) -> Result<(), CoreError> {
-        let repo = id.to_string();
+        let entry = catalogue::find(&id.to_string());
+        let repo = entry.as_ref().map_or_else(|| id.to_string(), |e| e.repository.to_owned());
         let info = self.info(&repo).await?;
-        let files: Vec<&str> = info.siblings.iter().map(|s| s.rfilename.as_str()).filter(|p| wanted(p)).collect();
-        if !files.iter().any(|f| f.ends_with(".onnx")) {
+        let paths = info.siblings.iter().map(|s| s.rfilename.as_str());
+        // (path in the repository, name in the entry): a catalogue model's ONNX file wherever the
+        // repository keeps it, as model.onnx, with the configs beside it; else the top-level files.
+        let files: Vec<(&str, &str)> = match &entry {
+            Some(e) => {
+                if !info.siblings.iter().any(|s| s.rfilename == e.model_file) {
+                    return Err(CoreError::ModelNotFound(format!("{repo}@{} has no {}", self.revision, e.model_file)));
+                }
+                std::iter::once((e.model_file, "model.onnx"))
+                    .chain(paths.filter(|p| wanted(p) && !p.ends_with(".onnx")).map(|p| (p, p)))
+                    .collect()
+            }
+            None => paths.filter(|p| wanted(p)).map(|p| (p, p)).collect(),
+        };
+        if !files.iter().any(|(_, name)| name.ends_with(".onnx")) {
             return Err(CoreError::ModelNotFound(format!(
                 "Hugging Face repository {repo}@{} has no top-level .onnx file",
                 self.revision
             )));
         }
         writer.pin_revision(&info.sha);
-        for path in files {
-            self.download(&repo, &info.sha, path, writer).await?;
+        for (path, name) in files {
+            self.download(&repo, &info.sha, path, name, writer).await?;
         }
         Ok(())
     }

@@ -4,6 +4,7 @@
 
 pub mod api_source;
 pub mod cache;
+pub mod catalogue;
 pub mod entry_lock;
 pub mod entry_writer;
 pub mod files;

@@ -76,6 +76,9 @@ pub async fn pull(args: PullArgs) -> Result<(), CliError> {
 }
 
 pub async fn models(args: ModelsArgs) -> Result<(), CliError> {
+    if args.catalogue {
+        return catalogue();
+    }
     let cache = build_artifacts(&args.config).await?;
     let level = if args.verify { VerifyLevel::Sha256 } else { VerifyLevel::Size };
     let rows = cache.list(level).await?;
@@ -94,6 +97,29 @@ pub async fn models(args: ModelsArgs) -> Result<(), CliError> {
             row.bytes,
             integrity,
             row.origin.as_deref().unwrap_or("-")
+        )?;
+    }
+    Ok(())
+}
+
+/// The embedding catalogue, one model a line.
+fn catalogue() -> Result<(), CliError> {
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{:<36} {:<6} {:>5} {:>7} {:<11} {:<7} REPOSITORY/FILE",
+        "MODEL", "KIND", "DIM", "GB", "LICENCE", "SERVED"
+    )?;
+    for e in sightline_artifacts::catalogue::catalogue() {
+        let kind = match e.modality {
+            sightline_artifacts::catalogue::Modality::Image => "image",
+            sightline_artifacts::catalogue::Modality::Text => "text",
+        };
+        let served = if e.served { "yes" } else { "no" };
+        writeln!(
+            out,
+            "{:<36} {kind:<6} {:>5} {:>7.2} {:<11} {served:<7} {}/{}",
+            e.model, e.dim, e.size_in_gb, e.license, e.repository, e.model_file
         )?;
     }
     Ok(())

@@ -51,6 +51,9 @@ pub struct ModelsArgs {
     /// Hash every file instead of checking sizes only.
     #[arg(long)]
     pub verify: bool,
+    /// List the embedding models Sightline knows by name (fastembed's catalogue) instead of the cache.
+    #[arg(long)]
+    pub catalogue: bool,
     #[command(flatten)]
     pub config: Config,
 }

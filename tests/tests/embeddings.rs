@@ -205,6 +205,11 @@ async fn bad_embedding_inputs_are_clear_400s() {
         let message = answer["message"].as_str().unwrap_or_default();
         assert!(message.contains(says), "{path}: {message:?} does not say {says:?}");
     }
+    // A catalogue model of the other kind is refused before anything is loaded.
+    let (status, answer) =
+        server.post_json("/embed/text", &json!({"model_id": "Qdrant/clip-ViT-B-32-vision", "inputs": ["a"]})).await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer["message"].as_str().unwrap().contains("use /embed/image"), "{answer}");
     // A missing CLIP version is a 404, as any unknown model.
     let (status, answer) =
         server.post_json("/clip/embed_text", &json!({"text": "a", "clip_version_id": "ViT-B-16"})).await;
@@ -284,4 +289,28 @@ async fn qdrant_finds_each_image_and_ranks_them_for_a_text_as_the_reference_does
         let want: Vec<&String> = ranked.iter().map(|(_, n)| *n).collect();
         assert_eq!(found["ranked"][query], json!(want), "{query}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_catalogue_lists_fastembeds_models_over_http_and_in_the_cli() {
+    let server = clip_server().await;
+    let (status, models) = server.get_json("/embed/models").await;
+    assert_eq!(status, 200, "{models}");
+    let models = models.as_array().unwrap();
+    let named = |name: &str| models.iter().find(|m| m["model"] == name).unwrap_or_else(|| panic!("{name} missing"));
+    let clip = named("Qdrant/clip-ViT-B-32-vision");
+    assert_eq!(clip["dim"], 512);
+    assert_eq!(clip["sources"]["hf"], "Qdrant/clip-ViT-B-32-vision");
+    assert_eq!(clip["license"], "mit");
+    assert_eq!(clip["modality"], "image");
+    assert_eq!(named("Qdrant/resnet50-onnx")["dim"], 2048);
+    assert_eq!(named("Qdrant/clip-ViT-B-32-text")["modality"], "text");
+    assert_eq!(named("nomic-ai/nomic-embed-vision-v1.5")["sightline_id"], "nomic-ai/nomic-embed-vision-v1_5");
+    assert!(models.iter().all(|m| m["size_in_GB"].as_f64().unwrap() > 0.0 && m["model_file"].is_string()));
+
+    let out = std::process::Command::new(binary()).args(["models", "--catalogue"]).output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.lines().count(), models.len() + 1, "{text}");
+    assert!(text.lines().any(|l| l.starts_with("Qdrant/resnet50-onnx") && l.contains("2048")), "{text}");
 }

@@ -96,6 +96,14 @@ fn hub_config(extra: &Path, faults: Value, redirect: Option<&str>) -> Value {
                 {"sha": MAIN, "refs": ["main"], "files": vision},
                 {"sha": OLD, "refs": ["v0"], "files": old},
             ]},
+            "nomic-ai/nomic-embed-vision-v1.5": {"private": false, "gated": false, "commits": [
+                {"sha": MAIN, "refs": ["main"], "files": {
+                    "onnx/model.onnx": fixture("clip-tiny-vision").join("model.onnx"),
+                    "onnx/model_quantized.onnx": fixture("resnet-tiny").join("model.onnx"),
+                    "preprocessor_config.json": fixture("clip-tiny-vision").join("preprocessor_config.json"),
+                    "README.md": extra,
+                }},
+            ]},
             "acme/private-text": {"private": true, "gated": false, "commits": [
                 {"sha": MAIN, "refs": ["main"], "files": files_of("clip-tiny-text", extra)},
             ]},
@@ -192,6 +200,24 @@ fn the_hub_source_downloads_at_one_commit_resumes_a_cut_and_refetches_a_corrupt_
     let recorded = manifest(cache_old.path(), "Qdrant/clip-tiny-vision");
     assert_eq!(recorded["revision"], OLD, "{recorded}");
     assert!(recorded["files"]["old_notes.txt"].is_object(), "{recorded}");
+}
+
+#[test]
+fn a_catalogue_name_finds_its_repository_and_its_nested_onnx_file() {
+    let scratch = TempDir::new("hub-catalogue");
+    let hub = Hub::start(hub_config(&extra_file(&scratch), json!({}), None));
+    let cache = TempDir::new("hub-catalogue-cache");
+    // fastembed's name has a dot, which no model id may: the catalogue gives it an id.
+    let (ok, out) = cli(&["pull", "nomic-ai/nomic-embed-vision-v1_5"], &hub_env(&hub, cache.path(), None));
+    assert!(ok, "{out}");
+    let entry = cache.path().join("nomic-ai/nomic-embed-vision-v1_5");
+    let mut names: Vec<String> =
+        std::fs::read_dir(&entry).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    assert_eq!(names, ["manifest.json", "model.onnx", "preprocessor_config.json"]);
+    assert_eq!(sha256_of(&entry.join("model.onnx")), sha256_of(&fixture("clip-tiny-vision").join("model.onnx")));
+    let recorded = manifest(cache.path(), "nomic-ai/nomic-embed-vision-v1_5");
+    assert!(recorded["origin"].as_str().unwrap().ends_with("/nomic-ai/nomic-embed-vision-v1.5"), "{recorded}");
 }
 
 #[test]

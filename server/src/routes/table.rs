@@ -56,6 +56,7 @@ operations! {
     embed::clip_compare,
     embed::embed_image,
     embed::embed_text,
+    embed::embed_models,
     management::add,
     management::remove,
     management::clear,

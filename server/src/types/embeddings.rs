@@ -209,3 +209,53 @@ pub fn checked_count(count: usize, limit: usize, what: &str) -> Result<usize, Ap
     }
     Ok(count)
 }
+
+/// Where a catalogue model's files are, as fastembed names its `sources`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModelSources {
+    /// The Hugging Face repository.
+    pub hf: String,
+}
+
+/// One model of `GET /embed/models`, in the fields of fastembed's `list_supported_models()`, with
+/// the id Sightline loads it under and whether Sightline serves it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CatalogueModel {
+    pub model: String,
+    /// The id Sightline loads it under: the name, or, for a name that is no valid id (a dot in
+    /// it), its own. Either names the model in `/embed/*`.
+    pub sightline_id: String,
+    /// `image` or `text`.
+    pub modality: String,
+    pub dim: usize,
+    pub description: String,
+    pub license: String,
+    #[serde(rename = "size_in_GB")]
+    pub size_in_gb: f64,
+    pub sources: ModelSources,
+    pub model_file: String,
+    pub served: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+impl CatalogueModel {
+    pub fn of(entry: &sightline_artifacts::catalogue::CatalogueEntry) -> CatalogueModel {
+        CatalogueModel {
+            model: entry.model.into(),
+            sightline_id: entry.model_id.into(),
+            modality: match entry.modality {
+                sightline_artifacts::catalogue::Modality::Image => "image".into(),
+                sightline_artifacts::catalogue::Modality::Text => "text".into(),
+            },
+            dim: entry.dim,
+            description: entry.description.into(),
+            license: entry.license.into(),
+            size_in_gb: entry.size_in_gb,
+            sources: ModelSources { hf: entry.repository.into() },
+            model_file: entry.model_file.into(),
+            served: entry.served,
+            note: entry.note.map(str::to_owned),
+        }
+    }
+}
