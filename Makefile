@@ -117,6 +117,7 @@ test: setup image
 bench: setup
 	cargo build --release --bin sightline
 	cargo bench -p sightline-e2e --bench pipeline
+	cargo bench -p sightline-e2e --bench embeddings
 	cargo bench -p sightline-e2e --bench isolation
 
 ## Memory under churn (release build): model add/remove cycles under load, then OCR passes;

@@ -5,6 +5,10 @@ CLIP's real BPE vocabulary), and a small ResNet-style image embedder laid out li
 fastembed's Qdrant/resnet50-onnx.
 
 Usage: python make_embedding_fixtures.py OUT_DIR
+       python make_embedding_fixtures.py --vit-b-32 OUT_DIR
+The second form exports a randomly initialised open_clip ViT-B-32 (the size of Roboflow's
+`clip/ViT-B-32`, about 600 MB) as `OUT_DIR/clip/ViT-B-32-random/` for `make bench` only; it is never
+committed.
 """
 
 import gzip
@@ -264,5 +268,21 @@ def main(out: str):
         print(name, "max abs diff", float(np.abs(a - b).max()))
 
 
+def vit_b_32(out: str):
+    torch.manual_seed(32)
+    model = open_clip.create_model("ViT-B-32", pretrained=None).eval()
+    folder = os.path.join(out, "clip", "ViT-B-32-random")
+    os.makedirs(folder, exist_ok=True)
+    image = torch.randn(2, 3, 224, 224)
+    tokens = open_clip.tokenize(["a photo", "shapes"])
+    export(Visual(model), (image,), f"{folder}/visual.onnx", ["input"], ["embeddings"],
+           {"input": {0: "batch"}, "embeddings": {0: "batch"}})
+    export(RoboflowTextual(model), (tokens.int(),), f"{folder}/textual.onnx", ["input"], ["embeddings"],
+           {"input": {0: "batch"}, "embeddings": {0: "batch"}})
+
+
 if __name__ == "__main__":
-    main(sys.argv[1])
+    if sys.argv[1] == "--vit-b-32":
+        vit_b_32(sys.argv[2])
+    else:
+        main(sys.argv[1])

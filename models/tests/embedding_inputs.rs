@@ -87,3 +87,25 @@ fn hugging_face_tokens_equal_fastembeds_for_the_corpus() {
     let ids_tensor = tensors.iter().find(|t| t.name == "input_ids").unwrap();
     assert_eq!(ids_tensor.shape, vec![texts.len(), 77]);
 }
+
+/// Not a test of behaviour: prints what each preprocessing stage costs (run with --ignored --nocapture).
+#[test]
+#[ignore]
+fn preprocessing_stage_costs() {
+    use sightline_models::tasks::embedding::image_prep::ImagePrep;
+    let png = std::fs::read(data("images/shapes_640x480.png")).unwrap();
+    let image = decode_image(&png, false, DecodeLimits::default()).unwrap();
+    let mut jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90).encode_image(&image).unwrap();
+    let prep = ImagePrep::openai_clip(224);
+    let time = |what: &str, f: &mut dyn FnMut()| {
+        let t = std::time::Instant::now();
+        for _ in 0..50 {
+            f();
+        }
+        eprintln!("{what}: {:.2} ms", t.elapsed().as_secs_f64() * 1e3 / 50.0);
+    };
+    time("decode jpeg", &mut || drop(decode_image(&jpeg, true, DecodeLimits::default()).unwrap()));
+    time("resize 640x480 -> 298x224 bicubic", &mut || drop(resize(&image, 298, 224, Filter::Bicubic)));
+    time("whole prep (resize, crop, tensor)", &mut || drop(prep.tensor(&image)));
+}
