@@ -28,7 +28,7 @@ use crate::state::AppState;
 
 /// The decorator stack: the cache is outermost so that the loads it triggers and the evictions it
 /// makes pass through metrics and logging on their way in.
-fn build_manager(
+pub fn build_manager(
     config: &Config,
     registry: &Registry,
     pinned: &HashSet<ModelId>,

@@ -1,4 +1,5 @@
-//! `sightline pull | models | rm`: the model cache from the command line. They work on
+//! `sightline pull | models | rm`: the model cache from the command line (`embed` is
+//! `crate::bulk_embed`). They work on
 //! MODEL_CACHE_DIR directly (no server needed) and take the same per-model locks as a running
 //! server, so they are safe beside one.
 
@@ -23,7 +24,11 @@ pub enum CliError {
     NotCached(ModelId),
     #[error("cannot write to stdout: {0}")]
     Stdout(#[from] std::io::Error),
+    #[error("{failed} of {total} inputs could not be embedded (see their `error` lines)")]
+    Failed { failed: usize, total: usize },
 }
+
+pub use crate::bulk_embed::embed;
 
 /// One bar per file, drawn on stderr (and not at all when stderr is not a terminal).
 #[derive(Default)]

@@ -33,6 +33,21 @@ pub enum Command {
     Models(ModelsArgs),
     /// Remove a model from MODEL_CACHE_DIR.
     Rm(RmArgs),
+    /// Embed image files in-process: one JSON line per file (`path`, `vector`, unit length) on
+    /// stdout, for loading a vector store.
+    Embed(EmbedArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EmbedArgs {
+    /// An embedding model with an image tower: a catalogue name, `clip/<version>`, or any id.
+    #[arg(long)]
+    pub model: String,
+    /// Image files, or folders whose files (recursively, in name order) are embedded.
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    #[command(flatten)]
+    pub config: Config,
 }
 
 #[derive(Debug, Args)]
@@ -318,6 +333,7 @@ impl Command {
             Command::Pull(args) => &args.config,
             Command::Models(args) => &args.config,
             Command::Rm(args) => &args.config,
+            Command::Embed(args) => &args.config,
         }
     }
 }

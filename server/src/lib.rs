@@ -4,6 +4,7 @@
 pub mod api_key;
 pub mod app;
 pub mod body;
+pub mod bulk_embed;
 pub mod cli;
 pub mod config;
 pub mod error;

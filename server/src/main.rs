@@ -1,4 +1,5 @@
-//! The `sightline` binary: `serve` (the default), and `pull`, `models`, `rm` for the model cache.
+//! The `sightline` binary: `serve` (the default), `pull`, `models`, `rm` for the model cache, and
+//! `embed` for bulk embeddings.
 
 use std::process::ExitCode;
 
@@ -16,6 +17,7 @@ fn main() -> ExitCode {
         Command::Pull(args) => run_cli(cli::pull(args)),
         Command::Models(args) => run_cli(cli::models(args)),
         Command::Rm(args) => run_cli(cli::rm(args)),
+        Command::Embed(args) => run_cli(cli::embed(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -314,3 +314,38 @@ async fn the_catalogue_lists_fastembeds_models_over_http_and_in_the_cli() {
     assert_eq!(text.lines().count(), models.len() + 1, "{text}");
     assert!(text.lines().any(|l| l.starts_with("Qdrant/resnet50-onnx") && l.contains("2048")), "{text}");
 }
+
+#[test]
+fn the_embed_cli_writes_a_line_per_file_for_a_vector_store() {
+    let refs = references();
+    let cache = TempDir::new("embed-cli");
+    let out = std::process::Command::new(binary())
+        .args(["embed", "--model", "embed/clip-tiny-vision"])
+        .arg(data("images/embed"))
+        .arg(data("images/shapes_640x480.png"))
+        .arg(repo_root().join("README.md"))
+        .env("MODEL_DIR", repo_root().join("assets/models"))
+        .env("MODEL_CACHE_DIR", cache.path())
+        .env("ORT_DYLIB_PATH", ort_dylib())
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "README.md is no image: the command fails after writing every line");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("1 of 7 inputs could not be embedded"), "{stderr}");
+    let lines: Vec<Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 7, "{lines:?}");
+    let mut checked = 0;
+    for line in &lines {
+        let path = line["path"].as_str().unwrap();
+        if path.ends_with("README.md") {
+            assert!(line["error"].as_str().unwrap().contains("image"), "{line}");
+            continue;
+        }
+        let name = path.split("images/").last().unwrap();
+        let want = vector(&refs["fastembed"]["embed/clip-tiny-vision"][name]);
+        assert_eq!(mismatch(name, &vector(&line["vector"]), &want), None);
+        checked += 1;
+    }
+    assert_eq!(checked, 6);
+}

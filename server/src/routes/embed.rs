@@ -15,9 +15,9 @@ use crate::image_input::{ImageInput, OneOrMany};
 use crate::service::{ImageJob, Served, Service};
 use crate::state::AppState;
 use crate::types::embeddings::{
-    checked_count, CatalogueModel, ClipCommon, ClipCompareRequest, ClipCompareResponse, ClipEmbeddingResponse,
-    ClipImageRequest, ClipTextRequest, EmbedImageRequest, EmbedTextRequest, EmbeddingsResponse, ImageOrText, InputKind,
-    Prompts, Similarity, MAX_EMBED_INPUTS,
+    checked_count, resolve_embedding_model, CatalogueModel, ClipCommon, ClipCompareRequest, ClipCompareResponse,
+    ClipEmbeddingResponse, ClipImageRequest, ClipTextRequest, EmbedImageRequest, EmbedTextRequest, EmbeddingsResponse,
+    ImageOrText, InputKind, Prompts, Similarity, MAX_EMBED_INPUTS,
 };
 use crate::types::errors::InferErrors;
 
@@ -172,20 +172,6 @@ fn normalized(mut vector: Vec<f32>) -> Vec<f32> {
     vector
 }
 
-/// The model a `/embed/*` request names: a catalogue name (refused at once when the catalogue says
-/// it embeds the other kind, so nothing is loaded in vain) or any model id.
-fn embedding_model(raw: &str, kind: Modality) -> Result<ModelId, ApiError> {
-    let Some(entry) = catalogue::find(raw) else { return Ok(ModelId::parse(raw)?) };
-    if entry.modality != kind {
-        let (route, other) = match entry.modality {
-            Modality::Image => ("/embed/image", "an image"),
-            Modality::Text => ("/embed/text", "a text"),
-        };
-        return Err(ApiError::BadRequest(format!("{} is {other} embedding model: use {route}", entry.model)));
-    }
-    Ok(ModelId::parse(entry.model_id)?)
-}
-
 fn embeddings_body(id: &ModelId, vectors: Vec<Vec<f32>>) -> EmbeddingsResponse {
     let embeddings: Vec<Vec<f32>> = vectors.into_iter().map(normalized).collect();
     EmbeddingsResponse {
@@ -200,7 +186,7 @@ fn embeddings_body(id: &ModelId, vectors: Vec<Vec<f32>>) -> EmbeddingsResponse {
     responses((status = 200, description = "One unit vector per image, in input order.", body = EmbeddingsResponse), InferErrors))]
 pub async fn embed_image(state: State, payload: web::Payload) -> Reply {
     let request: EmbedImageRequest = parse_request(&state, payload).await?;
-    let id = embedding_model(&request.model_id, Modality::Image)?;
+    let id = resolve_embedding_model(&request.model_id, Modality::Image)?;
     checked_count(request.inputs.len(), MAX_EMBED_INPUTS, "inputs")?;
     let (vectors, served) = image_vectors(&state.service, &id, request.inputs).await?;
     Ok(respond_json(&served, &embeddings_body(&id, vectors)))
@@ -210,7 +196,7 @@ pub async fn embed_image(state: State, payload: web::Payload) -> Reply {
     responses((status = 200, description = "One unit vector per text, in input order.", body = EmbeddingsResponse), InferErrors))]
 pub async fn embed_text(state: State, payload: web::Payload) -> Reply {
     let request: EmbedTextRequest = parse_request(&state, payload).await?;
-    let id = embedding_model(&request.model_id, Modality::Text)?;
+    let id = resolve_embedding_model(&request.model_id, Modality::Text)?;
     checked_count(request.inputs.len(), MAX_EMBED_INPUTS, "inputs")?;
     let (vectors, served) = state.service.embed_texts(&id, request.inputs).await?;
     Ok(respond_json(&served, &embeddings_body(&id, vectors)))

@@ -8,6 +8,9 @@ use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema}
 use utoipa::openapi::RefOr;
 use utoipa::{PartialSchema, ToSchema};
 
+use sightline_artifacts::catalogue::{self, Modality};
+use sightline_core::ModelId;
+
 use super::ids::{IdSegment, ModelIdText};
 use crate::error::ApiError;
 use crate::image_input::{ImageInput, OneOrMany};
@@ -195,6 +198,20 @@ pub struct EmbeddingsResponse {
     pub dim: usize,
     pub normalized: bool,
     pub embeddings: Vec<Vec<f32>>,
+}
+
+/// The model a `/embed/*` request names: a catalogue name (refused at once when the catalogue says
+/// it embeds the other kind, so nothing is loaded in vain) or any model id.
+pub fn resolve_embedding_model(raw: &str, kind: Modality) -> Result<ModelId, ApiError> {
+    let Some(entry) = catalogue::find(raw) else { return Ok(ModelId::parse(raw)?) };
+    if entry.modality != kind {
+        let (route, other) = match entry.modality {
+            Modality::Image => ("/embed/image", "an image"),
+            Modality::Text => ("/embed/text", "a text"),
+        };
+        return Err(ApiError::BadRequest(format!("{} is {other} embedding model: use {route}", entry.model)));
+    }
+    Ok(ModelId::parse(entry.model_id)?)
 }
 
 /// The number of inputs, refused when none or past `limit`.
