@@ -267,13 +267,15 @@ impl ArtifactSource for HfSource {
     }
 
     fn origin(&self, id: &ModelId) -> String {
-        let repo = catalogue::find(&id.to_string()).map_or_else(|| id.to_string(), |e| e.repository.to_owned());
+        let repo = catalogue::find(&id.to_string())
+            .filter(|e| !e.repository.is_empty())
+            .map_or_else(|| id.to_string(), |e| e.repository);
         format!("{}/{repo}", self.endpoint)
     }
 
     async fn fetch(&self, id: &ModelId, writer: &mut EntryWriter) -> Result<(), CoreError> {
-        let entry = catalogue::find(&id.to_string());
-        let repo = entry.as_ref().map_or_else(|| id.to_string(), |e| e.repository.to_owned());
+        let entry = catalogue::find(&id.to_string()).filter(|e| !e.repository.is_empty());
+        let repo = entry.as_ref().map_or_else(|| id.to_string(), |e| e.repository.clone());
         let info = self.info(&repo).await?;
         let paths = info.siblings.iter().map(|s| s.rfilename.as_str());
         // (path in the repository, name in the entry): a catalogue model's ONNX file wherever the
@@ -283,7 +285,7 @@ impl ArtifactSource for HfSource {
                 if !info.siblings.iter().any(|s| s.rfilename == e.model_file) {
                     return Err(CoreError::ModelNotFound(format!("{repo}@{} has no {}", self.revision, e.model_file)));
                 }
-                std::iter::once((e.model_file, "model.onnx"))
+                std::iter::once((e.model_file.as_str(), "model.onnx"))
                     .chain(paths.filter(|p| wanted(p) && !p.ends_with(".onnx")).map(|p| (p, p)))
                     .collect()
             }

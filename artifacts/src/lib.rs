@@ -3,6 +3,7 @@
 //! Model artifacts: sources (local folder, S3, model API) feeding a verified, file-locked disk cache.
 
 pub mod api_source;
+pub mod archive;
 pub mod cache;
 pub mod catalogue;
 pub mod entry_lock;
@@ -15,6 +16,7 @@ pub mod metrics;
 pub mod retry;
 pub mod s3_source;
 pub mod source;
+pub mod url_source;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -29,6 +31,7 @@ pub use metrics::ArtifactMetrics;
 pub use retry::RetryPolicy;
 pub use s3_source::{S3Settings, S3Source};
 pub use source::ArtifactSource;
+pub use url_source::{UrlSettings, UrlSource};
 
 use sightline_core::CoreError;
 
@@ -42,6 +45,7 @@ pub struct SourceSettings {
     pub s3: Option<S3Settings>,
     pub api: ApiSettings,
     pub hf: HfSettings,
+    pub url: UrlSettings,
 }
 
 /// Builds the sources in `order`; an unknown name, a repeated one, or `s3` without a bucket is a
@@ -62,9 +66,10 @@ pub async fn build_sources(settings: &SourceSettings) -> Result<Vec<Arc<dyn Arti
             }
             "api" => Arc::new(ApiSource::new(&settings.api)?),
             "hf" => Arc::new(HfSource::new(&settings.hf)?),
+            "url" => Arc::new(UrlSource::new(&settings.url)?),
             other => {
                 return Err(CoreError::InvalidParameter(format!(
-                    "unknown model source {other:?} in MODEL_SOURCES (known: local, s3, api, hf)"
+                    "unknown model source {other:?} in MODEL_SOURCES (known: local, s3, api, hf, url)"
                 )))
             }
         };

@@ -61,6 +61,11 @@ pub fn build_manager(
 
 /// The sources in `MODEL_SOURCES` feeding the cache in `MODEL_CACHE_DIR` (created if missing).
 pub async fn build_artifacts(config: &Config) -> Result<Arc<ArtifactCache>, StartupError> {
+    if let Some(path) = &config.embedding_models_file {
+        let count = sightline_artifacts::catalogue::register_file(path)
+            .map_err(|e| StartupError::Artifacts(CoreError::InvalidParameter(format!("EMBEDDING_MODELS_FILE {e}"))))?;
+        tracing::info!(file = %path.display(), models = count, "custom embedding models registered");
+    }
     let sources = build_sources(&config.source_settings()).await.map_err(StartupError::Artifacts)?;
     let options = config.cache_options();
     std::fs::create_dir_all(&options.root).map_err(|e| {

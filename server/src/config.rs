@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use sightline_artifacts::{
-    ApiSettings, CacheOptions, HfSettings, RetryPolicy, S3Settings, SourceSettings, VerifyLevel,
+    ApiSettings, CacheOptions, HfSettings, RetryPolicy, S3Settings, SourceSettings, UrlSettings, VerifyLevel,
 };
 use sightline_engine::{ArenaStrategy, BatchPolicy, OpenVinoDevice, OpenVinoPrecision, ProviderOptions};
 
@@ -127,7 +127,8 @@ pub struct Config {
     #[arg(long, env = "MODEL_CACHE_DIR", default_value = "/tmp/sightline/models")]
     pub model_cache_dir: PathBuf,
     /// Model sources, tried in this order: `local` (MODEL_DIR), `s3` (S3_BUCKET), `api` (API_BASE_URL),
-    /// `hf` (the Hugging Face Hub at HF_ENDPOINT: a model id `owner/name` is that repository).
+    /// `hf` (the Hugging Face Hub at HF_ENDPOINT: a model id `owner/name` is that repository), `url`
+    /// (the archive URL of a custom catalogue model).
     #[arg(long, env = "MODEL_SOURCES", value_delimiter = ',', default_value = "local")]
     pub model_sources: Vec<String>,
     /// Bucket of the `s3` source; credentials, region and AWS_ENDPOINT_URL come from the standard AWS variables.
@@ -152,6 +153,14 @@ pub struct Config {
     /// the model's manifest.
     #[arg(long, env = "HF_REVISION", default_value = "main")]
     pub hf_revision: String,
+    /// The most a model archive of the `url` source may hold unpacked (and be, packed); a larger
+    /// one is refused and leaves nothing behind.
+    #[arg(long, env = "MAX_MODEL_ARCHIVE_BYTES", default_value_t = 8 << 30)]
+    pub max_model_archive_bytes: u64,
+    /// A JSON list of custom embedding model descriptions (as `POST /embed/models` takes them),
+    /// registered at start-up; an invalid one stops the start, naming the file, entry and field.
+    #[arg(long, env = "EMBEDDING_MODELS_FILE")]
+    pub embedding_models_file: Option<PathBuf>,
     /// Attempts per source on transient failures (timeouts, 5xx, resets), with exponential backoff and jitter.
     #[arg(long, env = "MODEL_FETCH_ATTEMPTS", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=20))]
     pub model_fetch_attempts: u32,
@@ -360,6 +369,7 @@ impl Config {
                 revision: self.hf_revision.clone(),
                 timeout,
             },
+            url: UrlSettings { max_archive_bytes: self.max_model_archive_bytes, timeout },
         }
     }
 

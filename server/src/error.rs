@@ -51,6 +51,9 @@ pub enum ApiError {
     MethodNotAllowed(String),
     #[error("{0}")]
     NotFoundMessage(String),
+    /// What the request would create exists already.
+    #[error("{0}")]
+    Conflict(String),
 }
 
 impl ApiError {
@@ -96,6 +99,7 @@ impl ResponseError for ApiError {
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::NotFound | ApiError::NotFoundMessage(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,

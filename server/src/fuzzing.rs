@@ -94,3 +94,24 @@ pub fn manifest(data: &[u8]) {
         let _ = manifest.verify(&dir, VerifyLevel::Sha256);
     }
 }
+
+/// `data` as a model archive (`.tar.gz`): read as the `url` source reads one. Must never panic,
+/// and an accepted archive hands on only names a cache entry may hold, within the byte limit.
+pub fn archive(data: &[u8]) {
+    use sightline_artifacts::archive::{read_tar_gz, ArchiveEvent};
+    const LIMIT: u64 = 1 << 20;
+    let mut total = 0u64;
+    let _ = read_tar_gz(data, LIMIT, |event| {
+        match event {
+            ArchiveEvent::File { name, .. } => {
+                assert!(sightline_artifacts::files::is_valid_file_name(&name), "an accepted archive names {name:?}")
+            }
+            ArchiveEvent::Data(bytes) => {
+                total += bytes.len() as u64;
+                assert!(total <= LIMIT, "an archive expanded past its limit");
+            }
+            ArchiveEvent::End => {}
+        }
+        Ok(())
+    });
+}

@@ -51,3 +51,8 @@ fn model_metadata() {
 fn manifest() {
     replay("manifest", fuzzing::manifest);
 }
+
+#[test]
+fn archive() {
+    replay("archive", fuzzing::archive);
+}

@@ -16,8 +16,8 @@ use crate::service::{ImageJob, Served, Service};
 use crate::state::AppState;
 use crate::types::embeddings::{
     checked_count, resolve_embedding_model, CatalogueModel, ClipCommon, ClipCompareRequest, ClipCompareResponse,
-    ClipEmbeddingResponse, ClipImageRequest, ClipTextRequest, EmbedImageRequest, EmbedTextRequest, EmbeddingsResponse,
-    ImageOrText, InputKind, Prompts, Similarity, MAX_EMBED_INPUTS,
+    ClipEmbeddingResponse, ClipImageRequest, ClipTextRequest, EmbedImageRequest, EmbedTextRequest,
+    EmbeddingModelDescription, EmbeddingsResponse, ImageOrText, InputKind, Prompts, Similarity, MAX_EMBED_INPUTS,
 };
 use crate::types::errors::InferErrors;
 
@@ -207,6 +207,20 @@ pub async fn embed_text(state: State, payload: web::Payload) -> Reply {
 pub async fn embed_models() -> HttpResponse {
     let models: Vec<CatalogueModel> = catalogue::catalogue().iter().map(CatalogueModel::of).collect();
     HttpResponse::Ok().json(models)
+}
+
+#[utoipa::path(post, path = "/embed/models", tag = "embeddings", request_body = EmbeddingModelDescription,
+    responses((status = 201, description = "Registered: the catalogue entry, served from then on by the `hf` or `url` source.", body = CatalogueModel),
+        (status = 400, description = "An invalid description: the message names the field.", body = crate::error::ErrorBody),
+        (status = 409, description = "The name is in the catalogue already.", body = crate::error::ErrorBody),
+        (status = 413, description = "Body larger than `MAX_BODY_BYTES`.", body = crate::error::ErrorBody),
+        (status = 422, description = "The body is not JSON.", body = crate::error::ErrorBody)))]
+pub async fn register_model(state: State, payload: web::Payload) -> Reply {
+    let description: serde_json::Value = parse_request(&state, payload).await?;
+    let entry = catalogue::describe(&description).map_err(ApiError::BadRequest)?;
+    let body = CatalogueModel::of(&entry);
+    catalogue::register(entry).map_err(ApiError::Conflict)?;
+    Ok(HttpResponse::Created().json(body))
 }
 
 #[cfg(test)]

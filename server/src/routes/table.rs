@@ -57,6 +57,7 @@ operations! {
     embed::embed_image,
     embed::embed_text,
     embed::embed_models,
+    embed::register_model,
     management::add,
     management::remove,
     management::clear,

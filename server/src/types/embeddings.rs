@@ -211,7 +211,7 @@ pub fn resolve_embedding_model(raw: &str, kind: Modality) -> Result<ModelId, Api
         };
         return Err(ApiError::BadRequest(format!("{} is {other} embedding model: use {route}", entry.model)));
     }
-    Ok(ModelId::parse(entry.model_id)?)
+    Ok(ModelId::parse(&entry.model_id)?)
 }
 
 /// The number of inputs, refused when none or past `limit`.
@@ -231,7 +231,11 @@ pub fn checked_count(count: usize, limit: usize, what: &str) -> Result<usize, Ap
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ModelSources {
     /// The Hugging Face repository.
-    pub hf: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hf: Option<String>,
+    /// The archive, for a custom model published as one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
 }
 
 /// One model of `GET /embed/models`, in the fields of fastembed's `list_supported_models()`, with
@@ -259,20 +263,90 @@ pub struct CatalogueModel {
 impl CatalogueModel {
     pub fn of(entry: &sightline_artifacts::catalogue::CatalogueEntry) -> CatalogueModel {
         CatalogueModel {
-            model: entry.model.into(),
-            sightline_id: entry.model_id.into(),
+            model: entry.model.clone(),
+            sightline_id: entry.model_id.clone(),
             modality: match entry.modality {
                 sightline_artifacts::catalogue::Modality::Image => "image".into(),
                 sightline_artifacts::catalogue::Modality::Text => "text".into(),
             },
             dim: entry.dim,
-            description: entry.description.into(),
-            license: entry.license.into(),
+            description: entry.description.clone(),
+            license: entry.license.clone(),
             size_in_gb: entry.size_in_gb,
-            sources: ModelSources { hf: entry.repository.into() },
-            model_file: entry.model_file.into(),
+            sources: ModelSources {
+                hf: Some(entry.repository.clone()).filter(|r| !r.is_empty()),
+                url: entry.archive.as_ref().map(|a| a.url.clone()),
+            },
+            model_file: entry.model_file.clone(),
             served: entry.served,
-            note: entry.note.map(str::to_owned),
+            note: entry.note.clone(),
         }
     }
+}
+
+/// A custom model's description for `POST /embed/models` (and `EMBEDDING_MODELS_FILE`): fastembed's
+/// `add_custom_model` arguments, with `task`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct EmbeddingModelDescription {
+    /// `owner/name`; a dot becomes `_` in the model id.
+    #[schema(
+        pattern = "^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9_-][A-Za-z0-9_.-]{0,95}$",
+        example = "acme/tiny-clip-vision"
+    )]
+    pub model: String,
+    pub task: InputKind,
+    #[schema(minimum = 1, maximum = 65536)]
+    pub dim: u32,
+    /// Only outputs the model already pools are served.
+    #[schema(value_type = Option<PoolingName>)]
+    pub pooling: Option<String>,
+    pub normalization: Option<bool>,
+    pub sources: DescribedSource,
+    /// The ONNX file in the repository or archive (default `model.onnx`).
+    #[schema(pattern = "^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,95}(/[A-Za-z0-9_-][A-Za-z0-9_.-]{0,95})*$")]
+    pub model_file: Option<String>,
+    pub description: Option<String>,
+    pub license: Option<String>,
+    #[serde(rename = "size_in_GB")]
+    #[schema(minimum = 0)]
+    pub size_in_gb: Option<f64>,
+}
+
+/// `disabled`: the model's output is already one vector per input.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum PoolingName {
+    Disabled,
+}
+
+/// Exactly one of a Hugging Face repository or an archive URL.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum DescribedSource {
+    Hub(HubSource),
+    Archive(ArchiveSource),
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct HubSource {
+    #[schema(pattern = "^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9_-][A-Za-z0-9_.-]{0,95}$")]
+    pub hf: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct ArchiveSource {
+    /// An https URL of a `.tar.gz`.
+    #[schema(
+        pattern = "^https?://([A-Za-z0-9-]{1,20}\\.){0,3}[A-Za-z][A-Za-z0-9-]{0,19}(:[0-9]{1,4})?(/[A-Za-z0-9._~-]{1,40}){0,4}/[A-Za-z0-9_~-]{1,40}\\.(tar\\.gz|tgz)$"
+    )]
+    pub url: String,
+    #[schema(pattern = "^[0-9a-fA-F]{64}$")]
+    pub sha256: Option<String>,
 }
