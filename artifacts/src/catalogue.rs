@@ -20,6 +20,18 @@ pub enum Modality {
     Text,
 }
 
+/// How a model's token-level output becomes one vector per input (fastembed's `PoolingType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pooling {
+    /// The output is one vector per input already.
+    Disabled,
+    /// The mean over the attended tokens.
+    Mean,
+    /// The first token's vector.
+    Cls,
+}
+
 /// A model published as a `.tar.gz` (fastembed's fallback to a bucket), and its sha256 when known.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ArchiveRef {
@@ -43,6 +55,7 @@ pub struct CatalogueEntry {
     pub repository: String,
     pub model_file: String,
     pub archive: Option<ArchiveRef>,
+    pub pooling: Pooling,
     /// Whether Sightline runs its preprocessing and pooling as fastembed does; `note` says why not.
     pub served: bool,
     pub note: Option<String>,
@@ -63,6 +76,7 @@ macro_rules! entry {
             repository: $repo.into(),
             model_file: $file.into(),
             archive: None,
+            pooling: Pooling::Disabled,
             served: Option::<&str>::is_none(&$note),
             note: $note.map(str::to_owned),
             custom: false,
@@ -230,14 +244,12 @@ pub fn describe(description: &Value) -> Result<CatalogueEntry, String> {
         .and_then(|v| v.as_u64().or_else(|| v.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0).map(|f| f as u64)))
         .filter(|&d| (1..=65_536).contains(&d))
         .ok_or("dim: must be a whole number from 1 to 65536")? as usize;
-    match text("pooling")?.map(|p| p.to_ascii_lowercase()).as_deref() {
-        None | Some("disabled") => {}
-        Some(other) => {
-            return Err(format!(
-                "pooling: {other:?} is not served; the model's output must already be pooled (\"disabled\")"
-            ))
-        }
-    }
+    let pooling = match text("pooling")?.map(|p| p.to_ascii_lowercase()).as_deref() {
+        None | Some("disabled") => Pooling::Disabled,
+        Some("mean") => Pooling::Mean,
+        Some("cls") => Pooling::Cls,
+        Some(other) => return Err(format!("pooling: {other:?} is not one of disabled, mean, cls")),
+    };
     if object.get("normalization").is_some_and(|v| !v.is_boolean() && !v.is_null()) {
         return Err("normalization: must be true or false".into());
     }
@@ -284,6 +296,7 @@ pub fn describe(description: &Value) -> Result<CatalogueEntry, String> {
         repository,
         model_file,
         archive,
+        pooling,
         served: true,
         note: None,
         custom: true,
@@ -354,7 +367,7 @@ mod tests {
             ("model", serde_json::json!("../x"), "model:"),
             ("task", serde_json::json!("audio"), "task:"),
             ("dim", serde_json::json!(0), "dim:"),
-            ("pooling", serde_json::json!("mean"), "pooling:"),
+            ("pooling", serde_json::json!("max"), "pooling:"),
             ("sources", serde_json::json!({"url": "ftp://x/m.tar.gz"}), "sources.url:"),
             ("sources", serde_json::json!({"hf": "a/b", "url": "https://x/m.tar.gz"}), "sources:"),
             ("model_file", serde_json::json!("../../etc/passwd"), "model_file:"),

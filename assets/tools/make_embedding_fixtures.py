@@ -81,6 +81,22 @@ class HfTextual(nn.Module):
         return x @ c.text_projection
 
 
+class HfTokens(nn.Module):
+    """The text tower without pooling or projection: one vector per token, (N, L, width), as
+    sentence-embedding models hand them to fastembed's mean or CLS pooling."""
+
+    def __init__(self, clip: CLIP):
+        super().__init__()
+        self.clip = clip
+
+    def forward(self, input_ids, attention_mask):
+        c = self.clip
+        length = input_ids.shape[1]
+        x = c.token_embedding(input_ids) + c.positional_embedding[:length]
+        x = c.transformer(x, attn_mask=c.attn_mask[:length, :length])
+        return c.ln_final(x) * attention_mask.unsqueeze(-1).to(x.dtype)
+
+
 class TinyResNet(nn.Module):
     """A ResNet (torchvision's BasicBlock) whose pooled map is the model output, (N, C, 1, 1),
     as Qdrant/resnet50-onnx leaves it for fastembed to flatten."""
@@ -234,6 +250,16 @@ def main(out: str):
         "model_type": "clip_text_model", "max_position_embeddings": 77, "projection_dim": 64,
         "bos_token_id": 49406, "eos_token_id": 49407, "pad_token_id": 1,
     })
+
+    tokens_dir = os.path.join(out, "embed", "clip-tiny-tokens")
+    os.makedirs(tokens_dir, exist_ok=True)
+    export(HfTokens(clip), (tokens[:, :8], mask[:, :8]), f"{tokens_dir}/model.onnx",
+           ["input_ids", "attention_mask"], ["last_hidden_state"],
+           {"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"},
+            "last_hidden_state": {0: "batch", 1: "sequence"}})
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "config.json"):
+        with open(os.path.join(text, name), "rb") as src, open(os.path.join(tokens_dir, name), "wb") as dst:
+            dst.write(src.read())
 
     resnet = os.path.join(out, "embed", "resnet-tiny")
     os.makedirs(resnet, exist_ok=True)

@@ -189,6 +189,22 @@ def pillow_resize_refs(image_dir: str):
     return cases
 
 
+def pooled_refs(models: str):
+    """fastembed's own pooling of a token-level model (`add_custom_model` with MEAN and CLS
+    pooling, normalised), on the corpus."""
+    from fastembed.common.model_description import ModelSource, PoolingType
+
+    folder = os.path.join(models, "embed", "clip-tiny-tokens")
+    corpus = TEXTS + [OVER_LONG]
+    refs = {}
+    for name, pooling in [("acme/tiny-mean", PoolingType.MEAN), ("acme/tiny-cls", PoolingType.CLS)]:
+        TextEmbedding.add_custom_model(model=name, pooling=pooling, normalization=True,
+                                       sources=ModelSource(hf=name), dim=32, model_file="model.onnx")
+        model = TextEmbedding(name, specific_model_path=folder)
+        refs[name] = {t: v.tolist() for t, v in zip(corpus, model.embed(corpus))}
+    return refs
+
+
 def main(models: str, image_dir: str, out: str):
     make_images(image_dir)
     images = {name: open_upright(image_dir, name) for name in IMAGES}
@@ -199,6 +215,7 @@ def main(models: str, image_dir: str, out: str):
         "roboflow": roboflow_refs(models, images),
         "fastembed": fastembed_refs(models, images),
         "pillow_resize": pillow_resize_refs(image_dir),
+        "fastembed_pooled": pooled_refs(models),
     }
     with open(out, "w") as f:
         json.dump(refs, f, ensure_ascii=False)

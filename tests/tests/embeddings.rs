@@ -349,3 +349,38 @@ fn the_embed_cli_writes_a_line_per_file_for_a_vector_store() {
     }
     assert_eq!(checked, 6);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_text_models_pool_token_outputs_as_fastembed_pools_them() {
+    let refs = references();
+    let models = TempDir::new("pooled-models");
+    for name in ["tiny-mean", "tiny-cls"] {
+        copy_model(models.path(), "embed/clip-tiny-tokens", &format!("acme/{name}"), |_| {});
+    }
+    copy_model(models.path(), "embed/clip-tiny-tokens", "embed/unpooled", |_| {});
+    let list = models.path().join("custom.json");
+    let described = |name: &str, pooling: &str| {
+        json!({"model": name, "task": "text", "dim": 32, "pooling": pooling, "normalization": true,
+            "sources": {"hf": name}, "license": "mit"})
+    };
+    std::fs::write(&list, json!([described("acme/tiny-mean", "MEAN"), described("acme/tiny-cls", "cls")]).to_string())
+        .unwrap();
+    let server = Server::start(models.path(), &[("EMBEDDING_MODELS_FILE", list.to_str().unwrap())]).await;
+    let mut problems = Vec::new();
+    for model in ["acme/tiny-mean", "acme/tiny-cls"] {
+        let corpus = refs["fastembed_pooled"][model].as_object().unwrap();
+        let texts: Vec<&String> = corpus.keys().collect();
+        let (status, body) = server.post_json("/embed/text", &json!({"model_id": model, "inputs": texts})).await;
+        assert_eq!(status, 200, "{model}: {body}");
+        assert_eq!(body["dim"], 32);
+        for (i, text) in texts.iter().enumerate() {
+            let want = vector(&corpus[text.as_str()]);
+            problems.extend(mismatch(&format!("{model} {text:?}"), &vector(&body["embeddings"][i]), &want));
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+    // A token-level model nobody described cannot be pooled: its load says how to fix that.
+    let (status, body) = server.post_json("/embed/text", &json!({"model_id": "embed/unpooled", "inputs": ["a"]})).await;
+    assert!(status >= 400, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("pooling"), "{body}");
+}

@@ -298,7 +298,7 @@ pub struct EmbeddingModelDescription {
     pub task: InputKind,
     #[schema(minimum = 1, maximum = 65536)]
     pub dim: u32,
-    /// Only outputs the model already pools are served.
+    /// How token-level outputs become one vector (`disabled`: the output is pooled already).
     #[schema(value_type = Option<PoolingName>)]
     pub pooling: Option<String>,
     pub normalization: Option<bool>,
@@ -313,12 +313,15 @@ pub struct EmbeddingModelDescription {
     pub size_in_gb: Option<f64>,
 }
 
-/// `disabled`: the model's output is already one vector per input.
+/// fastembed's pooling types: `disabled` (the output is one vector per input already), `mean`
+/// (over the attended tokens), `cls` (the first token).
 #[derive(ToSchema)]
 #[schema(rename_all = "lowercase")]
 #[allow(dead_code)]
 pub enum PoolingName {
     Disabled,
+    Mean,
+    Cls,
 }
 
 /// Exactly one of a Hugging Face repository or an archive URL.

@@ -18,6 +18,7 @@ use crate::image::decode::{decode_image, DecodeLimits};
 use crate::load_options::LoadOptions;
 use crate::tasks::instances::Instances;
 use crate::ModelError;
+use sightline_artifacts::catalogue::{self, Pooling};
 
 /// Texts one run of the text tower takes at most (fastembed's default `batch_size` is 256 for
 /// text; smaller runs keep one long list from holding the tower).
@@ -38,6 +39,7 @@ struct ImageTower {
 struct TextTower {
     instances: Instances,
     signature: TensorSignature,
+    pooling: Pooling,
     prep: Arc<TextPrep>,
     batch_limit: usize,
 }
@@ -58,7 +60,8 @@ impl EmbeddingModel {
             Layout::RoboflowClip => {
                 let file = dir.join(CLIP_VISUAL_FILE);
                 let (tower, size, batch) = ImageTower::load(&file, None, options, sessions, &name, &mut description)?;
-                let text = TextTower::load(&dir.join(CLIP_TEXT_FILE), true, options, sessions, &name)?;
+                let text =
+                    TextTower::load(&dir.join(CLIP_TEXT_FILE), true, options, sessions, &name, Pooling::Disabled)?;
                 description.architecture = "clip".into();
                 description.input_width = Some(size.0);
                 description.input_height = Some(size.1);
@@ -82,7 +85,9 @@ impl EmbeddingModel {
                 (Some(tower), None)
             }
             Layout::HfText => {
-                let text = TextTower::load(&dir.join(HF_MODEL_FILE), false, options, sessions, &name)?;
+                // A catalogue model's pooling (fastembed's `add_custom_model`); else the output is pooled.
+                let pooling = catalogue::find(&name).map_or(Pooling::Disabled, |e| e.pooling);
+                let text = TextTower::load(&dir.join(HF_MODEL_FILE), false, options, sessions, &name, pooling)?;
                 description.architecture = "text-embedding".into();
                 description.tensors = Some(text.signature.clone());
                 (None, Some(text))
@@ -147,6 +152,7 @@ impl TextTower {
         options: &LoadOptions,
         sessions: &mut ModelSessions<'_>,
         name: &str,
+        pooling: Pooling,
     ) -> Result<TextTower, ModelError> {
         let broken = |reason: String| ModelError::BrokenModel { file: file.to_owned(), reason };
         let dir = file.parent().unwrap_or(Path::new("."));
@@ -157,7 +163,7 @@ impl TextTower {
             let inputs =
                 built.tensors(&["a photo".to_owned(), "".to_owned()]).map_err(|reason| broken_engine(file, reason))?;
             let outputs = session.run_tensors(&inputs)?;
-            rows(&outputs, 2).map_err(|e| broken_engine(file, e.to_string()))?;
+            rows(&outputs, &inputs, 2, pooling).map_err(|e| broken_engine(file, e.to_string()))?;
             prep = Some(built);
             Ok(())
         })?;
@@ -165,7 +171,7 @@ impl TextTower {
         let signature = session.signature().map_err(broken)?;
         let batch_limit = if shape.input_dims.first().is_some_and(|&d| d < 0) { TEXT_RUN_LIMIT } else { 1 };
         let instances = Instances::start(sessions, file, session, batch_limit, Some(signature.clone()), options, name)?;
-        Ok(TextTower { instances, signature, prep: Arc::new(prep), batch_limit })
+        Ok(TextTower { instances, signature, pooling, prep: Arc::new(prep), batch_limit })
     }
 }
 
@@ -214,22 +220,50 @@ fn pooled(outputs: &Outputs, count: usize) -> Result<Vec<Vec<f32>>, ModelError> 
     Ok(values.chunks(values.len() / count).map(<[f32]>::to_vec).collect())
 }
 
-/// The first output tensor as `count` vectors: `(count, dim)`, as text towers give them pooled.
-fn rows(outputs: &[Tensor], count: usize) -> Result<Vec<Vec<f32>>, ModelError> {
+/// The first output tensor as `count` vectors: `(count, dim)` as it is, or `(count, tokens, dim)`
+/// pooled as fastembed pools it (the mean over the tokens `attention_mask` marks, or the first).
+fn rows(outputs: &[Tensor], inputs: &[Tensor], count: usize, pooling: Pooling) -> Result<Vec<Vec<f32>>, ModelError> {
     let output = outputs.first().ok_or_else(|| ModelError::Inference("the model returned no output".into()))?;
     if output.datatype != DataType::Fp32 {
         return Err(ModelError::Inference(format!("the output is {}, not FP32", output.datatype)));
     }
-    match output.shape.as_slice() {
-        [n, dim] if *n == count && *dim > 0 => Ok(output
-            .data
-            .chunks_exact(dim * 4)
-            .map(|row| row.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
-            .collect()),
-        shape => Err(ModelError::Inference(format!(
-            "expected pooled ({count}, dim) text embeddings, got {shape:?} (token-level outputs are not pooled here)"
+    let values: Vec<f32> = output.data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    match (output.shape.as_slice(), pooling) {
+        ([n, dim], _) if *n == count && *dim > 0 => Ok(values.chunks_exact(*dim).map(<[f32]>::to_vec).collect()),
+        ([n, tokens, dim], Pooling::Cls) if *n == count && *tokens > 0 && *dim > 0 => {
+            Ok(values.chunks_exact(tokens * dim).map(|text| text[..*dim].to_vec()).collect())
+        }
+        ([n, tokens, dim], Pooling::Mean) if *n == count && *tokens > 0 && *dim > 0 => {
+            let mask = attention_mask(inputs, count * tokens);
+            Ok(values
+                .chunks_exact(tokens * dim)
+                .enumerate()
+                .map(|(i, text)| {
+                    let weights = &mask[i * tokens..(i + 1) * tokens];
+                    let total = weights.iter().sum::<f32>().max(1e-9);
+                    (0..*dim)
+                        .map(|d| (0..*tokens).map(|t| text[t * dim + d] * weights[t]).sum::<f32>() / total)
+                        .collect()
+                })
+                .collect())
+        }
+        (shape, _) => Err(ModelError::Inference(format!(
+            "expected ({count}, dim) embeddings, got {shape:?}: a token-level output needs its pooling \
+             (register the model with pooling mean or cls)"
         ))),
     }
+}
+
+/// The `attention_mask` input as weights (all ones where the model takes none).
+fn attention_mask(inputs: &[Tensor], len: usize) -> Vec<f32> {
+    let Some(mask) = inputs.iter().find(|t| t.name == "attention_mask") else { return vec![1.0; len] };
+    let width = mask.datatype.size();
+    mask.data
+        .chunks_exact(width)
+        .map(|b| if b.iter().any(|&x| x != 0) { 1.0 } else { 0.0 })
+        .chain(std::iter::repeat(1.0))
+        .take(len)
+        .collect()
 }
 
 impl Model for EmbeddingModel {
@@ -281,8 +315,8 @@ impl EmbedText for TextTower {
             let count = chunk.len();
             let inputs =
                 run_blocking("tokenizing", move || prep.tensors(&chunk)).await?.map_err(ModelError::InvalidInput)?;
-            let outputs = self.instances.run_tensors(inputs).await?;
-            vectors.extend(rows(&outputs, count)?);
+            let outputs = self.instances.run_tensors(inputs.clone()).await?;
+            vectors.extend(rows(&outputs, &inputs, count, self.pooling)?);
         }
         Ok(vectors)
     }
