@@ -225,7 +225,7 @@ async fn custom_models_are_registered_over_http_with_each_field_checked() {
     for (field, value, says) in [
         ("task", json!("audio"), "task"),
         ("dim", json!(-3), "dim"),
-        ("pooling", json!("mean"), "pooling"),
+        ("pooling", json!("max"), "pooling"),
         ("model", json!("no-slash"), "model"),
         ("sources", json!({"url": "ftp://x/y.tar.gz"}), "sources.url"),
         ("model_file", json!("../x.onnx"), "model_file"),
