@@ -7,7 +7,8 @@
 //! `/{repo}/resolve/{commit}/{path}` under `HF_ENDPOINT` with `HF_TOKEN` as a bearer token. Large
 //! files live in LFS: the hub answers a redirect to its content store with the file's sha256 in
 //! `X-Linked-Etag`, and the download is checked against it (a mismatch is fetched once more, then
-//! refused). A connection cut mid-file resumes with a range request. Redirects are followed by
+//! refused). Files kept in git are checked against their `ETag`, the git blob's sha1. A connection
+//! cut mid-file resumes with a range request. Redirects are followed by
 //! hand, without the token, and only to https (or, for a hub on loopback over plain http, the
 //! test setup, to loopback).
 
@@ -163,10 +164,7 @@ impl HfSource {
         let response = self.authorized(self.client.get(&url)).send().await.map_err(|e| request_error(&what, e))?;
         let response = self.check(&what, repo, response)?;
         if !response.status().is_redirection() {
-            let expected = response.content_length();
-            let mut part = writer.create(name, expected).await?;
-            self.stream(&what, response, &mut part).await?;
-            return writer.commit(part).await;
+            return self.regular(&what, &url, repo, response, name, writer).await;
         }
         let linked = header_text(response.headers(), "x-linked-etag").map(|v| v.trim_matches('"').to_ascii_lowercase());
         let size = header_text(response.headers(), "x-linked-size").and_then(|v| v.parse::<u64>().ok());
@@ -215,6 +213,51 @@ impl HfSource {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// A file kept in git (no LFS): its `ETag` is the git blob's sha1, which the download is checked
+    /// against (a mismatch is fetched once more, then refused).
+    async fn regular(
+        &self,
+        what: &str,
+        url: &str,
+        repo: &str,
+        mut response: reqwest::Response,
+        name: &str,
+        writer: &mut EntryWriter,
+    ) -> Result<(), CoreError> {
+        for attempt in 0..2 {
+            if attempt > 0 {
+                let again = self.authorized(self.client.get(url)).send().await.map_err(|e| request_error(what, e))?;
+                response = self.check(what, repo, again)?;
+            }
+            let etag = header_text(response.headers(), "etag")
+                .map(|v| v.trim_start_matches("W/").trim_matches('"').to_ascii_lowercase())
+                .filter(|v| v.len() == 40 && v.bytes().all(|b| b.is_ascii_hexdigit()));
+            let expected = response.content_length();
+            let mut blob = match (&etag, expected) {
+                (Some(_), Some(size)) => {
+                    let mut hasher = <sha1::Sha1 as sha1::Digest>::new();
+                    sha1::Digest::update(&mut hasher, format!("blob {size}\0").as_bytes());
+                    Some(hasher)
+                }
+                _ => None,
+            };
+            let mut part = writer.create(name, expected).await?;
+            while let Some(chunk) = response.chunk().await.map_err(|e| request_error(what, e))? {
+                if let Some(hasher) = blob.as_mut() {
+                    sha1::Digest::update(hasher, &chunk);
+                }
+                part.write(&chunk).await?;
+            }
+            let got = blob.map(|h| crate::files::hex(&sha1::Digest::finalize(h)));
+            if got.is_some() && got != etag {
+                tracing::warn!(repo, name, attempt, "downloaded file does not match its git sha1; fetching it again");
+                continue;
+            }
+            return writer.commit(part).await;
+        }
+        Err(CoreError::SourceBadResponse(format!("{what}: the content's git sha1 differs from the hub's ETag twice")))
     }
 
     async fn stream(&self, what: &str, mut response: reqwest::Response, part: &mut PartFile) -> Result<(), CoreError> {

@@ -158,7 +158,8 @@ fn extra_file(dir: &TempDir) -> PathBuf {
 #[test]
 fn the_hub_source_downloads_at_one_commit_resumes_a_cut_and_refetches_a_corrupt_file() {
     let scratch = TempDir::new("hub-files");
-    let faults = json!({"cut_once": ["Qdrant/clip-tiny-vision/model.onnx"], "corrupt_once": ["Qdrant/clip-tiny-vision/model.onnx"]});
+    let faults = json!({"cut_once": ["Qdrant/clip-tiny-vision/model.onnx"],
+        "corrupt_once": ["Qdrant/clip-tiny-vision/model.onnx", "Qdrant/clip-tiny-vision/preprocessor_config.json"]});
     let hub = Hub::start(hub_config(&extra_file(&scratch), faults, None));
     let cache = TempDir::new("hub-cache");
     let env = hub_env(&hub, cache.path(), None);
@@ -176,6 +177,12 @@ fn the_hub_source_downloads_at_one_commit_resumes_a_cut_and_refetches_a_corrupt_
     assert_eq!(recorded["source"], "hf");
     assert_eq!(recorded["files"]["model.onnx"]["sha256"], sha256_of(&fixture("clip-tiny-vision").join("model.onnx")));
     assert_eq!(sha256_of(&entry.join("model.onnx")), sha256_of(&fixture("clip-tiny-vision").join("model.onnx")));
+    let config = "preprocessor_config.json";
+    assert_eq!(
+        sha256_of(&entry.join(config)),
+        sha256_of(&fixture("clip-tiny-vision").join(config)),
+        "git sha1 checked"
+    );
 
     let requests = hub.requests();
     let content: Vec<&Value> = requests.iter().filter(|r| r["path"].as_str().unwrap().starts_with("/lfs/")).collect();
@@ -190,6 +197,9 @@ fn the_hub_source_downloads_at_one_commit_resumes_a_cut_and_refetches_a_corrupt_
         resolved.iter().all(|r| r["path"].as_str().unwrap().contains(&format!("/resolve/{MAIN}/"))),
         "every file at the commit: {resolved:?}"
     );
+    let config_gets =
+        resolved.iter().filter(|r| r["path"].as_str().unwrap().ends_with("/preprocessor_config.json")).count();
+    assert_eq!(config_gets, 2, "the corrupted config is fetched again");
 
     // A pinned revision: the older commit, with its own files.
     let cache_old = TempDir::new("hub-old");
