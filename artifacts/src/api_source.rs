@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use crate::entry_writer::EntryWriter;
+use crate::remote::{describe, request_error};
 use crate::source::ArtifactSource;
 use sightline_core::{CoreError, ModelId};
 
@@ -105,28 +106,6 @@ impl ApiSource {
             }
         }
         Ok(environment)
-    }
-}
-
-/// The error text of a request failure, with every URL left out (they carry the API key or signatures).
-fn describe(e: &reqwest::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(inner) = source {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    text
-}
-
-fn request_error(what: &str, e: reqwest::Error) -> CoreError {
-    let e = e.without_url();
-    let message = format!("{what}: {}", describe(&e));
-    if e.is_timeout() {
-        CoreError::SourceTimeout(message)
-    } else {
-        CoreError::SourceUnavailable(message)
     }
 }
 

@@ -92,13 +92,18 @@ static CUSTOM: RwLock<Vec<CatalogueEntry>> = RwLock::new(Vec::new());
 
 /// The built-in models and the custom ones.
 pub fn catalogue() -> Vec<CatalogueEntry> {
-    let mut all = built_in();
+    let mut all = built_in().to_vec();
     all.extend(CUSTOM.read().unwrap_or_else(|p| p.into_inner()).iter().cloned());
     all
 }
 
-/// fastembed 0.9's image models and its CLIP text model.
-fn built_in() -> Vec<CatalogueEntry> {
+/// fastembed 0.9's image models and its CLIP text model, built once.
+fn built_in() -> &'static [CatalogueEntry] {
+    static BUILT_IN: std::sync::OnceLock<Vec<CatalogueEntry>> = std::sync::OnceLock::new();
+    BUILT_IN.get_or_init(built_in_entries)
+}
+
+fn built_in_entries() -> Vec<CatalogueEntry> {
     vec![
         entry!(
             "Qdrant/clip-ViT-B-32-vision",
@@ -214,7 +219,11 @@ fn built_in() -> Vec<CatalogueEntry> {
 
 /// The entry whose name or id is `name`.
 pub fn find(name: &str) -> Option<CatalogueEntry> {
-    catalogue().into_iter().find(|e| e.model == name || e.model_id == name)
+    let named = |e: &&CatalogueEntry| e.model == name || e.model_id == name;
+    if let Some(entry) = built_in().iter().find(named) {
+        return Some(entry.clone());
+    }
+    CUSTOM.read().unwrap_or_else(|p| p.into_inner()).iter().find(named).cloned()
 }
 
 /// A custom model from its description (fastembed's `add_custom_model` arguments, with `task`:

@@ -21,6 +21,7 @@ use serde::Deserialize;
 
 use crate::catalogue;
 use crate::entry_writer::{EntryWriter, PartFile};
+use crate::remote::{fetchable, is_loopback_http, request_error};
 use crate::source::ArtifactSource;
 use sightline_core::{CoreError, ModelId};
 
@@ -70,7 +71,7 @@ impl HfSource {
             .build()
             .map_err(|e| CoreError::Internal(format!("cannot build the Hugging Face client: {e}")))?;
         let endpoint = settings.endpoint.trim_end_matches('/').to_owned();
-        let loopback_http = reqwest::Url::parse(&endpoint).is_ok_and(|u| u.scheme() == "http" && is_loopback(&u));
+        let loopback_http = reqwest::Url::parse(&endpoint).is_ok_and(|u| is_loopback_http(&u));
         Ok(HfSource {
             client,
             endpoint,
@@ -138,8 +139,7 @@ impl HfSource {
         let base = reqwest::Url::parse(base).map_err(|e| CoreError::Internal(e.to_string()))?;
         let target =
             base.join(location).map_err(|e| CoreError::SourceBadResponse(format!("{what}: unusable redirect: {e}")))?;
-        let allowed =
-            target.scheme() == "https" || (self.loopback_http && target.scheme() == "http" && is_loopback(&target));
+        let allowed = fetchable(&target, self.loopback_http);
         if !allowed {
             return Err(CoreError::SourceBadResponse(format!(
                 "{what}: refusing a redirect to {}://{} (only https is followed)",
@@ -204,7 +204,7 @@ impl HfSource {
             if response.status().is_redirection() {
                 return Err(CoreError::SourceBadResponse(format!("{what}: the content store redirected again")));
             }
-            match self.stream(what, response, part).await {
+            match self.stream(what, response, part, |_| {}).await {
                 Ok(()) => return Ok(()),
                 Err(CoreError::SourceUnavailable(cause)) if resumes < RESUMES => {
                     resumes += 1;
@@ -222,15 +222,20 @@ impl HfSource {
         what: &str,
         url: &str,
         repo: &str,
-        mut response: reqwest::Response,
+        first: reqwest::Response,
         name: &str,
         writer: &mut EntryWriter,
     ) -> Result<(), CoreError> {
+        let mut first = Some(first);
         for attempt in 0..2 {
-            if attempt > 0 {
-                let again = self.authorized(self.client.get(url)).send().await.map_err(|e| request_error(what, e))?;
-                response = self.check(what, repo, again)?;
-            }
+            let response = match first.take() {
+                Some(response) => response,
+                None => {
+                    let again =
+                        self.authorized(self.client.get(url)).send().await.map_err(|e| request_error(what, e))?;
+                    self.check(what, repo, again)?
+                }
+            };
             let etag = header_text(response.headers(), "etag")
                 .map(|v| v.trim_start_matches("W/").trim_matches('"').to_ascii_lowercase())
                 .filter(|v| v.len() == 40 && v.bytes().all(|b| b.is_ascii_hexdigit()));
@@ -244,12 +249,12 @@ impl HfSource {
                 _ => None,
             };
             let mut part = writer.create(name, expected).await?;
-            while let Some(chunk) = response.chunk().await.map_err(|e| request_error(what, e))? {
+            self.stream(what, response, &mut part, |chunk| {
                 if let Some(hasher) = blob.as_mut() {
-                    sha1::Digest::update(hasher, &chunk);
+                    sha1::Digest::update(hasher, chunk);
                 }
-                part.write(&chunk).await?;
-            }
+            })
+            .await?;
             let got = blob.map(|h| crate::files::hex(&sha1::Digest::finalize(h)));
             if got.is_some() && got != etag {
                 tracing::warn!(repo, name, attempt, "downloaded file does not match its git sha1; fetching it again");
@@ -260,8 +265,16 @@ impl HfSource {
         Err(CoreError::SourceBadResponse(format!("{what}: the content's git sha1 differs from the hub's ETag twice")))
     }
 
-    async fn stream(&self, what: &str, mut response: reqwest::Response, part: &mut PartFile) -> Result<(), CoreError> {
+    /// The body into `part`, each chunk shown to `observe` first.
+    async fn stream(
+        &self,
+        what: &str,
+        mut response: reqwest::Response,
+        part: &mut PartFile,
+        mut observe: impl FnMut(&[u8]),
+    ) -> Result<(), CoreError> {
         while let Some(chunk) = response.chunk().await.map_err(|e| request_error(what, e))? {
+            observe(&chunk);
             part.write(&chunk).await?;
         }
         Ok(())
@@ -272,12 +285,11 @@ fn header_text<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-fn is_loopback(url: &reqwest::Url) -> bool {
-    match url.host_str() {
-        Some("localhost") => true,
-        Some(host) => host.trim_matches(['[', ']']).parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback()),
-        None => false,
-    }
+/// The catalogue entry that names a hub repository for `id`, and that repository (else the id's own).
+fn repository_of(id: &ModelId) -> (Option<catalogue::CatalogueEntry>, String) {
+    let entry = catalogue::find(&id.to_string()).filter(|e| !e.repository.is_empty());
+    let repo = entry.as_ref().map_or_else(|| id.to_string(), |e| e.repository.clone());
+    (entry, repo)
 }
 
 /// Files a model folder takes: top-level `.onnx`, `.json` and `.txt` (no READMEs, no subfolders).
@@ -288,21 +300,6 @@ fn wanted(path: &str) -> bool {
         && crate::files::is_valid_file_name(path)
 }
 
-fn request_error(what: &str, e: reqwest::Error) -> CoreError {
-    let e = e.without_url();
-    let mut message = format!("{what}: {e}");
-    let mut source = std::error::Error::source(&e);
-    while let Some(inner) = source {
-        message.push_str(&format!(": {inner}"));
-        source = inner.source();
-    }
-    if e.is_timeout() {
-        CoreError::SourceTimeout(message)
-    } else {
-        CoreError::SourceUnavailable(message)
-    }
-}
-
 #[async_trait]
 impl ArtifactSource for HfSource {
     fn name(&self) -> &'static str {
@@ -310,15 +307,11 @@ impl ArtifactSource for HfSource {
     }
 
     fn origin(&self, id: &ModelId) -> String {
-        let repo = catalogue::find(&id.to_string())
-            .filter(|e| !e.repository.is_empty())
-            .map_or_else(|| id.to_string(), |e| e.repository);
-        format!("{}/{repo}", self.endpoint)
+        format!("{}/{}", self.endpoint, repository_of(id).1)
     }
 
     async fn fetch(&self, id: &ModelId, writer: &mut EntryWriter) -> Result<(), CoreError> {
-        let entry = catalogue::find(&id.to_string()).filter(|e| !e.repository.is_empty());
-        let repo = entry.as_ref().map_or_else(|| id.to_string(), |e| e.repository.clone());
+        let (entry, repo) = repository_of(id);
         let info = self.info(&repo).await?;
         let paths = info.siblings.iter().map(|s| s.rfilename.as_str());
         // (path in the repository, name in the entry): a catalogue model's ONNX file wherever the

@@ -13,6 +13,7 @@ pub mod hf_source;
 pub mod local_source;
 pub mod manifest;
 pub mod metrics;
+mod remote;
 pub mod retry;
 pub mod s3_source;
 pub mod source;

@@ -20,6 +20,7 @@ use crate::archive::{read_tar_gz, ArchiveEvent};
 use crate::catalogue::{self, ArchiveRef};
 use crate::entry_writer::{EntryWriter, PartFile};
 use crate::files::hex;
+use crate::remote::{fetchable, is_loopback_http, request_error};
 use crate::source::ArtifactSource;
 use sightline_core::{CoreError, ModelId};
 
@@ -46,15 +47,6 @@ impl Drop for Downloaded {
     }
 }
 
-fn allowed(url: &reqwest::Url, loopback_ok: bool) -> bool {
-    let loopback = match url.host_str() {
-        Some("localhost") => true,
-        Some(h) => h.trim_matches(['[', ']']).parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback()),
-        None => false,
-    };
-    url.scheme() == "https" || (loopback_ok && loopback && url.scheme() == "http")
-}
-
 impl UrlSource {
     pub fn new(settings: &UrlSettings) -> Result<Self, CoreError> {
         let client = reqwest::Client::builder()
@@ -70,11 +62,11 @@ impl UrlSource {
     async fn download(&self, archive: &ArchiveRef, into: &std::path::Path) -> Result<Downloaded, CoreError> {
         let mut url = reqwest::Url::parse(&archive.url)
             .map_err(|e| CoreError::SourceBadResponse(format!("archive URL {}: {e}", archive.url)))?;
-        let loopback_ok = url.scheme() == "http" && allowed(&url, true);
+        let loopback_http = is_loopback_http(&url);
         let what = format!("downloading the archive {}", archive.url);
         let mut response = None;
         for _ in 0..=MAX_REDIRECTS {
-            if !allowed(&url, loopback_ok) {
+            if !fetchable(&url, loopback_http) {
                 return Err(CoreError::SourceBadResponse(format!("{what}: only https is fetched, not {url}")));
             }
             let answer = self.client.get(url.clone()).send().await.map_err(|e| request_error(&what, e))?;
@@ -163,11 +155,6 @@ impl UrlSource {
         let read = reader.await.map_err(|e| CoreError::Internal(format!("archive reader: {e}")))?;
         read.and(written)
     }
-}
-
-fn request_error(what: &str, e: reqwest::Error) -> CoreError {
-    let message = format!("{what}: {}", e.without_url());
-    CoreError::SourceUnavailable(message)
 }
 
 #[async_trait]
