@@ -20,7 +20,7 @@ use crate::config::EmbedArgs;
 use crate::image_input::ImageInput;
 use crate::service::{ImageJob, Service, IMAGES_IN_FLIGHT};
 use crate::startup_error::StartupError;
-use crate::types::embeddings::resolve_embedding_model;
+use crate::types::embeddings::{normalized, resolve_embedding_model};
 
 /// Files larger than this are refused before they are read (the server's body bound).
 fn read_bounded(path: &Path, limit: usize) -> Result<Vec<u8>, String> {
@@ -50,11 +50,6 @@ fn files_of(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, CliError> {
         }
     }
     Ok(files)
-}
-
-fn normalized(vector: Vec<f32>) -> Vec<f32> {
-    let norm = vector.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt().max(1e-12);
-    vector.into_iter().map(|x| (f64::from(x) / norm) as f32).collect()
 }
 
 pub async fn embed(args: EmbedArgs) -> Result<(), CliError> {

@@ -160,10 +160,7 @@ impl Service {
 
     /// Each text's vector, in order, as the model gives it (not normalised).
     pub async fn embed_texts(&self, id: &ModelId, texts: Vec<String>) -> Result<(Vec<Vec<f32>>, Served), ApiError> {
-        let started = Instant::now();
-        let cold = !self.manager.contains(id);
-        self.load(id).await?;
-        let served = Served { model_id: id.clone(), cold_load: cold.then(|| started.elapsed().as_secs_f64()), started };
+        let served = self.ready_to_serve(id).await?;
         let asked = Asked::EMBED_TEXT;
         let vectors = self
             .use_model(id, asked, move |model| async move {
@@ -197,10 +194,7 @@ impl Service {
         P: Clone + Send + Sync + 'static,
         O: Send + 'static,
     {
-        let started = Instant::now();
-        let cold = !self.manager.contains(id);
-        self.load(id).await?;
-        let served = Served { model_id: id.clone(), cold_load: cold.then(|| started.elapsed().as_secs_f64()), started };
+        let served = self.ready_to_serve(id).await?;
         let images: Vec<Vec<u8>> =
             stream::iter(job.images.into_iter().map(|image| image.into_bytes(&self.url_fetcher)))
                 .buffered(IMAGES_IN_FLIGHT)
@@ -217,6 +211,14 @@ impl Service {
         });
         let outputs = stream::iter(runs).buffered(IMAGES_IN_FLIGHT).try_collect().await?;
         Ok(Answered { outputs, served })
+    }
+
+    /// Loads the model and starts the request's clock, saying whether this request had to load it.
+    async fn ready_to_serve(&self, id: &ModelId) -> Result<Served, ApiError> {
+        let started = Instant::now();
+        let cold = !self.manager.contains(id);
+        self.load(id).await?;
+        Ok(Served { model_id: id.clone(), cold_load: cold.then(|| started.elapsed().as_secs_f64()), started })
     }
 
     /// One use of the model through the manager (its decorators count it under `asked`).

@@ -9,25 +9,20 @@ use sightline_artifacts::catalogue::{self, Modality};
 use sightline_core::{ModelId, PreprocessingFlags};
 
 use super::answers::respond_json;
-use crate::body::{parse_json, read_limited};
+use super::infer::parse_request;
 use crate::error::ApiError;
 use crate::image_input::{ImageInput, OneOrMany};
 use crate::service::{ImageJob, Served, Service};
 use crate::state::AppState;
 use crate::types::embeddings::{
-    checked_count, resolve_embedding_model, CatalogueModel, ClipCommon, ClipCompareRequest, ClipCompareResponse,
-    ClipEmbeddingResponse, ClipImageRequest, ClipTextRequest, EmbedImageRequest, EmbedTextRequest,
+    checked_count, normalized, resolve_embedding_model, CatalogueModel, ClipCommon, ClipCompareRequest,
+    ClipCompareResponse, ClipEmbeddingResponse, ClipImageRequest, ClipTextRequest, EmbedImageRequest, EmbedTextRequest,
     EmbeddingModelDescription, EmbeddingsResponse, ImageOrText, InputKind, Prompts, Similarity, MAX_EMBED_INPUTS,
 };
 use crate::types::errors::InferErrors;
 
 type State = web::Data<AppState>;
 type Reply = Result<HttpResponse, ApiError>;
-
-async fn parse_request<T: serde::de::DeserializeOwned>(state: &AppState, payload: web::Payload) -> Result<T, ApiError> {
-    let body = read_limited(payload, state.max_body_bytes).await?;
-    parse_json(&body)
-}
 
 /// `clip/<clip_version_id>`, the server's `CLIP_VERSION_ID` when the request names none.
 fn clip_model(service: &Service, common: &ClipCommon) -> Result<ModelId, ApiError> {
@@ -57,6 +52,13 @@ async fn image_vectors(
     Ok((answered.outputs.into_iter().map(|(vector, _)| vector).collect(), answered.served))
 }
 
+/// Roboflow's `ClipEmbeddingResponse`, timed from the request's start.
+fn clip_embeddings((embeddings, served): (Vec<Vec<f32>>, Served), common: &ClipCommon) -> HttpResponse {
+    let time = served.started.elapsed().as_secs_f64();
+    let body = ClipEmbeddingResponse { embeddings, time, inference_id: inference_id(common), frame_id: None };
+    respond_json(&served, &body)
+}
+
 #[utoipa::path(post, path = "/clip/embed_image", tag = "embeddings", request_body = ClipImageRequest,
     responses((status = 200, description = "The CLIP image projections, unnormalised, one per image.", body = ClipEmbeddingResponse), InferErrors))]
 pub async fn clip_embed_image(state: State, payload: web::Payload) -> Reply {
@@ -66,10 +68,8 @@ pub async fn clip_embed_image(state: State, payload: web::Payload) -> Reply {
     state.service.load(&id).await?;
     let images = listed(request.image);
     checked_count(images.len(), state.service.clip_max_batch_size(), "images")?;
-    let (embeddings, served) = image_vectors(&state.service, &id, images).await?;
-    let time = served.started.elapsed().as_secs_f64();
-    let body = ClipEmbeddingResponse { embeddings, time, inference_id: inference_id(&request.common), frame_id: None };
-    Ok(respond_json(&served, &body))
+    let answered = image_vectors(&state.service, &id, images).await?;
+    Ok(clip_embeddings(answered, &request.common))
 }
 
 #[utoipa::path(post, path = "/clip/embed_text", tag = "embeddings", request_body = ClipTextRequest,
@@ -80,10 +80,8 @@ pub async fn clip_embed_text(state: State, payload: web::Payload) -> Reply {
     let texts = listed(request.text);
     // Roboflow runs a long list in batches rather than refusing it; the body bound still holds.
     checked_count(texts.len(), MAX_EMBED_INPUTS, "texts")?;
-    let (embeddings, served) = state.service.embed_texts(&id, texts).await?;
-    let time = served.started.elapsed().as_secs_f64();
-    let body = ClipEmbeddingResponse { embeddings, time, inference_id: inference_id(&request.common), frame_id: None };
-    Ok(respond_json(&served, &body))
+    let answered = state.service.embed_texts(&id, texts).await?;
+    Ok(clip_embeddings(answered, &request.common))
 }
 
 /// Vectors for inputs of one kind, checked to be of that kind.
@@ -161,15 +159,6 @@ pub async fn clip_compare(state: State, payload: web::Payload) -> Reply {
         parent_id: None,
     };
     Ok(respond_json(&served, &body))
-}
-
-/// Scaled to unit length (a zero vector stays zero), as fastembed's `normalize` does.
-fn normalized(mut vector: Vec<f32>) -> Vec<f32> {
-    let norm = vector.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt().max(1e-12);
-    for x in &mut vector {
-        *x = (f64::from(*x) / norm) as f32;
-    }
-    vector
 }
 
 fn embeddings_body(id: &ModelId, vectors: Vec<Vec<f32>>) -> EmbeddingsResponse {

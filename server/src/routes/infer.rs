@@ -17,7 +17,10 @@ use crate::types::responses::{ClassificationAnswer, DetectionResponse, DoctrResp
 type State = web::Data<AppState>;
 type Reply = Result<HttpResponse, ApiError>;
 
-async fn parse_request<T: serde::de::DeserializeOwned>(state: &AppState, payload: web::Payload) -> Result<T, ApiError> {
+pub(super) async fn parse_request<T: serde::de::DeserializeOwned>(
+    state: &AppState,
+    payload: web::Payload,
+) -> Result<T, ApiError> {
     let body = read_limited(payload, state.max_body_bytes).await?;
     parse_json(&body)
 }

@@ -214,6 +214,12 @@ pub fn resolve_embedding_model(raw: &str, kind: Modality) -> Result<ModelId, Api
     Ok(ModelId::parse(&entry.model_id)?)
 }
 
+/// Scaled to unit length (a zero vector stays zero), as fastembed's `normalize` does.
+pub fn normalized(vector: Vec<f32>) -> Vec<f32> {
+    let norm = vector.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt().max(1e-12);
+    vector.into_iter().map(|x| (f64::from(x) / norm) as f32).collect()
+}
+
 /// The number of inputs, refused when none or past `limit`.
 pub fn checked_count(count: usize, limit: usize, what: &str) -> Result<usize, ApiError> {
     if count == 0 {

@@ -156,18 +156,16 @@ impl TextTower {
     ) -> Result<TextTower, ModelError> {
         let broken = |reason: String| ModelError::BrokenModel { file: file.to_owned(), reason };
         let dir = file.parent().unwrap_or(Path::new("."));
-        let mut prep: Option<TextPrep> = None;
-        let (session, shape, ()) = sessions.checked(file, false, |session, _| {
+        // The tokenizer is built against each provider's session: its inputs decide its tensors.
+        let (session, shape, prep) = sessions.checked(file, false, |session, _| {
             let signature = session.signature().map_err(|reason| broken_engine(file, reason))?;
             let built = text_prep(dir, clip, &signature).map_err(|reason| broken_engine(file, reason))?;
             let inputs =
                 built.tensors(&["a photo".to_owned(), "".to_owned()]).map_err(|reason| broken_engine(file, reason))?;
             let outputs = session.run_tensors(&inputs)?;
             rows(&outputs, &inputs, 2, pooling).map_err(|e| broken_engine(file, e.to_string()))?;
-            prep = Some(built);
-            Ok(())
+            Ok(built)
         })?;
-        let prep = prep.ok_or_else(|| broken("no tokenizer was built".into()))?;
         let signature = session.signature().map_err(broken)?;
         let batch_limit = if shape.input_dims.first().is_some_and(|&d| d < 0) { TEXT_RUN_LIMIT } else { 1 };
         let instances = Instances::start(sessions, file, session, batch_limit, Some(signature.clone()), options, name)?;
