@@ -7,8 +7,7 @@
 //! one short text; the server on that text (`/clip/embed_text` for Roboflow's CLIP, `/embed/text`
 //! for the Hugging Face layout, tokenizing included).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,13 +16,12 @@ use serde_json::{json, Value};
 
 #[path = "support/closed_loop.rs"]
 mod closed_loop;
+#[path = "support/server_process.rs"]
+mod server_process;
 use closed_loop::{percentile, run_level};
+use server_process::{root, start_server_with};
 use sightline_core::{DataType, Tensor};
 use sightline_engine::{build_session, init_runtime};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
 
 /// Inputs per second of `run` at `batch`, the median of `iterations` timed runs after a warm-up.
 fn rate(batch: usize, iterations: usize, mut run: impl FnMut()) -> f64 {
@@ -39,44 +37,6 @@ fn rate(batch: usize, iterations: usize, mut run: impl FnMut()) -> f64 {
         .collect();
     samples.sort_by(f64::total_cmp);
     batch as f64 / samples[samples.len() / 2]
-}
-
-struct ServerProcess(std::process::Child);
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-async fn start_server(client: &reqwest::Client) -> (ServerProcess, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let cache = std::env::temp_dir().join(format!("sightline-bench-embed-{}-{port}", std::process::id()));
-    let child = ServerProcess(
-        Command::new(
-            std::env::var("SIGHTLINE_BIN")
-                .map(PathBuf::from)
-                .unwrap_or_else(|_| root().join("target/release/sightline")),
-        )
-        .env("MODEL_CACHE_DIR", cache)
-        .env("PORT", port.to_string())
-        .env("HOST", "127.0.0.1")
-        .env("MODEL_DIR", root().join("assets/models"))
-        .env("CLIP_VERSION_ID", "tiny-test")
-        .env("LOG_LEVEL", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("target/release/sightline (make bench builds it)"),
-    );
-    let base = format!("http://127.0.0.1:{port}");
-    for _ in 0..300 {
-        if client.get(format!("{base}/healthz")).send().await.is_ok() {
-            return (child, base);
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("server did not start");
 }
 
 /// The best raw rate over `batches`, with its batch.
@@ -115,7 +75,7 @@ async fn main() {
     let dylib = std::env::var("ORT_DYLIB_PATH").expect("ORT_DYLIB_PATH (make bench sets it)");
     init_runtime(Path::new(&dylib)).unwrap();
     let client = reqwest::Client::new();
-    let (_server, base) = start_server(&client).await;
+    let (_server, base) = start_server_with(&client, &[("CLIP_VERSION_ID", "tiny-test".into())]).await;
     let models = root().join("assets/models");
     let jpeg = {
         let image = image::open(root().join("tests/data/images/shapes_640x480.png")).unwrap().to_rgb8();

@@ -6,7 +6,6 @@
 //! Figures are medians over `BENCH_ITERATIONS` runs, reported as ratios to the raw time.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,7 +14,10 @@ use serde_json::json;
 
 #[path = "support/closed_loop.rs"]
 mod closed_loop;
+#[path = "support/server_process.rs"]
+mod server_process;
 use closed_loop::{percentile, run_level, run_level_with};
+use server_process::{root, start_server_with};
 use sightline_artifacts::{ArtifactCache, CacheOptions, LocalSource, RetryPolicy, VerifyLevel};
 use sightline_core::{DetectOptions, DetectionParams, ImageRequest, ModelId, ModelLoader};
 use sightline_engine::Engine as OrtEngine;
@@ -29,13 +31,6 @@ use sightline_models::image::tensor::to_input_tensor;
 use sightline_models::{DecodeLimits, LoadOptions, ModelRegistry};
 
 const IMAGES: [&str; 3] = ["shapes_256_00.png", "shapes_640x480.png", "shapes_1920x1080.jpg"];
-
-fn root() -> PathBuf {
-    if let Ok(root) = std::env::var("SIGHTLINE_REPO") {
-        return PathBuf::from(root);
-    }
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
 
 fn median(mut samples: Vec<f64>) -> f64 {
     samples.sort_by(f64::total_cmp);
@@ -68,48 +63,6 @@ async fn time_ms_async<F: std::future::Future<Output = ()>>(iterations: usize, m
         samples.push(t.elapsed().as_secs_f64() * 1e3);
     }
     median(samples)
-}
-
-struct ServerProcess(std::process::Child);
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-async fn start_server(client: &reqwest::Client) -> (ServerProcess, String) {
-    start_server_with(client, &[]).await
-}
-
-async fn start_server_with(client: &reqwest::Client, env: &[(&str, String)]) -> (ServerProcess, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let cache = std::env::temp_dir().join(format!("sightline-bench-server-{}-{port}", std::process::id()));
-    let child = ServerProcess(
-        Command::new(
-            std::env::var("SIGHTLINE_BIN")
-                .map(PathBuf::from)
-                .unwrap_or_else(|_| root().join("target/release/sightline")),
-        )
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .env("MODEL_CACHE_DIR", cache)
-        .env("PORT", port.to_string())
-        .env("HOST", "127.0.0.1")
-        .env("MODEL_DIR", root().join("assets/models"))
-        .env("LOG_LEVEL", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("target/release/sightline (make bench builds it)"),
-    );
-    let base = format!("http://127.0.0.1:{port}");
-    for _ in 0..300 {
-        if client.get(format!("{base}/healthz")).send().await.is_ok() {
-            return (child, base);
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("server did not start");
 }
 
 /// What the verified cache adds to a model load: a cold fill (copy + hash), the sha256 check every
@@ -176,7 +129,7 @@ async fn main() {
     load_costs(&artifacts, &registry, &saving).await;
     let model = registry.load(&ModelId::parse("shapes/1").unwrap()).await.unwrap();
     let client = reqwest::Client::new();
-    let (_server, base) = start_server(&client).await;
+    let (_server, base) = start_server_with(&client, &[]).await;
 
     println!("| image | raw ONNX Runtime (ms) | in-process pipeline (ms, × raw) | HTTP round trip (ms, × raw) |");
     println!("|---|---|---|---|");
