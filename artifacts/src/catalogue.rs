@@ -56,6 +56,9 @@ pub struct CatalogueEntry {
     pub model_file: String,
     pub archive: Option<ArchiveRef>,
     pub pooling: Pooling,
+    /// The output that holds the embedding, where it is not the first (fastembed's
+    /// `ONNX_OUTPUT_NAMES`: SigLIP's `pooler_output` rather than its `last_hidden_state`).
+    pub output: Option<String>,
     /// Whether Sightline runs its preprocessing and pooling as fastembed does; `note` says why not.
     pub served: bool,
     pub note: Option<String>,
@@ -77,6 +80,7 @@ macro_rules! entry {
             model_file: $file.into(),
             archive: None,
             pooling: Pooling::Disabled,
+            output: None,
             served: Option::<&str>::is_none(&$note),
             note: $note.map(str::to_owned),
             custom: false,
@@ -84,8 +88,6 @@ macro_rules! entry {
     };
 }
 
-const JINA: Option<&str> = Some("JinaCLIPImageProcessor (pad to square) is not implemented yet");
-const TOKEN_OUTPUT: Option<&str> = Some("its output is not pooled the way Sightline pools image outputs yet");
 
 /// The models registered at run time.
 static CUSTOM: RwLock<Vec<CatalogueEntry>> = RwLock::new(Vec::new());
@@ -104,7 +106,7 @@ fn built_in() -> &'static [CatalogueEntry] {
 }
 
 fn built_in_entries() -> Vec<CatalogueEntry> {
-    vec![
+    let mut entries = vec![
         entry!(
             "Qdrant/clip-ViT-B-32-vision",
             "Qdrant/clip-ViT-B-32-vision",
@@ -163,7 +165,7 @@ fn built_in_entries() -> Vec<CatalogueEntry> {
             "jinaai/jina-clip-v1",
             "onnx/vision_model.onnx",
             "Image embeddings, Multimodal (text&image), 2024 year",
-            JINA
+            None
         ),
         entry!(
             "nomic-ai/nomic-embed-vision-v1.5",
@@ -175,7 +177,7 @@ fn built_in_entries() -> Vec<CatalogueEntry> {
             "nomic-ai/nomic-embed-vision-v1.5",
             "onnx/model.onnx",
             "Image embeddings, Multimodal (text&image), 2024 year",
-            TOKEN_OUTPUT
+            None
         ),
         entry!(
             "nomic-ai/nomic-embed-vision-v1.5-Q",
@@ -187,7 +189,7 @@ fn built_in_entries() -> Vec<CatalogueEntry> {
             "nomic-ai/nomic-embed-vision-v1.5",
             "onnx/model_quantized.onnx",
             "Image embeddings, Multimodal (text&image), 2024 year",
-            TOKEN_OUTPUT
+            None
         ),
         entry!(
             "google/siglip2-base-patch16-224",
@@ -199,7 +201,7 @@ fn built_in_entries() -> Vec<CatalogueEntry> {
             "onnx-community/siglip2-base-patch16-224-ONNX",
             "onnx/vision_model.onnx",
             "Image embeddings, Multimodal (text&image), 2025 year",
-            TOKEN_OUTPUT
+            None
         ),
         entry!(
             "Qdrant/clip-ViT-B-32-text",
@@ -214,7 +216,17 @@ fn built_in_entries() -> Vec<CatalogueEntry> {
              queries/documents: not necessary, 2021 year",
             None
         ),
-    ]
+    ];
+    for entry in &mut entries {
+        match entry.model.as_str() {
+            // fastembed's NormalizedEmbedding: the first token of `last_hidden_state`.
+            "nomic-ai/nomic-embed-vision-v1.5" | "nomic-ai/nomic-embed-vision-v1.5-Q" => entry.pooling = Pooling::Cls,
+            // fastembed's SiglipOnnxImageEmbedding.
+            "google/siglip2-base-patch16-224" => entry.output = Some("pooler_output".into()),
+            _ => {}
+        }
+    }
+    entries
 }
 
 /// The entry whose name or id is `name`.
@@ -306,6 +318,7 @@ pub fn describe(description: &Value) -> Result<CatalogueEntry, String> {
         model_file,
         archive,
         pooling,
+        output: None,
         served: true,
         note: None,
         custom: true,

@@ -5,7 +5,12 @@ CLIP's real BPE vocabulary), and a small ResNet-style image embedder laid out li
 fastembed's Qdrant/resnet50-onnx.
 
 Usage: python make_embedding_fixtures.py OUT_DIR
+       python make_embedding_fixtures.py --siglip OUT_DIR
        python make_embedding_fixtures.py --vit-b-32 OUT_DIR
+The `--siglip` form exports a tiny, randomly initialised transformers `SiglipVisionModel` laid out
+like onnx-community/siglip2-base-patch16-224-ONNX's vision tower (outputs `last_hidden_state` and
+`pooler_output`) as `OUT_DIR/embed/siglip-tiny/`, and the preprocessor configurations of
+jinaai/jina-clip-v1 and nomic-ai/nomic-embed-vision-v1.5 as `OUT_DIR/configs/`.
 The second form exports a randomly initialised open_clip ViT-B-32 (the size of Roboflow's
 `clip/ViT-B-32`, about 600 MB) as `OUT_DIR/clip/ViT-B-32-random/` for `make bench` only; it is never
 committed.
@@ -307,8 +312,84 @@ def vit_b_32(out: str):
            {"input": {0: "batch"}, "embeddings": {0: "batch"}})
 
 
+class SiglipVision(nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, pixel_values):
+        out = self.model(pixel_values=pixel_values)
+        return out.last_hidden_state, out.pooler_output
+
+
+def siglip(out: str):
+    from transformers import SiglipVisionConfig, SiglipVisionModel
+
+    torch.manual_seed(22)
+    config = SiglipVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                num_attention_heads=2, image_size=224, patch_size=32)
+    model = SiglipVisionModel(config).eval()
+    folder = os.path.join(out, "embed", "siglip-tiny")
+    os.makedirs(folder, exist_ok=True)
+    image = torch.randn(2, 3, 224, 224)
+    export(SiglipVision(model), (image,), f"{folder}/model.onnx", ["pixel_values"],
+           ["last_hidden_state", "pooler_output"],
+           {"pixel_values": {0: "batch"}, "last_hidden_state": {0: "batch"}, "pooler_output": {0: "batch"}})
+    # onnx-community/siglip2-base-patch16-224-ONNX's preprocessor_config.json.
+    write_json(f"{folder}/preprocessor_config.json", {
+        "do_convert_rgb": None,
+        "do_normalize": True,
+        "do_rescale": True,
+        "do_resize": True,
+        "image_mean": [0.5, 0.5, 0.5],
+        "image_processor_type": "SiglipImageProcessor",
+        "image_std": [0.5, 0.5, 0.5],
+        "processor_class": "SiglipProcessor",
+        "resample": 2,
+        "rescale_factor": 1 / 255,
+        "size": {"height": 224, "width": 224},
+    })
+    configs = os.path.join(out, "configs")
+    os.makedirs(configs, exist_ok=True)
+    # jinaai/jina-clip-v1's preprocessor_config.json (its processor pads to a square).
+    write_json(f"{configs}/jina-clip-v1.preprocessor_config.json", {
+        "fill_color": 0,
+        "image_processor_type": "JinaCLIPImageProcessor",
+        "interpolation": "bicubic",
+        "mean": CLIP_MEAN,
+        "processor_class": "JinaCLIPProcessor",
+        "resize_mode": "shortest",
+        "size": 224,
+        "std": CLIP_STD,
+    })
+    # A CLIP processor as nomic-ai/nomic-embed-vision-v1.5 uses, its crop size a bare number.
+    write_json(f"{configs}/nomic-embed-vision-v1.5.preprocessor_config.json", {
+        "crop_size": 224,
+        "do_center_crop": True,
+        "do_normalize": True,
+        "do_resize": True,
+        "image_mean": CLIP_MEAN,
+        "image_processor_type": "CLIPImageProcessor",
+        "image_std": CLIP_STD,
+        "resample": 3,
+        "size": {"shortest_edge": 224},
+    })
+
+    import numpy as np
+    import onnxruntime as ort
+
+    with torch.no_grad():
+        want = model(pixel_values=image)
+    got = ort.InferenceSession(f"{folder}/model.onnx").run(None, {"pixel_values": image.numpy()})
+    for name, a, b in [("tokens", want.last_hidden_state.numpy(), got[0]),
+                       ("pooled", want.pooler_output.numpy(), got[1])]:
+        print(name, "max abs diff", float(np.abs(a - b).max()))
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "--vit-b-32":
         vit_b_32(sys.argv[2])
+    elif sys.argv[1] == "--siglip":
+        siglip(sys.argv[2])
     else:
         main(sys.argv[1])

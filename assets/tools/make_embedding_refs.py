@@ -11,7 +11,15 @@
 Images are opened with Pillow and turned upright by `ImageOps.exif_transpose`, as the server
 decodes every request image.
 
+* fastembed's classes for the hub models whose pipelines differ (`--hub`): jinaai/jina-clip-v1
+  (JinaCLIPImageProcessor, pad to square), nomic-ai/nomic-embed-vision-v1.5 (NormalizedEmbedding:
+  the first token of `last_hidden_state`) and google/siglip2-base-patch16-224
+  (SiglipOnnxImageEmbedding: `pooler_output`), each by its catalogue name on a folder laid out as
+  its repository (fixture ONNX files, the configurations in CONFIGS_DIR).
+
 Usage: python make_embedding_refs.py MODELS_DIR IMAGES_DIR OUT.json
+       python make_embedding_refs.py --hub MODELS_DIR IMAGES_DIR CONFIGS_DIR REFS.json
+The second form adds the key `fastembed_hub` to an existing REFS.json.
 """
 
 import html
@@ -205,6 +213,49 @@ def pooled_refs(models: str):
     return refs
 
 
+def hub_refs(models: str, image_dir: str, configs: str):
+    import tempfile
+
+    from fastembed.image.normalized_embedding import supported_normalized_models
+
+    images = {name: open_upright(image_dir, name) for name in IMAGES}
+    embed = os.path.join(models, "embed")
+    repos = {
+        "jinaai/jina-clip-v1": ("onnx/vision_model.onnx", f"{embed}/clip-tiny-vision/model.onnx",
+                                f"{configs}/jina-clip-v1.preprocessor_config.json"),
+        "nomic-ai/nomic-embed-vision-v1.5": ("onnx/model.onnx", f"{embed}/siglip-tiny/model.onnx",
+                                             f"{configs}/nomic-embed-vision-v1.5.preprocessor_config.json"),
+        "google/siglip2-base-patch16-224": ("onnx/vision_model.onnx", f"{embed}/siglip-tiny/model.onnx",
+                                            f"{embed}/siglip-tiny/preprocessor_config.json"),
+    }
+    # NormalizedEmbedding splits the flat output by the description's dim (768 for nomic); the
+    # fixture's hidden size is 32.
+    import dataclasses
+
+    supported_normalized_models[:] = [dataclasses.replace(d, dim=32) for d in supported_normalized_models]
+    refs = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        for name, (model_file, onnx_file, config) in repos.items():
+            folder = os.path.join(scratch, name.replace("/", "--"))
+            os.makedirs(os.path.dirname(os.path.join(folder, model_file)), exist_ok=True)
+            os.symlink(os.path.abspath(onnx_file), os.path.join(folder, model_file))
+            os.symlink(os.path.abspath(config), os.path.join(folder, "preprocessor_config.json"))
+            model = ImageEmbedding(name, specific_model_path=folder)
+            names = list(images)
+            vectors = normalised(list(model.embed([images[n] for n in names])))
+            refs[name] = {n: v.tolist() for n, v in zip(names, vectors)}
+    return refs
+
+
+def add_hub_refs(models: str, image_dir: str, configs: str, refs_path: str):
+    with open(refs_path) as f:
+        refs = json.load(f)
+    refs["fastembed_hub"] = hub_refs(models, image_dir, configs)
+    with open(refs_path, "w") as f:
+        json.dump(refs, f, ensure_ascii=False)
+        f.write("\n")
+
+
 def main(models: str, image_dir: str, out: str):
     make_images(image_dir)
     images = {name: open_upright(image_dir, name) for name in IMAGES}
@@ -223,4 +274,7 @@ def main(models: str, image_dir: str, out: str):
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:4])
+    if sys.argv[1] == "--hub":
+        add_hub_refs(*sys.argv[2:6])
+    else:
+        main(*sys.argv[1:4])

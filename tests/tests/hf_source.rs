@@ -68,6 +68,11 @@ fn fixture(name: &str) -> PathBuf {
     repo_root().join("assets/models/embed").join(name)
 }
 
+/// A published model's `preprocessor_config.json` (tests/data/embed-configs).
+fn config(model: &str) -> PathBuf {
+    data(&format!("embed-configs/{model}.preprocessor_config.json"))
+}
+
 /// A repository's files: the fixture folder's, with a README and `.gitattributes` the source skips.
 fn files_of(folder: &str, extra: &Path) -> Value {
     let mut files = serde_json::Map::new();
@@ -98,10 +103,22 @@ fn hub_config(extra: &Path, faults: Value, redirect: Option<&str>) -> Value {
             ]},
             "nomic-ai/nomic-embed-vision-v1.5": {"private": false, "gated": false, "commits": [
                 {"sha": MAIN, "refs": ["main"], "files": {
-                    "onnx/model.onnx": fixture("clip-tiny-vision").join("model.onnx"),
+                    "onnx/model.onnx": fixture("siglip-tiny").join("model.onnx"),
                     "onnx/model_quantized.onnx": fixture("resnet-tiny").join("model.onnx"),
-                    "preprocessor_config.json": fixture("clip-tiny-vision").join("preprocessor_config.json"),
+                    "preprocessor_config.json": config("nomic-embed-vision-v1.5"),
                     "README.md": extra,
+                }},
+            ]},
+            "jinaai/jina-clip-v1": {"private": false, "gated": false, "commits": [
+                {"sha": MAIN, "refs": ["main"], "files": {
+                    "onnx/vision_model.onnx": fixture("clip-tiny-vision").join("model.onnx"),
+                    "preprocessor_config.json": config("jina-clip-v1"),
+                }},
+            ]},
+            "onnx-community/siglip2-base-patch16-224-ONNX": {"private": false, "gated": false, "commits": [
+                {"sha": MAIN, "refs": ["main"], "files": {
+                    "onnx/vision_model.onnx": fixture("siglip-tiny").join("model.onnx"),
+                    "preprocessor_config.json": fixture("siglip-tiny").join("preprocessor_config.json"),
                 }},
             ]},
             "acme/private-text": {"private": true, "gated": false, "commits": [
@@ -225,7 +242,7 @@ fn a_catalogue_name_finds_its_repository_and_its_nested_onnx_file() {
         std::fs::read_dir(&entry).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     names.sort();
     assert_eq!(names, ["manifest.json", "model.onnx", "preprocessor_config.json"]);
-    assert_eq!(sha256_of(&entry.join("model.onnx")), sha256_of(&fixture("clip-tiny-vision").join("model.onnx")));
+    assert_eq!(sha256_of(&entry.join("model.onnx")), sha256_of(&fixture("siglip-tiny").join("model.onnx")));
     let recorded = manifest(cache.path(), "nomic-ai/nomic-embed-vision-v1_5");
     assert!(recorded["origin"].as_str().unwrap().ends_with("/nomic-ai/nomic-embed-vision-v1.5"), "{recorded}");
 }
@@ -282,4 +299,37 @@ async fn a_hub_model_is_served_as_fastembed_embeds_it() {
     let worst =
         got.iter().zip(&want).map(|(a, b)| (a.as_f64().unwrap() - b.as_f64().unwrap()).abs()).fold(0.0, f64::max);
     assert!(worst <= 1e-4, "max abs difference {worst}");
+}
+
+/// fastembed's own pipelines for the hub models whose preprocessing or output differ: Jina CLIP
+/// pads to a square, nomic takes the first token of `last_hidden_state`, SigLIP its `pooler_output`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jina_nomic_and_siglip_are_served_as_fastembed_embeds_them() {
+    let scratch = TempDir::new("hub-pipelines");
+    let hub = Hub::start(hub_config(&extra_file(&scratch), json!({}), None));
+    let cache = TempDir::new("hub-pipelines-cache");
+    let env = hub_env(&hub, cache.path(), None);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let server = Server::start(Path::new("/nonexistent"), &env).await;
+    let refs: Value = serde_json::from_slice(&std::fs::read(data("reference/embeddings.json")).unwrap()).unwrap();
+    let names: Vec<&str> = refs["images"].as_array().unwrap().iter().map(|n| n.as_str().unwrap()).collect();
+    let inputs: Vec<Value> = names.iter().map(|n| json!({"type": "base64", "value": image_b64(n)})).collect();
+    let mut problems = Vec::new();
+    for model in ["jinaai/jina-clip-v1", "nomic-ai/nomic-embed-vision-v1.5", "google/siglip2-base-patch16-224"] {
+        let (status, body) = server.post_json("/embed/image", &json!({"model_id": model, "inputs": inputs})).await;
+        assert_eq!(status, 200, "{model}: {body}");
+        for (i, name) in names.iter().enumerate() {
+            let want: Vec<f64> =
+                refs["fastembed_hub"][model][name].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+            let got: Vec<f64> =
+                body["embeddings"][i].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+            assert_eq!(got.len(), want.len(), "{model} {name}");
+            let dot: f64 = got.iter().zip(&want).map(|(a, b)| a * b).sum();
+            let worst = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+            if dot < 0.9999 || worst > 1e-4 {
+                problems.push(format!("{model} {name}: cosine {dot:.6}, max abs {worst:.2e}"));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
 }

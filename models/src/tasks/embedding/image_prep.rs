@@ -26,6 +26,9 @@ pub enum CropOrigin {
     RoundHalfEven,
     /// Hugging Face's and fastembed's: half the margin, floored (zero padding where the image is smaller).
     Floor,
+    /// Jina CLIP's pad to square: a larger side cropped as torchvision does (half the margin,
+    /// rounded half to even), the result placed top-left on a canvas of the fill colour.
+    PadTopLeft,
 }
 
 /// How 8-bit values become floats before the mean and standard deviation.
@@ -46,6 +49,8 @@ pub struct ImagePrep {
     /// `(width, height)` of the centre crop.
     pub crop: Option<(u32, u32)>,
     pub crop_origin: CropOrigin,
+    /// The colour of the padding, where the crop window reaches past the image.
+    pub fill: [u8; 3],
     pub scaling: Scaling,
     pub mean: [f32; 3],
     pub std: [f32; 3],
@@ -65,6 +70,7 @@ impl ImagePrep {
             filter: Filter::Bicubic,
             crop: Some((resolution, resolution)),
             crop_origin: CropOrigin::RoundHalfEven,
+            fill: [0; 3],
             scaling: Scaling::ToTensor,
             mean: CLIP_MEAN,
             std: CLIP_STD,
@@ -72,13 +78,19 @@ impl ImagePrep {
     }
 
     /// The transforms fastembed builds from `preprocessor_config.json` (`CLIPImageProcessor`,
-    /// `SiglipImageProcessor`, `ConvNextFeatureExtractor`); the error names the field it cannot use.
+    /// `SiglipImageProcessor`, `ConvNextFeatureExtractor`, `JinaCLIPImageProcessor`); the error
+    /// names the field it cannot use.
     pub fn from_preprocessor_config(config: &Value) -> Result<ImagePrep, String> {
         let kind = config.get("image_processor_type").and_then(Value::as_str).unwrap_or("CLIPImageProcessor");
         let filter = filter_of(config)?;
+        let (mut crop_origin, mut fill) = (CropOrigin::Floor, [0; 3]);
         let (resize, crop) = match kind {
             "CLIPImageProcessor" | "SiglipImageProcessor" => (clip_resize(config)?, clip_crop(config)?),
             "ConvNextFeatureExtractor" => convnext_resize(config)?,
+            "JinaCLIPImageProcessor" => {
+                (crop_origin, fill) = (CropOrigin::PadTopLeft, fill_colour(config)?);
+                jina_geometry(config)?
+            }
             other => return Err(format!("image_processor_type {other:?} is not supported")),
         };
         let scaling = if flag(config, "do_rescale", true) {
@@ -93,7 +105,7 @@ impl ImagePrep {
         } else {
             ([0.0; 3], [1.0; 3])
         };
-        Ok(ImagePrep { resize, filter, crop, crop_origin: CropOrigin::Floor, scaling, mean, std })
+        Ok(ImagePrep { resize, filter, crop, crop_origin, fill, scaling, mean, std })
     }
 
     /// The input's `(width, height)` for an image of `width`×`height`.
@@ -119,7 +131,7 @@ impl ImagePrep {
             for x in 0..width {
                 let (sx, sy) = (i64::from(x) + left, i64::from(y) + top);
                 let inside = sx >= 0 && sy >= 0 && sx < i64::from(resized.width()) && sy < i64::from(resized.height());
-                let pixel = if inside { resized.get_pixel(sx as u32, sy as u32).0 } else { [0, 0, 0] };
+                let pixel = if inside { resized.get_pixel(sx as u32, sy as u32).0 } else { self.fill };
                 for c in 0..3 {
                     tensor[[0, c, y as usize, x as usize]] = levels[c][usize::from(pixel[c])];
                 }
@@ -137,6 +149,8 @@ impl ImagePrep {
                 CropOrigin::Floor if margin >= 0 => margin / 2,
                 // fastembed pads to the crop size first, rounding the padding up.
                 CropOrigin::Floor => -((-margin + 1) / 2),
+                CropOrigin::PadTopLeft if margin > 0 => (margin as f64 / 2.0).round_ties_even() as i64,
+                CropOrigin::PadTopLeft => 0,
             }
         };
         (offset(w, cw), offset(h, ch))
@@ -247,6 +261,41 @@ fn convnext_resize(config: &Value) -> Result<Geometry, String> {
     }
 }
 
+/// fastembed's `JinaCLIPImageProcessor`: with `resize_mode` `shortest` (the default) the shorter
+/// side goes to `size`; then the pad to a `size` square.
+fn jina_geometry(config: &Value) -> Result<Geometry, String> {
+    let size = config
+        .get("size")
+        .and_then(Value::as_u64)
+        .and_then(|v| u32::try_from(v).ok())
+        .filter(|&v| v > 0)
+        .ok_or("size must be a whole number of pixels")?;
+    let mode = config.get("resize_mode").and_then(Value::as_str).unwrap_or("shortest");
+    let resize = (mode == "shortest").then_some(Resize::ShortestEdge(size));
+    Ok((resize, Some((size, size))))
+}
+
+/// Pillow's colour for `Image.new("RGB", ..., fill_color)`: a number packs red in its low byte,
+/// then green and blue; three numbers are the channels.
+fn fill_colour(config: &Value) -> Result<[u8; 3], String> {
+    let byte = |v: &Value| v.as_u64().and_then(|b| u8::try_from(b).ok());
+    match config.get("fill_color") {
+        None | Some(Value::Null) => Ok([0; 3]),
+        Some(Value::Number(n)) => {
+            let packed = n.as_u64().filter(|&v| v <= 0xff_ffff).ok_or("fill_color must be 0 to 16777215")?;
+            Ok([packed as u8, (packed >> 8) as u8, (packed >> 16) as u8])
+        }
+        Some(Value::Array(values)) if values.len() >= 3 => {
+            let mut out = [0u8; 3];
+            for (slot, v) in out.iter_mut().zip(values) {
+                *slot = byte(v).ok_or("fill_color must hold bytes (0 to 255)")?;
+            }
+            Ok(out)
+        }
+        Some(_) => Err("fill_color must be a number or three bytes".into()),
+    }
+}
+
 fn triple(config: &Value, key: &str) -> Result<[f32; 3], String> {
     match config.get(key) {
         Some(Value::Number(n)) => n.as_f64().map(|v| [v as f32; 3]).ok_or_else(|| format!("{key} is not a number")),
@@ -291,6 +340,28 @@ mod tests {
         assert_eq!(prep.resize, Some(Resize::ShortestEdge(256)));
         assert_eq!(prep.crop, Some((224, 224)));
         assert_eq!(prep.std, [0.5; 3]);
+    }
+
+    #[test]
+    fn jina_crops_a_larger_side_half_to_even_and_pads_top_left_with_the_fill() {
+        let config = json!({"image_processor_type": "JinaCLIPImageProcessor", "size": 224,
+            "interpolation": "bicubic", "fill_color": 0x0a0b0c, "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]});
+        let prep = ImagePrep::from_preprocessor_config(&config).unwrap();
+        assert_eq!(prep.resize, Some(Resize::ShortestEdge(224)));
+        assert_eq!((prep.crop, prep.fill, prep.filter), (Some((224, 224)), [12, 11, 10], Filter::Bicubic));
+        assert_eq!(prep.crop_offsets((227, 224), (224, 224)), (2, 0));
+        assert_eq!(prep.crop_offsets((200, 230), (224, 224)), (0, 3));
+        let unresized = json!({"image_processor_type": "JinaCLIPImageProcessor", "size": 4, "resize_mode": "longest"});
+        let prep = ImagePrep::from_preprocessor_config(&unresized).unwrap();
+        let image = RgbImage::from_pixel(2, 6, image::Rgb([255, 255, 255]));
+        let tensor = prep.tensor(&image);
+        assert_eq!(tensor.shape(), [1, 3, 4, 4]);
+        // Rows 1..5 of the image, on the left; black padding to the right.
+        assert_eq!((tensor[[0, 0, 0, 0]], tensor[[0, 0, 3, 1]], tensor[[0, 0, 0, 2]]), (1.0, 1.0, 0.0));
+        let e = ImagePrep::from_preprocessor_config(&json!({"image_processor_type": "JinaCLIPImageProcessor",
+            "size": 224, "fill_color": "red"}))
+        .unwrap_err();
+        assert!(e.contains("fill_color"), "{e}");
     }
 
     #[test]

@@ -32,6 +32,7 @@ pub struct EmbeddingModel {
 
 struct ImageTower {
     instances: Instances,
+    output: ImageOutput,
     prep: Arc<ImagePrep>,
     decode_limits: DecodeLimits,
 }
@@ -114,7 +115,9 @@ impl ImageTower {
         let fixed = sessions.fixed_size(file)?;
         let (width, height) = fixed.size;
         let broken = |reason: String| ModelError::BrokenModel { file: file.to_owned(), reason };
-        pooled(&fixed.outputs, 1).map_err(|e| broken(e.to_string()))?;
+        let signature = fixed.session.signature().ok();
+        let output = ImageOutput::of(name, signature.as_ref()).map_err(broken)?;
+        output.vectors(&fixed.outputs, 1).map_err(|e| broken(e.to_string()))?;
         let prep = prep.unwrap_or_else(|| ImagePrep::openai_clip(height));
         // Any image size: what the preprocessing makes must be what the session takes.
         for (w, h) in [(640, 480), (37, 500)] {
@@ -125,7 +128,7 @@ impl ImageTower {
                 )));
             }
         }
-        description.tensors = fixed.session.signature().ok();
+        description.tensors = signature;
         let batch = fixed.shape.batch_size();
         let instances = Instances::start(
             sessions,
@@ -137,7 +140,7 @@ impl ImageTower {
             name,
         )?;
         Ok((
-            ImageTower { instances, prep: Arc::new(prep), decode_limits: options.decode_limits },
+            ImageTower { instances, output, prep: Arc::new(prep), decode_limits: options.decode_limits },
             (width, height),
             batch,
         ))
@@ -205,17 +208,34 @@ fn text_prep(dir: &Path, clip: bool, signature: &TensorSignature) -> Result<Text
     TextPrep::hugging_face(dir, inputs)
 }
 
-/// The first output as `count` rows of equal length (fastembed's `reshape(len(images), -1)`).
-fn pooled(outputs: &Outputs, count: usize) -> Result<Vec<Vec<f32>>, ModelError> {
-    let output = outputs.first().ok_or_else(|| ModelError::Inference("the model returned no output".into()))?;
-    if output.shape().first() != Some(&count) || output.is_empty() {
-        return Err(ModelError::Inference(format!(
-            "expected {count} embeddings, got an output of {:?}",
-            output.shape()
-        )));
+/// The output of an image tower that holds the embedding, and its pooling.
+#[derive(Debug, Clone, Copy)]
+struct ImageOutput {
+    index: usize,
+    pooling: Pooling,
+}
+
+impl ImageOutput {
+    /// A catalogue model's output and pooling (fastembed's `ONNX_OUTPUT_NAMES` and
+    /// `NormalizedEmbedding`), else the first output as it is.
+    fn of(name: &str, signature: Option<&TensorSignature>) -> Result<ImageOutput, String> {
+        let entry = catalogue::find(name);
+        let pooling = entry.as_ref().map_or(Pooling::Disabled, |e| e.pooling);
+        let Some(wanted) = entry.and_then(|e| e.output) else { return Ok(ImageOutput { index: 0, pooling }) };
+        let index = signature
+            .and_then(|s| s.outputs.iter().position(|o| o.name == wanted))
+            .ok_or_else(|| format!("the model has no output {wanted:?}"))?;
+        Ok(ImageOutput { index, pooling })
     }
-    let values: Vec<f32> = output.iter().copied().collect();
-    Ok(values.chunks(values.len() / count).map(<[f32]>::to_vec).collect())
+
+    /// `count` embeddings from the tower's outputs.
+    fn vectors(self, outputs: &Outputs, count: usize) -> Result<Vec<Vec<f32>>, ModelError> {
+        let output = outputs
+            .get(self.index)
+            .ok_or_else(|| ModelError::Inference(format!("the model returned no output {}", self.index)))?;
+        let values: Vec<f32> = output.iter().copied().collect();
+        pool(&values, output.shape(), count, self.pooling, &vec![1.0; values.len()])
+    }
 }
 
 /// The first output tensor as `count` vectors: `(count, dim)` as it is, or `(count, tokens, dim)`
@@ -225,29 +245,51 @@ fn rows(outputs: &[Tensor], inputs: &[Tensor], count: usize, pooling: Pooling) -
     if output.datatype != DataType::Fp32 {
         return Err(ModelError::Inference(format!("the output is {}, not FP32", output.datatype)));
     }
+    if output.shape.len() != 2 && pooling == Pooling::Disabled {
+        return Err(ModelError::Inference(format!(
+            "expected ({count}, dim) embeddings, got {:?}: a token-level output needs its pooling \
+             (register the model with pooling mean or cls)",
+            output.shape
+        )));
+    }
     let values: Vec<f32> = output.data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
-    match (output.shape.as_slice(), pooling) {
-        ([n, dim], _) if *n == count && *dim > 0 => Ok(values.chunks_exact(*dim).map(<[f32]>::to_vec).collect()),
-        ([n, tokens, dim], Pooling::Cls) if *n == count && *tokens > 0 && *dim > 0 => {
-            Ok(values.chunks_exact(tokens * dim).map(|text| text[..*dim].to_vec()).collect())
+    let tokens = output.shape.get(1).copied().unwrap_or(1);
+    pool(&values, &output.shape, count, pooling, &attention_mask(inputs, count * tokens))
+}
+
+/// `count` vectors from an output of `shape`: flattened per input (fastembed's
+/// `reshape(len(inputs), -1)`), or, for a `(count, tokens, dim)` output, the first token's vector
+/// or the mean over the tokens that `mask` (one weight per token) marks.
+fn pool(
+    values: &[f32],
+    shape: &[usize],
+    count: usize,
+    pooling: Pooling,
+    mask: &[f32],
+) -> Result<Vec<Vec<f32>>, ModelError> {
+    if shape.first() != Some(&count) || values.is_empty() || values.len() % count != 0 {
+        return Err(ModelError::Inference(format!("expected {count} embeddings, got an output of {shape:?}")));
+    }
+    let row = values.len() / count;
+    match (pooling, shape) {
+        // One vector per input already: nothing to pool.
+        (Pooling::Disabled, _) | (_, [_, _]) => Ok(values.chunks_exact(row).map(<[f32]>::to_vec).collect()),
+        (Pooling::Cls, [_, tokens, dim]) if *tokens > 0 && *dim > 0 => {
+            Ok(values.chunks_exact(row).map(|input| input[..*dim].to_vec()).collect())
         }
-        ([n, tokens, dim], Pooling::Mean) if *n == count && *tokens > 0 && *dim > 0 => {
-            let mask = attention_mask(inputs, count * tokens);
-            Ok(values
-                .chunks_exact(tokens * dim)
-                .enumerate()
-                .map(|(i, text)| {
-                    let weights = &mask[i * tokens..(i + 1) * tokens];
-                    let total = weights.iter().sum::<f32>().max(1e-9);
-                    (0..*dim)
-                        .map(|d| (0..*tokens).map(|t| text[t * dim + d] * weights[t]).sum::<f32>() / total)
-                        .collect()
-                })
-                .collect())
-        }
-        (shape, _) => Err(ModelError::Inference(format!(
-            "expected ({count}, dim) embeddings, got {shape:?}: a token-level output needs its pooling \
-             (register the model with pooling mean or cls)"
+        (Pooling::Mean, [_, tokens, dim]) if *tokens > 0 && *dim > 0 && mask.len() >= count * tokens => Ok(values
+            .chunks_exact(row)
+            .enumerate()
+            .map(|(i, input)| {
+                let weights = &mask[i * tokens..(i + 1) * tokens];
+                let total = weights.iter().sum::<f32>().max(1e-9);
+                (0..*dim)
+                    .map(|d| (0..*tokens).map(|t| input[t * dim + d] * weights[t]).sum::<f32>() / total)
+                    .collect()
+            })
+            .collect()),
+        _ => Err(ModelError::Inference(format!(
+            "{pooling:?} pooling needs a ({count}, tokens, dim) output, got {shape:?}"
         ))),
     }
 }
@@ -299,7 +341,7 @@ impl EmbedImage for ImageTower {
                 Ok(prep.tensor(&image))
             })
             .await?;
-        let mut vectors = pooled(&outputs, 1)?;
+        let mut vectors = self.output.vectors(&outputs, 1)?;
         vectors.pop().ok_or_else(|| CoreError::Inference("no embedding".into()))
     }
 }
