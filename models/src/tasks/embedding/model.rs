@@ -267,7 +267,7 @@ fn pool(
     pooling: Pooling,
     mask: &[f32],
 ) -> Result<Vec<Vec<f32>>, ModelError> {
-    if shape.first() != Some(&count) || values.is_empty() || values.len() % count != 0 {
+    if shape.first() != Some(&count) || values.is_empty() || !values.len().is_multiple_of(count) {
         return Err(ModelError::Inference(format!("expected {count} embeddings, got an output of {shape:?}")));
     }
     let row = values.len() / count;
