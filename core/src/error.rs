@@ -25,8 +25,9 @@ pub enum CoreError {
     BrokenModel { file: PathBuf, reason: String },
     #[error("Model architecture not supported: {0}")]
     UnsupportedModel(String),
-    #[error("Model {0} is busy: its inference queue is full; retry the request")]
-    Overloaded(String),
+    /// The model's queue is over its count limit and its wait bound (429 with `Retry-After`).
+    #[error("{message}")]
+    Overloaded { message: String, retry_after_secs: u64 },
     #[error("Inference failed: {0}")]
     Inference(String),
     /// The model source rejected the credentials (401).
@@ -74,7 +75,7 @@ impl CoreError {
             CoreError::TaskMismatch { .. } => "task_mismatch",
             CoreError::BrokenModel { .. } => "broken_model",
             CoreError::UnsupportedModel(_) => "unsupported_model",
-            CoreError::Overloaded(_) => "overloaded",
+            CoreError::Overloaded { .. } => "overloaded",
             CoreError::Inference(_) => "inference",
             CoreError::SourceUnauthorized(_) => "source_unauthorized",
             CoreError::SourceForbidden(_) => "source_forbidden",

@@ -158,13 +158,29 @@ pub struct VisualizeParams {
 
 /// One image (still encoded: decoding is the model's job, so it can run off the HTTP threads) and
 /// what the capability that serves it is asked (`P`: its own options).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct ImageRequest<P = ()> {
     pub image: Vec<u8>,
     pub preprocessing: PreprocessingFlags,
     pub options: P,
     /// `Some` to get `visualization` back.
     pub visualize: Option<VisualizeParams>,
+    /// The image's place in the model's queue, where the request was admitted as a whole (a list);
+    /// `None`: the model admits the image itself.
+    pub ticket: Option<crate::Ticket>,
+}
+
+/// A copy is a new request: it is admitted by itself, without the original's ticket.
+impl<P: Clone> Clone for ImageRequest<P> {
+    fn clone(&self) -> Self {
+        ImageRequest {
+            image: self.image.clone(),
+            preprocessing: self.preprocessing,
+            options: self.options.clone(),
+            visualize: self.visualize,
+            ticket: None,
+        }
+    }
 }
 
 /// A keypoint in original-image pixels; `class_id` is its index in the model's keypoint list.

@@ -4,6 +4,7 @@
 //!
 //! Dependencies point one way: `server` → `models` → `engine` → `core`, and `artifacts` → `core`.
 
+pub mod admission;
 pub mod base_manager;
 pub mod capability;
 pub mod decorators;
@@ -16,6 +17,7 @@ pub mod model;
 pub mod model_id;
 pub mod tensor;
 
+pub use admission::{Admission, ModelQueue, QueuePolicy, Ticket};
 pub use base_manager::BaseManager;
 pub use capability::{Asked, Classify, Detect, EmbedImage, EmbedText, ReadText, RunTensors};
 pub use decorators::{CacheConfig, Decorated, Hooks, ManagerMetrics, WithFixedSizeCache, WithLogger, WithMetrics};

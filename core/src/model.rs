@@ -88,6 +88,11 @@ pub trait Model: Send + Sync + 'static {
     fn text_embedder(&self) -> Option<&dyn EmbedText> {
         None
     }
+
+    /// The queue its images wait in, so that a request's images are admitted as one unit.
+    fn image_queue(&self) -> Option<std::sync::Arc<crate::ModelQueue>> {
+        None
+    }
 }
 
 /// Builds models from their artifacts; the registry in `models` implements it.

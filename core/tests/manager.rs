@@ -162,6 +162,7 @@ fn request() -> Inference<'static> {
         preprocessing: Default::default(),
         visualize: None,
         options: DetectOptions::boxes(DetectionParams::default()),
+        ticket: None,
     };
     Inference::new("object-detection", move |model| {
         async move {

@@ -72,7 +72,12 @@ fn build_here(
 ) -> Result<Session, String> {
     let env = environment().map_err(|e| e.to_string())?;
     let mut builder = Session::builder(env).map_err(|e| e.to_string())?;
+    // Without a fixed count, the session runs on the environment's shared pool where it has one.
     let intra_threads = target.intra_threads.unwrap_or(options.intra_threads);
+    let shared = intra_threads == 0 && crate::environment::shared_threads().is_some();
+    if !shared {
+        builder = builder.with_independent_thread_pool().map_err(|e| e.to_string())?;
+    }
     if intra_threads > 0 {
         builder = builder.with_intra_threads(intra_threads).map_err(|e| e.to_string())?;
     }

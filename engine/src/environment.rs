@@ -22,6 +22,15 @@ pub struct RuntimeInfo {
     pub execution_providers: Vec<String>,
     /// Listed providers that cannot be used here, with the cause.
     pub unavailable_providers: Vec<UnavailableProvider>,
+    /// The intra-op threads a CPU session's run may use.
+    pub intra_op_threads: IntraOpThreads,
+}
+
+/// Whether CPU sessions share one intra-op pool, and how many threads one run may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct IntraOpThreads {
+    pub shared: bool,
+    pub threads: usize,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -30,9 +39,36 @@ pub struct UnavailableProvider {
     pub cause: String,
 }
 
+/// The intra-op thread pool every CPU session shares, where the deployment fixes no per-session
+/// thread count: a request alone gets all its threads, and requests running at once share them
+/// instead of each instance owning a fixed slice of the cores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SharedThreads {
+    /// Threads one run may use, the caller's included.
+    pub threads: usize,
+    /// Whether its waiting threads spin (`ORT_INTRA_OP_SPINNING`).
+    pub spinning: bool,
+}
+
+static SHARED_THREADS: OnceLock<Option<SharedThreads>> = OnceLock::new();
+
+/// The shared pool, where the environment has one.
+pub fn shared_threads() -> Option<SharedThreads> {
+    SHARED_THREADS.get().copied().flatten()
+}
+
 /// Loads the library and builds the environment. `ort::init_from` (not `ort::init`) so a missing or
 /// wrong library is an error the server reports at start-up instead of a panic at the first request.
 pub fn init_runtime(dylib_path: &Path) -> Result<&'static Environment, EngineError> {
+    init_runtime_with(dylib_path, None)
+}
+
+/// [`init_runtime`] with the sessions' shared thread pool, when `shared` is given. The first call
+/// builds the environment; later ones return it as it is.
+pub fn init_runtime_with(
+    dylib_path: &Path,
+    shared: Option<SharedThreads>,
+) -> Result<&'static Environment, EngineError> {
     let runtime_error = |reason: String| EngineError::Runtime { path: dylib_path.display().to_string(), reason };
     if ENVIRONMENT.get().is_none() {
         if !dylib_path.is_file() {
@@ -44,7 +80,19 @@ pub fn init_runtime(dylib_path: &Path) -> Result<&'static Environment, EngineErr
         let _ = VERSION.set(read_version(dylib_path).map_err(runtime_error)?);
         // Before any load runs, from this (normal-priority) thread: see `threads`.
         super::threads::start_spawner();
-        let environment = builder.with_name("sightline").build().map_err(|e| runtime_error(e.to_string()))?;
+        let mut builder = builder.with_name("sightline");
+        if let Some(pool) = shared {
+            let options = ort::environment::GlobalThreadPoolOptions::default()
+                .with_intra_threads(pool.threads)
+                // Sessions run their graphs sequentially: an inter-op pool would only sleep.
+                .and_then(|o| o.with_inter_threads(1))
+                .and_then(|o| o.with_spin_control(pool.spinning))
+                .and_then(|o| o.with_thread_manager(super::threads::ServingThreads))
+                .map_err(|e| runtime_error(e.to_string()))?;
+            builder = builder.with_global_thread_pool(options);
+        }
+        let environment = builder.build().map_err(|e| runtime_error(e.to_string()))?;
+        let _ = SHARED_THREADS.set(shared);
         let _ = ENVIRONMENT.set(environment);
     }
     environment()

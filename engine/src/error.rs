@@ -12,9 +12,9 @@ pub enum EngineError {
     /// A model file that no provider could build or run at load time.
     #[error("{}: {reason}", file.display())]
     BrokenModel { file: PathBuf, reason: String },
-    /// The model's queue is full.
-    #[error("{0}")]
-    Overloaded(String),
+    /// The model's queue refused the request (over its count limit and its wait bound).
+    #[error(transparent)]
+    Refused(CoreError),
     #[error("{0}")]
     Inference(String),
 }
@@ -24,7 +24,7 @@ impl From<EngineError> for CoreError {
         match e {
             EngineError::Runtime { .. } => CoreError::Internal(e.to_string()),
             EngineError::BrokenModel { file, reason } => CoreError::BrokenModel { file, reason },
-            EngineError::Overloaded(m) => CoreError::Overloaded(m),
+            EngineError::Refused(e) => e,
             EngineError::Inference(m) => CoreError::Inference(m),
         }
     }

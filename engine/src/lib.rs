@@ -28,7 +28,9 @@ mod worker;
 
 pub use batch::{batched_matches, limit_after_check, BatchPolicy, Outputs};
 pub use build::{build_raw, build_session};
-pub use environment::{init_runtime, probe_provider, RuntimeInfo, UnavailableProvider};
+pub use environment::{
+    init_runtime, init_runtime_with, probe_provider, shared_threads, IntraOpThreads, RuntimeInfo, SharedThreads, UnavailableProvider,
+};
 pub use error::EngineError;
 pub use gpu::{DevicePlacer, GpuSnapshot, GpuSource, NvmlSource};
 pub use load_pool::LoadPool;
@@ -41,4 +43,4 @@ pub use provider::{
 };
 pub use session::{ModelSession, SessionShape};
 pub use tensors::{split_rows, zero_inputs};
-pub use worker::{Admission, OnnxWorker, WorkerOptions};
+pub use worker::{InFlight, OnnxWorker, Place, WorkerOptions};

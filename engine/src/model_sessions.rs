@@ -40,9 +40,10 @@ impl Engine {
         self.instances
     }
 
-    /// Intra-op threads per session when instances divide the cores; `None`: the deployment's.
+    /// Intra-op threads per session when instances divide the cores; `None`: the deployment's
+    /// count, or the shared pool, which the instances share instead of dividing it.
     fn instance_threads(&self) -> Option<usize> {
-        if self.options.intra_threads > 0 || self.instances == 1 {
+        if self.options.intra_threads > 0 || self.instances == 1 || crate::environment::shared_threads().is_some() {
             return None;
         }
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());

@@ -44,6 +44,7 @@ pub struct PipelineMetrics {
     executions: IntCounterVec,
     in_flight: IntGaugeVec,
     queue_depth: IntGaugeVec,
+    refusals: IntCounterVec,
 }
 
 const STAGE_BUCKETS: &[f64] =
@@ -86,6 +87,11 @@ impl PipelineMetrics {
                 "Requests waiting in a model's queue for a free instance.",
                 per_model,
             )?,
+            refusals: families.counter(
+                "sightline_requests_refused_total",
+                "Requests refused, by model and cause: queue_wait (429: more waiting than MODEL_QUEUE_CAPACITY and a predicted wait over MAX_QUEUE_DELAY_MS), too_many_images (413: a list over MAX_IMAGES_PER_REQUEST).",
+                &["model_id", "cause"],
+            )?,
         })
     }
 
@@ -114,7 +120,13 @@ impl PipelineMetrics {
             executions: self.executions.with_label_values(&[model_id]),
             in_flight: self.in_flight.with_label_values(&[model_id]),
             queue_depth: self.queue_depth.with_label_values(&[model_id]),
+            refused: self.refusals.with_label_values(&[model_id, "queue_wait"]),
         }
+    }
+
+    /// Counts a request refused before it reached a model's queue.
+    pub fn refused(&self, model_id: &str, cause: &str) {
+        self.refusals.with_label_values(&[model_id, cause]).inc();
     }
 }
 
@@ -131,4 +143,6 @@ pub struct StageTimers {
     pub executions: IntCounter,
     pub in_flight: IntGauge,
     pub queue_depth: IntGauge,
+    /// Refusals by the model's queue (cause `queue_wait`).
+    pub refused: IntCounter,
 }

@@ -6,7 +6,6 @@
 //! the others run, so preparing requests, gathering and inference overlap.
 
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -15,7 +14,8 @@ use ndarray::Array4;
 use ort::session::RunOptions;
 use tokio::sync::oneshot;
 
-use sightline_core::Tensor;
+use sightline_core::{ModelQueue, QueuePolicy, Tensor, Ticket};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::batch::Outputs;
 use crate::batch::{gather, split, stack, BatchPolicy};
@@ -25,10 +25,12 @@ use crate::tensors::{concat, run_tensors, split_rows};
 use crate::threads::{retire, spawn_serving};
 use crate::EngineError;
 
-/// One request waiting for an instance, with a reply of the type it asks for.
+/// One request waiting for an instance, with a reply of the type it asks for. Its place in the
+/// queue is given back when an instance takes it.
 struct Pending<I, O> {
     input: I,
     queued: Instant,
+    place: Option<Place>,
     reply: oneshot::Sender<Result<O, EngineError>>,
 }
 
@@ -39,11 +41,21 @@ enum Job {
     Tensors(Pending<Vec<Tensor>, Vec<Tensor>>),
 }
 
+impl Job {
+    /// Frees the job's place: an instance has taken it.
+    fn taken(&mut self) {
+        match self {
+            Job::Image(p) => p.place = None,
+            Job::Tensors(p) => p.place = None,
+        }
+    }
+}
+
 /// How a model's instances take their work.
 #[derive(Clone)]
 pub struct WorkerOptions {
-    /// Requests that may wait for the model's instances.
-    pub queue_capacity: usize,
+    /// When the model's queue refuses work; `count` also bounds the prepared inputs that wait.
+    pub queue: QueuePolicy,
     pub batch: BatchPolicy,
     /// The session's input shape changes with every request (OCR): its CPU arena is shrunk after
     /// each run, so memory follows the current image, not the largest one seen.
@@ -56,22 +68,26 @@ pub struct WorkerOptions {
 
 pub struct OnnxWorker {
     sender: SyncSender<Job>,
-    model_id: String,
-    admitted: Arc<AtomicUsize>,
-    /// Requests the model takes at once: those queued plus those its instances are running.
-    capacity: usize,
+    queue: Arc<ModelQueue>,
+    /// Places for prepared inputs: a request decodes only once it has one, so the memory that
+    /// waits is bounded by the count limit however long the queue the wait bound admits.
+    slots: Arc<Semaphore>,
     timers: StageTimers,
 }
 
-/// A request admitted to a model, from before its decoding to its answer; dropping it frees the place.
-pub struct Admission {
-    admitted: Arc<AtomicUsize>,
+/// An input's place: its admission (counted as waiting) and its room in the queue.
+pub struct Place {
+    _ticket: Ticket,
+    _slot: OwnedSemaphorePermit,
+}
+
+/// A request being served by a model, from its admission to its answer (the in-flight gauge).
+pub struct InFlight {
     gauge: prometheus::IntGauge,
 }
 
-impl Drop for Admission {
+impl Drop for InFlight {
     fn drop(&mut self) {
-        self.admitted.fetch_sub(1, Ordering::AcqRel);
         self.gauge.dec();
     }
 }
@@ -87,14 +103,16 @@ impl OnnxWorker {
         if instances.is_empty() {
             return Err(EngineError::Inference(format!("{model_id}: no session to serve")));
         }
-        let (sender, receiver) = sync_channel::<Job>(options.queue_capacity.max(1));
+        let count = options.queue.count.max(1);
+        let (sender, receiver) = sync_channel::<Job>(count);
         let receiver = Arc::new(Mutex::new(receiver));
-        let capacity = options.queue_capacity.max(1) + instances.len() * options.batch.max_batch;
+        let queue = Arc::new(ModelQueue::new(model_id, options.queue, instances.len(), options.timers.refused.clone()));
         let timers = options.timers.clone();
         for (index, session) in instances.into_iter().enumerate() {
             let instance = Instance {
                 session: session.0,
                 queue: receiver.clone(),
+                pace: queue.clone(),
                 run_options: if options.varying_shapes { Some(shrinking_run_options()?) } else { None },
                 batch: options.batch,
                 timers: options.timers.clone(),
@@ -103,51 +121,67 @@ impl OnnxWorker {
             spawn_serving(format!("ort-{model_id}-{index}"), move || instance.serve())
                 .map_err(|e| EngineError::Inference(format!("cannot start inference thread: {e}")))?;
         }
-        Ok(OnnxWorker {
-            sender,
-            model_id: model_id.to_owned(),
-            admitted: Arc::new(AtomicUsize::new(0)),
-            capacity,
-            timers,
-        })
+        Ok(OnnxWorker { sender, queue, slots: Arc::new(Semaphore::new(count)), timers })
     }
 
-    /// Admits one request before its image is decoded, or refuses it at once when the model has
-    /// `MODEL_QUEUE_CAPACITY` requests waiting beyond what its instances are running: the bound
-    /// covers requests waiting to be decoded too, not only those waiting for inference.
-    pub fn admit(&self) -> Result<Admission, EngineError> {
-        if self.admitted.fetch_add(1, Ordering::AcqRel) >= self.capacity {
-            self.admitted.fetch_sub(1, Ordering::AcqRel);
-            return Err(EngineError::Overloaded(self.model_id.clone()));
-        }
+    /// The queue requests are admitted to (a list's images as one unit).
+    pub fn queue(&self) -> &Arc<ModelQueue> {
+        &self.queue
+    }
+
+    /// Counts a request as in flight until the guard drops.
+    pub fn in_flight(&self) -> InFlight {
         self.timers.in_flight.inc();
-        Ok(Admission { admitted: self.admitted.clone(), gauge: self.timers.in_flight.clone() })
+        InFlight { gauge: self.timers.in_flight.clone() }
+    }
+
+    /// The input's admission: `given` where the request was admitted to this queue as a whole,
+    /// else one input admitted now (or refused at once, before anything is decoded).
+    pub fn ticket(&self, given: Option<Ticket>) -> Result<Ticket, EngineError> {
+        match given {
+            Some(ticket) if ticket.is_for(&self.queue) => Ok(ticket),
+            _ => {
+                let mut admitted = self.queue.admit(1).map_err(EngineError::Refused)?;
+                admitted.ticket().ok_or_else(|| EngineError::Inference("an admission without its ticket".into()))
+            }
+        }
+    }
+
+    /// Waits for room for the input's prepared tensor.
+    pub async fn place(&self, ticket: Ticket) -> Result<Place, EngineError> {
+        let slot = self.slots.clone().acquire_owned().await.map_err(|_| dropped())?;
+        Ok(Place { _ticket: ticket, _slot: slot })
+    }
+
+    /// Admits, places and runs one input that is already prepared (a stage inside a request).
+    pub async fn run_now(&self, input: Array4<f32>) -> Result<Outputs, EngineError> {
+        let place = self.place(self.ticket(None)?).await?;
+        self.run(input, place).await
     }
 
     /// Queues one `(1, 3, h, w)` input.
-    pub async fn run(&self, input: Array4<f32>) -> Result<Outputs, EngineError> {
+    pub async fn run(&self, input: Array4<f32>, place: Place) -> Result<Outputs, EngineError> {
         let (reply, response) = oneshot::channel();
-        self.queue(Job::Image(Pending { input, queued: Instant::now(), reply }))?;
+        self.queue_job(Job::Image(Pending { input, queued: Instant::now(), place: Some(place), reply }))?;
         response.await.map_err(|_| dropped())?
     }
 
     /// Queues one request's tensors (in the session's input order); batched with other tensor
     /// requests whose shapes agree beyond the first axis.
-    pub async fn run_tensors(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, EngineError> {
+    pub async fn run_tensors(&self, inputs: Vec<Tensor>, place: Place) -> Result<Vec<Tensor>, EngineError> {
         let (reply, response) = oneshot::channel();
-        self.queue(Job::Tensors(Pending { input: inputs, queued: Instant::now(), reply }))?;
+        self.queue_job(Job::Tensors(Pending { input: inputs, queued: Instant::now(), place: Some(place), reply }))?;
         response.await.map_err(|_| dropped())?
     }
 
-    /// A full queue is refused at once (the client is told to retry) rather than letting waiters
-    /// pile up without bound.
-    fn queue(&self, job: Job) -> Result<(), EngineError> {
+    /// A job with a place always finds room: the channel holds as many jobs as there are places.
+    fn queue_job(&self, job: Job) -> Result<(), EngineError> {
         // Counted before the send: an instance may take the job (and count it out) at once.
         self.timers.queue_depth.inc();
         self.sender.try_send(job).map_err(|e| {
             self.timers.queue_depth.dec();
             match e {
-                TrySendError::Full(_) => EngineError::Overloaded(self.model_id.clone()),
+                TrySendError::Full(_) => EngineError::Inference("the queue is full although the job has a place".into()),
                 TrySendError::Disconnected(_) => EngineError::Inference("inference thread has stopped".into()),
             }
         })
@@ -161,6 +195,8 @@ fn dropped() -> EngineError {
 struct Instance {
     session: ort::session::Session,
     queue: Arc<Mutex<Receiver<Job>>>,
+    /// Where the instance reports its pace, for the queue's predicted waits.
+    pace: Arc<ModelQueue>,
     run_options: Option<RunOptions>,
     batch: BatchPolicy,
     timers: StageTimers,
@@ -183,8 +219,10 @@ impl Instance {
         retire(self.session, self.retire_nice);
     }
 
-    fn run_batch(&mut self, jobs: Vec<Job>) {
+    fn run_batch(&mut self, mut jobs: Vec<Job>) {
         let started = Instant::now();
+        jobs.iter_mut().for_each(Job::taken);
+        let count = jobs.len();
         self.timers.queue_depth.sub(jobs.len() as i64);
         self.timers.batch_size.observe(jobs.len() as f64);
         self.timers.inferences.inc_by(jobs.len() as u64);
@@ -210,6 +248,7 @@ impl Instance {
             true => inputs.iter().flat_map(|input| instance.tensors(&[*input])).collect(),
         });
         let seconds = started.elapsed().as_secs_f64();
+        self.pace.record_run(count, seconds);
         answer(images, image_results, &self.timers, seconds);
         answer(tensors, tensor_results, &self.timers, seconds);
     }

@@ -1,11 +1,13 @@
-//! A model's inference instances: results in order, a full queue refused at once, and dynamic
-//! batching that hands every request what it would have got alone.
+//! A model's inference instances: results in order, admission that refuses only past both the
+//! count limit and the wait bound (at once, with a Retry-After), and dynamic batching that hands
+//! every request what it would have got alone.
 
 use std::path::Path;
 use std::time::Duration;
 
 use futures::future::join_all;
 use ndarray::Array4;
+use sightline_core::{CoreError, QueuePolicy};
 use sightline_engine::{
     build_session, init_runtime, BatchPolicy, EngineError, ModelSession, OnnxWorker, PipelineMetrics, WorkerOptions,
 };
@@ -20,7 +22,7 @@ fn sessions(model: &str, count: usize) -> Vec<ModelSession> {
 
 fn options(queue: usize, batch: BatchPolicy, metrics: &PipelineMetrics) -> WorkerOptions {
     WorkerOptions {
-        queue_capacity: queue,
+        queue: QueuePolicy { count: queue, max_delay: Duration::ZERO },
         batch,
         varying_shapes: false,
         timers: metrics.for_model("m"),
@@ -45,24 +47,33 @@ fn inputs(count: usize) -> Vec<Array4<f32>> {
 async fn each_caller_gets_its_own_result() {
     let w = worker(8);
     let inputs: Vec<Array4<f32>> = (0..8).map(|i| Array4::from_elem((1, 3, 256, 256), i as f32 / 8.0)).collect();
-    let outputs = join_all(inputs.iter().map(|x| w.run(x.clone()))).await;
+    let outputs = join_all(inputs.iter().map(|x| w.run_now(x.clone()))).await;
     // Same input, same output; different inputs, different outputs.
-    let again = w.run(inputs[3].clone()).await.unwrap();
+    let again = w.run_now(inputs[3].clone()).await.unwrap();
     assert_eq!(outputs[3].as_ref().unwrap()[0], again[0]);
     assert_ne!(outputs[2].as_ref().unwrap()[0], outputs[3].as_ref().unwrap()[0]);
 }
 
 #[tokio::test]
-async fn a_full_queue_is_refused_not_waited_on() {
-    let w = worker(1);
+async fn within_the_count_nothing_is_refused_and_past_it_and_the_bound_a_refusal_says_when_to_retry() {
+    let metrics = PipelineMetrics::unregistered();
+    let w = OnnxWorker::start(sessions("shapes", 1), "shapes/1", options(8, BatchPolicy::UNBATCHED, &metrics)).unwrap();
     let input = Array4::from_elem((1, 3, 256, 256), 0.5f32);
-    // 64 requests queued at once onto a queue of one: the thread takes at most a couple before the rest arrive.
-    let results = join_all((0..64).map(|_| w.run(input.clone()))).await;
-    let refused = results.iter().filter(|r| matches!(r, Err(EngineError::Overloaded(id)) if id == "shapes/1")).count();
-    let served = results.iter().filter(|r| r.is_ok()).count();
-    assert_eq!(refused + served, 64);
-    assert!(refused >= 32, "refused {refused}");
-    assert!(served >= 1);
+    // Eight at once onto a queue of eight, twice over: what has answered no longer counts.
+    for _ in 0..2 {
+        let results = join_all((0..8).map(|_| w.run_now(input.clone()))).await;
+        assert!(results.iter().all(Result::is_ok), "{:?}", results.iter().find(|r| r.is_err()));
+    }
+    assert_eq!(w.queue().waiting(), 0);
+    // Eight waiting (admitted, not yet taken), at a measured pace: the ninth is over both bounds.
+    let held: Vec<_> = (0..8).map(|_| w.ticket(None).unwrap()).collect();
+    let Err(EngineError::Refused(CoreError::Overloaded { message, retry_after_secs })) = w.ticket(None) else {
+        panic!("the ninth input was admitted");
+    };
+    assert!(retry_after_secs >= 1 && message.contains("8 inputs are waiting"), "{message}");
+    assert_eq!(metrics.for_model("m").refused.get(), 1);
+    drop(held);
+    assert!(w.ticket(None).is_ok(), "the places come back with the tickets");
 }
 
 #[tokio::test]
@@ -71,13 +82,13 @@ async fn batched_runs_answer_each_image_as_it_would_be_answered_alone() {
     let alone = worker(16);
     let mut expected = Vec::new();
     for image in &images {
-        expected.push(alone.run(image.clone()).await.unwrap());
+        expected.push(alone.run_now(image.clone()).await.unwrap());
     }
     let metrics = PipelineMetrics::unregistered();
     // A delay long enough that every queued image of the burst joins a batch of up to 8.
     let policy = BatchPolicy { max_batch: 8, max_delay: Duration::from_millis(200) };
     let batched = OnnxWorker::start(sessions("shapes-dyn", 2), "shapes-dyn/1", options(16, policy, &metrics)).unwrap();
-    let results = join_all(images.iter().map(|x| batched.run(x.clone()))).await;
+    let results = join_all(images.iter().map(|x| batched.run_now(x.clone()))).await;
     for (i, (got, want)) in results.into_iter().zip(&expected).enumerate() {
         let got = got.unwrap();
         assert_eq!(got[0].shape(), want[0].shape(), "image {i}");

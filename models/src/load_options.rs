@@ -3,14 +3,15 @@
 
 use std::sync::Arc;
 
+use sightline_core::QueuePolicy;
 use sightline_engine::{BatchPolicy, Engine, PipelineMetrics, WorkerOptions};
 
 use crate::DecodeLimits;
 
 #[derive(Clone)]
 pub struct LoadOptions {
-    /// Requests that may wait for one model's instances.
-    pub queue_capacity: usize,
+    /// When a model's queue refuses work (`MODEL_QUEUE_CAPACITY`, `MAX_QUEUE_DELAY_MS`).
+    pub queue: QueuePolicy,
     pub decode_limits: DecodeLimits,
     /// The execution providers sessions are built with, and the instances per model.
     pub engine: Arc<Engine>,
@@ -25,7 +26,7 @@ impl LoadOptions {
     /// Defaults for benchmarks and tests: CPU provider, no batching, metrics registered nowhere.
     pub fn new(engine: Arc<Engine>) -> LoadOptions {
         LoadOptions {
-            queue_capacity: 64,
+            queue: QueuePolicy { count: 64, max_delay: std::time::Duration::from_secs(1) },
             decode_limits: DecodeLimits::default(),
             engine,
             batch: BatchPolicy::UNBATCHED,
@@ -38,7 +39,7 @@ impl LoadOptions {
     /// their work, with batches of at most `batch_limit` images.
     pub fn worker(&self, name: &str, batch_limit: usize, varying_shapes: bool) -> WorkerOptions {
         WorkerOptions {
-            queue_capacity: self.queue_capacity,
+            queue: self.queue,
             batch: self.batch.limited_to(batch_limit),
             varying_shapes,
             timers: self.metrics.for_model(name),

@@ -164,4 +164,8 @@ impl Model for Registered {
     fn text_embedder(&self) -> Option<&dyn EmbedText> {
         self.inner.text_embedder()
     }
+
+    fn image_queue(&self) -> Option<Arc<sightline_core::ModelQueue>> {
+        self.inner.image_queue()
+    }
 }

@@ -12,7 +12,7 @@ use sightline_core::{
     BaseManager, CacheConfig, CoreError, ManagerMetrics, ModelId, ModelManager, WithFixedSizeCache, WithLogger,
     WithMetrics,
 };
-use sightline_engine::{configure_cpu_pool, init_runtime, LoadPool, PipelineMetrics};
+use sightline_engine::{configure_cpu_pool, init_runtime_with, LoadPool, PipelineMetrics};
 use sightline_models::{DecodeLimits, LoadOptions, ModelRegistry};
 
 use crate::api_key::require_api_key;
@@ -31,16 +31,17 @@ use crate::state::AppState;
 pub fn build_manager(
     config: &Config,
     registry: &Registry,
+    pipeline: &PipelineMetrics,
     pinned: &HashSet<ModelId>,
     artifacts: Arc<ArtifactCache>,
     execution: &Execution,
 ) -> Result<Arc<dyn ModelManager>, StartupError> {
     let options = LoadOptions {
-        queue_capacity: config.model_queue_capacity as usize,
+        queue: config.queue_policy(),
         decode_limits: DecodeLimits { max_pixels: config.max_image_pixels, ..DecodeLimits::default() },
         engine: execution.engine.clone(),
         batch: config.batch_policy(),
-        metrics: PipelineMetrics::register(registry)?,
+        metrics: pipeline.clone(),
         load_nice: config.model_load_nice,
     };
     configure_cpu_pool(config.preprocess_threads);
@@ -79,8 +80,8 @@ pub async fn build_artifacts(config: &Config) -> Result<Arc<ArtifactCache>, Star
 
 pub async fn serve(config: Config) -> Result<(), StartupError> {
     let dylib: PathBuf = config.ort_dylib_path.clone().ok_or(StartupError::NoRuntimePath)?;
-    init_runtime(&dylib)?;
-    tracing::info!(library = %dylib.display(), "ONNX Runtime loaded");
+    init_runtime_with(&dylib, config.shared_threads())?;
+    tracing::info!(library = %dylib.display(), shared_threads = ?config.shared_threads(), "ONNX Runtime loaded");
     let execution = execution::start(&config, &dylib)?;
     let pinned: HashSet<ModelId> = config
         .pinned_models
@@ -91,14 +92,15 @@ pub async fn serve(config: Config) -> Result<(), StartupError> {
 
     let registry = Registry::new();
     let artifacts = build_artifacts(&config).await?;
-    let manager = build_manager(&config, &registry, &pinned, artifacts.clone(), &execution)?;
+    let pipeline = PipelineMetrics::register(&registry)?;
+    let manager = build_manager(&config, &registry, &pipeline, &pinned, artifacts.clone(), &execution)?;
     registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
     artifacts.metrics().register(&registry)?;
     if let Some(gpus) = &execution.gpus {
         registry.register(Box::new(GpuCollector::new(gpus.clone())?))?;
     }
     let readiness = Arc::new(Readiness::default());
-    let service = Service::new(manager.clone(), artifacts.clone(), execution.gpus.clone(), &config)?;
+    let service = Service::new(manager.clone(), artifacts.clone(), execution.gpus.clone(), pipeline, &config)?;
     let http_metrics = web::Data::new(HttpMetrics::register(&registry)?);
     let api_document =
         routes::openapi::to_json(&routes::document()).map_err(|e| StartupError::Document(e.to_string()))?;

@@ -58,11 +58,12 @@ pub async fn embed(args: EmbedArgs) -> Result<(), CliError> {
         .map_err(|e| CliError::Core(CoreError::InvalidParameter(e.to_string())))?;
     let files = files_of(&args.inputs)?;
     let dylib = config.ort_dylib_path.clone().ok_or(StartupError::NoRuntimePath)?;
-    sightline_engine::init_runtime(&dylib).map_err(StartupError::from)?;
+    sightline_engine::init_runtime_with(&dylib, config.shared_threads()).map_err(StartupError::from)?;
     let execution = crate::execution::start(&config, &dylib)?;
     let artifacts = build_artifacts(&config).await?;
-    let manager = build_manager(&config, &Registry::new(), &HashSet::new(), artifacts.clone(), &execution)?;
-    let service = Arc::new(Service::new(manager, artifacts, execution.gpus.clone(), &config)?);
+    let pipeline = sightline_engine::PipelineMetrics::unregistered();
+    let manager = build_manager(&config, &Registry::new(), &pipeline, &HashSet::new(), artifacts.clone(), &execution)?;
+    let service = Arc::new(Service::new(manager, artifacts, execution.gpus.clone(), pipeline, &config)?);
     service.load(&id).await.map_err(|e| CliError::Core(CoreError::InvalidParameter(e.to_string())))?;
 
     let bar = ProgressBar::new(files.len() as u64).with_style(

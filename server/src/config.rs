@@ -241,6 +241,12 @@ pub struct Config {
     /// OpenVINO inference precision: `f32` (answers as the CPU provider), `bf16` or `f16` (faster, less exact).
     #[arg(long, env = "OPENVINO_PRECISION", default_value = "f32")]
     pub openvino_precision: OpenVinoPrecision,
+    /// CPU sessions of every model run on one intra-op thread pool of all the cores (ONNX
+    /// Runtime's global pool), unless ORT_INTRA_OP_THREADS fixes a count per session: a request
+    /// alone gets every core, and instances running at once share them (docs/benchmarks.md).
+    /// false: each session owns its threads (the cores divided between a model's instances).
+    #[arg(long, env = "ORT_SHARED_THREAD_POOL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub ort_shared_thread_pool: bool,
     /// ONNX Runtime's waiting pool threads spin before sleeping: a little less latency on an idle
     /// machine, a core taken from decoding on a busy one (measured in docs/benchmarks.md).
     #[arg(long, env = "ORT_INTRA_OP_SPINNING", default_value_t = false, action = clap::ArgAction::Set)]
@@ -280,9 +286,19 @@ pub struct Config {
     /// exits (0). Kubernetes' `terminationGracePeriodSeconds` must exceed drain + this.
     #[arg(long, env = "SHUTDOWN_TIMEOUT_SECS", default_value_t = 30)]
     pub shutdown_timeout_secs: u64,
-    /// Requests that may queue for one model before the server answers 429 (retry).
+    /// Inputs (images, tensor requests) that may always wait for one model: below this many
+    /// waiting ahead, a request is never refused. Waiting means admitted and not yet taken by an
+    /// instance; work that runs or has answered does not count.
     #[arg(long, env = "MODEL_QUEUE_CAPACITY", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
     pub model_queue_capacity: u32,
+    /// Past MODEL_QUEUE_CAPACITY, inputs are still admitted while the wait the model's measured
+    /// pace predicts for them stays within this many milliseconds; beyond it, 429 with a
+    /// Retry-After from that prediction (Triton's queue policy). 0: the count alone.
+    #[arg(long, env = "MAX_QUEUE_DELAY_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(0..=600_000))]
+    pub max_queue_delay_ms: u64,
+    /// Images one request may carry (a list); more is a 413 naming the limit.
+    #[arg(long, env = "MAX_IMAGES_PER_REQUEST", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_images_per_request: u32,
     /// Seconds an inference request waits for its model to load before answering 503 with
     /// Retry-After (the load goes on; a retry finds the model ready).
     #[arg(long, env = "MODEL_LOAD_WAIT_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
@@ -404,6 +420,21 @@ impl Config {
         BatchPolicy {
             max_batch: self.max_batch_size as usize,
             max_delay: Duration::from_micros(self.batch_max_delay_us),
+        }
+    }
+
+    /// The shared intra-op pool, unless per-session threads are asked for.
+    pub fn shared_threads(&self) -> Option<sightline_engine::SharedThreads> {
+        (self.ort_shared_thread_pool && self.ort_intra_op_threads == 0).then(|| sightline_engine::SharedThreads {
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            spinning: self.ort_intra_op_spinning,
+        })
+    }
+
+    pub fn queue_policy(&self) -> sightline_core::QueuePolicy {
+        sightline_core::QueuePolicy {
+            count: self.model_queue_capacity as usize,
+            max_delay: Duration::from_millis(self.max_queue_delay_ms),
         }
     }
 

@@ -36,6 +36,9 @@ pub enum ApiError {
     Validation(String),
     #[error("Request body is larger than the limit of {0} bytes (MAX_BODY_BYTES).")]
     PayloadTooLarge(usize),
+    /// A list of images longer than `MAX_IMAGES_PER_REQUEST`: no retry can pass it.
+    #[error("The request has {got} images, more than MAX_IMAGES_PER_REQUEST={limit}; send them in requests of at most {limit}.")]
+    TooManyImages { got: usize, limit: usize },
     #[error("{0}")]
     BadRequest(String),
     /// `true` when a key was given but is wrong.
@@ -61,7 +64,9 @@ impl ApiError {
     fn response_builder(&self) -> actix_web::HttpResponseBuilder {
         let status = self.status_code();
         let mut response = HttpResponse::build(status);
-        if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS {
+        if let ApiError::Core(CoreError::Overloaded { retry_after_secs, .. }) = self {
+            response.insert_header(("Retry-After", retry_after_secs.to_string()));
+        } else if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS {
             response.insert_header(("Retry-After", "1"));
         }
         if status == StatusCode::UNAUTHORIZED {
@@ -97,7 +102,7 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::PayloadTooLarge(_) | ApiError::TooManyImages { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::NotFound | ApiError::NotFoundMessage(_) => StatusCode::NOT_FOUND,
@@ -113,7 +118,7 @@ impl ResponseError for ApiError {
                 CoreError::InvalidParameter(_) => StatusCode::UNPROCESSABLE_ENTITY,
                 CoreError::ModelNotFound(_) => StatusCode::NOT_FOUND,
                 // A full queue is the client's signal to slow down; the SDK retries 429 as it does 503.
-                CoreError::Overloaded(_) => StatusCode::TOO_MANY_REQUESTS,
+                CoreError::Overloaded { .. } => StatusCode::TOO_MANY_REQUESTS,
                 CoreError::SourceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
                 CoreError::SourceUnauthorized(_) => StatusCode::UNAUTHORIZED,
                 CoreError::SourcePaymentRequired(_) => StatusCode::PAYMENT_REQUIRED,

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use sightline_core::MemoryProbe;
 use sightline_engine::{
     choose_provider_list, probe_provider, DevicePlacer, Engine, GpuMemoryProbe, HostMemoryProbe, NvmlSource, Provider,
-    RuntimeInfo, UnavailableProvider,
+    IntraOpThreads, RuntimeInfo, UnavailableProvider,
 };
 
 use crate::config::{Config, DEFAULT_EXECUTION_PROVIDERS};
@@ -65,15 +65,27 @@ pub fn start(config: &Config, dylib: &Path) -> Result<Execution, StartupError> {
         (Some(placer), true) => Arc::new(GpuMemoryProbe::new(placer.clone())),
         _ => Arc::new(HostMemoryProbe::new()),
     };
+    let instances = instances_per_model(config.model_instances as usize, usable[0], gpus.as_deref());
     let runtime = RuntimeInfo {
         library: dylib.display().to_string(),
         execution_providers: usable.iter().map(|p| p.ort_name().to_owned()).collect(),
         unavailable_providers: unavailable,
+        intra_op_threads: intra_op_threads(config, instances),
     };
-    let instances = instances_per_model(config.model_instances as usize, usable[0], gpus.as_deref());
     tracing::info!(instances, "sessions per model file");
     let engine = Arc::new(Engine::new(usable, options, gpus.clone()).with_instances(instances));
     Ok(Execution { engine, runtime, gpus, memory_probe })
+}
+
+/// What one CPU run may use: the shared pool, `ORT_INTRA_OP_THREADS`, or the cores divided
+/// between a model's instances.
+fn intra_op_threads(config: &Config, instances: usize) -> IntraOpThreads {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    match (sightline_engine::shared_threads(), config.ort_intra_op_threads) {
+        (Some(pool), _) => IntraOpThreads { shared: true, threads: pool.threads },
+        (None, 0) => IntraOpThreads { shared: false, threads: (cores / instances.max(1)).max(1) },
+        (None, fixed) => IntraOpThreads { shared: false, threads: fixed },
+    }
 }
 
 /// `MODEL_INSTANCES`, or when 0 (auto): one per GPU for the NVIDIA providers (instances spread

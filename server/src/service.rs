@@ -11,11 +11,11 @@ use futures::future::{BoxFuture, FutureExt};
 use futures::stream::{self, StreamExt, TryStreamExt};
 use sightline_artifacts::{ArtifactCache, CacheListing, CachedEntry, NoProgress, VerifyLevel};
 use sightline_core::{
-    Asked, ClassificationOutput, ClassificationParams, CoreError, DetectOptions, DetectionOutput, ImageRequest, Model,
+    Admission, Asked, ClassificationOutput, ClassificationParams, CoreError, DetectOptions, DetectionOutput, ImageRequest, Model,
     ModelDescription, ModelId, ModelManager, OcrOutput, PreprocessingFlags, RemovalReason, Task, Tensor,
-    VisualizeParams,
+    Ticket, VisualizeParams,
 };
-use sightline_engine::{DevicePlacer, GpuSnapshot};
+use sightline_engine::{DevicePlacer, GpuSnapshot, PipelineMetrics};
 
 use crate::config::Config;
 use crate::error::ApiError;
@@ -41,6 +41,10 @@ pub struct Service {
     /// `CLIP_VERSION_ID` and `CLIP_MAX_BATCH_SIZE`, for `/clip/*`.
     clip_version_id: String,
     clip_max_batch_size: usize,
+    /// `MAX_IMAGES_PER_REQUEST`.
+    max_images: usize,
+    /// Where refusals before a model's queue are counted.
+    pipeline: PipelineMetrics,
 }
 
 /// Images of one request, and what the capability serving them is asked.
@@ -60,6 +64,29 @@ pub struct Served {
     pub started: Instant,
 }
 
+/// A request's images admitted to their model's queue as one unit: the first image to reach the
+/// model admits them all, and each takes its ticket from that admission.
+struct ListAdmission {
+    count: usize,
+    admitted: std::sync::Mutex<Option<Admission>>,
+}
+
+impl ListAdmission {
+    fn new(count: usize) -> ListAdmission {
+        ListAdmission { count, admitted: std::sync::Mutex::new(None) }
+    }
+
+    /// The image's ticket in `model`'s queue (`None` where the model admits images itself).
+    fn ticket(&self, model: &dyn Model) -> Result<Option<Ticket>, CoreError> {
+        let Some(queue) = model.image_queue() else { return Ok(None) };
+        let mut admitted = self.admitted.lock().unwrap_or_else(|p| p.into_inner());
+        if admitted.is_none() {
+            *admitted = Some(queue.admit(self.count)?);
+        }
+        Ok(admitted.as_mut().and_then(Admission::ticket))
+    }
+}
+
 /// Each image's answer, with the seconds its pipeline took.
 pub struct Answered<O> {
     pub outputs: Vec<(O, f64)>,
@@ -72,6 +99,7 @@ impl Service {
         manager: Arc<dyn ModelManager>,
         artifacts: Arc<ArtifactCache>,
         gpus: Option<Arc<DevicePlacer>>,
+        pipeline: PipelineMetrics,
         config: &Config,
     ) -> Result<Service, StartupError> {
         let url_fetcher = UrlFetcher::new(UrlPolicy {
@@ -87,6 +115,8 @@ impl Service {
             default_ocr_model: config.default_ocr_model.clone(),
             clip_version_id: config.clip_version_id.clone(),
             clip_max_batch_size: usize::try_from(config.clip_max_batch_size).unwrap_or(usize::MAX),
+            max_images: usize::try_from(config.max_images_per_request).unwrap_or(usize::MAX),
+            pipeline,
             manager,
             artifacts,
             url_fetcher,
@@ -182,7 +212,8 @@ impl Service {
     }
 
     /// Loads the model before the clock starts (`time` is the model pipeline, as in Roboflow's
-    /// server), then fetches the images and runs a few of them at a time.
+    /// server), then fetches the images and runs a few of them at a time, the list admitted to
+    /// the model's queue as one unit by whichever of its images reaches the model first.
     async fn run_images<P, O>(
         &self,
         id: &ModelId,
@@ -194,6 +225,11 @@ impl Service {
         P: Clone + Send + Sync + 'static,
         O: Send + 'static,
     {
+        let count = job.images.len();
+        if count > self.max_images {
+            self.pipeline.refused(&id.to_string(), "too_many_images");
+            return Err(ApiError::TooManyImages { got: count, limit: self.max_images });
+        }
         let served = self.ready_to_serve(id).await?;
         let images: Vec<Vec<u8>> =
             stream::iter(job.images.into_iter().map(|image| image.into_bytes(&self.url_fetcher)))
@@ -201,11 +237,18 @@ impl Service {
                 .try_collect()
                 .await?;
         let (preprocessing, visualize, options) = (job.preprocessing, job.visualize, job.options);
+        let admission = ListAdmission::new(count);
+        let admission = &admission;
         let runs = images.into_iter().map(|image| {
-            let request = ImageRequest { image, preprocessing, options: options.clone(), visualize };
+            let options = options.clone();
             async move {
                 let started = Instant::now();
-                let output = self.use_model(id, asked, move |model| run(model, request)).await?;
+                let output = self
+                    .use_model(id, asked, move |model| async move {
+                        let ticket = admission.ticket(&*model)?;
+                        run(model, ImageRequest { image, preprocessing, options, visualize, ticket }).await
+                    })
+                    .await?;
                 Ok::<_, ApiError>((output, started.elapsed().as_secs_f64()))
             }
         });

@@ -146,6 +146,7 @@ async fn main() {
             preprocessing: Default::default(),
             visualize: None,
             options: DetectOptions::boxes(params),
+            ticket: None,
         };
         let model = Arc::clone(&model);
         let pipeline = time_ms_async(iterations, || {

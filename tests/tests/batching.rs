@@ -108,6 +108,50 @@ async fn a_fixed_batch_axis_is_never_batched() {
     assert_eq!(batches(&server, "shapes/1").await, (6.0, 6.0), "six runs of one image each");
 }
 
+/// The intra-op helper threads (ONNX Runtime's pool threads, named by the spawner) and their CPU time.
+fn intra_op_helpers(server: &Server) -> Vec<u64> {
+    server.thread_cpu_ticks().into_iter().filter(|(name, _)| name == "ort-intra-op").map(|(_, t)| t).collect()
+}
+
+/// Without a per-session thread count, every CPU session runs on one pool of all the cores: two
+/// models of two instances each add no thread to it, and a request alone is worked on by its
+/// helper threads (their CPU time grows), where one-thread instances would leave a core idle.
+#[tokio::test]
+async fn a_request_alone_runs_on_the_shared_pool_of_all_the_cores() {
+    let cores = std::thread::available_parallelism().unwrap().get();
+    let models = repo_root().join("assets/models");
+    let shared = [("MODEL_INSTANCES", "2"), ("ORT_INTRA_OP_THREADS", "0")];
+    let server = Server::start_on("cpu", &models, &shared).await;
+    for model in ["shapes/1", "shapes-dyn/1"] {
+        let (status, body) = server.post_json("/model/add", &json!({"model_id": model})).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let before = intra_op_helpers(&server);
+    assert_eq!(before.len(), cores - 1, "one shared pool, the caller's thread being the last core");
+    let (_, info) = server.get_json("/info").await;
+    assert_eq!(info["onnxruntime"]["intra_op_threads"], json!({"shared": true, "threads": cores}), "{info}");
+    let body = detect_body("shapes-dyn/1", "shapes_1920x1080.jpg", 0.25, 0.45);
+    for _ in 0..40 {
+        let (status, _) = server.post_json("/infer/object_detection", &body).await;
+        assert_eq!(status, 200);
+    }
+    let after: u64 = intra_op_helpers(&server).iter().sum();
+    if cores > 1 {
+        assert!(after > before.iter().sum::<u64>(), "lone requests ran on the helper threads: {before:?} -> {after}");
+    }
+
+    // A fixed count gives each session its own pool, as before.
+    let fixed = [("MODEL_INSTANCES", "2"), ("ORT_INTRA_OP_THREADS", "2")];
+    let server = Server::start_on("cpu", &models, &fixed).await;
+    for model in ["shapes/1", "shapes-dyn/1"] {
+        let (status, body) = server.post_json("/model/add", &json!({"model_id": model})).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    assert_eq!(intra_op_helpers(&server).len(), 4, "two models, two sessions each, one helper each");
+    let (_, info) = server.get_json("/info").await;
+    assert_eq!(info["onnxruntime"]["intra_op_threads"], json!({"shared": false, "threads": 2}), "{info}");
+}
+
 #[tokio::test]
 async fn loads_run_below_the_priority_of_the_threads_that_serve() {
     loads_run_below_serving_priority("cpu").await;

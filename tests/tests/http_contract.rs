@@ -340,11 +340,12 @@ async fn response_headers_tell_the_model_the_cold_start_and_the_times() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_full_queue_is_429_with_retry_after() {
-    let server = Server::start(&repo_root().join("assets/models"), &[("MODEL_QUEUE_CAPACITY", "1")]).await;
+async fn past_the_count_and_the_wait_bound_a_request_is_429_with_a_retry_after_from_the_predicted_wait() {
+    let env = [("MODEL_QUEUE_CAPACITY", "1"), ("MAX_QUEUE_DELAY_MS", "1")];
+    let server = Server::start(&repo_root().join("assets/models"), &env).await;
     let body = detect_body("shapes/1", "shapes_640x480.png", 0.25, 0.45);
     let (status, _) = server.post_json("/infer/object_detection", &body).await;
-    assert_eq!(status, 200, "warm up: the model is loaded");
+    assert_eq!(status, 200, "warm up: the model is loaded and its pace measured");
     let requests = (0..48).map(|_| server.client.post(server.url("/infer/object_detection")).json(&body).send());
     let responses = futures::future::join_all(requests).await;
     let mut statuses = Vec::new();
@@ -352,15 +353,70 @@ async fn a_full_queue_is_429_with_retry_after() {
         let response = response.unwrap();
         let status = response.status().as_u16();
         if status == 429 {
-            assert_eq!(response.headers()["retry-after"], "1");
+            let retry_after: u64 = response.headers()["retry-after"].to_str().unwrap().parse().unwrap();
             let v: Value = response.json().await.unwrap();
-            assert!(v["message"].as_str().unwrap().contains("queue is full"), "{v}");
+            let message = v["message"].as_str().unwrap();
+            // "... about N ms of work, over MAX_QUEUE_DELAY_MS=1 ...": the retry is the excess, rounded up.
+            let work: f64 = message.split("about ").nth(1).and_then(|m| m.split(" ms").next()).unwrap().parse().unwrap();
+            assert!(message.contains("MAX_QUEUE_DELAY_MS=1"), "{message}");
+            assert_eq!(retry_after, (((work - 1.0) / 1000.0).ceil() as u64).max(1), "{message}");
         }
         statuses.push(status);
     }
     assert!(statuses.iter().all(|s| *s == 200 || *s == 429), "{statuses:?}");
     assert!(statuses.contains(&429), "48 requests at once against a queue of one: {statuses:?}");
     assert!(statuses.contains(&200), "{statuses:?}");
+    let metrics = server.client.get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    let line = format!("sightline_requests_refused_total{{cause=\"queue_wait\",model_id=\"shapes/1\"}} {refused}");
+    assert!(metrics.contains(&line), "{line} in {metrics}");
+}
+
+/// Admission counts what waits, not what has answered: clients that keep earlier responses open
+/// (unread) while sending the next request never see a refusal at the count limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn within_the_count_nothing_is_refused_while_answered_responses_are_still_held() {
+    let env = [("MODEL_QUEUE_CAPACITY", "8"), ("MAX_QUEUE_DELAY_MS", "0")];
+    let server = Server::start(&repo_root().join("assets/models"), &env).await;
+    let mut body = detect_body("shapes/1", "shapes_640x480.png", 0.25, 0.45);
+    body["visualize_predictions"] = json!(true);
+    let (status, _) = server.post_json("/infer/object_detection", &body).await;
+    assert_eq!(status, 200);
+    let mut held = Vec::new();
+    for round in 0..12 {
+        let requests = (0..8).map(|_| server.client.post(server.url("/infer/object_detection")).json(&body).send());
+        for response in futures::future::join_all(requests).await {
+            let response = response.unwrap();
+            assert_eq!(response.status().as_u16(), 200, "round {round}: {:?}", response.text().await);
+            // The body (a visualisation) is left unread: the response stays open.
+            held.push(response);
+        }
+    }
+    assert_eq!(held.len(), 96);
+}
+
+/// A list is admitted as one unit: its own images never fill the queue against it, and a list no
+/// limit can ever admit is a 413 naming the limit, never a 429 a client would retry forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_list_is_admitted_whole_and_one_past_max_images_per_request_is_413() {
+    let env = [("MODEL_QUEUE_CAPACITY", "2"), ("MAX_QUEUE_DELAY_MS", "0"), ("MAX_IMAGES_PER_REQUEST", "20")];
+    let server = Server::start(&repo_root().join("assets/models"), &env).await;
+    let image = json!({"type": "base64", "value": image_b64("shapes_256_05.png")});
+    for _ in 0..5 {
+        let body = json!({"model_id": "shapes/1", "confidence": 0.25, "image": vec![image.clone(); 20]});
+        let (status, v) = server.post_json("/infer/object_detection", &body).await;
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(v.as_array().unwrap().len(), 20);
+    }
+    let body = json!({"model_id": "shapes/1", "confidence": 0.25, "image": vec![image; 21]});
+    let (status, v) = server.post_json("/infer/object_detection", &body).await;
+    assert_eq!(status, 413, "{v}");
+    assert!(v["message"].as_str().unwrap().contains("MAX_IMAGES_PER_REQUEST=20"), "{v}");
+    let metrics = server.client.get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(
+        metrics.contains("sightline_requests_refused_total{cause=\"too_many_images\",model_id=\"shapes/1\"} 1"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,11 +7,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use image::{Rgb, RgbImage};
 use sightline_core::{
-    CoreError, DetectOptions, Detection, DetectionOutput, ImageRequest, PreprocessingFlags, RunTensors, Tensor,
-    TensorSignature,
+    CoreError, DetectOptions, Detection, DetectionOutput, ImageRequest, ModelQueue, PreprocessingFlags, RunTensors,
+    Tensor, TensorSignature, Ticket,
 };
 use sightline_engine::{
-    run_blocking, Admission, EngineError, ModelSession, ModelSessions, OnnxWorker, Outputs, StageTimers,
+    run_blocking, EngineError, InFlight, ModelSession, ModelSessions, OnnxWorker, Outputs, StageTimers,
 };
 
 use crate::image::drawing::{draw_detections, encode_jpeg};
@@ -43,13 +43,13 @@ pub struct Instances {
 }
 
 /// One image's run: the outputs, where the image sits in the input, and the decoded frame when a
-/// visualization will be drawn on it. The request stays admitted until `admitted` is dropped, so
-/// keep it through post-processing.
+/// visualization will be drawn on it. The request counts as in flight until `in_flight` is
+/// dropped, so keep it through post-processing.
 pub struct Ran {
     pub outputs: Outputs,
     pub placement: Placement,
     pub frame: Option<RgbImage>,
-    pub admitted: Admission,
+    pub in_flight: InFlight,
 }
 
 impl Instances {
@@ -75,35 +75,46 @@ impl Instances {
         &self.timers
     }
 
-    /// Admits one image (or refuses it at once when the model's queue is full), decodes and
-    /// prepares it for `input` on the CPU pool, and runs it on the instances.
+    /// The queue the images wait in.
+    pub fn queue(&self) -> &std::sync::Arc<ModelQueue> {
+        self.worker.queue()
+    }
+
+    /// Admits one image (or refuses it at once when the model's queue is over its bounds; a list's
+    /// image comes with its `ticket`), decodes and prepares it for `input` on the CPU pool once
+    /// its tensor has room in the queue, and runs it on the instances.
     pub async fn run_image(
         &self,
         image: Vec<u8>,
+        ticket: Option<Ticket>,
         preprocessing: PreprocessingFlags,
         input: InputSpec,
         keep_frame: bool,
     ) -> Result<Ran, CoreError> {
-        let admitted = self.worker.admit()?;
+        let in_flight = self.worker.in_flight();
+        let place = self.worker.place(self.worker.ticket(ticket)?).await?;
         let prepared = prepare(image, preprocessing, input, keep_frame).await?;
         self.timers.decode.observe(prepared.decode.as_secs_f64());
         self.timers.preprocess.observe(prepared.preprocess.as_secs_f64());
-        let outputs = self.worker.run(prepared.tensor).await?;
-        Ok(Ran { outputs, placement: prepared.placement, frame: prepared.frame, admitted })
+        let outputs = self.worker.run(prepared.tensor, place).await?;
+        Ok(Ran { outputs, placement: prepared.placement, frame: prepared.frame, in_flight })
     }
 
-    /// Admits one input, builds its tensor with `prepare` on the CPU pool (decoding included), and
-    /// runs it; the admission is returned with the outputs, to be held through post-processing.
+    /// Admits one input (or takes its `ticket`), builds its tensor with `prepare` on the CPU pool
+    /// (decoding included) once it has room in the queue, and runs it; the in-flight guard is
+    /// returned with the outputs, to be held through post-processing.
     pub async fn run_prepared(
         &self,
+        ticket: Option<Ticket>,
         prepare: impl FnOnce() -> Result<ndarray::Array4<f32>, ModelError> + Send + 'static,
-    ) -> Result<(Outputs, Admission), CoreError> {
-        let admitted = self.worker.admit()?;
+    ) -> Result<(Outputs, InFlight), CoreError> {
+        let in_flight = self.worker.in_flight();
+        let place = self.worker.place(self.worker.ticket(ticket)?).await?;
         let started = std::time::Instant::now();
         let tensor = run_blocking("preprocessing", prepare).await??;
         self.timers.preprocess.observe(started.elapsed().as_secs_f64());
-        let outputs = self.worker.run(tensor).await?;
-        Ok((outputs, admitted))
+        let outputs = self.worker.run(tensor, place).await?;
+        Ok((outputs, in_flight))
     }
 
     /// Runs one detection-like request: the image through the instances, then `decoder` and the
@@ -114,8 +125,9 @@ impl Instances {
         request: ImageRequest<DetectOptions>,
     ) -> Result<DetectionOutput, CoreError> {
         let (options, visualize) = (request.options, request.visualize);
-        let Ran { outputs, placement, frame, admitted: _admitted } =
-            self.run_image(request.image, request.preprocessing, decoder.input(), visualize.is_some()).await?;
+        let Ran { outputs, placement, frame, in_flight: _in_flight } = self
+            .run_image(request.image, request.ticket, request.preprocessing, decoder.input(), visualize.is_some())
+            .await?;
         let decoder = decoder.clone();
         let postprocess = self.timers.postprocess.clone();
         let (predictions, visualization) = run_blocking("post-processing", move || -> Result<_, ModelError> {
@@ -151,7 +163,8 @@ impl RunTensors for Instances {
     async fn run_tensors(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, CoreError> {
         let signature = self.signature.as_ref().ok_or_else(|| CoreError::Internal("no tensor signature".into()))?;
         let inputs = signature.arrange(inputs)?;
-        let _admitted = self.worker.admit()?;
-        Ok(self.worker.run_tensors(inputs).await?)
+        let _in_flight = self.worker.in_flight();
+        let place = self.worker.place(self.worker.ticket(None)?).await?;
+        Ok(self.worker.run_tensors(inputs, place).await?)
     }
 }

@@ -322,6 +322,22 @@ impl Server {
             .collect()
     }
 
+    /// Each thread's name and the CPU time it has used (user + system, in clock ticks).
+    pub fn thread_cpu_ticks(&self) -> Vec<(String, u64)> {
+        let tasks = std::fs::read_dir(format!("/proc/{}/task", self.pid())).unwrap();
+        tasks
+            .flatten()
+            .filter_map(|task| {
+                let name = std::fs::read_to_string(task.path().join("comm")).ok()?.trim().to_owned();
+                let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
+                // Fields after the parenthesised name: utime is field 14, stime field 15.
+                let mut after = stat[stat.rfind(')')? + 2..].split(' ').skip(11);
+                let (user, system): (u64, u64) = (after.next()?.parse().ok()?, after.next()?.parse().ok()?);
+                Some((name, user + system))
+            })
+            .collect()
+    }
+
     pub fn cache_dir(&self) -> &Path {
         self._cachedir.path()
     }

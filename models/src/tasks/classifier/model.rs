@@ -116,6 +116,10 @@ impl Model for ClassificationModel {
     fn tensor_runner(&self) -> Option<&dyn RunTensors> {
         self.instances.tensor_runner()
     }
+
+    fn image_queue(&self) -> Option<std::sync::Arc<sightline_core::ModelQueue>> {
+        Some(self.instances.queue().clone())
+    }
 }
 
 #[async_trait]
@@ -124,8 +128,10 @@ impl Classify for ClassificationModel {
         let params = &request.options;
         let threshold = params.confidence;
         let keep_frame = request.visualize.is_some();
-        let Ran { outputs, placement, frame, admitted: _admitted } =
-            self.instances.run_image(request.image, request.preprocessing, self.input, keep_frame).await?;
+        let Ran { outputs, placement, frame, in_flight: _in_flight } = self
+            .instances
+            .run_image(request.image, request.ticket, request.preprocessing, self.input, keep_frame)
+            .await?;
         let postprocess_started = std::time::Instant::now();
         let probabilities = to_probabilities(&raw_scores(&outputs)?, self.multi_label);
         let mut scores: Vec<ClassScore> = probabilities

@@ -319,6 +319,10 @@ impl Model for EmbeddingModel {
         self.text.as_ref().map(|t| t as &dyn EmbedText)
     }
 
+    fn image_queue(&self) -> Option<std::sync::Arc<sightline_core::ModelQueue>> {
+        self.image.as_ref().map(|t| t.instances.queue().clone())
+    }
+
     /// The protocol drives a one-tower model's session; CLIP's two sessions have no one signature.
     fn tensor_runner(&self) -> Option<&dyn RunTensors> {
         match (&self.image, &self.text) {
@@ -334,9 +338,9 @@ impl EmbedImage for ImageTower {
     async fn embed_image(&self, request: ImageRequest) -> Result<Vec<f32>, CoreError> {
         let (prep, limits, auto_orient) = (self.prep.clone(), self.decode_limits, request.preprocessing.auto_orient);
         let bytes = request.image;
-        let (outputs, _admitted) = self
+        let (outputs, _in_flight) = self
             .instances
-            .run_prepared(move || {
+            .run_prepared(request.ticket, move || {
                 let image = decode_image(&bytes, auto_orient, limits)?;
                 Ok(prep.tensor(&image))
             })

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use image::RgbImage;
 use ndarray::{s, Array4, Axis, Ix2, Ix3, Ix4};
 use sightline_core::{CoreError, ImageRequest, Model, ModelDescription, ModelId, OcrLine, OcrOutput, ReadText, Task};
-use sightline_engine::{run_blocking, ModelSession, ModelSessions, OnnxWorker, Outputs};
+use sightline_engine::{run_blocking, ModelSession, ModelSessions, OnnxWorker, Outputs, Place};
 
 use super::ctc::greedy_decode;
 use super::db_postprocess::{order_and_filter, text_boxes};
@@ -159,7 +159,11 @@ impl OcrModel {
     }
 
     /// Text quads and the upright crops of each.
-    async fn detect(&self, image: RgbImage) -> Result<(RgbImage, Vec<([[f32; 2]; 4], RgbImage)>), CoreError> {
+    async fn detect(
+        &self,
+        image: RgbImage,
+        place: Place,
+    ) -> Result<(RgbImage, Vec<([[f32; 2]; 4], RgbImage)>), CoreError> {
         let (w, h) = image.dimensions();
         let (input, image) = Self::blocking(move || {
             let (rw, rh) = detector_size(w, h);
@@ -169,7 +173,7 @@ impl OcrModel {
             Ok((input, image))
         })
         .await?;
-        let outputs = self.detector.run(input).await?;
+        let outputs = self.detector.run(input, place).await?;
         Self::blocking(move || {
             let map = outputs.first().ok_or_else(|| ModelError::Inference("detector returned nothing".into()))?;
             let map = map
@@ -192,7 +196,7 @@ impl OcrModel {
             for (slot, &i) in batch.iter().enumerate() {
                 write_bgr(&mut input, slot, &line_image(&crops[i], CLS_WIDTH));
             }
-            let outputs: Outputs = classifier.run(input).await?;
+            let outputs: Outputs = classifier.run_now(input).await?;
             let scores = outputs
                 .first()
                 .and_then(|o| o.view().into_dimensionality::<Ix2>().ok())
@@ -220,7 +224,7 @@ impl OcrModel {
             for (slot, &i) in batch.iter().enumerate() {
                 write_bgr(&mut input, slot, &line_image(&crops[i], width));
             }
-            let outputs = self.recognizer.run(input).await?;
+            let outputs = self.recognizer.run_now(input).await?;
             let probabilities = outputs
                 .first()
                 .and_then(|o| o.view().into_dimensionality::<Ix3>().ok())
@@ -241,16 +245,21 @@ impl Model for OcrModel {
     fn text_reader(&self) -> Option<&dyn ReadText> {
         Some(self)
     }
+
+    fn image_queue(&self) -> Option<std::sync::Arc<sightline_core::ModelQueue>> {
+        Some(self.detector.queue().clone())
+    }
 }
 
 #[async_trait]
 impl ReadText for OcrModel {
     async fn read_text(&self, request: ImageRequest) -> Result<OcrOutput, CoreError> {
-        let _admitted = self.detector.admit()?;
+        let _in_flight = self.detector.in_flight();
+        let place = self.detector.place(self.detector.ticket(request.ticket)?).await?;
         let (bytes, auto_orient, limits) = (request.image, request.preprocessing.auto_orient, self.decode_limits);
         let image = Self::blocking(move || decode_image(&bytes, auto_orient, limits)).await?;
         let (image_width, image_height) = image.dimensions();
-        let (_, found) = self.detect(image).await?;
+        let (_, found) = self.detect(image, place).await?;
         let (quads, mut crops): (Vec<_>, Vec<_>) = found.into_iter().unzip();
         self.orient(&mut crops).await?;
         let texts = self.recognize(&crops).await?;

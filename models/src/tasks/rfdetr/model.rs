@@ -100,6 +100,10 @@ impl Model for RfDetrModel {
     fn tensor_runner(&self) -> Option<&dyn RunTensors> {
         self.instances.tensor_runner()
     }
+
+    fn image_queue(&self) -> Option<std::sync::Arc<sightline_core::ModelQueue>> {
+        Some(self.instances.queue().clone())
+    }
 }
 
 #[async_trait]

@@ -97,6 +97,10 @@ impl Model for YoloModel {
     fn tensor_runner(&self) -> Option<&dyn RunTensors> {
         self.instances.tensor_runner()
     }
+
+    fn image_queue(&self) -> Option<std::sync::Arc<sightline_core::ModelQueue>> {
+        Some(self.instances.queue().clone())
+    }
 }
 
 /// Boxes; with them, masks for a segmentation model asked for them, and keypoints for a keypoint
