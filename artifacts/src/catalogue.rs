@@ -88,7 +88,6 @@ macro_rules! entry {
     };
 }
 
-
 /// The models registered at run time.
 static CUSTOM: RwLock<Vec<CatalogueEntry>> = RwLock::new(Vec::new());
 

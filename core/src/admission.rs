@@ -181,7 +181,7 @@ mod tests {
     fn past_the_count_a_short_predicted_wait_is_still_admitted() {
         let q = queue(2, 100);
         q.record_run(4, 0.04); // 10 ms per input, two instances: 5 ms per input waiting
-        // Up to 20 ahead (100 ms) is within the bound; the 22nd has 21 ahead (105 ms).
+                               // Up to 20 ahead (100 ms) is within the bound; the 22nd has 21 ahead (105 ms).
         let held: Vec<_> = (0..21).map(|_| q.admit(1).unwrap()).collect();
         assert_eq!(q.expected_wait(20), Duration::from_millis(100));
         let e = q.admit(1).unwrap_err();

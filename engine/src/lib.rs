@@ -29,7 +29,8 @@ mod worker;
 pub use batch::{batched_matches, limit_after_check, BatchPolicy, Outputs};
 pub use build::{build_raw, build_session};
 pub use environment::{
-    init_runtime, init_runtime_with, probe_provider, shared_threads, IntraOpThreads, RuntimeInfo, SharedThreads, UnavailableProvider,
+    init_runtime, init_runtime_with, probe_provider, shared_threads, IntraOpThreads, RuntimeInfo, SharedThreads,
+    UnavailableProvider,
 };
 pub use error::EngineError;
 pub use gpu::{DevicePlacer, GpuSnapshot, GpuSource, NvmlSource};

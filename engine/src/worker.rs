@@ -181,7 +181,9 @@ impl OnnxWorker {
         self.sender.try_send(job).map_err(|e| {
             self.timers.queue_depth.dec();
             match e {
-                TrySendError::Full(_) => EngineError::Inference("the queue is full although the job has a place".into()),
+                TrySendError::Full(_) => {
+                    EngineError::Inference("the queue is full although the job has a place".into())
+                }
                 TrySendError::Disconnected(_) => EngineError::Inference("inference thread has stopped".into()),
             }
         })

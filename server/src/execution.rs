@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use sightline_core::MemoryProbe;
 use sightline_engine::{
-    choose_provider_list, probe_provider, DevicePlacer, Engine, GpuMemoryProbe, HostMemoryProbe, NvmlSource, Provider,
-    IntraOpThreads, RuntimeInfo, UnavailableProvider,
+    choose_provider_list, probe_provider, DevicePlacer, Engine, GpuMemoryProbe, HostMemoryProbe, IntraOpThreads,
+    NvmlSource, Provider, RuntimeInfo, UnavailableProvider,
 };
 
 use crate::config::{Config, DEFAULT_EXECUTION_PROVIDERS};

@@ -11,9 +11,9 @@ use futures::future::{BoxFuture, FutureExt};
 use futures::stream::{self, StreamExt, TryStreamExt};
 use sightline_artifacts::{ArtifactCache, CacheListing, CachedEntry, NoProgress, VerifyLevel};
 use sightline_core::{
-    Admission, Asked, ClassificationOutput, ClassificationParams, CoreError, DetectOptions, DetectionOutput, ImageRequest, Model,
-    ModelDescription, ModelId, ModelManager, OcrOutput, PreprocessingFlags, RemovalReason, Task, Tensor,
-    Ticket, VisualizeParams,
+    Admission, Asked, ClassificationOutput, ClassificationParams, CoreError, DetectOptions, DetectionOutput,
+    ImageRequest, Model, ModelDescription, ModelId, ModelManager, OcrOutput, PreprocessingFlags, RemovalReason, Task,
+    Tensor, Ticket, VisualizeParams,
 };
 use sightline_engine::{DevicePlacer, GpuSnapshot, PipelineMetrics};
 

@@ -321,8 +321,7 @@ async fn jina_nomic_and_siglip_are_served_as_fastembed_embeds_them() {
         for (i, name) in names.iter().enumerate() {
             let want: Vec<f64> =
                 refs["fastembed_hub"][model][name].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
-            let got: Vec<f64> =
-                body["embeddings"][i].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+            let got: Vec<f64> = body["embeddings"][i].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
             assert_eq!(got.len(), want.len(), "{model} {name}");
             let dot: f64 = got.iter().zip(&want).map(|(a, b)| a * b).sum();
             let worst = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);

@@ -357,7 +357,8 @@ async fn past_the_count_and_the_wait_bound_a_request_is_429_with_a_retry_after_f
             let v: Value = response.json().await.unwrap();
             let message = v["message"].as_str().unwrap();
             // "... about N ms of work, over MAX_QUEUE_DELAY_MS=1 ...": the retry is the excess, rounded up.
-            let work: f64 = message.split("about ").nth(1).and_then(|m| m.split(" ms").next()).unwrap().parse().unwrap();
+            let work: f64 =
+                message.split("about ").nth(1).and_then(|m| m.split(" ms").next()).unwrap().parse().unwrap();
             assert!(message.contains("MAX_QUEUE_DELAY_MS=1"), "{message}");
             assert_eq!(retry_after, (((work - 1.0) / 1000.0).ceil() as u64).max(1), "{message}");
         }

@@ -283,9 +283,7 @@ fn pool(
             .map(|(i, input)| {
                 let weights = &mask[i * tokens..(i + 1) * tokens];
                 let total = weights.iter().sum::<f32>().max(1e-9);
-                (0..*dim)
-                    .map(|d| (0..*tokens).map(|t| input[t * dim + d] * weights[t]).sum::<f32>() / total)
-                    .collect()
+                (0..*dim).map(|d| (0..*tokens).map(|t| input[t * dim + d] * weights[t]).sum::<f32>() / total).collect()
             })
             .collect()),
         _ => Err(ModelError::Inference(format!(
