@@ -8,9 +8,9 @@
 //! the request, never its own inputs, and each input then holds a [`Ticket`] until an instance
 //! takes it.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::CoreError;
 
@@ -38,6 +38,13 @@ pub struct ModelQueue {
     waiting: AtomicUsize,
     /// Seconds one input occupies an instance (a run's seconds over its inputs), smoothed; f64 bits.
     pace: AtomicU64,
+    /// Seconds between inputs taken while work was waiting: the queue's real service rate, decoding
+    /// and every other model's share of the cores included, smoothed; f64 bits, 0 until measured.
+    service: AtomicU64,
+    /// When an instance last took work (nanoseconds since `epoch`), and whether work still waited then.
+    last_taken: AtomicU64,
+    backlogged: AtomicBool,
+    epoch: Instant,
     refusals: prometheus::IntCounter,
 }
 
@@ -50,6 +57,10 @@ impl ModelQueue {
             instances: instances.max(1),
             waiting: AtomicUsize::new(0),
             pace: AtomicU64::new(0f64.to_bits()),
+            service: AtomicU64::new(0f64.to_bits()),
+            last_taken: AtomicU64::new(0),
+            backlogged: AtomicBool::new(false),
+            epoch: Instant::now(),
             refusals,
         }
     }
@@ -84,10 +95,16 @@ impl ModelQueue {
         Ok(Admission { queue: self.clone(), left: inputs })
     }
 
-    /// How long `ahead` waiting inputs take the instances at the measured pace.
+    /// How long `ahead` waiting inputs take: at the service rate measured under backlog, else (no
+    /// backlog seen yet) at the instances' run pace.
     pub fn expected_wait(&self, ahead: usize) -> Duration {
-        let pace = f64::from_bits(self.pace.load(Ordering::Acquire));
-        Duration::from_secs_f64((ahead as f64 * pace / self.instances as f64).min(86_400.0))
+        let service = f64::from_bits(self.service.load(Ordering::Acquire));
+        let per_input = if service > 0.0 {
+            service
+        } else {
+            f64::from_bits(self.pace.load(Ordering::Acquire)) / self.instances as f64
+        };
+        Duration::from_secs_f64((ahead as f64 * per_input).min(86_400.0))
     }
 
     /// Records a run of `inputs` inputs that took `seconds`.
@@ -95,18 +112,33 @@ impl ModelQueue {
         if inputs == 0 || !seconds.is_finite() || seconds < 0.0 {
             return;
         }
-        let sample = seconds / inputs as f64;
-        let _ = self.pace.fetch_update(Ordering::AcqRel, Ordering::Acquire, |bits| {
-            let pace = f64::from_bits(bits);
-            let next = if pace == 0.0 { sample } else { pace + PACE_WEIGHT * (sample - pace) };
-            Some(next.to_bits())
-        });
+        smooth(&self.pace, seconds / inputs as f64);
+    }
+
+    /// Records that an instance took `inputs` inputs (their tickets already given back): the time
+    /// since the previous take, when work was waiting then, is the time the queue needed per input.
+    pub fn record_taken(&self, inputs: usize) {
+        let now = u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX).max(1);
+        let previous = self.last_taken.swap(now, Ordering::AcqRel);
+        let was_backlogged = self.backlogged.swap(self.waiting() > 0, Ordering::AcqRel);
+        if previous > 0 && was_backlogged && inputs > 0 && now > previous {
+            smooth(&self.service, (now - previous) as f64 / 1e9 / inputs as f64);
+        }
     }
 
     /// Inputs admitted and not yet taken by an instance.
     pub fn waiting(&self) -> usize {
         self.waiting.load(Ordering::Acquire)
     }
+}
+
+/// Moves the smoothed value in `cell` (f64 bits; 0 = none yet) towards `sample`.
+fn smooth(cell: &AtomicU64, sample: f64) {
+    let _ = cell.fetch_update(Ordering::AcqRel, Ordering::Acquire, |bits| {
+        let value = f64::from_bits(bits);
+        let next = if value == 0.0 { sample } else { value + PACE_WEIGHT * (sample - value) };
+        Some(next.to_bits())
+    });
 }
 
 /// A request's admitted inputs; those not handed out as tickets are given back when it drops.
@@ -186,6 +218,20 @@ mod tests {
         assert_eq!(q.expected_wait(20), Duration::from_millis(100));
         let e = q.admit(1).unwrap_err();
         assert!(e.to_string().contains("MAX_QUEUE_DELAY_MS=100"), "{e}");
+        drop(held);
+    }
+
+    #[test]
+    fn under_backlog_the_wait_follows_the_measured_service_rate() {
+        let q = queue(1, 1000);
+        q.record_run(1, 0.010); // runs alone suggest 5 ms per input over two instances
+        assert_eq!(q.expected_wait(100), Duration::from_millis(500));
+        let held: Vec<_> = (0..10).map(|_| q.admit(1).unwrap()).collect();
+        q.record_taken(2); // work still waits: the next take measures the service rate
+        std::thread::sleep(Duration::from_millis(40));
+        q.record_taken(2);
+        let wait = q.expected_wait(100);
+        assert!(wait >= Duration::from_millis(2000), "20 ms per input, decoding and all: {wait:?}");
         drop(held);
     }
 

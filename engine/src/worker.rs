@@ -225,6 +225,7 @@ impl Instance {
         let started = Instant::now();
         jobs.iter_mut().for_each(Job::taken);
         let count = jobs.len();
+        self.pace.record_taken(count);
         self.timers.queue_depth.sub(jobs.len() as i64);
         self.timers.batch_size.observe(jobs.len() as f64);
         self.timers.inferences.inc_by(jobs.len() as u64);

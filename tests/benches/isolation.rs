@@ -129,7 +129,7 @@ async fn main() {
         println!(
             "| {label} | {loads} | {rate:.1} | {:.1} | {p99:.1} | {} | {p99_ratio} | {rate_change} |",
             percentile(&level.latencies_ms, 0.50),
-            level.errors
+            level.errors + level.refused
         );
         drop(server);
     }

@@ -4,8 +4,9 @@
 //! At each concurrency of `LOADTEST_CONCURRENCY` (default 1,8,16,64), that many clients post the
 //! same image (`IMAGE`, default the 640x480 fixture, as base64 JSON) to `URL` + `ROUTE` (default
 //! `/infer/object_detection`) for `DURATION_SECS` (default 10) after a short warm-up, each sending
-//! its next request when its last answer is read. Reported: requests/s, p50 and p99 latency, and
-//! errors (non-2xx or transport failures, which are not in the latencies).
+//! its next request when its last answer is read (after a refusal, when its `Retry-After` is up).
+//! Reported: requests/s, p50 and p99 latency of the answered requests, refusals (429), and errors
+//! (other non-2xx or transport failures); neither is in the latencies.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -65,15 +66,16 @@ async fn main() {
         bytes.len(),
         duration.as_secs()
     );
-    println!("| clients | requests/s | p50 (ms) | p99 (ms) | errors |");
-    println!("|---|---|---|---|---|");
+    println!("| clients | requests/s | p50 (ms) | p99 (ms) | refused (429) | errors |");
+    println!("|---|---|---|---|---|---|");
     for clients in levels {
         let level = run_level(&client, &url, body.clone(), clients, duration).await;
         let rate = level.rate();
         println!(
-            "| {clients} | {rate:.1} | {:.1} | {:.1} | {} |",
+            "| {clients} | {rate:.1} | {:.1} | {:.1} | {} | {} |",
             percentile(&level.latencies_ms, 0.50),
             percentile(&level.latencies_ms, 0.99),
+            level.refused,
             level.errors
         );
     }

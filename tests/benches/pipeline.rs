@@ -325,8 +325,8 @@ async fn provider_tables(client: &reqwest::Client, iterations: usize, dylib: &Pa
     }));
     let seconds: u64 = std::env::var("BENCH_LOAD_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(8);
     println!("Server: `shapes-dyn/1`, 640x480 JPEG (quality 90) as base64 JSON, closed-loop clients, {seconds} s per level, default settings but the provider.\n");
-    println!("| provider | raw batch 1 (img/s) | raw best batch (img/s) | max abs deviation from the reference output | server, 16 clients: req/s, p50 / p99 (ms) | ÷ raw best | server, 64 clients: req/s, p99 (ms) | ÷ raw best | KServe v2 binary tensors, 16 clients: req/s, p99 (ms) | ÷ raw best |");
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("| provider | raw batch 1 (img/s) | raw best batch (img/s) | max abs deviation from the reference output | server, 1 client: p50 (ms), × raw batch 1 | server, 16 clients: req/s, p50 / p99 (ms) | ÷ raw best | server, 64 clients: req/s, p99 (ms), refused | ÷ raw best | KServe v2 binary tensors, 16 clients: req/s, p99 (ms) | ÷ raw best |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     // The same preprocessed tensor through the Open Inference Protocol's binary extension: the
     // server's cost without decoding and preprocessing.
     let header = json!({"inputs": [{"name": "images", "shape": [1, 3, 256, 256], "datatype": "FP32",
@@ -348,7 +348,7 @@ async fn provider_tables(client: &reqwest::Client, iterations: usize, dylib: &Pa
         };
         let gpus = NvmlSource::try_new().map(|s| GpuSource::device_count(&s)).unwrap_or(0);
         if let Some(cause) = probe_provider(v.provider, dylib, &options, gpus) {
-            println!("| {} | not available here: {cause} | | | | | | | | |", v.label);
+            println!("| {} | not available here: {cause} | | | | | | | | | |", v.label);
             continue;
         }
         let scratch = std::env::temp_dir().join(format!("sightline-bench-ep-{}", std::process::id()));
@@ -393,6 +393,7 @@ async fn provider_tables(client: &reqwest::Client, iterations: usize, dylib: &Pa
         let (_server, base) = start_server_with(client, &env).await;
         let url = format!("{base}/infer/object_detection");
         run_level(client, &url, body.clone(), 4, Duration::from_secs(1)).await;
+        let at1 = run_level(client, &url, body.clone(), 1, Duration::from_secs(seconds)).await;
         let at16 = run_level(client, &url, body.clone(), 16, Duration::from_secs(seconds)).await;
         let at64 = run_level(client, &url, body.clone(), 64, Duration::from_secs(seconds)).await;
         let v2_url = format!("{base}/v2/models/shapes-dyn/versions/1/infer");
@@ -403,16 +404,19 @@ async fn provider_tables(client: &reqwest::Client, iterations: usize, dylib: &Pa
         .await;
         assert_eq!(tensors.errors, 0, "v2 requests failed");
         println!(
-            "| {} | {batch1:.0} | {:.0} (batch {}) | {deviation:.2e} | {:.0}, {:.1} / {:.1} | {:.2} | {:.0}, {:.1} | {:.2} | {:.0}, {:.1} | {:.2} |",
+            "| {} | {batch1:.0} | {:.0} (batch {}) | {deviation:.2e} | {:.1}, {:.2} | {:.0}, {:.1} / {:.1} | {:.2} | {:.0}, {:.1}, {} | {:.2} | {:.0}, {:.1} | {:.2} |",
             v.label,
             best.1,
             best.0,
+            percentile(&at1.latencies_ms, 0.5),
+            percentile(&at1.latencies_ms, 0.5) * batch1 / 1e3,
             at16.rate(),
             percentile(&at16.latencies_ms, 0.5),
             percentile(&at16.latencies_ms, 0.99),
             at16.rate() / best.1,
             at64.rate(),
             percentile(&at64.latencies_ms, 0.99),
+            at64.refused + at64.errors,
             at64.rate() / best.1,
             tensors.rate(),
             percentile(&tensors.latencies_ms, 0.99),

@@ -1,4 +1,6 @@
-//! A closed-loop load: clients that each send their next request when the last answer is read.
+//! A closed-loop load: clients that each send their next request when the last answer is read. A
+//! refused request (429) is counted apart from the errors, and its client waits the answer's
+//! `Retry-After` before the next, as inference-sdk waits between its retries.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,7 +14,9 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 pub struct Level {
     pub latencies_ms: Vec<f64>,
+    /// Failures other than refusals, and refusals (429), which are in neither count of the other.
     pub errors: usize,
+    pub refused: usize,
     pub seconds: f64,
 }
 
@@ -42,28 +46,37 @@ pub async fn run_level_with(
         .map(|_| {
             let (client, request) = (client.clone(), request.clone());
             tokio::spawn(async move {
-                let (mut latencies, mut errors) = (Vec::new(), 0usize);
+                let (mut latencies, mut errors, mut refused) = (Vec::new(), 0usize, 0usize);
                 while Instant::now() < deadline {
                     let sent = Instant::now();
-                    let ok = match request(&client).send().await {
-                        Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
-                        Err(_) => false,
-                    };
-                    if ok {
-                        latencies.push(sent.elapsed().as_secs_f64() * 1e3);
-                    } else {
-                        errors += 1;
+                    match request(&client).send().await {
+                        Ok(r) if r.status().as_u16() == 429 => {
+                            refused += 1;
+                            let wait = r
+                                .headers()
+                                .get("retry-after")
+                                .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+                                .unwrap_or(1);
+                            let resume = (Instant::now() + Duration::from_secs(wait)).min(deadline);
+                            tokio::time::sleep_until(resume.into()).await;
+                        }
+                        Ok(r) if r.status().is_success() => match r.bytes().await {
+                            Ok(_) => latencies.push(sent.elapsed().as_secs_f64() * 1e3),
+                            Err(_) => errors += 1,
+                        },
+                        _ => errors += 1,
                     }
                 }
-                (latencies, errors)
+                (latencies, errors, refused)
             })
         })
         .collect();
-    let mut level = Level { latencies_ms: Vec::new(), errors: 0, seconds: 0.0 };
+    let mut level = Level { latencies_ms: Vec::new(), errors: 0, refused: 0, seconds: 0.0 };
     for task in tasks {
-        let (latencies, errors) = task.await.unwrap_or_default();
+        let (latencies, errors, refused) = task.await.unwrap_or_default();
         level.latencies_ms.extend(latencies);
         level.errors += errors;
+        level.refused += refused;
     }
     level.seconds = started.elapsed().as_secs_f64();
     level.latencies_ms.sort_by(f64::total_cmp);
