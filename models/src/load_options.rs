@@ -31,7 +31,7 @@ impl LoadOptions {
             engine,
             batch: BatchPolicy::UNBATCHED,
             metrics: PipelineMetrics::unregistered(),
-            load_nice: 10,
+            load_nice: 19,
         }
     }
 

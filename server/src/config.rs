@@ -241,11 +241,13 @@ pub struct Config {
     /// OpenVINO inference precision: `f32` (answers as the CPU provider), `bf16` or `f16` (faster, less exact).
     #[arg(long, env = "OPENVINO_PRECISION", default_value = "f32")]
     pub openvino_precision: OpenVinoPrecision,
-    /// CPU sessions of every model run on one intra-op thread pool of all the cores (ONNX
+    /// true: CPU sessions of every model run on one intra-op thread pool of all the cores (ONNX
     /// Runtime's global pool), unless ORT_INTRA_OP_THREADS fixes a count per session: a request
-    /// alone gets every core, and instances running at once share them (docs/benchmarks.md).
-    /// false: each session owns its threads (the cores divided between a model's instances).
-    #[arg(long, env = "ORT_SHARED_THREAD_POOL", default_value_t = true, action = clap::ArgAction::Set)]
+    /// alone gets every core, and instances running at once share them. false (default): each
+    /// session owns its threads, the cores divided between a model's instances, which served
+    /// 3-10 % more at 16 clients on the 2-core benchmark machine with no gain at one client
+    /// (docs/benchmarks.md).
+    #[arg(long, env = "ORT_SHARED_THREAD_POOL", default_value_t = false, action = clap::ArgAction::Set)]
     pub ort_shared_thread_pool: bool,
     /// ONNX Runtime's waiting pool threads spin before sleeping: a little less latency on an idle
     /// machine, a core taken from decoding on a busy one (measured in docs/benchmarks.md).
@@ -271,9 +273,11 @@ pub struct Config {
     /// Model loads that may run at once, on their own threads at a lower OS priority than inference.
     #[arg(long, env = "MODEL_LOAD_CONCURRENCY", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub model_load_concurrency: u32,
-    /// OS priority (nice value) of model loads: 10 lets serving models take the CPU first; 0 loads
-    /// at the priority of inference.
-    #[arg(long, env = "MODEL_LOAD_NICE", default_value_t = 10, value_parser = clap::value_parser!(i32).range(0..=19))]
+    /// OS priority (nice value) of model loads and unloads: 19 (the lowest) lets serving models
+    /// take the CPU first (p99 x1.11-1.16 while two models load in a loop, against x1.24-1.28 at
+    /// 10; docs/benchmarks.md); loads then take about twice as long on a saturated machine. 0
+    /// loads at the priority of inference.
+    #[arg(long, env = "MODEL_LOAD_NICE", default_value_t = 19, value_parser = clap::value_parser!(i32).range(0..=19))]
     pub model_load_nice: i32,
     /// Images decoded, prepared or post-processed at once; 0 = one per core.
     #[arg(long, env = "PREPROCESS_THREADS", default_value_t = 0)]

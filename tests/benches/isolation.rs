@@ -1,7 +1,7 @@
 //! `make bench` (its last part): do cold loads stall the models already serving? The release
 //! server serves `shapes/1` to `ISOLATION_CLIENTS` (8) closed-loop clients posting a 640x480 JPEG,
 //! first alone, then while two other models (a generated 44 MB 640x640 detector and `ppocr/4`) are
-//! added and removed in a loop, with loads at the default priority (nice 10) and at nice 0.
+//! added and removed in a loop, with loads at the default priority (nice 19), at nice 10 and at nice 0.
 //! Reported: requests/s, p50 and p99 of `shapes/1`, and the loads completed meanwhile.
 
 use std::path::{Path, PathBuf};
@@ -100,7 +100,7 @@ async fn main() {
     println!("|---|---|---|---|---|---|---|---|");
     let mut alone: Option<(f64, f64)> = None;
     // ISOLATION_NICE: the load priorities compared (default: the default 10, then 0).
-    let nices = std::env::var("ISOLATION_NICE").unwrap_or_else(|_| "10,0".into());
+    let nices = std::env::var("ISOLATION_NICE").unwrap_or_else(|_| "19,10,0".into());
     let mut runs: Vec<(String, String, &[&str])> = vec![("none".into(), "10".into(), &[])];
     for nice in nices.split(',').map(str::trim) {
         let label = format!("`big/1` + `ppocr/4` in a loop, loads at nice {nice} (`MODEL_LOAD_NICE={nice}`)");
