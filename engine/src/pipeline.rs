@@ -89,7 +89,7 @@ impl PipelineMetrics {
             )?,
             refusals: families.counter(
                 "sightline_requests_refused_total",
-                "Requests refused, by model and cause: queue_wait (429: more waiting than MODEL_QUEUE_CAPACITY and a predicted wait over MAX_QUEUE_DELAY_MS), too_many_images (413: a list over MAX_IMAGES_PER_REQUEST).",
+                "Requests refused, by model and cause: queue_wait (429: more waiting than MODEL_QUEUE_CAPACITY and a predicted wait over MAX_QUEUE_DELAY_MS), too_many_images (413: a list over MAX_IMAGES_PER_REQUEST; model_id other for a model not loaded).",
                 &["model_id", "cause"],
             )?,
         })

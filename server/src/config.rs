@@ -266,7 +266,7 @@ pub struct Config {
     #[arg(long, env = "BATCH_MAX_DELAY_US", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
     pub batch_max_delay_us: u64,
     /// Sessions per model file, each on its own thread (the cores are divided between them unless
-    /// ORT_INTRA_OP_THREADS is set; on a GPU host they spread over the GPUs). 0 = one per GPU on
+    /// ORT_INTRA_OP_THREADS or ORT_SHARED_THREAD_POOL is set; on a GPU host they spread over the GPUs). 0 = one per GPU on
     /// CUDA/TensorRT, two on the CPU provider, one on OpenVINO.
     #[arg(long, env = "MODEL_INSTANCES", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=64))]
     pub model_instances: u32,

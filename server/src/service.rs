@@ -132,6 +132,11 @@ impl Service {
         &self.clip_version_id
     }
 
+    /// `MAX_IMAGES_PER_REQUEST`.
+    pub fn max_images(&self) -> usize {
+        self.max_images
+    }
+
     pub fn clip_max_batch_size(&self) -> usize {
         self.clip_max_batch_size
     }
@@ -227,7 +232,10 @@ impl Service {
     {
         let count = job.images.len();
         if count > self.max_images {
-            self.pipeline.refused(&id.to_string(), "too_many_images");
+            // Labelled by model only for a model that is loaded: a label per id any client
+            // makes up would grow the metric without bound.
+            let label = if self.manager.contains(id) { id.to_string() } else { "other".into() };
+            self.pipeline.refused(&label, "too_many_images");
             return Err(ApiError::TooManyImages { got: count, limit: self.max_images });
         }
         let served = self.ready_to_serve(id).await?;

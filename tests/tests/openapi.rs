@@ -78,3 +78,21 @@ async fn the_document_covers_every_route_and_validates() {
     assert!(script.bytes().await.unwrap().len() > 100_000, "the bundle itself is served");
     let _: Value = doc;
 }
+
+/// The document bounds every image list of a request by the server's `MAX_IMAGES_PER_REQUEST`, so
+/// a list the schema admits is never the 413 past it.
+#[tokio::test]
+async fn image_lists_are_bounded_by_max_images_per_request() {
+    let server = Server::start(&repo_root().join("assets/models"), &[("MAX_IMAGES_PER_REQUEST", "20")]).await;
+    let (status, doc) = server.get_json("/openapi.json").await;
+    assert_eq!(status, 200);
+    let schemas = &doc["components"]["schemas"];
+    for list in [
+        &schemas["OneOrMany_ImageInput"]["oneOf"][1],
+        &schemas["ImagesDoc"]["oneOf"][1],
+        &schemas["EmbedImageRequest"]["properties"]["inputs"],
+    ] {
+        assert_eq!(list["type"], "array", "{list}");
+        assert_eq!(list["maxItems"], 20, "{list}");
+    }
+}

@@ -54,9 +54,24 @@ pub fn to_json(doc: &utoipa::openapi::OpenApi) -> Result<serde_json::Value, serd
     Ok(json)
 }
 
-/// The document, with what only the running server knows: the model sources `/models/pull` takes.
+/// The image lists of the request bodies, which `MAX_IMAGES_PER_REQUEST` bounds.
+const IMAGE_LISTS: [&str; 3] = [
+    "/components/schemas/OneOrMany_ImageInput/oneOf/1",
+    "/components/schemas/ImagesDoc/oneOf/1",
+    "/components/schemas/EmbedImageRequest/properties/inputs",
+];
+
+/// The document, with what only the running server knows: the model sources `/models/pull` takes
+/// and the longest image list a request may carry.
 pub async fn openapi_json(state: web::Data<AppState>) -> HttpResponse {
     let mut doc = state.api_document.clone();
+    let limit = state.service.max_images() as u64;
+    for pointer in IMAGE_LISTS {
+        if let Some(list) = doc.pointer_mut(pointer).and_then(|l| l.as_object_mut()) {
+            let declared = list.get("maxItems").and_then(serde_json::Value::as_u64).unwrap_or(u64::MAX);
+            list.insert("maxItems".into(), declared.min(limit).into());
+        }
+    }
     let mut sources: Vec<serde_json::Value> = state.service.source_names().into_iter().map(Into::into).collect();
     sources.push(serde_json::Value::Null);
     if let Some(source) = doc.pointer_mut("/components/schemas/PullRequest/properties/source") {
