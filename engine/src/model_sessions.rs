@@ -9,6 +9,7 @@ use ndarray::Array4;
 
 use crate::batch::{batched_matches, limit_after_check, split, stack, Outputs};
 use crate::build::{build_on, Target};
+use crate::environment::IntraOpThreads;
 use crate::gpu::{DevicePlacer, GpuSnapshot};
 use crate::provider::{Provider, ProviderOptions};
 use crate::session::{broken, ModelSession, SessionShape};
@@ -48,6 +49,19 @@ impl Engine {
         }
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Some((cores / self.instances).max(1))
+    }
+
+    /// What one CPU run may use: the shared pool, the deployment's count, or the cores divided
+    /// between the instances (all of them for one instance, ONNX Runtime's default).
+    pub fn intra_op_threads(&self) -> IntraOpThreads {
+        match (crate::environment::shared_threads(), self.options.intra_threads) {
+            (Some(pool), 0) => IntraOpThreads { shared: true, threads: pool.threads },
+            (_, 0) => {
+                let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+                IntraOpThreads { shared: false, threads: self.instance_threads().unwrap_or(cores) }
+            }
+            (_, fixed) => IntraOpThreads { shared: false, threads: fixed },
+        }
     }
 
     /// CPU only, ONNX Runtime's defaults but for `intra_threads`.

@@ -147,15 +147,17 @@ impl OnnxWorker {
         }
     }
 
-    /// Waits for room for the input's prepared tensor.
-    pub async fn place(&self, ticket: Ticket) -> Result<Place, EngineError> {
+    /// The input's place: its admission ([`OnnxWorker::ticket`] of `given`, refused at once), then
+    /// room for its prepared tensor, waited for.
+    pub async fn place(&self, given: Option<Ticket>) -> Result<Place, EngineError> {
+        let ticket = self.ticket(given)?;
         let slot = self.slots.clone().acquire_owned().await.map_err(|_| dropped())?;
         Ok(Place { _ticket: ticket, _slot: slot })
     }
 
     /// Admits, places and runs one input that is already prepared (a stage inside a request).
     pub async fn run_now(&self, input: Array4<f32>) -> Result<Outputs, EngineError> {
-        let place = self.place(self.ticket(None)?).await?;
+        let place = self.place(None).await?;
         self.run(input, place).await
     }
 

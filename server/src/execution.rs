@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use sightline_core::MemoryProbe;
 use sightline_engine::{
-    choose_provider_list, probe_provider, DevicePlacer, Engine, GpuMemoryProbe, HostMemoryProbe, IntraOpThreads,
-    NvmlSource, Provider, RuntimeInfo, UnavailableProvider,
+    choose_provider_list, probe_provider, DevicePlacer, Engine, GpuMemoryProbe, HostMemoryProbe, NvmlSource, Provider,
+    RuntimeInfo, UnavailableProvider,
 };
 
 use crate::config::{Config, DEFAULT_EXECUTION_PROVIDERS};
@@ -66,26 +66,16 @@ pub fn start(config: &Config, dylib: &Path) -> Result<Execution, StartupError> {
         _ => Arc::new(HostMemoryProbe::new()),
     };
     let instances = instances_per_model(config.model_instances as usize, usable[0], gpus.as_deref());
+    tracing::info!(instances, "sessions per model file");
+    let execution_providers = usable.iter().map(|p| p.ort_name().to_owned()).collect();
+    let engine = Arc::new(Engine::new(usable, options, gpus.clone()).with_instances(instances));
     let runtime = RuntimeInfo {
         library: dylib.display().to_string(),
-        execution_providers: usable.iter().map(|p| p.ort_name().to_owned()).collect(),
+        execution_providers,
         unavailable_providers: unavailable,
-        intra_op_threads: intra_op_threads(config, instances),
+        intra_op_threads: engine.intra_op_threads(),
     };
-    tracing::info!(instances, "sessions per model file");
-    let engine = Arc::new(Engine::new(usable, options, gpus.clone()).with_instances(instances));
     Ok(Execution { engine, runtime, gpus, memory_probe })
-}
-
-/// What one CPU run may use: the shared pool, `ORT_INTRA_OP_THREADS`, or the cores divided
-/// between a model's instances.
-fn intra_op_threads(config: &Config, instances: usize) -> IntraOpThreads {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    match (sightline_engine::shared_threads(), config.ort_intra_op_threads) {
-        (Some(pool), _) => IntraOpThreads { shared: true, threads: pool.threads },
-        (None, 0) => IntraOpThreads { shared: false, threads: (cores / instances.max(1)).max(1) },
-        (None, fixed) => IntraOpThreads { shared: false, threads: fixed },
-    }
 }
 
 /// `MODEL_INSTANCES`, or when 0 (auto): one per GPU for the NVIDIA providers (instances spread

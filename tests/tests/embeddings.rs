@@ -11,31 +11,6 @@ use serde_json::{json, Value};
 
 const CLIP: &str = "tiny-test";
 
-fn references() -> Value {
-    serde_json::from_str(&std::fs::read_to_string(data("reference/embeddings.json")).unwrap()).unwrap()
-}
-
-fn vector(value: &Value) -> Vec<f64> {
-    value.as_array().unwrap_or_else(|| panic!("not a vector: {value}")).iter().map(|v| v.as_f64().unwrap()).collect()
-}
-
-fn normalised(v: &[f64]) -> Vec<f64> {
-    let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
-    v.iter().map(|x| x / norm).collect()
-}
-
-/// `None` when `got` equals `want` within cosine ≥ 0.9999 and max abs ≤ 1e-4.
-fn mismatch(what: &str, got: &[f64], want: &[f64]) -> Option<String> {
-    if got.len() != want.len() {
-        return Some(format!("{what}: {} values, reference {}", got.len(), want.len()));
-    }
-    let dot: f64 = got.iter().zip(want).map(|(a, b)| a * b).sum();
-    let norm = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
-    let cosine = dot / (norm(got) * norm(want));
-    let max_abs = got.iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
-    (cosine < 0.9999 || max_abs > 1e-4).then(|| format!("{what}: cosine {cosine:.6}, max abs {max_abs:.2e}"))
-}
-
 fn image(name: &str) -> Value {
     json!({"type": "base64", "value": image_b64(name)})
 }
@@ -54,7 +29,7 @@ async fn clip_server() -> Server {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clip_routes_answer_what_roboflows_clip_answers() {
-    let refs = references();
+    let refs = embedding_references();
     let reference = &refs["roboflow"];
     let server = clip_server().await;
     let mut problems = Vec::new();
@@ -127,7 +102,7 @@ async fn clip_routes_answer_what_roboflows_clip_answers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embed_routes_answer_fastembeds_vectors() {
-    let refs = references();
+    let refs = embedding_references();
     let server = clip_server().await;
     let all = names(&refs);
     let inputs: Vec<Value> = all.iter().map(|n| image(n)).collect();
@@ -218,7 +193,7 @@ async fn bad_embedding_inputs_are_clear_400s() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inference_sdk_clip_calls_run_unchanged() {
-    let refs = references();
+    let refs = embedding_references();
     let server = clip_server().await;
     let path = |name: &str| data(&format!("images/{name}")).display().to_string();
     let spec = json!({"api_url": server.base, "calls": [
@@ -251,7 +226,7 @@ async fn inference_sdk_clip_calls_run_unchanged() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn qdrant_finds_each_image_and_ranks_them_for_a_text_as_the_reference_does() {
-    let refs = references();
+    let refs = embedding_references();
     let server = clip_server().await;
     let all = names(&refs);
     let inputs: Vec<Value> = all.iter().map(|n| image(n)).collect();
@@ -317,7 +292,7 @@ async fn the_catalogue_lists_fastembeds_models_over_http_and_in_the_cli() {
 
 #[test]
 fn the_embed_cli_writes_a_line_per_file_for_a_vector_store() {
-    let refs = references();
+    let refs = embedding_references();
     let cache = TempDir::new("embed-cli");
     let out = std::process::Command::new(binary())
         .args(["embed", "--model", "embed/clip-tiny-vision"])
@@ -352,7 +327,7 @@ fn the_embed_cli_writes_a_line_per_file_for_a_vector_store() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn custom_text_models_pool_token_outputs_as_fastembed_pools_them() {
-    let refs = references();
+    let refs = embedding_references();
     let models = TempDir::new("pooled-models");
     for name in ["tiny-mean", "tiny-cls"] {
         copy_model(models.path(), "embed/clip-tiny-tokens", &format!("acme/{name}"), |_| {});

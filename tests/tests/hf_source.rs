@@ -282,52 +282,50 @@ fn a_redirect_to_plain_http_elsewhere_is_refused() {
     assert!(!cache.path().join("Qdrant/clip-tiny-vision/manifest.json").exists());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_hub_model_is_served_as_fastembed_embeds_it() {
-    let scratch = TempDir::new("hub-serve");
+/// The server with the hub as its only source, and what must live as long as it.
+struct HubServer {
+    server: Server,
+    _hub: Hub,
+    _dirs: (TempDir, TempDir),
+}
+
+async fn hub_server(name: &str) -> HubServer {
+    let scratch = TempDir::new(name);
     let hub = Hub::start(hub_config(&extra_file(&scratch), json!({}), None));
-    let cache = TempDir::new("hub-serve-cache");
+    let cache = TempDir::new(&format!("{name}-cache"));
     let env = hub_env(&hub, cache.path(), None);
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let server = Server::start(Path::new("/nonexistent"), &env).await;
+    HubServer { server, _hub: hub, _dirs: (scratch, cache) }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hub_model_is_served_as_fastembed_embeds_it() {
+    let hub = hub_server("hub-serve").await;
     let request = json!({"model_id": "Qdrant/clip-tiny-vision", "inputs": [{"type": "base64", "value": image_b64("shapes_640x480.png")}]});
-    let (status, body) = server.post_json("/embed/image", &request).await;
+    let (status, body) = hub.server.post_json("/embed/image", &request).await;
     assert_eq!(status, 200, "{body}");
-    let refs: Value = serde_json::from_slice(&std::fs::read(data("reference/embeddings.json")).unwrap()).unwrap();
-    let want = refs["fastembed"]["embed/clip-tiny-vision"]["shapes_640x480.png"].as_array().unwrap().clone();
-    let got = body["embeddings"][0].as_array().unwrap();
-    let worst =
-        got.iter().zip(&want).map(|(a, b)| (a.as_f64().unwrap() - b.as_f64().unwrap()).abs()).fold(0.0, f64::max);
-    assert!(worst <= 1e-4, "max abs difference {worst}");
+    let want = vector(&embedding_references()["fastembed"]["embed/clip-tiny-vision"]["shapes_640x480.png"]);
+    let problem = mismatch("Qdrant/clip-tiny-vision", &vector(&body["embeddings"][0]), &want);
+    assert!(problem.is_none(), "{problem:?}");
 }
 
 /// fastembed's own pipelines for the hub models whose preprocessing or output differ: Jina CLIP
 /// pads to a square, nomic takes the first token of `last_hidden_state`, SigLIP its `pooler_output`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jina_nomic_and_siglip_are_served_as_fastembed_embeds_them() {
-    let scratch = TempDir::new("hub-pipelines");
-    let hub = Hub::start(hub_config(&extra_file(&scratch), json!({}), None));
-    let cache = TempDir::new("hub-pipelines-cache");
-    let env = hub_env(&hub, cache.path(), None);
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let server = Server::start(Path::new("/nonexistent"), &env).await;
-    let refs: Value = serde_json::from_slice(&std::fs::read(data("reference/embeddings.json")).unwrap()).unwrap();
+    let hub = hub_server("hub-pipelines").await;
+    let refs = embedding_references();
     let names: Vec<&str> = refs["images"].as_array().unwrap().iter().map(|n| n.as_str().unwrap()).collect();
     let inputs: Vec<Value> = names.iter().map(|n| json!({"type": "base64", "value": image_b64(n)})).collect();
     let mut problems = Vec::new();
     for model in ["jinaai/jina-clip-v1", "nomic-ai/nomic-embed-vision-v1.5", "google/siglip2-base-patch16-224"] {
-        let (status, body) = server.post_json("/embed/image", &json!({"model_id": model, "inputs": inputs})).await;
+        let request = json!({"model_id": model, "inputs": inputs});
+        let (status, body) = hub.server.post_json("/embed/image", &request).await;
         assert_eq!(status, 200, "{model}: {body}");
         for (i, name) in names.iter().enumerate() {
-            let want: Vec<f64> =
-                refs["fastembed_hub"][model][name].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
-            let got: Vec<f64> = body["embeddings"][i].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
-            assert_eq!(got.len(), want.len(), "{model} {name}");
-            let dot: f64 = got.iter().zip(&want).map(|(a, b)| a * b).sum();
-            let worst = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
-            if dot < 0.9999 || worst > 1e-4 {
-                problems.push(format!("{model} {name}: cosine {dot:.6}, max abs {worst:.2e}"));
-            }
+            let want = vector(&refs["fastembed_hub"][model][name]);
+            problems.extend(mismatch(&format!("{model} {name}"), &vector(&body["embeddings"][i]), &want));
         }
     }
     assert!(problems.is_empty(), "{problems:#?}");

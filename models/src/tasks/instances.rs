@@ -92,7 +92,7 @@ impl Instances {
         keep_frame: bool,
     ) -> Result<Ran, CoreError> {
         let in_flight = self.worker.in_flight();
-        let place = self.worker.place(self.worker.ticket(ticket)?).await?;
+        let place = self.worker.place(ticket).await?;
         let prepared = prepare(image, preprocessing, input, keep_frame).await?;
         self.timers.decode.observe(prepared.decode.as_secs_f64());
         self.timers.preprocess.observe(prepared.preprocess.as_secs_f64());
@@ -109,7 +109,7 @@ impl Instances {
         prepare: impl FnOnce() -> Result<ndarray::Array4<f32>, ModelError> + Send + 'static,
     ) -> Result<(Outputs, InFlight), CoreError> {
         let in_flight = self.worker.in_flight();
-        let place = self.worker.place(self.worker.ticket(ticket)?).await?;
+        let place = self.worker.place(ticket).await?;
         let started = std::time::Instant::now();
         let tensor = run_blocking("preprocessing", prepare).await??;
         self.timers.preprocess.observe(started.elapsed().as_secs_f64());
@@ -164,7 +164,7 @@ impl RunTensors for Instances {
         let signature = self.signature.as_ref().ok_or_else(|| CoreError::Internal("no tensor signature".into()))?;
         let inputs = signature.arrange(inputs)?;
         let _in_flight = self.worker.in_flight();
-        let place = self.worker.place(self.worker.ticket(None)?).await?;
+        let place = self.worker.place(None).await?;
         Ok(self.worker.run_tensors(inputs, place).await?)
     }
 }

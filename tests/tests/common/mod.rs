@@ -308,32 +308,31 @@ impl Server {
 
     /// `(thread name, nice value)` of each of the server's threads (Linux `/proc`).
     pub fn thread_priorities(&self) -> Vec<(String, i32)> {
-        let tasks = std::fs::read_dir(format!("/proc/{}/task", self.pid())).unwrap();
-        tasks
-            .flatten()
-            .filter_map(|task| {
-                let name = std::fs::read_to_string(task.path().join("comm")).ok()?.trim().to_owned();
-                let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
-                // Fields after the parenthesised name: state is field 3, nice is field 19.
-                let after = &stat[stat.rfind(')')? + 2..];
-                let nice = after.split(' ').nth(16)?.parse().ok()?;
-                Some((name, nice))
-            })
-            .collect()
+        // The nice value is field 19 of `stat`.
+        self.threads().into_iter().filter_map(|(name, fields)| Some((name, fields.get(16)?.parse().ok()?))).collect()
     }
 
     /// Each thread's name and the CPU time it has used (user + system, in clock ticks).
     pub fn thread_cpu_ticks(&self) -> Vec<(String, u64)> {
+        // utime and stime are fields 14 and 15 of `stat`.
+        let ticks = |fields: &[String], i: usize| fields.get(i)?.parse::<u64>().ok();
+        self.threads()
+            .into_iter()
+            .filter_map(|(name, fields)| Some((name, ticks(&fields, 11)? + ticks(&fields, 12)?)))
+            .collect()
+    }
+
+    /// Each thread's name and the fields of its `/proc` `stat` after the parenthesised name
+    /// (state, field 3, first).
+    fn threads(&self) -> Vec<(String, Vec<String>)> {
         let tasks = std::fs::read_dir(format!("/proc/{}/task", self.pid())).unwrap();
         tasks
             .flatten()
             .filter_map(|task| {
                 let name = std::fs::read_to_string(task.path().join("comm")).ok()?.trim().to_owned();
                 let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
-                // Fields after the parenthesised name: utime is field 14, stime field 15.
-                let mut after = stat[stat.rfind(')')? + 2..].split(' ').skip(11);
-                let (user, system): (u64, u64) = (after.next()?.parse().ok()?, after.next()?.parse().ok()?);
-                Some((name, user + system))
+                let fields = stat[stat.rfind(')')? + 2..].split(' ').map(str::to_owned).collect();
+                Some((name, fields))
             })
             .collect()
     }
@@ -389,6 +388,32 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The embedding references (`make_embedding_refs.py`).
+pub fn embedding_references() -> Value {
+    serde_json::from_str(&std::fs::read_to_string(data("reference/embeddings.json")).unwrap()).unwrap()
+}
+
+pub fn vector(value: &Value) -> Vec<f64> {
+    value.as_array().unwrap_or_else(|| panic!("not a vector: {value}")).iter().map(|v| v.as_f64().unwrap()).collect()
+}
+
+pub fn normalised(v: &[f64]) -> Vec<f64> {
+    let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+    v.iter().map(|x| x / norm).collect()
+}
+
+/// `None` when `got` equals `want` within cosine ≥ 0.9999 and max abs ≤ 1e-4.
+pub fn mismatch(what: &str, got: &[f64], want: &[f64]) -> Option<String> {
+    if got.len() != want.len() {
+        return Some(format!("{what}: {} values, reference {}", got.len(), want.len()));
+    }
+    let dot: f64 = got.iter().zip(want).map(|(a, b)| a * b).sum();
+    let norm = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
+    let cosine = dot / (norm(got) * norm(want));
+    let max_abs = got.iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+    (cosine < 0.9999 || max_abs > 1e-4).then(|| format!("{what}: cosine {cosine:.6}, max abs {max_abs:.2e}"))
 }
 
 pub fn image_b64(name: &str) -> String {

@@ -255,7 +255,7 @@ impl Model for OcrModel {
 impl ReadText for OcrModel {
     async fn read_text(&self, request: ImageRequest) -> Result<OcrOutput, CoreError> {
         let _in_flight = self.detector.in_flight();
-        let place = self.detector.place(self.detector.ticket(request.ticket)?).await?;
+        let place = self.detector.place(request.ticket).await?;
         let (bytes, auto_orient, limits) = (request.image, request.preprocessing.auto_orient, self.decode_limits);
         let image = Self::blocking(move || decode_image(&bytes, auto_orient, limits)).await?;
         let (image_width, image_height) = image.dimensions();
