@@ -26,6 +26,9 @@ pub struct Target<'g> {
     pub varying_shapes: bool,
     /// Intra-op threads of this session when not the deployment's (instances share the cores).
     pub intra_threads: Option<usize>,
+    /// The solo session of an adaptive engine: its pool threads spin while a run lasts and stop
+    /// when it ends (between runs they would take the cores the instances and decoding need).
+    pub solo: bool,
 }
 
 /// Builds a session for `file` on `target`, configured from `options`; provider caches (TensorRT
@@ -54,10 +57,11 @@ fn build_openvino_at_serving_priority(
     cache_root: &Path,
 ) -> Result<Session, String> {
     let (file, options, cache_root) = (file.to_path_buf(), options.clone(), cache_root.to_path_buf());
-    let (provider, varying_shapes, intra_threads) = (target.provider, target.varying_shapes, target.intra_threads);
+    let (provider, varying_shapes, intra_threads, solo) =
+        (target.provider, target.varying_shapes, target.intra_threads, target.solo);
     let (reply, built) = std::sync::mpsc::sync_channel(1);
     crate::threads::spawn_serving("openvino-compile".into(), move || {
-        let target = Target { provider, gpu: None, varying_shapes, intra_threads };
+        let target = Target { provider, gpu: None, varying_shapes, intra_threads, solo };
         let _ = reply.send(build_here(target, &file, &options, &cache_root));
     })
     .map_err(|e| format!("cannot start the OpenVINO compile thread: {e}"))?;
@@ -83,8 +87,12 @@ fn build_here(
     }
     // Spinning keeps a waiting intra-op thread busy for a while after each operator: it buys a
     // little latency with a core that decoding and pre-processing need (docs/benchmarks.md).
-    builder = builder.with_intra_op_spinning(options.intra_spinning).map_err(|e| e.to_string())?;
-    builder = builder.with_inter_op_spinning(options.intra_spinning).map_err(|e| e.to_string())?;
+    let spinning = target.solo || options.intra_spinning;
+    builder = builder.with_intra_op_spinning(spinning).map_err(|e| e.to_string())?;
+    builder = builder.with_inter_op_spinning(spinning).map_err(|e| e.to_string())?;
+    if target.solo {
+        builder = builder.with_config_entry("session.force_spinning_stop", "1").map_err(|e| e.to_string())?;
+    }
     builder = builder.with_thread_manager(ServingThreads).map_err(|e| e.to_string())?;
     if target.varying_shapes {
         // A memory pattern is planned per input shape and kept: for inputs whose shape changes with
@@ -255,7 +263,7 @@ pub fn build_raw(
     options: &ProviderOptions,
     cache_root: &Path,
 ) -> Result<ModelSession, String> {
-    let target = Target { provider, gpu, varying_shapes: false, intra_threads: None };
+    let target = Target { provider, gpu, varying_shapes: false, intra_threads: None, solo: false };
     build_on(target, file, options, cache_root).map(ModelSession)
 }
 
@@ -263,7 +271,7 @@ pub fn build_raw(
 /// the raw runtime).
 pub fn build_session(path: &Path, intra_threads: usize) -> Result<(ModelSession, SessionShape), EngineError> {
     let options = ProviderOptions { intra_threads, ..ProviderOptions::default() };
-    let target = Target { provider: Provider::Cpu, gpu: None, varying_shapes: false, intra_threads: None };
+    let target = Target { provider: Provider::Cpu, gpu: None, varying_shapes: false, intra_threads: None, solo: false };
     let session =
         build_on(target, path, &options, path.parent().unwrap_or(Path::new("."))).map_err(|e| broken(path, e))?;
     let shape = SessionShape::of(&session, path)?;

@@ -30,7 +30,10 @@ pub struct RuntimeInfo {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct IntraOpThreads {
     pub shared: bool,
+    /// Per instance's run.
     pub threads: usize,
+    /// Of a run that finds its model otherwise idle (all the cores with `ADAPTIVE_EXECUTION`).
+    pub alone: usize,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]

@@ -36,7 +36,7 @@ pub use error::EngineError;
 pub use gpu::{DevicePlacer, GpuSnapshot, GpuSource, NvmlSource};
 pub use load_pool::LoadPool;
 pub use memory_probe::{GpuMemoryProbe, HostMemoryProbe};
-pub use model_sessions::{Engine, FixedSizeSession, ModelSessions, RunsOn};
+pub use model_sessions::{Engine, FixedSizeSession, InstanceGroup, ModelSessions, RunsOn};
 pub use pipeline::{configure_cpu_pool, run_blocking, PipelineMetrics, StageTimers};
 pub use provider::{
     choose_provider_list, parse_provider_list, ArenaStrategy, OpenVinoDevice, OpenVinoPrecision, Provider,

@@ -23,11 +23,13 @@ pub struct Engine {
     placer: Option<Arc<DevicePlacer>>,
     /// Sessions per model file (`MODEL_INSTANCES`).
     instances: usize,
+    /// Instances that divide the cores come with a solo session of all of them (`ADAPTIVE_EXECUTION`).
+    adaptive: bool,
 }
 
 impl Engine {
     pub fn new(providers: Vec<Provider>, options: ProviderOptions, placer: Option<Arc<DevicePlacer>>) -> Engine {
-        Engine { providers, options, placer, instances: 1 }
+        Engine { providers, options, placer, instances: 1, adaptive: false }
     }
 
     /// Serves each model file with `instances` sessions. Unless the deployment fixed the intra-op
@@ -39,6 +41,21 @@ impl Engine {
 
     pub fn instances(&self) -> usize {
         self.instances
+    }
+
+    /// Gives each CPU model whose instances divide the cores one more session on all of them, which
+    /// runs a request that finds the model otherwise idle: alone it gets every core, under load the
+    /// instances share them (see [`InstanceGroup`]).
+    pub fn with_adaptive(mut self, adaptive: bool) -> Engine {
+        self.adaptive = adaptive;
+        self
+    }
+
+    /// The solo session's thread count: every core, where instances divide them.
+    fn solo_threads(&self) -> Option<usize> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let divided = self.instance_threads().filter(|&threads| threads < cores);
+        (self.adaptive && divided.is_some()).then_some(cores)
     }
 
     /// Intra-op threads per session when instances divide the cores; `None`: the deployment's
@@ -55,12 +72,13 @@ impl Engine {
     /// between the instances (all of them for one instance, ONNX Runtime's default).
     pub fn intra_op_threads(&self) -> IntraOpThreads {
         match (crate::environment::shared_threads(), self.options.intra_threads) {
-            (Some(pool), 0) => IntraOpThreads { shared: true, threads: pool.threads },
+            (Some(pool), 0) => IntraOpThreads { shared: true, threads: pool.threads, alone: pool.threads },
             (_, 0) => {
                 let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-                IntraOpThreads { shared: false, threads: self.instance_threads().unwrap_or(cores) }
+                let threads = self.instance_threads().unwrap_or(cores);
+                IntraOpThreads { shared: false, threads, alone: self.solo_threads().unwrap_or(threads) }
             }
-            (_, fixed) => IntraOpThreads { shared: false, threads: fixed },
+            (_, fixed) => IntraOpThreads { shared: false, threads: fixed, alone: fixed },
         }
     }
 
@@ -126,6 +144,7 @@ impl ModelSessions<'_> {
                 gpu: self.gpu.as_ref(),
                 varying_shapes,
                 intra_threads: self.engine.instance_threads(),
+                solo: false,
             };
             let attempt = build_on(target, file, &self.engine.options, &self.cache_root)
                 .map(ModelSession)
@@ -176,23 +195,25 @@ impl ModelSessions<'_> {
     }
 
     /// `first` and the other instances of `file` (`MODEL_INSTANCES` in all), on the provider that
-    /// `first` was built on; on a GPU host each further instance is placed anew, so instances
-    /// spread over the GPUs.
+    /// `first` was built on, with the solo session where the engine is adaptive; on a GPU host each
+    /// further instance is placed anew, so instances spread over the GPUs.
     pub fn instances(
         &mut self,
         file: &Path,
         first: ModelSession,
         varying_shapes: bool,
-    ) -> Result<Vec<ModelSession>, EngineError> {
-        let mut all = vec![first];
-        let Some(&(provider, _)) = self.used.last() else { return Ok(all) };
-        while all.len() < self.engine.instances {
+    ) -> Result<InstanceGroup, EngineError> {
+        let mut sessions = vec![first];
+        let threads = self.engine.intra_op_threads().threads;
+        let Some(&(provider, _)) = self.used.last() else { return Ok(InstanceGroup { sessions, threads, solo: None }) };
+        while sessions.len() < self.engine.instances {
             let placed = match (&self.engine.placer, provider.is_gpu()) {
                 (Some(placer), true) => placer.place(),
                 _ => None,
             };
             let gpu = placed.as_ref().or(self.gpu.as_ref());
-            let target = Target { provider, gpu, varying_shapes, intra_threads: self.engine.instance_threads() };
+            let intra_threads = self.engine.instance_threads();
+            let target = Target { provider, gpu, varying_shapes, intra_threads, solo: false };
             let session =
                 build_on(target, file, &self.engine.options, &self.cache_root).map_err(|e| broken(file, e))?;
             let label = match (provider.is_gpu(), gpu) {
@@ -200,9 +221,23 @@ impl ModelSessions<'_> {
                 _ => self.device_label(provider),
             };
             self.used.push((provider, label));
-            all.push(ModelSession(session));
+            sessions.push(ModelSession(session));
         }
-        Ok(all)
+        let solo = match (provider, self.engine.solo_threads()) {
+            (Provider::Cpu, Some(threads)) => Some(self.solo(file, varying_shapes, threads)?),
+            _ => None,
+        };
+        Ok(InstanceGroup { sessions, threads, solo })
+    }
+
+    /// The solo session: all the cores, its pool threads spinning while a run lasts. Without the
+    /// spinning, waking a thread for each operator costs what the second core gains a small model;
+    /// spinning on after a run would take the cores from decoding (docs/benchmarks.md).
+    fn solo(&self, file: &Path, varying_shapes: bool, threads: usize) -> Result<(ModelSession, usize), EngineError> {
+        let target =
+            Target { provider: Provider::Cpu, gpu: None, varying_shapes, intra_threads: Some(threads), solo: true };
+        let session = build_on(target, file, &self.engine.options, &self.cache_root).map_err(|e| broken(file, e))?;
+        Ok((ModelSession(session), threads))
     }
 
     /// A session for inputs whose shape changes with every request (OCR), checked with one input
@@ -233,6 +268,15 @@ impl ModelSessions<'_> {
         };
         RunsOn { execution_provider: providers.join("+"), device: devices.join("+"), vram_bytes }
     }
+}
+
+/// A model file's sessions: its instances, which share the cores between them, and where the
+/// engine is adaptive the solo session with its thread count, which a request alone runs on.
+pub struct InstanceGroup {
+    pub sessions: Vec<ModelSession>,
+    /// Intra-op threads of each instance (reported per run).
+    pub threads: usize,
+    pub solo: Option<(ModelSession, usize)>,
 }
 
 /// A checked session of a fixed-size model.

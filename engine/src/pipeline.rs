@@ -40,6 +40,7 @@ pub async fn run_blocking<T: Send + 'static>(
 pub struct PipelineMetrics {
     stages: HistogramVec,
     batch_size: HistogramVec,
+    run_threads: HistogramVec,
     inferences: IntCounterVec,
     executions: IntCounterVec,
     in_flight: IntGaugeVec,
@@ -49,6 +50,7 @@ pub struct PipelineMetrics {
 
 const STAGE_BUCKETS: &[f64] =
     &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
+const THREAD_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0];
 const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0, 64.0];
 
 impl PipelineMetrics {
@@ -65,6 +67,12 @@ impl PipelineMetrics {
                 "sightline_batch_size",
                 "Images per inference run (dynamic batching), by model.",
                 BATCH_BUCKETS,
+                per_model,
+            )?,
+            run_threads: families.histogram(
+                "sightline_run_intra_op_threads",
+                "Intra-op threads of the session each run went to, by model: all the cores when a request found the model idle (ADAPTIVE_EXECUTION's solo session), an instance's share otherwise.",
+                THREAD_BUCKETS,
                 per_model,
             )?,
             inferences: families.counter(
@@ -116,6 +124,7 @@ impl PipelineMetrics {
             inference: stage("inference"),
             postprocess: stage("postprocess"),
             batch_size: self.batch_size.with_label_values(&[model_id]),
+            run_threads: self.run_threads.with_label_values(&[model_id]),
             inferences: self.inferences.with_label_values(&[model_id]),
             executions: self.executions.with_label_values(&[model_id]),
             in_flight: self.in_flight.with_label_values(&[model_id]),
@@ -139,6 +148,7 @@ pub struct StageTimers {
     pub inference: Histogram,
     pub postprocess: Histogram,
     pub batch_size: Histogram,
+    pub run_threads: Histogram,
     pub inferences: IntCounter,
     pub executions: IntCounter,
     pub in_flight: IntGauge,

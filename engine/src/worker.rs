@@ -7,11 +7,11 @@
 
 use std::panic::AssertUnwindSafe;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock, TryLockError};
 use std::time::Instant;
 
 use ndarray::Array4;
-use ort::session::RunOptions;
+use ort::session::{RunOptions, Session};
 use tokio::sync::oneshot;
 
 use sightline_core::{ModelQueue, QueuePolicy, Tensor, Ticket};
@@ -19,8 +19,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::batch::Outputs;
 use crate::batch::{gather, split, stack, BatchPolicy};
+use crate::model_sessions::InstanceGroup;
 use crate::pipeline::StageTimers;
-use crate::session::{run_session_with, shrinking_run_options, ModelSession};
+use crate::session::{run_session_with, shrinking_run_options};
 use crate::tensors::{concat, run_tensors, split_rows};
 use crate::threads::{retire, spawn_serving};
 use crate::EngineError;
@@ -93,13 +94,10 @@ impl Drop for InFlight {
 }
 
 impl OnnxWorker {
-    /// Moves each session onto its own thread; the threads end when the worker (the model) is
-    /// dropped, once the queue is drained.
-    pub fn start(
-        instances: Vec<ModelSession>,
-        model_id: &str,
-        options: WorkerOptions,
-    ) -> Result<OnnxWorker, EngineError> {
+    /// Moves each instance onto its own thread (the solo session is shared by them); the threads
+    /// end when the worker (the model) is dropped, once the queue is drained.
+    pub fn start(group: InstanceGroup, model_id: &str, options: WorkerOptions) -> Result<OnnxWorker, EngineError> {
+        let InstanceGroup { sessions: instances, threads, solo } = group;
         if instances.is_empty() {
             return Err(EngineError::Inference(format!("{model_id}: no session to serve")));
         }
@@ -108,12 +106,21 @@ impl OnnxWorker {
         let receiver = Arc::new(Mutex::new(receiver));
         let queue = Arc::new(ModelQueue::new(model_id, options.queue, instances.len(), options.timers.refused.clone()));
         let timers = options.timers.clone();
+        let run_options = || options.varying_shapes.then(shrinking_run_options).transpose();
+        let solo = match solo {
+            Some((session, threads)) => Some(Arc::new(Solo {
+                run: RwLock::new(Runner { session: session.0, options: run_options()? }),
+                threads,
+            })),
+            None => None,
+        };
         for (index, session) in instances.into_iter().enumerate() {
             let instance = Instance {
-                session: session.0,
+                own: Runner { session: session.0, options: run_options()? },
+                threads,
+                solo: solo.clone(),
                 queue: receiver.clone(),
                 pace: queue.clone(),
-                run_options: if options.varying_shapes { Some(shrinking_run_options()?) } else { None },
                 batch: options.batch,
                 timers: options.timers.clone(),
                 retire_nice: options.retire_nice,
@@ -196,12 +203,29 @@ fn dropped() -> EngineError {
     EngineError::Inference("inference thread dropped the request".into())
 }
 
+/// A session and the options it runs with.
+struct Runner {
+    session: Session,
+    options: Option<RunOptions>,
+}
+
+/// The session of all the cores that a batch runs on when it finds the model otherwise idle:
+/// nothing else waiting, no instance running. Instances hold the lock for reading while they run,
+/// a solo run holds it for writing, so the solo session never runs beside an instance and the
+/// cores are never asked for more threads than they have.
+struct Solo {
+    run: RwLock<Runner>,
+    threads: usize,
+}
+
 struct Instance {
-    session: ort::session::Session,
+    own: Runner,
+    /// Intra-op threads of `own`.
+    threads: usize,
+    solo: Option<Arc<Solo>>,
     queue: Arc<Mutex<Receiver<Job>>>,
     /// Where the instance reports its pace, for the queue's predicted waits.
     pace: Arc<ModelQueue>,
-    run_options: Option<RunOptions>,
     batch: BatchPolicy,
     timers: StageTimers,
     retire_nice: i32,
@@ -220,7 +244,11 @@ impl Instance {
         }
         // The model is gone: its session is freed and the heap handed back to the OS (so that an
         // unloaded model's memory really comes back) at the priority of loads.
-        retire(self.session, self.retire_nice);
+        retire(self.own.session, self.retire_nice);
+        if let Some(solo) = self.solo.take().and_then(Arc::into_inner) {
+            let run = solo.run.into_inner().unwrap_or_else(|p| p.into_inner());
+            retire(run.session, self.retire_nice);
+        }
     }
 
     fn run_batch(&mut self, mut jobs: Vec<Job>) {
@@ -242,15 +270,19 @@ impl Instance {
         for queued in images.iter().map(|j| j.queued).chain(tensors.iter().map(|j| j.queued)) {
             self.timers.queue.observe(started.duration_since(queued).as_secs_f64());
         }
-        // A batch of one kind runs as one; a mixed one (rare) runs request by request.
-        let mixed = !images.is_empty() && !tensors.is_empty();
-        let image_results = self.guarded(&images, |instance, inputs| match mixed {
-            false => instance.images(inputs),
-            true => inputs.iter().flat_map(|input| instance.images(&[*input])).collect(),
-        });
-        let tensor_results = self.guarded(&tensors, |instance, inputs| match mixed {
-            false => instance.tensors(inputs),
-            true => inputs.iter().flat_map(|input| instance.tensors(&[*input])).collect(),
+        let (image_results, tensor_results) = self.on_a_session(|runner, threads, timers| {
+            // A batch of one kind runs as one; a mixed one (rare) runs request by request.
+            let mixed = !images.is_empty() && !tensors.is_empty();
+            let mut run = Run { runner, timers, threads };
+            let images = guarded(&images, |inputs| match mixed {
+                false => run.images(inputs),
+                true => inputs.iter().flat_map(|input| run.images(&[*input])).collect(),
+            });
+            let tensors = guarded(&tensors, |inputs| match mixed {
+                false => run.tensors(inputs),
+                true => inputs.iter().flat_map(|input| run.tensors(&[*input])).collect(),
+            });
+            (images, tensors)
         });
         let seconds = started.elapsed().as_secs_f64();
         self.pace.record_run(count, seconds);
@@ -258,31 +290,48 @@ impl Instance {
         answer(tensors, tensor_results, &self.timers, seconds);
     }
 
-    /// `run` over the jobs' inputs, with a panic inside ONNX Runtime failing these jobs only.
-    fn guarded<I, O>(
-        &mut self,
-        jobs: &[Pending<I, O>],
-        run: impl FnOnce(&mut Self, &[&I]) -> Vec<Result<O, EngineError>>,
-    ) -> Vec<Result<O, EngineError>> {
-        if jobs.is_empty() {
-            return Vec::new();
+    /// Runs `work` on the solo session when nothing else waits and no other instance runs, else on
+    /// the instance's own session (waiting while a solo run holds the cores).
+    fn on_a_session<T>(&mut self, work: impl FnOnce(&mut Runner, usize, &StageTimers) -> T) -> T {
+        let Some(solo) = &self.solo else { return work(&mut self.own, self.threads, &self.timers) };
+        if self.pace.waiting() == 0 {
+            let exclusive = match solo.run.try_write() {
+                Ok(guard) => Some(guard),
+                Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+                Err(TryLockError::WouldBlock) => None,
+            };
+            if let Some(mut runner) = exclusive {
+                return work(&mut runner, solo.threads, &self.timers);
+            }
         }
-        let inputs: Vec<&I> = jobs.iter().map(|j| &j.input).collect();
-        std::panic::catch_unwind(AssertUnwindSafe(|| run(self, &inputs))).unwrap_or_else(|_| {
-            jobs.iter().map(|_| Err(EngineError::Inference("ONNX Runtime call panicked".into()))).collect()
-        })
+        let _sharing = solo.run.read().unwrap_or_else(|p| p.into_inner());
+        work(&mut self.own, self.threads, &self.timers)
+    }
+}
+
+/// One batch's runs on one session.
+struct Run<'a> {
+    runner: &'a mut Runner,
+    timers: &'a StageTimers,
+    threads: usize,
+}
+
+impl Run<'_> {
+    fn executed(&self) {
+        self.timers.executions.inc();
+        self.timers.run_threads.observe(self.threads as f64);
     }
 
     /// One run for all the images, split back per image; one image runs as it is.
     fn images(&mut self, inputs: &[&Array4<f32>]) -> Vec<Result<Outputs, EngineError>> {
-        self.timers.executions.inc();
-        let options = self.run_options.as_ref();
+        self.executed();
+        let Runner { session, options } = &mut *self.runner;
         if let [one] = inputs {
-            return vec![run_session_with(&mut self.session, one, options)];
+            return vec![run_session_with(session, one, options.as_ref())];
         }
         let count = inputs.len();
         let outputs = stack(inputs)
-            .and_then(|batch| run_session_with(&mut self.session, &batch, options))
+            .and_then(|batch| run_session_with(session, &batch, options.as_ref()))
             .and_then(|outputs| split(outputs, count));
         each_or_all(outputs, count)
     }
@@ -295,17 +344,31 @@ impl Instance {
             return slices
                 .iter()
                 .map(|inputs| {
-                    self.timers.executions.inc();
-                    run_tensors(&mut self.session, inputs, self.run_options.as_ref())
+                    self.executed();
+                    run_tensors(&mut self.runner.session, inputs, self.runner.options.as_ref())
                 })
                 .collect();
         };
-        self.timers.executions.inc();
+        self.executed();
         let rows: Vec<usize> = slices.iter().map(|r| r.first().map_or(0, |t| t.shape[0])).collect();
-        let outputs = run_tensors(&mut self.session, &joined, self.run_options.as_ref())
+        let outputs = run_tensors(&mut self.runner.session, &joined, self.runner.options.as_ref())
             .and_then(|outputs| split_rows(outputs, &rows));
         each_or_all(outputs, rows.len())
     }
+}
+
+/// `run` over the jobs' inputs, with a panic inside ONNX Runtime failing these jobs only.
+fn guarded<I, O>(
+    jobs: &[Pending<I, O>],
+    run: impl FnOnce(&[&I]) -> Vec<Result<O, EngineError>>,
+) -> Vec<Result<O, EngineError>> {
+    if jobs.is_empty() {
+        return Vec::new();
+    }
+    let inputs: Vec<&I> = jobs.iter().map(|j| &j.input).collect();
+    std::panic::catch_unwind(AssertUnwindSafe(|| run(&inputs))).unwrap_or_else(|_| {
+        jobs.iter().map(|_| Err(EngineError::Inference("ONNX Runtime call panicked".into()))).collect()
+    })
 }
 
 /// Each request's part of a batched run, or the run's failure for each of the `count` requests.

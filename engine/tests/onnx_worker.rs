@@ -9,15 +9,16 @@ use futures::future::join_all;
 use ndarray::Array4;
 use sightline_core::{CoreError, QueuePolicy};
 use sightline_engine::{
-    build_session, init_runtime, BatchPolicy, EngineError, ModelSession, OnnxWorker, PipelineMetrics, WorkerOptions,
+    build_session, init_runtime, BatchPolicy, EngineError, InstanceGroup, OnnxWorker, PipelineMetrics, WorkerOptions,
 };
 
-fn sessions(model: &str, count: usize) -> Vec<ModelSession> {
+fn sessions(model: &str, count: usize) -> InstanceGroup {
     let dylib =
         std::env::var("ORT_DYLIB_PATH").expect("ORT_DYLIB_PATH is not set: run `make test` (it runs `make setup`)");
     init_runtime(Path::new(&dylib)).unwrap();
     let weights = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../assets/models/{model}/1/weights.onnx"));
-    (0..count).map(|_| build_session(&weights, 1).unwrap().0).collect()
+    let sessions = (0..count).map(|_| build_session(&weights, 1).unwrap().0).collect();
+    InstanceGroup { sessions, threads: 1, solo: None }
 }
 
 fn options(queue: usize, batch: BatchPolicy, metrics: &PipelineMetrics) -> WorkerOptions {

@@ -68,7 +68,9 @@ pub fn start(config: &Config, dylib: &Path) -> Result<Execution, StartupError> {
     let instances = instances_per_model(config.model_instances as usize, usable[0], gpus.as_deref());
     tracing::info!(instances, "sessions per model file");
     let execution_providers = usable.iter().map(|p| p.ort_name().to_owned()).collect();
-    let engine = Arc::new(Engine::new(usable, options, gpus.clone()).with_instances(instances));
+    let engine = Arc::new(
+        Engine::new(usable, options, gpus.clone()).with_instances(instances).with_adaptive(config.adaptive_execution),
+    );
     let runtime = RuntimeInfo {
         library: dylib.display().to_string(),
         execution_providers,

@@ -15,9 +15,14 @@ fn reference() -> Value {
 
 /// Sum and count of `sightline_batch_size` for `model`.
 async fn batches(server: &Server, model: &str) -> (f64, f64) {
+    histogram(server, "sightline_batch_size", model).await
+}
+
+/// Sum and count of the histogram `family` for `model`.
+async fn histogram(server: &Server, family: &str, model: &str) -> (f64, f64) {
     let text = server.get_text("/metrics").await;
     let value = |name: &str| {
-        let prefix = format!("sightline_batch_size_{name}{{model_id=\"{model}\"}} ");
+        let prefix = format!("{family}_{name}{{model_id=\"{model}\"}} ");
         text.lines().find_map(|l| l.strip_prefix(&prefix)).map_or(0.0, |v| v.parse().unwrap())
     };
     (value("sum"), value("count"))
@@ -108,6 +113,56 @@ async fn a_fixed_batch_axis_is_never_batched() {
     assert_eq!(batches(&server, "shapes/1").await, (6.0, 6.0), "six runs of one image each");
 }
 
+/// By default a model's two instances divide the cores, and a request that finds the model idle runs
+/// on its solo session of all of them: each lone request's run reports every core, and the runs of a
+/// list, whose images wait behind each other, go to the instances. Every answer is the reference's.
+#[tokio::test]
+async fn a_request_alone_runs_on_every_core_and_a_crowd_on_the_instances() {
+    let cores = std::thread::available_parallelism().unwrap().get();
+    let adaptive = [("MODEL_INSTANCES", "2"), ("ORT_INTRA_OP_THREADS", "0")];
+    let server = Server::start_on("cpu", &repo_root().join("assets/models"), &adaptive).await;
+    let threads = (cores / 2).max(1);
+    let alone = if cores > threads { cores } else { threads };
+    let (_, info) = server.get_json("/info").await;
+    assert_eq!(info["onnxruntime"]["intra_op_threads"], json!({"shared": false, "threads": threads, "alone": alone}));
+    let reference = reference();
+    let names = ["shapes_256_00.png", "shapes_300x500.png", "shapes_1920x1080.jpg", "shapes_320_01.png"];
+    let run = "letterbox/conf0.25/iou0.45";
+    for name in names {
+        let (status, answer) =
+            server.post_json("/infer/object_detection", &detect_body("shapes/1", name, 0.25, 0.45)).await;
+        assert_eq!(status, 200, "{answer}");
+        let predicted: Vec<Det> = answer["predictions"].as_array().unwrap().iter().map(from_response).collect();
+        let problems = compare(&reference_detections(&reference, name, run), &predicted, 0.25);
+        assert!(problems.is_empty(), "{name} alone: {problems:?}");
+    }
+    let lone = histogram(&server, "sightline_run_intra_op_threads", "shapes/1").await;
+    assert_eq!(lone, (4.0 * alone as f64, 4.0), "each lone request ran with {alone} threads");
+
+    // shapes/1 has a fixed batch axis: a list of twelve runs image by image, the first while the
+    // other eleven wait.
+    let listed: Vec<&str> = names.iter().cycle().take(12).copied().collect();
+    let body = json!({
+        "model_id": "shapes/1",
+        "image": listed.iter().map(|n| json!({"type": "base64", "value": image_b64(n)})).collect::<Vec<_>>(),
+        "confidence": 0.25,
+        "iou_threshold": 0.45,
+    });
+    let (status, answers) = server.post_json("/infer/object_detection", &body).await;
+    assert_eq!(status, 200, "{answers}");
+    for (name, answer) in listed.iter().zip(answers.as_array().unwrap()) {
+        let predicted: Vec<Det> = answer["predictions"].as_array().unwrap().iter().map(from_response).collect();
+        let problems = compare(&reference_detections(&reference, name, run), &predicted, 0.25);
+        assert!(problems.is_empty(), "{name} in the list: {problems:?}");
+    }
+    let (sum, count) = histogram(&server, "sightline_run_intra_op_threads", "shapes/1").await;
+    assert_eq!(count, 16.0);
+    let instance_runs = ((16 * alone) as f64 - sum) / (alone - threads).max(1) as f64;
+    if cores > 1 {
+        assert!(instance_runs >= 1.0, "the list's first image ran on an instance ({sum} threads in {count} runs)");
+    }
+}
+
 /// The intra-op helper threads (ONNX Runtime's pool threads, named by the spawner) and their CPU time.
 fn intra_op_helpers(server: &Server) -> Vec<u64> {
     server.thread_cpu_ticks().into_iter().filter(|(name, _)| name == "ort-intra-op").map(|(_, t)| t).collect()
@@ -129,7 +184,11 @@ async fn a_request_alone_runs_on_the_shared_pool_of_all_the_cores() {
     let before = intra_op_helpers(&server);
     assert_eq!(before.len(), cores - 1, "one shared pool, the caller's thread being the last core");
     let (_, info) = server.get_json("/info").await;
-    assert_eq!(info["onnxruntime"]["intra_op_threads"], json!({"shared": true, "threads": cores}), "{info}");
+    assert_eq!(
+        info["onnxruntime"]["intra_op_threads"],
+        json!({"shared": true, "threads": cores, "alone": cores}),
+        "{info}"
+    );
     let body = detect_body("shapes-dyn/1", "shapes_1920x1080.jpg", 0.25, 0.45);
     for _ in 0..40 {
         let (status, _) = server.post_json("/infer/object_detection", &body).await;
@@ -149,7 +208,7 @@ async fn a_request_alone_runs_on_the_shared_pool_of_all_the_cores() {
     }
     assert_eq!(intra_op_helpers(&server).len(), 4, "two models, two sessions each, one helper each");
     let (_, info) = server.get_json("/info").await;
-    assert_eq!(info["onnxruntime"]["intra_op_threads"], json!({"shared": false, "threads": 2}), "{info}");
+    assert_eq!(info["onnxruntime"]["intra_op_threads"], json!({"shared": false, "threads": 2, "alone": 2}), "{info}");
 }
 
 #[tokio::test]
