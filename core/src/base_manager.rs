@@ -98,6 +98,13 @@ fn settle(slots: &Mutex<HashMap<ModelId, Slot>>, id: &ModelId, generation: u64, 
 
 #[async_trait]
 impl ModelManager for BaseManager {
+    async fn prepare(&self, id: &ModelId) -> Result<(), CoreError> {
+        if lock(&self.slots).contains_key(id) {
+            return Ok(()); // loaded, or its load (which prepares it) is under way
+        }
+        self.loader.prepare(id).await
+    }
+
     async fn add(&self, id: &ModelId) -> Result<ModelDescription, CoreError> {
         Ok(self.get_or_load(id).await?.description().clone())
     }

@@ -63,6 +63,22 @@ pub enum CoreError {
 }
 
 impl CoreError {
+    /// Caused by what the client sent (an id no source has, a bad image or parameter, a busy
+    /// model), not by the server or its environment: logged as a warning, never an error.
+    pub fn caused_by_client(&self) -> bool {
+        matches!(
+            self,
+            CoreError::InvalidModelId(_)
+                | CoreError::ModelNotFound(_)
+                | CoreError::BadImage(_)
+                | CoreError::InvalidParameter(_)
+                | CoreError::InvalidInput(_)
+                | CoreError::InvalidTensor(_)
+                | CoreError::TaskMismatch { .. }
+                | CoreError::Overloaded { .. }
+        )
+    }
+
     /// A short, stable name used as a metrics label and in logs.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -36,6 +36,9 @@ pub enum RemovalReason {
 
 #[async_trait]
 pub trait ModelManager: Send + Sync {
+    /// Fetches and checks what loading `id` needs without building it (see
+    /// [`crate::ModelLoader::prepare`]); nothing when it is loaded.
+    async fn prepare(&self, id: &ModelId) -> Result<(), CoreError>;
     /// Loads the model if it is absent; a no-op (apart from bookkeeping) when it is loaded.
     async fn add(&self, id: &ModelId) -> Result<ModelDescription, CoreError>;
     /// Unloads the model; returns whether it was loaded (or loading).

@@ -98,6 +98,12 @@ pub trait Model: Send + Sync + 'static {
 /// Builds models from their artifacts; the registry in `models` implements it.
 #[async_trait]
 pub trait ModelLoader: Send + Sync + 'static {
+    /// Fetches and checks what a load of `id` needs (its artifacts, its metadata), building
+    /// nothing: a manager makes room for a model only once this passed, so an unknown id or a
+    /// broken folder costs no loaded model.
+    async fn prepare(&self, _id: &ModelId) -> Result<(), CoreError> {
+        Ok(())
+    }
     async fn load(&self, id: &ModelId) -> Result<Arc<dyn Model>, CoreError>;
     /// See [`crate::ModelManager::estimate_bytes`].
     fn estimate_bytes(&self, _id: &ModelId) -> Option<u64> {

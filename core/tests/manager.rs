@@ -42,11 +42,13 @@ impl Detect for StandIn {
     }
 }
 
-/// Counts loads per id; loads of ids in `failing` fail after `delay`.
+/// Counts loads per id; loads of ids in `failing` fail after `delay`; ids in `unknown` fail to
+/// prepare (no such model at any source).
 #[derive(Default)]
 struct StandInLoader {
     loads: Mutex<HashMap<String, usize>>,
     failing: Mutex<HashSet<String>>,
+    unknown: Mutex<HashSet<String>>,
     delay: Duration,
     /// Models alive in memory (a drop decrements): what the fake memory probe reads.
     live: Arc<AtomicUsize>,
@@ -68,6 +70,13 @@ impl StandInLoader {
 
 #[async_trait]
 impl ModelLoader for StandInLoader {
+    async fn prepare(&self, id: &ModelId) -> Result<(), CoreError> {
+        match self.unknown.lock().unwrap().contains(&id.to_string()) {
+            true => Err(CoreError::ModelNotFound(id.to_string())),
+            false => Ok(()),
+        }
+    }
+
     async fn load(&self, id: &ModelId) -> Result<Arc<dyn Model>, CoreError> {
         *self.loads.lock().unwrap().entry(id.to_string()).or_default() += 1;
         tokio::time::sleep(self.delay).await;
@@ -220,6 +229,31 @@ async fn lru_order_follows_use_and_the_least_recent_is_evicted() {
     );
     assert_eq!(metric_value(&registry, "sightline_model_loaded", &[("model_id", "d/1")]), 1.0);
     assert_eq!(metric_value(&registry, "sightline_inference_requests_total", &[("model_id", "a/1")]), 1.0);
+}
+
+#[tokio::test]
+async fn an_unknown_id_or_a_failed_load_costs_no_loaded_model() {
+    let loader = Arc::new(StandInLoader::default());
+    loader.unknown.lock().unwrap().insert("nope/8".into());
+    loader.failing.lock().unwrap().insert("bad/1".into());
+    let (m, registry) = stack(loader.clone(), 2, 0.0, &[], 0.0);
+    for name in ["a/1", "b/1"] {
+        m.add(&id(name)).await.unwrap();
+    }
+    assert!(matches!(m.add(&id("nope/8")).await, Err(CoreError::ModelNotFound(_))));
+    assert!(matches!(m.infer(&id("nope/8"), request()).await, Err(CoreError::ModelNotFound(_))));
+    assert_eq!(loader.loads_of("nope/8"), 0, "an id that does not prepare is never built");
+    assert!(matches!(m.add(&id("bad/1")).await, Err(CoreError::BrokenModel { .. })));
+    assert_eq!(loaded(&m), ["a/1", "b/1"], "nothing was evicted for loads that failed");
+    assert_eq!(metric_value(&registry, "sightline_model_evictions_total", &[("cause", "capacity")]), 0.0);
+    assert_eq!(
+        metric_value(&registry, "sightline_model_loads_total", &[("model_id", "other"), ("outcome", "error")]),
+        2.0,
+        "a failed preparation is reported as the load's failure, unknown ids under one label"
+    );
+    m.add(&id("c/1")).await.unwrap();
+    assert_eq!(loaded(&m), ["b/1", "c/1"], "a load that succeeds evicts the least recently used");
+    assert_eq!(loader.loads_of("a/1"), 1);
 }
 
 #[tokio::test]

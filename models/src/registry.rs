@@ -2,11 +2,12 @@
 //! architecture) from the metadata there, and builds the matching task model. It is the
 //! `ModelLoader` behind the manager.
 
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use sightline_artifacts::{ArtifactCache, Manifest};
+use sightline_artifacts::{ArtifactCache, CachedEntry, Manifest};
 use sightline_core::{
     Classify, CoreError, Detect, EmbedImage, EmbedText, Model, ModelDescription, ModelId, ModelLoader, ReadText,
     RunTensors, Task,
@@ -14,7 +15,7 @@ use sightline_core::{
 use sightline_engine::{process_memory, LoadPool, ModelSessions, RunsOn};
 
 use crate::load_options::LoadOptions;
-use crate::model_config::{read_model_dir, read_task, Architecture, MODEL_TYPE_FILE};
+use crate::model_config::{read_model_dir, read_task, Architecture, ModelConfig, MODEL_TYPE_FILE};
 use crate::tasks::classifier::ClassificationModel;
 use crate::tasks::embedding::{EmbeddingModel, Layout};
 use crate::tasks::ocr::model::OcrModel;
@@ -27,12 +28,14 @@ pub struct ModelRegistry {
     options: LoadOptions,
     artifacts: Arc<ArtifactCache>,
     loads: LoadPool,
+    /// Entries verified by `prepare`, taken by the load that follows it.
+    prepared: Mutex<HashMap<ModelId, CachedEntry>>,
 }
 
 impl ModelRegistry {
     /// Models are built on `loads`, away from the threads that serve requests.
     pub fn new(options: LoadOptions, artifacts: Arc<ArtifactCache>, loads: LoadPool) -> Self {
-        ModelRegistry { options, artifacts, loads }
+        ModelRegistry { options, artifacts, loads, prepared: Mutex::new(HashMap::new()) }
     }
 
     /// Blocking: reads the (verified) folder and builds the model, its sessions on the engine's
@@ -49,30 +52,50 @@ impl ModelRegistry {
         dir: &Path,
         sessions: &mut ModelSessions<'_>,
     ) -> Result<Arc<dyn Model>, ModelError> {
+        match Kind::of(dir)? {
+            Kind::Embedding(layout) => Ok(Arc::new(EmbeddingModel::load(id, dir, layout, options, sessions)?)),
+            Kind::Tensor => Ok(Arc::new(TensorModel::load(id, dir, options, sessions)?)),
+            Kind::Ocr(model_type) => Ok(Arc::new(OcrModel::load(id, dir, &model_type, options, sessions)?)),
+            Kind::Yolo(config) => Ok(Arc::new(YoloModel::load(id, config, options, sessions)?)),
+            Kind::RfDetr(config) => Ok(Arc::new(RfDetrModel::load(id, config, options, sessions)?)),
+            Kind::Classifier(config) => Ok(Arc::new(ClassificationModel::load(id, config, options, sessions)?)),
+        }
+    }
+}
+
+/// Which task model a folder builds, read from its metadata alone (nothing is built): what a
+/// load checks before the manager makes room for it.
+enum Kind {
+    Embedding(Layout),
+    Tensor,
+    Ocr(String),
+    Yolo(ModelConfig),
+    RfDetr(ModelConfig),
+    Classifier(ModelConfig),
+}
+
+impl Kind {
+    fn of(dir: &Path) -> Result<Kind, ModelError> {
         if let Some(layout) = Layout::of(dir) {
-            return Ok(Arc::new(EmbeddingModel::load(id, dir, layout, options, sessions)?));
+            return Ok(Kind::Embedding(layout));
         }
         if !dir.join(MODEL_TYPE_FILE).exists() && dir.join(TENSOR_MODEL_FILE).exists() {
-            return Ok(Arc::new(TensorModel::load(id, dir, options, sessions)?));
+            return Ok(Kind::Tensor);
         }
         let (task, model_type) = read_task(dir)?;
         if task == Task::Ocr {
-            return Ok(Arc::new(OcrModel::load(id, dir, &model_type, options, sessions)?));
+            return Ok(Kind::Ocr(model_type));
         }
         let config = read_model_dir(dir)?;
         match (config.task, config.architecture) {
             (
                 Task::ObjectDetection | Task::InstanceSegmentation | Task::KeypointDetection,
                 Architecture::YoloV8 | Architecture::YoloV5 | Architecture::YoloEndToEnd,
-            ) => Ok(Arc::new(YoloModel::load(id, config, options, sessions)?)),
-            (Task::ObjectDetection | Task::InstanceSegmentation, Architecture::RfDetr) => {
-                Ok(Arc::new(RfDetrModel::load(id, config, options, sessions)?))
-            }
-            (Task::Classification, Architecture::Classifier) => {
-                Ok(Arc::new(ClassificationModel::load(id, config, options, sessions)?))
-            }
+            ) => Ok(Kind::Yolo(config)),
+            (Task::ObjectDetection | Task::InstanceSegmentation, Architecture::RfDetr) => Ok(Kind::RfDetr(config)),
+            (Task::Classification, Architecture::Classifier) => Ok(Kind::Classifier(config)),
             (task, architecture) => {
-                Err(ModelError::Unsupported(format!("{architecture:?} models cannot serve {task} ({})", dir.display())))
+                Err(ModelError::Unsupported(format!("{architecture:?} models cannot serve {task}")))
             }
         }
     }
@@ -80,8 +103,22 @@ impl ModelRegistry {
 
 #[async_trait]
 impl ModelLoader for ModelRegistry {
-    async fn load(&self, id: &ModelId) -> Result<Arc<dyn Model>, CoreError> {
+    /// Fetches and verifies the entry and reads what it is; the entry is kept for the load that
+    /// follows, so its files are not hashed twice.
+    async fn prepare(&self, id: &ModelId) -> Result<(), CoreError> {
         let entry = self.artifacts.ensure(id).await?;
+        let dir = entry.dir.clone();
+        self.loads.run(move || Kind::of(&dir).map(|_| ()).map_err(CoreError::from)).await??;
+        self.prepared.lock().unwrap_or_else(|p| p.into_inner()).insert(id.clone(), entry);
+        Ok(())
+    }
+
+    async fn load(&self, id: &ModelId) -> Result<Arc<dyn Model>, CoreError> {
+        let prepared = self.prepared.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+        let entry = match prepared {
+            Some(entry) => entry,
+            None => self.artifacts.ensure(id).await?,
+        };
         let onnx_bytes = onnx_bytes(&entry.manifest);
         let (downloaded, source) = (entry.downloaded, entry.manifest.source.clone());
         let options = self.options.clone();

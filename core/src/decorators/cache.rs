@@ -81,7 +81,9 @@ impl<M: ModelManager> WithFixedSizeCache<M> {
         (needed > available).then_some((needed, available))
     }
 
-    /// Decides the next step for a caller that wants `id` loaded, under the lock.
+    /// Decides the next step for a caller that wants `id` loaded (and prepared), under the lock.
+    /// Over the count cap, the load goes ahead while enough loaded models can be evicted once it
+    /// has succeeded (a failed load then costs none); over a memory bound, room is made first.
     fn next_step(&self, id: &ModelId) -> Step {
         let mut state = self.lock();
         if state.lru.get(id).is_some() {
@@ -91,15 +93,25 @@ impl<M: ModelManager> WithFixedSizeCache<M> {
             *waiting += 1; // someone is loading it already: share that load
             return Step::Load;
         }
-        let occupied = state.lru.len() + state.loading.len();
         let over_budget = self.over_budget(&state, id);
-        let cause = if occupied >= self.config.max_active_models {
-            EvictionCause::Capacity
-        } else if over_budget.is_some() {
-            EvictionCause::MemoryBudget
+        let memory = if over_budget.is_some() {
+            Some(EvictionCause::MemoryBudget)
         } else if self.under_pressure() {
-            EvictionCause::MemoryPressure
+            Some(EvictionCause::MemoryPressure)
         } else {
+            None
+        };
+        let Some(cause) = memory else {
+            let occupied = state.lru.len() + state.loading.len();
+            let evictable = state.lru.iter().filter(|(k, _)| !self.config.pinned.contains(*k)).count();
+            if occupied < self.config.max_active_models || evictable > occupied - self.config.max_active_models {
+                state.loading.insert(id.clone(), 1);
+                return Step::Load;
+            }
+            if !state.loading.is_empty() {
+                return Step::WaitForLoads; // the slots are held by loads in flight: one will finish
+            }
+            tracing::warn!(model_id = %id, cause = EvictionCause::Capacity.as_str(), "no evictable model left (all pinned); loading anyway");
             state.loading.insert(id.clone(), 1);
             return Step::Load;
         };
@@ -108,8 +120,8 @@ impl<M: ModelManager> WithFixedSizeCache<M> {
             state.lru.pop(&victim);
             return Step::Evict(victim, cause);
         }
-        if cause != EvictionCause::MemoryPressure && !state.loading.is_empty() {
-            return Step::WaitForLoads; // the slots (or bytes) are held by loads in flight: one will finish
+        if cause == EvictionCause::MemoryBudget && !state.loading.is_empty() {
+            return Step::WaitForLoads; // the bytes are held by loads in flight: one will finish
         }
         if let (EvictionCause::MemoryBudget, Some((needed, available))) = (cause, over_budget) {
             return Step::Refuse(CoreError::InsufficientMemory {
@@ -122,6 +134,24 @@ impl<M: ModelManager> WithFixedSizeCache<M> {
         tracing::warn!(model_id = %id, cause = cause.as_str(), "no evictable model left (all pinned); loading anyway");
         state.loading.insert(id.clone(), 1);
         Step::Load
+    }
+
+    /// The least recently used evictable model while more than the cap are loaded or loading
+    /// (never `loaded`, which has just been loaded), taken out of the LRU.
+    fn over_capacity(&self, loaded: &ModelId) -> Option<ModelId> {
+        let mut state = self.lock();
+        if state.lru.len() + state.loading.len() <= self.config.max_active_models {
+            return None;
+        }
+        let victim = state
+            .lru
+            .iter()
+            .rev()
+            .map(|(k, _)| k)
+            .find(|k| *k != loaded && !self.config.pinned.contains(*k))
+            .cloned()?;
+        state.lru.pop(&victim);
+        Some(victim)
     }
 
     /// `loaded`: the load succeeded, with the bytes the model measured, if it did.
@@ -144,9 +174,15 @@ impl<M: ModelManager> WithFixedSizeCache<M> {
         self.load_finished.notify_waiters();
     }
 
-    /// Makes room for `id` and loads it, unless it is loaded: `None` then, and nothing was asked
-    /// of the inner manager.
+    /// Loads `id` unless it is loaded (`None` then, and nothing was asked of the inner manager).
+    /// Its artifacts are fetched and checked before anything is evicted, and models over the
+    /// count cap are evicted only once it has loaded: an unknown id, a failed download, a broken
+    /// folder or a failed build leaves the loaded models as they were.
     async fn ensure_loaded(&self, id: &ModelId) -> Result<Option<ModelDescription>, CoreError> {
+        if self.lock().lru.get(id).is_some() {
+            return Ok(None);
+        }
+        self.inner.prepare(id).await?;
         loop {
             // Registered before the state is read, so a load finishing in between is not missed.
             let finished = self.load_finished.notified();
@@ -167,6 +203,12 @@ impl<M: ModelManager> WithFixedSizeCache<M> {
         let mut admission = Admission { cache: self, id, loaded: None };
         let result = self.inner.add(id).await;
         admission.loaded = result.as_ref().ok().map(|d| d.resident_bytes);
+        drop(admission);
+        if result.is_ok() {
+            while let Some(victim) = self.over_capacity(id) {
+                self.inner.remove(&victim, RemovalReason::Evicted(EvictionCause::Capacity)).await;
+            }
+        }
         result.map(Some)
     }
 }
@@ -195,6 +237,10 @@ enum Step {
 
 #[async_trait]
 impl<M: ModelManager> ModelManager for WithFixedSizeCache<M> {
+    async fn prepare(&self, id: &ModelId) -> Result<(), CoreError> {
+        self.inner.prepare(id).await
+    }
+
     async fn add(&self, id: &ModelId) -> Result<ModelDescription, CoreError> {
         match self.ensure_loaded(id).await? {
             Some(description) => Ok(description),

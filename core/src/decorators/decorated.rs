@@ -57,6 +57,23 @@ impl<M: ModelManager, H: Hooks> Decorated<M, H> {
 
 #[async_trait]
 impl<M: ModelManager, H: Hooks> ModelManager for Decorated<M, H> {
+    /// A failed preparation is the load's failure, reported as one (no load follows it).
+    async fn prepare(&self, id: &ModelId) -> Result<(), CoreError> {
+        if self.inner.contains(id) {
+            return Ok(());
+        }
+        async {
+            let started = Instant::now();
+            let prepared = self.inner.prepare(id).await;
+            if let Err(e) = &prepared {
+                self.hooks.loaded(id, &Err(e.clone()), started.elapsed().as_secs_f64());
+            }
+            prepared
+        }
+        .instrument(self.hooks.load_span(id))
+        .await
+    }
+
     async fn add(&self, id: &ModelId) -> Result<ModelDescription, CoreError> {
         let claim = if self.inner.contains(id) { None } else { self.loads.claim(id) };
         if claim.is_none() {

@@ -25,6 +25,7 @@ impl Hooks for Logging {
     fn loaded(&self, _id: &ModelId, result: &Result<ModelDescription, CoreError>, seconds: f64) {
         match result {
             Ok(d) => tracing::info!(task = %d.task, architecture = %d.architecture, seconds, "model loaded"),
+            Err(e) if e.caused_by_client() => tracing::warn!(error = %e, kind = e.kind(), seconds, "model load failed"),
             Err(e) => tracing::error!(error = %e, kind = e.kind(), seconds, "model load failed"),
         }
     }

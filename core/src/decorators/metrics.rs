@@ -104,8 +104,14 @@ impl Hooks for ManagerMetrics {
     fn loaded(&self, id: &ModelId, result: &Result<ModelDescription, CoreError>, seconds: f64) {
         let model_id = id.to_string();
         let Ok(d) = result else {
-            self.loads.with_label_values(&[model_id.as_str(), "unknown", "error"]).inc();
-            self.load_seconds.with_label_values(&[model_id.as_str(), "unknown", "unknown", "error"]).observe(seconds);
+            // An id no source has is whatever a client typed: one series for all of them, so that
+            // requests for made-up ids cannot grow the metrics without bound.
+            let model_id = match result {
+                Err(CoreError::ModelNotFound(_) | CoreError::InvalidModelId(_)) => "other",
+                _ => model_id.as_str(),
+            };
+            self.loads.with_label_values(&[model_id, "unknown", "error"]).inc();
+            self.load_seconds.with_label_values(&[model_id, "unknown", "unknown", "error"]).observe(seconds);
             return;
         };
         let task = d.task.as_str();
