@@ -177,8 +177,11 @@ impl ArtifactCache {
 
     /// Under the entry lock: use the entry if it checks out, else fetch it (again) and check once more.
     async fn fill(&self, id: &ModelId, source: Option<&str>, progress: Arc<dyn Progress>) -> FillResult {
-        let lock = EntryLock::acquire(&self.options.root, id).await?;
         let dir = self.entry_dir(id);
+        let lock = match EntryLock::acquire_unless_read_only(&self.options.root, id).await? {
+            Ok(lock) => lock,
+            Err(cause) => return self.read_only(id, dir, cause).await,
+        };
         let result = self.fill_locked(id, &dir, source, progress).await;
         if result.is_err() && !dir.exists() {
             // Nothing is cached (unknown model, failed fetch): leave no lock file behind either.
@@ -216,6 +219,28 @@ impl ArtifactCache {
             }),
             Err(EntryProblem::Incomplete) => {
                 Err(CoreError::Cache(format!("the manifest of {id} vanished after writing")))
+            }
+        }
+    }
+
+    /// A cache that cannot be written (a pre-filled image layer, a read-only volume) is served as it
+    /// is: a verified entry is used without a lock (nothing here can change it), and anything else
+    /// fails with the directory named, as it cannot be fetched into it.
+    async fn read_only(&self, id: &ModelId, dir: PathBuf, cause: std::io::Error) -> FillResult {
+        match self.check(&dir).await? {
+            Ok(manifest) => {
+                self.metrics.lookup(Lookup::Hit);
+                Ok(CachedEntry { dir, manifest, downloaded: false })
+            }
+            Err(problem) => {
+                let state = match problem {
+                    EntryProblem::Incomplete => "not in it".to_owned(),
+                    EntryProblem::Corrupt { reason, .. } => format!("damaged there ({reason})"),
+                };
+                Err(CoreError::Cache(format!(
+                    "the model cache {} cannot be written ({cause}), and {id} is {state}: it can serve only the models it holds",
+                    self.options.root.display()
+                )))
             }
         }
     }

@@ -30,6 +30,12 @@ fn same_file(file: &File, path: &Path) -> std::io::Result<bool> {
     }
 }
 
+/// The error of writing where nothing may be written: a read-only file system (EROFS), or a folder
+/// this process has no write permission in.
+fn read_only(e: &std::io::Error) -> bool {
+    matches!(e.kind(), std::io::ErrorKind::ReadOnlyFilesystem | std::io::ErrorKind::PermissionDenied)
+}
+
 fn lock_blocking(dataset_dir: &Path, path: &Path) -> std::io::Result<File> {
     loop {
         std::fs::create_dir_all(dataset_dir)?;
@@ -50,15 +56,31 @@ impl EntryLock {
     /// Waits as long as another holder works: a download takes as long as it takes, and the
     /// holder's death releases the lock, so there is no timeout to tune.
     pub async fn acquire(root: &Path, id: &ModelId) -> Result<EntryLock, CoreError> {
+        match EntryLock::acquire_unless_read_only(root, id).await? {
+            Ok(lock) => Ok(lock),
+            Err(cause) => Err(CoreError::Cache(format!("cannot lock the cache entry of {id}: {cause}"))),
+        }
+    }
+
+    /// As [`EntryLock::acquire`], or the cause when the cache cannot be written at all (a
+    /// read-only file system or folder): its entries can still be read, without a lock, as nothing
+    /// can change them from here.
+    pub async fn acquire_unless_read_only(
+        root: &Path,
+        id: &ModelId,
+    ) -> Result<Result<EntryLock, std::io::Error>, CoreError> {
         let dataset_dir = root.join(id.dataset());
         // Versions cannot start with '.', so this name never collides with an entry.
         let path = dataset_dir.join(format!(".{}.lock", id.version()));
         let task_path = path.clone();
-        let file = tokio::task::spawn_blocking(move || lock_blocking(&dataset_dir, &task_path))
+        let locked = tokio::task::spawn_blocking(move || lock_blocking(&dataset_dir, &task_path))
             .await
-            .map_err(|e| CoreError::Internal(format!("lock task failed: {e}")))?
-            .map_err(|e| CoreError::Cache(format!("cannot lock the cache entry of {id}: {e}")))?;
-        Ok(EntryLock { file, path })
+            .map_err(|e| CoreError::Internal(format!("lock task failed: {e}")))?;
+        match locked {
+            Ok(file) => Ok(Ok(EntryLock { file, path })),
+            Err(e) if read_only(&e) => Ok(Err(e)),
+            Err(e) => Err(CoreError::Cache(format!("cannot lock the cache entry of {id}: {e}"))),
+        }
     }
 
     /// Deletes the lock file (and the dataset folder if that leaves it empty), then unlocks. For

@@ -112,26 +112,28 @@ fn build_here(
         Provider::Cuda => builder.with_execution_providers([cuda(options, gpu)]).map_err(|e| e.to_string())?,
         Provider::TensorRt => {
             let dir = tensorrt_cache_dir(cache_root, &gpu_key(target.gpu), &tensorrt_version()?);
-            std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            let writable = side_cache(&dir, "TensorRT engine");
             let trt = ort::ep::TensorRT::default()
                 .with_device_id(gpu as i32)
                 .with_fp16(options.tensorrt_fp16)
-                .with_engine_cache(true)
+                .with_engine_cache(writable)
                 .with_engine_cache_path(dir.display())
-                .with_timing_cache(true)
+                .with_timing_cache(writable)
                 .with_timing_cache_path(dir.display())
                 .build()
                 .error_on_failure();
-            let engines_before = count_engines(&dir);
-            tensorrt_dir = Some((dir, engines_before));
+            if writable {
+                let engines_before = count_engines(&dir);
+                tensorrt_dir = Some((dir, engines_before));
+            }
             // Nodes TensorRT does not take run on CUDA, not on the CPU.
             builder.with_execution_providers([trt, cuda(options, gpu)]).map_err(|e| e.to_string())?
         }
         Provider::OpenVino => {
             let device = openvino_device(options.openvino_device)?;
             let dir = openvino_cache_dir(cache_root, options.openvino_device, options.openvino_precision);
-            std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-            let config = openvino_options(device.ep().map_err(|e| e.to_string())?, options, intra_threads, &dir);
+            let dir = side_cache(&dir, "OpenVINO blob").then_some(dir.as_path());
+            let config = openvino_options(device.ep().map_err(|e| e.to_string())?, options, intra_threads, dir);
             // A session reported as OpenVINO runs wholly on OpenVINO: a model with nodes it cannot
             // take fails here and is built on the next provider instead, with the cause logged.
             let builder =
@@ -158,7 +160,9 @@ fn build_here(
 
 /// Starts the session from ONNX Runtime's optimised graph saved by an earlier load, or builds it
 /// from `file` and saves that graph (written aside, then renamed, so a crash leaves no half file).
-/// A saved graph that no longer loads is deleted and rebuilt.
+/// A saved graph that no longer loads is deleted and rebuilt. The saved graph is an optimisation:
+/// when it cannot be written (a full or read-only disk, a graph with compiled nodes) the session is
+/// built from `file` as if there were no cache, with a warning, and nothing is left aside.
 fn commit_cached(mut builder: SessionBuilder, file: &Path, cached: &Path) -> Result<Session, String> {
     if cached.is_file() {
         let from_cache = builder
@@ -182,23 +186,61 @@ fn commit_cached(mut builder: SessionBuilder, file: &Path, cached: &Path) -> Res
         return builder.commit_from_file(file).map_err(not_loadable);
     };
     static SERIAL: AtomicU64 = AtomicU64::new(0);
-    let aside = dir.join(format!(".saving-{}-{}", std::process::id(), SERIAL.fetch_add(1, Ordering::Relaxed)));
-    let saving = builder.clone().with_optimized_model_path(&aside).map_err(|e| e.to_string())?.commit_from_file(file);
+    let aside = dir.join(format!("{SAVING_PREFIX}{}-{}", std::process::id(), SERIAL.fetch_add(1, Ordering::Relaxed)));
+    let saving = builder
+        .clone()
+        .with_optimized_model_path(&aside)
+        .map_err(|e| e.to_string())
+        .and_then(|mut b| b.commit_from_file(file).map_err(|e| e.to_string()));
     let session = match saving {
         Ok(session) => session,
-        // A graph holding nodes compiled by a provider cannot be saved; the session still serves.
-        Err(e) if e.to_string().contains("serialize") => {
-            tracing::warn!(file = %file.display(), cause = %e, "cannot save the optimised graph");
+        Err(cause) => {
+            // Whether the model or the saving failed, the model alone tells: built without saving.
             let _ = std::fs::remove_file(&aside);
-            return builder.commit_from_file(file).map_err(not_loadable);
+            let session = builder.commit_from_file(file).map_err(not_loadable)?;
+            tracing::warn!(file = %file.display(), cached = %cached.display(), %cause, "cannot save the optimised graph; the model is served without it");
+            return Ok(session);
         }
-        Err(e) => return Err(not_loadable(e)),
     };
     if let Err(e) = std::fs::rename(&aside, cached) {
         tracing::warn!(cached = %cached.display(), cause = %e, "cannot save the optimised graph");
         let _ = std::fs::remove_file(&aside);
     }
     Ok(session)
+}
+
+/// The name an optimised graph is written under until it is complete.
+const SAVING_PREFIX: &str = ".saving-";
+
+/// Removes the optimised graphs left half written under `cache_root` by a process that stopped
+/// while saving one (a crash, a full disk): at start-up, before any load. Returns how many.
+pub fn sweep_unfinished_graphs(cache_root: &Path) -> usize {
+    let entries = |dir: &Path| std::fs::read_dir(dir).into_iter().flatten().flatten().map(|e| e.path());
+    let mut removed = 0;
+    for dataset in entries(cache_root) {
+        for version in entries(&dataset) {
+            for keyed in entries(&version.join("ort-optimized")) {
+                for file in entries(&keyed) {
+                    let unfinished = file.file_name().is_some_and(|n| n.to_string_lossy().starts_with(SAVING_PREFIX));
+                    if unfinished && !saved_by_a_live_process(&file) && std::fs::remove_file(&file).is_ok() {
+                        removed += 1;
+                    }
+                }
+            }
+        }
+    }
+    removed
+}
+
+/// Whether `.saving-<pid>-<n>` names a process running here other than this one (another server
+/// sharing the cache may be writing it).
+fn saved_by_a_live_process(file: &Path) -> bool {
+    let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let pid = name.strip_prefix(SAVING_PREFIX).and_then(|rest| rest.split('-').next()?.parse::<u32>().ok());
+    match pid {
+        Some(pid) if pid != std::process::id() => Path::new(&format!("/proc/{pid}")).exists(),
+        _ => false,
+    }
 }
 
 fn cuda(options: &ProviderOptions, gpu: u32) -> ort::ep::ExecutionProviderDispatch {
@@ -212,6 +254,18 @@ fn cuda(options: &ProviderOptions, gpu: u32) -> ort::ep::ExecutionProviderDispat
         cuda = cuda.with_memory_limit(limit);
     }
     cuda.build().error_on_failure()
+}
+
+/// Whether a provider's compiled forms can be kept in `dir` (created if need be): a cache that
+/// cannot be written (a read-only or full disk) only means compiling at each load, with a warning.
+fn side_cache(dir: &Path, what: &str) -> bool {
+    match std::fs::create_dir_all(dir) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(cache = %dir.display(), cause = %e, "cannot keep the {what} cache; compiling without it");
+            false
+        }
+    }
 }
 
 /// The GPU's name and compute capability, which a TensorRT engine is only valid for.
@@ -235,12 +289,12 @@ fn openvino_options(
     ep_name: &str,
     options: &ProviderOptions,
     threads: usize,
-    cache_dir: &Path,
+    cache_dir: Option<&Path>,
 ) -> Vec<(String, String)> {
-    let mut properties = serde_json::json!({
-        "INFERENCE_PRECISION_HINT": options.openvino_precision.name(),
-        "CACHE_DIR": cache_dir.display().to_string(),
-    });
+    let mut properties = serde_json::json!({ "INFERENCE_PRECISION_HINT": options.openvino_precision.name() });
+    if let Some(dir) = cache_dir {
+        properties["CACHE_DIR"] = serde_json::json!(dir.display().to_string());
+    }
     if threads > 0 {
         properties["INFERENCE_NUM_THREADS"] = serde_json::json!(threads);
     }

@@ -27,7 +27,7 @@ pub mod threads;
 mod worker;
 
 pub use batch::{batched_matches, limit_after_check, BatchPolicy, Outputs};
-pub use build::{build_raw, build_session};
+pub use build::{build_raw, build_session, sweep_unfinished_graphs};
 pub use environment::{
     init_runtime, init_runtime_with, probe_provider, shared_threads, IntraOpThreads, RuntimeInfo, SharedThreads,
     UnavailableProvider,

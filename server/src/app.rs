@@ -92,6 +92,10 @@ pub async fn serve(config: Config) -> Result<(), StartupError> {
 
     let registry = Registry::new();
     let artifacts = build_artifacts(&config).await?;
+    let swept = sightline_engine::sweep_unfinished_graphs(artifacts.root());
+    if swept > 0 {
+        tracing::info!(files = swept, "removed optimised graphs left half written by an earlier process");
+    }
     let pipeline = PipelineMetrics::register(&registry)?;
     let manager = build_manager(&config, &registry, &pipeline, &pinned, artifacts.clone(), &execution)?;
     registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;

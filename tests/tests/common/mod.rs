@@ -122,7 +122,33 @@ pub fn copy_resize_variants(dir: &Path, model: &str, shipped: &ShippedAs) -> (St
 
 /// The binary with the harness's fixed settings (a cleared environment), then `env`.
 fn server_command(model_dir: &Path, port: u16, cache_dir: &Path, log: &Path, env: &[(&str, &str)]) -> Command {
-    let mut cmd = Command::new(binary());
+    with_settings(Command::new(binary()), model_dir, port, cache_dir, log, env)
+}
+
+/// The binary run by `sh -c "<setup> && exec <binary>"` in a mount namespace of its own, as root
+/// there (`unshare -rm`): `setup` may mount what the test needs (a small tmpfs, a read-only bind)
+/// without privileges, and the mounts go away with the process.
+fn namespaced_command(
+    setup: &str,
+    model_dir: &Path,
+    port: u16,
+    cache_dir: &Path,
+    log: &Path,
+    env: &[(&str, &str)],
+) -> Command {
+    let mut cmd = Command::new("unshare");
+    cmd.args(["-rm", "sh", "-c", &format!("{setup} && exec \"$0\""), &binary().display().to_string()]);
+    with_settings(cmd, model_dir, port, cache_dir, log, env)
+}
+
+fn with_settings(
+    mut cmd: Command,
+    model_dir: &Path,
+    port: u16,
+    cache_dir: &Path,
+    log: &Path,
+    env: &[(&str, &str)],
+) -> Command {
     cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("ORT_DYLIB_PATH", ort_dylib())
@@ -219,11 +245,21 @@ pub struct Server {
 impl Server {
     /// Starts the binary with `MODEL_DIR=model_dir` plus `env`, and waits for `/healthz`.
     pub async fn start(model_dir: &Path, env: &[(&str, &str)]) -> Server {
+        Server::spawn(|port, cache, log| server_command(model_dir, port, cache, log, env)).await
+    }
+
+    /// As [`Server::start`], in a mount namespace prepared by `setup` (see [`namespaced_command`]);
+    /// `MODEL_CACHE_DIR` (set in `env`, else the server's own) is in its environment.
+    pub async fn start_namespaced(setup: &str, model_dir: &Path, env: &[(&str, &str)]) -> Server {
+        Server::spawn(|port, cache, log| namespaced_command(setup, model_dir, port, cache, log, env)).await
+    }
+
+    async fn spawn(command: impl FnOnce(u16, &Path, &Path) -> Command) -> Server {
         let port = free_port();
         let logdir = TempDir::new("log");
         let cachedir = TempDir::new("cache");
         let log = logdir.path().join("server.log");
-        let child = server_command(model_dir, port, cachedir.path(), &log, env).spawn().expect("start sightline");
+        let child = command(port, cachedir.path(), &log).spawn().expect("start sightline");
         let mut server = Server {
             child,
             base: format!("http://127.0.0.1:{port}"),
@@ -234,6 +270,11 @@ impl Server {
         };
         server.wait_healthy().await;
         server
+    }
+
+    /// `path` as the server sees it, through its own mounts (`/proc/<pid>/root`).
+    pub fn seen_by_server(&self, path: &Path) -> PathBuf {
+        PathBuf::from(format!("/proc/{}/root", self.pid())).join(path.strip_prefix("/").unwrap_or(path))
     }
 
     /// Starts the binary on `provider` (see [`provider_env`]) plus `env`.
