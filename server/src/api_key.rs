@@ -1,16 +1,21 @@
-//! The optional server API key (`SIGHTLINE_API_KEY`). The key a request carries is found with the
-//! spec's precedence (§1.1): `api_key` query parameter, then `Authorization: Bearer`, then the
-//! `api_key` field of a JSON body. `None`, `null` and empty values (what clients send for "no
+//! The optional server API key (`SIGHTLINE_API_KEY`), checked before any work. The key a request
+//! carries is found with the spec's precedence (§1.1): `api_key` query parameter, then
+//! `Authorization: Bearer` (neither reads the body), then the `api_key` field of a JSON body, found
+//! by a scan of its first bytes as they arrive (`body_key`). `None`, `null` and empty values (what clients send for "no
 //! key") count as absent. Health, readiness, info and metrics stay open for probes and scrapers.
 
+use actix_http::BoxedPayloadStream;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use actix_web::middleware::Next;
-use actix_web::{web, ResponseError};
+use actix_web::web::BytesMut;
+use actix_web::{web, HttpMessage, ResponseError};
+use futures::StreamExt;
 
-use crate::body::read_limited;
-use crate::error::ApiError;
+use crate::body_key::{Found, KeyScan};
+use crate::error::{ApiError, KeyProblem};
+use crate::request_body::timed_out;
 use crate::state::AppState;
 
 const OPEN_PATHS: [&str; 4] = ["/healthz", "/readiness", "/info", "/metrics"];
@@ -35,17 +40,30 @@ fn is_json(req: &ServiceRequest) -> bool {
     req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("application/json"))
 }
 
-/// Reads the body (bounded like every body), finds `api_key` in it, and puts the body back for the handler.
-async fn from_body(req: &mut ServiceRequest, limit: usize) -> Result<Option<String>, ApiError> {
-    let payload = req.extract::<web::Payload>().await.map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let body = read_limited(payload, limit).await?;
-    let key = serde_json::from_slice::<serde_json::Value>(&body)
-        .ok()
-        .and_then(|v| v.get("api_key").and_then(|k| k.as_str()).and_then(present).map(str::to_owned));
-    let (_, mut replay) = actix_http::h1::Payload::create(true);
-    replay.unread_data(body);
-    req.set_payload(Payload::from(replay));
-    Ok(key)
+/// Reads the body only until the key scan decides (its first bytes: see `body_key`), then puts
+/// what it read back in front of the rest for the handler. Nothing is parsed or buffered beyond
+/// that, so a request without a valid key costs kilobytes whatever its size.
+async fn from_body(req: &mut ServiceRequest) -> Result<Found, ApiError> {
+    let mut payload = req.take_payload();
+    let mut read = BytesMut::new();
+    let mut scan = KeyScan::default();
+    let (found, ended) = loop {
+        match payload.next().await {
+            Some(Ok(chunk)) => {
+                read.extend_from_slice(&chunk);
+                if *scan.feed(&chunk) != Found::Undecided {
+                    break (scan.finish().clone(), false);
+                }
+            }
+            Some(Err(e)) if timed_out(&e) => return Err(ApiError::BodyTimeout),
+            Some(Err(e)) => return Err(ApiError::BadRequest(format!("Could not read the request body: {e}"))),
+            None => break (scan.finish().clone(), true),
+        }
+    };
+    let read = futures::stream::once(futures::future::ready(Ok(read.freeze())));
+    let body: BoxedPayloadStream = if ended { Box::pin(read) } else { Box::pin(read.chain(payload)) };
+    req.set_payload(Payload::Stream { payload: body });
+    Ok(found)
 }
 
 /// Compares in time independent of where the first difference is.
@@ -59,24 +77,27 @@ pub async fn require_api_key(
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let checked = req
         .app_data::<web::Data<AppState>>()
-        .and_then(|state| Some((state.server_api_key.clone()?, state.max_body_bytes)))
+        .and_then(|state| state.server_api_key.clone())
         .filter(|_| !OPEN_PATHS.contains(&req.path()));
-    let Some((expected, limit)) = checked else {
+    let Some(expected) = checked else {
         return next.call(req).await.map(ServiceResponse::map_into_boxed_body);
     };
-    let mut given = from_query(&req).or_else(|| from_header(&req));
-    if given.is_none() && is_json(&req) {
-        given = match from_body(&mut req, limit).await {
-            Ok(key) => key,
+    let mut given = from_query(&req).or_else(|| from_header(&req)).map(Found::Key).unwrap_or(Found::NoKey);
+    if given == Found::NoKey && is_json(&req) {
+        given = match from_body(&mut req).await {
+            Ok(found) => found,
             Err(e) => return Ok(req.into_response(e.error_response())),
         };
     }
-    if given.as_deref().is_some_and(|k| same_key(k, &expected)) {
-        next.call(req).await.map(ServiceResponse::map_into_boxed_body)
-    } else {
-        let error = ApiError::Unauthorized(given.is_some());
-        Ok(req.into_response(error.error_response()))
-    }
+    let problem = match &given {
+        Found::Key(key) if same_key(key, &expected) => {
+            return next.call(req).await.map(ServiceResponse::map_into_boxed_body);
+        }
+        Found::Key(_) => KeyProblem::Wrong,
+        Found::NotWithinLimit => KeyProblem::NotEarlyInBody,
+        Found::NoKey | Found::Undecided => KeyProblem::Missing,
+    };
+    Ok(req.into_response(ApiError::Unauthorized(problem).error_response()))
 }
 
 #[cfg(test)]

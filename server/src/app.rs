@@ -115,6 +115,7 @@ pub async fn serve(config: Config) -> Result<(), StartupError> {
         server_uuid: uuid::Uuid::new_v4().to_string(),
         runtime: execution.runtime.clone(),
         max_body_bytes: config.max_body_bytes,
+        client_body_timeout: Duration::from_secs(config.client_body_timeout_secs),
         server_api_key: config.sightline_api_key.as_ref().map(|k| k.0.clone()).filter(|k| !k.is_empty()),
         api_document,
     });

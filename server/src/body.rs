@@ -8,6 +8,7 @@ use crate::error::ApiError;
 pub async fn read_limited(payload: web::Payload, limit: usize) -> Result<web::Bytes, ApiError> {
     match payload.to_bytes_limited(limit).await {
         Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(e)) if crate::request_body::timed_out_error(&e) => Err(ApiError::BodyTimeout),
         Ok(Err(e)) => Err(ApiError::BadRequest(format!("Could not read the request body: {e}"))),
         Err(_) => Err(ApiError::PayloadTooLarge(limit)),
     }

@@ -316,6 +316,11 @@ pub struct Config {
     /// Largest request body accepted, in bytes (413 above).
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 32 * 1024 * 1024)]
     pub max_body_bytes: usize,
+    /// Seconds a request's whole body may take to arrive (408 after). 60: the default
+    /// MAX_BODY_BYTES (32 MiB) at 5 Mbit/s, a slow client's uplink; nginx gives 60 s between two
+    /// reads, this bounds the whole body, so a client sending a byte a second is cut off too.
+    #[arg(long, env = "CLIENT_BODY_TIMEOUT_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub client_body_timeout_secs: u64,
     /// Largest decoded image accepted, in pixels (400 above); checked before decoding.
     #[arg(long, env = "MAX_IMAGE_PIXELS", default_value_t = 50_000_000)]
     pub max_image_pixels: u64,

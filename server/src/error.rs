@@ -41,9 +41,11 @@ pub enum ApiError {
     TooManyImages { got: usize, limit: usize },
     #[error("{0}")]
     BadRequest(String),
-    /// `true` when a key was given but is wrong.
-    #[error("{}", if *.0 { "Unauthorized: the API key is not valid for this server." } else { "Unauthorized: this server requires an API key (SIGHTLINE_API_KEY); send it as the api_key query parameter, an Authorization: Bearer header, or the api_key field of a JSON body." })]
-    Unauthorized(bool),
+    /// The body did not arrive within `CLIENT_BODY_TIMEOUT_SECS`.
+    #[error("Request Timeout: the request body did not arrive within CLIENT_BODY_TIMEOUT_SECS.")]
+    BodyTimeout,
+    #[error("{}", .0.message())]
+    Unauthorized(KeyProblem),
     /// An inference request waited longer than `MODEL_LOAD_WAIT_SECS` for its model's load.
     #[error("Model is temporarily not ready - retry request. ({0} is still loading.)")]
     ModelNotReady(String),
@@ -57,6 +59,25 @@ pub enum ApiError {
     /// What the request would create exists already.
     #[error("{0}")]
     Conflict(String),
+}
+
+/// Why a request's API key was not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyProblem {
+    Missing,
+    Wrong,
+    /// A JSON body without the key in its first bytes (see `body_key`).
+    NotEarlyInBody,
+}
+
+impl KeyProblem {
+    fn message(self) -> &'static str {
+        match self {
+            KeyProblem::Wrong => "Unauthorized: the API key is not valid for this server.",
+            KeyProblem::Missing => "Unauthorized: this server requires an API key (SIGHTLINE_API_KEY); send it as the api_key query parameter, an Authorization: Bearer header, or the api_key field of a JSON body.",
+            KeyProblem::NotEarlyInBody => "Unauthorized: no api_key field in the first 64 KiB of the JSON body; put it before the image (as inference-sdk does), or send it as the api_key query parameter or an Authorization: Bearer header.",
+        }
+    }
 }
 
 impl ApiError {
@@ -104,6 +125,7 @@ impl ResponseError for ApiError {
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge(_) | ApiError::TooManyImages { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::NotFound | ApiError::NotFoundMessage(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,

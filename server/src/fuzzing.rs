@@ -16,6 +16,25 @@ pub fn request_body(data: &[u8]) {
     let _ = decode_image(data, true, limits);
 }
 
+/// `data` as a body the API key is looked for in: the scan decides the same however the body is
+/// cut into chunks (the first byte picks the cut), and a key it finds is bounded.
+pub fn body_key(data: &[u8]) {
+    use crate::body_key::{Found, KeyScan};
+    let whole = {
+        let mut scan = KeyScan::default();
+        scan.feed(data);
+        scan.finish().clone()
+    };
+    let cut = data.first().map_or(0, |&b| usize::from(b) % (data.len() + 1));
+    let mut scan = KeyScan::default();
+    scan.feed(&data[..cut]);
+    scan.feed(&data[cut..]);
+    assert_eq!(scan.finish(), &whole, "chunking changed the outcome");
+    if let Found::Key(key) = &whole {
+        assert!(key.len() <= 4 * 4096, "a key longer than the scan keeps");
+    }
+}
+
 /// `data` as an Open Inference Protocol body in JSON, then encoded as an answer (its inputs
 /// returned as outputs, in JSON or binary as the body asks).
 pub fn kserve_json(data: &[u8]) {

@@ -1,7 +1,8 @@
 //! Per-request span, request id, and HTTP metrics (by route pattern, never by raw path, so that
 //! arbitrary URLs cannot grow the label set).
 
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -9,6 +10,9 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::web;
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
+
+use crate::request_body::{arrive_within, InFlight};
+use crate::state::AppState;
 use tracing::Instrument;
 
 #[derive(Clone)]
@@ -21,12 +25,13 @@ pub struct HttpMetrics {
 /// Routes that are not work: probes and scrapes do not count as load.
 const OPERATIONS: &[&str] = &["/healthz", "/readiness", "/metrics", "/info"];
 
-/// Counts one request in flight until dropped (also when the client goes away).
-struct InFlight(IntGauge);
+/// Gives the request's place in the in-flight gauge back when dropped (also when the client goes
+/// away).
+struct Answered(Arc<InFlight>);
 
-impl Drop for InFlight {
+impl Drop for Answered {
     fn drop(&mut self) {
-        self.0.dec();
+        self.0.done();
     }
 }
 
@@ -55,7 +60,7 @@ impl HttpMetrics {
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 pub async fn observe(
-    req: ServiceRequest,
+    mut req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
@@ -69,10 +74,11 @@ pub async fn observe(
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let metrics = req.app_data::<web::Data<HttpMetrics>>().map(|m| m.get_ref().clone());
-    let _in_flight = metrics.as_ref().filter(|_| !OPERATIONS.contains(&handler.as_str())).map(|m| {
-        m.in_flight.inc();
-        InFlight(m.in_flight.clone())
-    });
+    let gauge = metrics.as_ref().filter(|_| !OPERATIONS.contains(&handler.as_str())).map(|m| m.in_flight.clone());
+    let in_flight = InFlight::new(gauge);
+    let timeout = req.app_data::<web::Data<AppState>>().map_or(Duration::from_secs(60), |s| s.client_body_timeout);
+    arrive_within(&mut req, timeout, in_flight.clone());
+    let _answered = Answered(in_flight);
     let span = tracing::info_span!("http_request", %method, path = %req.path(), %request_id);
     let mut response = next.call(req).instrument(span.clone()).await?;
     let status = response.status();

@@ -4,6 +4,7 @@
 pub mod api_key;
 pub mod app;
 pub mod body;
+pub mod body_key;
 pub mod bulk_embed;
 pub mod cli;
 pub mod config;
@@ -15,6 +16,7 @@ pub mod http_metrics;
 pub mod image_input;
 pub mod kserve_codec;
 pub mod lifecycle;
+pub mod request_body;
 pub mod routes;
 pub mod service;
 pub mod startup_error;

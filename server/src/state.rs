@@ -15,6 +15,8 @@ pub struct AppState {
     pub server_uuid: String,
     pub runtime: RuntimeInfo,
     pub max_body_bytes: usize,
+    /// `CLIENT_BODY_TIMEOUT_SECS`: the time a request's whole body may take to arrive.
+    pub client_body_timeout: std::time::Duration,
     /// `SIGHTLINE_API_KEY`: when set, requests must carry it (see `api_key.rs`).
     pub server_api_key: Option<String>,
     /// The OpenAPI document of the routes, built once at start-up (`/openapi.json` adds the

@@ -33,6 +33,11 @@ fn request_body() {
 }
 
 #[test]
+fn body_key() {
+    replay("body_key", fuzzing::body_key);
+}
+
+#[test]
 fn kserve_json() {
     replay("kserve_json", fuzzing::kserve_json);
 }

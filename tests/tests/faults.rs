@@ -161,3 +161,115 @@ async fn a_read_only_cache_serves_what_it_holds() {
     }
     assert_eq!(status, 503, "a pinned model the read-only cache lacks: not ready\n{}", unready.log_text());
 }
+
+/// A raw HTTP/1.1 exchange: sends `head` and the first `sent` bytes of a body of `length` bytes,
+/// never the rest, and reads what the server answers (its status line and body).
+async fn partial_post(server: &Server, path: &str, length: usize, sent: &[u8]) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = server.base.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(sent).await.unwrap();
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 4096];
+    // The answer ends the exchange: the server closes, or its body is complete.
+    let read = async {
+        loop {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => answer.extend_from_slice(&buffer[..n]),
+            }
+            let text = String::from_utf8_lossy(&answer);
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let length = head
+                    .lines()
+                    .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned()))
+                    .and_then(|v| v.parse::<usize>().ok());
+                if length.is_some_and(|n| body.len() >= n) {
+                    break;
+                }
+            }
+        }
+    };
+    // Only a hang guard: an answer that waits for the body never sent never comes.
+    let answered = tokio::time::timeout(std::time::Duration::from_secs(30), read).await;
+    assert!(answered.is_ok(), "no answer while the rest of the body was withheld");
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    (status, body)
+}
+
+/// With a server key, the key is looked for in the query, the headers and the first bytes of a
+/// JSON body: a large body without it (or with a wrong one) is refused from its first bytes, the
+/// rest never read; a body with the key first is served whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unauthenticated_body_is_refused_from_its_first_bytes() {
+    let env = [("SIGHTLINE_API_KEY", "secret"), ("CLIENT_BODY_TIMEOUT_SECS", "300")];
+    let server = Server::start(&repo_root().join("assets/models"), &env).await;
+    let length = 18 << 20;
+    let head = format!(r#"{{"model_id": "shapes/1", "image": {{"type": "base64", "value": "{}"#, "A".repeat(100_000));
+    let (status, body) = partial_post(&server, "/infer/object_detection", length, head.as_bytes()).await;
+    assert_eq!(status, 401, "no key in the first bytes: {body}");
+    assert!(body.contains("first 64 KiB"), "{body}");
+    let wrong = format!(r#"{{"api_key": "guess", "image": "{}"#, "A".repeat(1000));
+    let (status, body) = partial_post(&server, "/infer/object_detection", length, wrong.as_bytes()).await;
+    assert_eq!(status, 401, "a wrong key: {body}");
+    assert!(body.contains("not valid"), "{body}");
+
+    let mut request = detect("shapes/1");
+    let keyed = json!({"api_key": "secret", "model_id": "shapes/1", "image": request["image"].take()});
+    let (status, body) = server.post_json("/infer/object_detection", &keyed).await;
+    assert_eq!(status, 200, "the key first, the image after: the whole body reaches the handler: {body}");
+    assert!(!body["predictions"].as_array().unwrap().is_empty());
+}
+
+/// `sightline_http_requests_in_flight` from `/metrics`.
+async fn http_in_flight(server: &Server) -> f64 {
+    let text = server.get_text("/metrics").await;
+    text.lines().find_map(|l| l.strip_prefix("sightline_http_requests_in_flight ")?.parse().ok()).unwrap()
+}
+
+/// A body that stalls is answered 408 with the JSON error once CLIENT_BODY_TIMEOUT_SECS has
+/// passed, and a request whose body has not arrived is not counted in flight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_does_not_arrive_is_cut_off_and_not_counted_in_flight() {
+    let server = Server::start(&repo_root().join("assets/models"), &[("CLIENT_BODY_TIMEOUT_SECS", "1")]).await;
+    let (status, body) = partial_post(&server, "/infer/object_detection", 1000, br#"{"model_id": "#).await;
+    assert_eq!(status, 408, "{body}");
+    let error: Value = serde_json::from_str(&body).unwrap_or_else(|_| panic!("not JSON: {body}"));
+    assert!(error["message"].as_str().unwrap().contains("CLIENT_BODY_TIMEOUT_SECS"), "{error}");
+
+    let server = Server::start(&repo_root().join("assets/models"), &[("CLIENT_BODY_TIMEOUT_SECS", "300")]).await;
+    let stalled: Vec<_> = (0..5)
+        .map(|_| {
+            let base = server.base.clone();
+            tokio::spawn(async move {
+                use tokio::io::AsyncWriteExt;
+                let mut stream = tokio::net::TcpStream::connect(base.trim_start_matches("http://")).await.unwrap();
+                let head = "POST /infer/object_detection HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{";
+                stream.write_all(head.as_bytes()).await.unwrap();
+                tokio::time::sleep(std::time::Duration::from_secs(120)).await;
+                drop(stream);
+            })
+        })
+        .collect();
+    // The stalled requests have reached the handler (their heads are read) once /metrics answers
+    // after them on the same two workers; give the connections a moment to be accepted.
+    let mut seen = Vec::new();
+    for _ in 0..10 {
+        seen.push(http_in_flight(&server).await);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let text = server.get_text("/metrics").await;
+    assert!(seen.iter().all(|&n| n == 0.0), "stalled bodies counted in flight: {seen:?}");
+    assert!(text.contains("sightline_http_requests_in_flight 0"), "{text}");
+    let (status, _) = server.post_json("/infer/object_detection", &detect("shapes/1")).await;
+    assert_eq!(status, 200);
+    for task in stalled {
+        task.abort();
+    }
+}

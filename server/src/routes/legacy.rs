@@ -97,8 +97,10 @@ async fn body_image(
 /// The raw image bytes of the multipart part named `file` (spec §9.2), bounded like any body.
 async fn multipart_file(req: &HttpRequest, payload: web::Payload, limit: usize) -> Result<Vec<u8>, ApiError> {
     let mut form = Multipart::new(req.headers(), payload);
-    let malformed =
-        |e: actix_multipart::MultipartError| ApiError::BadRequest(format!("Malformed multipart/form-data body: {e}"));
+    let malformed = |e: actix_multipart::MultipartError| match e {
+        actix_multipart::MultipartError::Payload(p) if crate::request_body::timed_out(&p) => ApiError::BodyTimeout,
+        e => ApiError::BadRequest(format!("Malformed multipart/form-data body: {e}")),
+    };
     while let Some(mut field) = form.try_next().await.map_err(malformed)? {
         if field.name() != Some("file") {
             continue;
