@@ -9,6 +9,7 @@ pub mod base_manager;
 pub mod capability;
 pub mod decorators;
 pub mod error;
+pub mod finite;
 pub mod inference;
 pub mod manager;
 pub mod memory_probe;
@@ -22,6 +23,7 @@ pub use base_manager::BaseManager;
 pub use capability::{Asked, Classify, Detect, EmbedImage, EmbedText, ReadText, RunTensors};
 pub use decorators::{CacheConfig, Decorated, Hooks, ManagerMetrics, WithFixedSizeCache, WithLogger, WithMetrics};
 pub use error::CoreError;
+pub use finite::Finite;
 pub use inference::{
     ClassScore, ClassificationOutput, ClassificationParams, CocoRle, DetectOptions, Detection, DetectionOutput,
     DetectionParams, ImageRequest, InstanceMask, Keypoint, MaskDecodeMode, MaskParams, OcrLine, OcrOutput,

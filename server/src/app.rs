@@ -92,6 +92,10 @@ pub async fn serve(config: Config) -> Result<(), StartupError> {
 
     let registry = Registry::new();
     let artifacts = build_artifacts(&config).await?;
+    crate::error::name_server_paths(&[
+        (config.model_dir.as_path(), "MODEL_DIR"),
+        (config.model_cache_dir.as_path(), "MODEL_CACHE_DIR"),
+    ]);
     let swept = sightline_engine::sweep_unfinished_graphs(artifacts.root());
     if swept > 0 {
         tracing::info!(files = swept, "removed optimised graphs left half written by an earlier process");
@@ -137,6 +141,7 @@ pub async fn serve(config: Config) -> Result<(), StartupError> {
                 )
                 .wrap(middleware::from_fn(require_api_key))
                 .wrap(middleware::from_fn(observe))
+                .wrap(middleware::from_fn(crate::url_limit::limit_url_length))
                 .configure(routes::configure)
         })
         .bind(&address)

@@ -1,5 +1,7 @@
 //! Every error the HTTP layer returns, and the one place where errors become status codes.
 
+use std::sync::OnceLock;
+
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
@@ -36,6 +38,9 @@ pub enum ApiError {
     Validation(String),
     #[error("Request body is larger than the limit of {0} bytes (MAX_BODY_BYTES).")]
     PayloadTooLarge(usize),
+    /// The request target (path and query) is longer than the server takes.
+    #[error("URI Too Long: the request's path and query are {length} bytes, more than {limit}; send large values (an image) in the body.")]
+    UriTooLong { length: usize, limit: usize },
     /// A list of images longer than `MAX_IMAGES_PER_REQUEST`: no retry can pass it.
     #[error("The request has {got} images, more than MAX_IMAGES_PER_REQUEST={limit}; send them in requests of at most {limit}.")]
     TooManyImages { got: usize, limit: usize },
@@ -80,7 +85,37 @@ impl KeyProblem {
     }
 }
 
+/// The server's folders as error bodies name them: by their setting, never by their path.
+static SERVER_PATHS: OnceLock<Vec<(String, &'static str)>> = OnceLock::new();
+
+/// Names the folders (`MODEL_DIR`, `MODEL_CACHE_DIR`) whose paths error bodies must not show, once at
+/// start-up; a path inside one is shown from its setting on (`MODEL_CACHE_DIR/coco/3/weights.onnx`).
+pub fn name_server_paths(paths: &[(&std::path::Path, &'static str)]) {
+    let mut named: Vec<(String, &'static str)> = Vec::new();
+    for (path, setting) in paths {
+        let canonical = std::fs::canonicalize(path).ok();
+        for form in [Some(path.to_path_buf()), canonical].into_iter().flatten() {
+            let text = form.display().to_string();
+            if text.len() > 1 && !named.iter().any(|(t, _)| *t == text) {
+                named.push((text.trim_end_matches('/').to_owned(), setting));
+            }
+        }
+    }
+    // Longest first, so that a folder inside another is named by its own setting.
+    named.sort_by_key(|(text, _)| std::cmp::Reverse(text.len()));
+    let _ = SERVER_PATHS.set(named);
+}
+
 impl ApiError {
+    /// The text of the error body: what `Display` says, with the server's folders named by setting.
+    pub fn message(&self) -> String {
+        let mut message = self.to_string();
+        for (path, setting) in SERVER_PATHS.get().into_iter().flatten() {
+            message = message.replace(path.as_str(), setting);
+        }
+        message
+    }
+
     /// The status with the headers that go with it (the retry and authentication hints).
     fn response_builder(&self) -> actix_web::HttpResponseBuilder {
         let status = self.status_code();
@@ -115,7 +150,7 @@ impl ResponseError for ProtocolError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        self.0.response_builder().json(serde_json::json!({ "error": self.0.to_string() }))
+        self.0.response_builder().json(serde_json::json!({ "error": self.0.message() }))
     }
 }
 
@@ -126,6 +161,7 @@ impl ResponseError for ApiError {
             ApiError::PayloadTooLarge(_) | ApiError::TooManyImages { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            ApiError::UriTooLong { .. } => StatusCode::URI_TOO_LONG,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::NotFound | ApiError::NotFoundMessage(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
@@ -160,7 +196,7 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        let message = self.to_string();
+        let message = self.message();
         let mut response = self.response_builder();
         let (error_type, detail) = match self {
             // FastAPI's shape too, so clients that read `detail` on 422 still find text.

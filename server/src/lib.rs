@@ -24,3 +24,4 @@ pub mod state;
 pub mod telemetry;
 pub mod types;
 pub mod url_fetch;
+pub mod url_limit;

@@ -11,7 +11,7 @@ use futures::future::{BoxFuture, FutureExt};
 use futures::stream::{self, StreamExt, TryStreamExt};
 use sightline_artifacts::{ArtifactCache, CacheListing, CachedEntry, NoProgress, VerifyLevel};
 use sightline_core::{
-    Admission, Asked, ClassificationOutput, ClassificationParams, CoreError, DetectOptions, DetectionOutput,
+    Admission, Asked, ClassificationOutput, ClassificationParams, CoreError, DetectOptions, DetectionOutput, Finite,
     ImageRequest, Model, ModelDescription, ModelId, ModelManager, OcrOutput, PreprocessingFlags, RemovalReason, Task,
     Tensor, Ticket, VisualizeParams,
 };
@@ -202,6 +202,7 @@ impl Service {
                 capability(&*model, asked, |m| m.text_embedder())?.embed_texts(texts).await
             })
             .await?;
+        let vectors = vectors.into_iter().map(|v| v.finite(id)).collect::<Result<_, _>>()?;
         Ok((vectors, served))
     }
 
@@ -228,7 +229,7 @@ impl Service {
     ) -> Result<Answered<O>, ApiError>
     where
         P: Clone + Send + Sync + 'static,
-        O: Send + 'static,
+        O: Finite + Send + 'static,
     {
         let count = job.images.len();
         if count > self.max_images {
@@ -256,7 +257,8 @@ impl Service {
                         let ticket = admission.ticket(&*model)?;
                         run(model, ImageRequest { image, preprocessing, options, visualize, ticket }).await
                     })
-                    .await?;
+                    .await?
+                    .finite(id)?;
                 Ok::<_, ApiError>((output, started.elapsed().as_secs_f64()))
             }
         });

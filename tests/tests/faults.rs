@@ -146,7 +146,8 @@ async fn a_read_only_cache_serves_what_it_holds() {
     let (status, body) = server.post_json("/infer/object_detection", &detect("shapes-b/1")).await;
     assert_eq!(status, 500, "{body}");
     let message = body["message"].as_str().unwrap();
-    assert!(message.contains(&cache_dir) && message.contains("cannot be written"), "{message}");
+    assert!(message.contains("MODEL_CACHE_DIR") && message.contains("cannot be written"), "{message}");
+    assert!(!message.contains(&cache_dir), "the body names the setting, not the server's path: {message}");
     assert_eq!(loaded(&server).await, ["shapes/1"]);
 
     let env = [("MODEL_CACHE_DIR", cache_dir.as_str()), ("PINNED_MODELS", "shapes-b/1")];
@@ -272,4 +273,67 @@ async fn a_body_that_does_not_arrive_is_cut_off_and_not_counted_in_flight() {
     for task in stalled {
         task.abort();
     }
+}
+
+/// The lower items: HEAD wherever GET is, answers without NaN or infinity, error bodies that name
+/// settings instead of server paths, 414 for an over-long URL, and no ERROR line a client can cause.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_faults_get_proper_answers() {
+    let models = TempDir::new("faults-small");
+    model_folder(models.path(), "shapes/1", |_| {});
+    model_folder(models.path(), "garbage/1", |d| std::fs::write(d.join("weights.onnx"), b"not an onnx file").unwrap());
+    model_folder(models.path(), "non-finite/1", |d| {
+        std::fs::copy(data("models/non-finite/weights.onnx"), d.join("weights.onnx")).unwrap();
+    });
+    let server = Server::start(models.path(), &[]).await;
+
+    for path in ["/healthz", "/readiness", "/info", "/model/registry", "/openapi.json", "/v2/health/live"] {
+        let get = server.client.get(server.url(path)).send().await.unwrap();
+        let head = server.client.head(server.url(path)).send().await.unwrap();
+        assert_eq!(head.status(), get.status(), "HEAD {path}");
+        assert_eq!(head.headers().get("content-type"), get.headers().get("content-type"), "HEAD {path}");
+        assert!(head.bytes().await.unwrap().is_empty(), "HEAD {path} has no body");
+    }
+
+    // A model whose output holds NaN and infinity: the two finite boxes, no nulls.
+    let (status, body) = server.post_json("/infer/object_detection", &detect("non-finite/1")).await;
+    assert_eq!(status, 200, "{body}");
+    let predictions = body["predictions"].as_array().unwrap();
+    let classes: Vec<&str> = predictions.iter().map(|p| p["class"].as_str().unwrap()).collect();
+    assert_eq!(classes, ["circle", "square"], "{body}");
+    assert!(!body.to_string().contains("null"), "{body}");
+    assert!(server.log_text().contains("NaN or infinity"), "dropped with a warning");
+
+    // Error bodies name models and settings, never the server's folders.
+    let (status, body) = server.post_json("/infer/object_detection", &detect("nope/3")).await;
+    assert_eq!(status, 404);
+    let (_, broken) = server.post_json("/model/add", &json!({"model_id": "garbage/1"})).await;
+    for message in [body["message"].as_str().unwrap(), broken["message"].as_str().unwrap()] {
+        assert!(!message.contains(&*models.path().display().to_string()), "{message}");
+        assert!(!message.contains(&*server.cache_dir().display().to_string()), "{message}");
+        assert!(message.contains("MODEL_DIR") || message.contains("MODEL_CACHE_DIR"), "{message}");
+    }
+
+    let long = format!("/healthz?q={}", "a".repeat(20_000));
+    let response = server.client.get(server.url(&long)).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 414);
+    let error: Value = response.json().await.unwrap();
+    assert!(error["message"].as_str().unwrap().contains("URI Too Long"), "{error}");
+
+    // Malformed HTTP and over-long request lines are the client's doing: warnings at most.
+    for request in ["GARBAGE\r\n\r\n".to_owned(), format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(100_000))] {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(server.base.trim_start_matches("http://")).await.unwrap();
+        let _ = stream.write_all(request.as_bytes()).await;
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
+        assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 4"), "{}", String::from_utf8_lossy(&answer));
+    }
+    let (status, _) = server.post_json("/infer/object_detection", &detect("nope/4")).await;
+    assert_eq!(status, 404);
+    let log = server.log_text();
+    let errors: Vec<&str> = log.lines().filter(|l| l.contains(" ERROR ")).collect();
+    let broken_load = |l: &&str| l.contains("garbage/1");
+    assert!(errors.iter().all(broken_load), "only the broken model is an error: {errors:#?}");
+    assert!(log.contains("connection closed"), "the malformed requests are still logged:\n{log}");
 }

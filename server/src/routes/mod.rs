@@ -21,10 +21,18 @@ use crate::error::ApiError;
 /// Every path with its methods; any other method on a known path is answered 405 with `Allow`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.configure(openapi::configure_docs);
-    let mut paths: Vec<(String, Vec<(Method, Route)>)> =
-        vec![("/openapi.json".into(), vec![(Method::GET, web::get().to(openapi::openapi_json))])];
+    let mut paths: Vec<(String, Vec<(Method, Route)>)> = vec![(
+        "/openapi.json".into(),
+        vec![
+            (Method::GET, web::get().to(openapi::openapi_json)),
+            (Method::HEAD, web::head().to(openapi::openapi_json)),
+        ],
+    )];
     for operation in table::operations() {
-        let routes = operation.methods.iter().map(|m| (m.clone(), (operation.route)(m.clone())));
+        // HTTP requires HEAD wherever GET is: the same handler, whose body actix does not send.
+        let head = operation.methods.contains(&Method::GET).then_some(Method::HEAD);
+        let methods = operation.methods.iter().cloned().chain(head);
+        let routes = methods.map(|m| (m.clone(), (operation.route)(m)));
         match paths.iter_mut().find(|(path, _)| *path == operation.path) {
             Some((_, existing)) => existing.extend(routes),
             None => paths.push((operation.path, routes.collect())),

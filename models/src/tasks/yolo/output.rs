@@ -63,6 +63,12 @@ fn best_class(scores: ArrayView1<'_, f32>) -> (usize, f32) {
 
 /// Candidates whose score is strictly above `confidence`, as corner boxes in input pixels.
 /// `output` is the first batch item, in the layout's own orientation.
+/// A box or score the model made NaN or infinite is no prediction (clipping would turn an infinite
+/// corner into the image's edge); only candidates over the threshold are checked.
+fn finite(values: &[f32]) -> bool {
+    values.iter().all(|v| v.is_finite())
+}
+
 pub fn decode_candidates(
     layout: YoloLayout,
     output: ArrayView2<'_, f32>,
@@ -74,12 +80,17 @@ pub fn decode_candidates(
         return Vec::new();
     }
     let mut candidates = Vec::new();
+    let mut non_finite = 0;
     for (anchor, v) in anchors.rows().into_iter().enumerate() {
         let (class_id, score) = match layout {
             YoloLayout::EndToEnd => {
                 // The class is a float in the graph's output; one that names no class is dropped.
                 let class = v[5];
                 if !(v[4] > confidence && class >= 0.0 && class < num_classes as f32) {
+                    continue;
+                }
+                if !finite(&[v[0], v[1], v[2], v[3], v[4]]) {
+                    non_finite += 1;
                     continue;
                 }
                 candidates.push(Candidate {
@@ -101,10 +112,17 @@ pub fn decode_candidates(
             }
         };
         if score > confidence {
+            if !finite(&[v[0], v[1], v[2], v[3], score]) {
+                non_finite += 1;
+                continue;
+            }
             let (cx, cy, w, h) = (v[0], v[1], v[2], v[3]);
             let bbox = [cx - w / 2.0, cy - h / 2.0, cx + w / 2.0, cy + h / 2.0];
             candidates.push(Candidate { bbox, score, class_id, anchor });
         }
+    }
+    if non_finite > 0 {
+        tracing::warn!(anchors = non_finite, "the model's output holds NaN or infinity; those anchors are dropped");
     }
     candidates
 }
