@@ -33,6 +33,9 @@ pub struct BaseManager {
     loader: Arc<dyn ModelLoader>,
     slots: Slots,
     next_generation: AtomicU64,
+    /// Models whose artifacts are being fetched and checked (`prepare`), with the callers doing
+    /// so: they are loading too, as far as anyone asking is concerned.
+    preparing: Mutex<HashMap<ModelId, usize>>,
 }
 
 fn lock(slots: &Mutex<HashMap<ModelId, Slot>>) -> MutexGuard<'_, HashMap<ModelId, Slot>> {
@@ -42,7 +45,12 @@ fn lock(slots: &Mutex<HashMap<ModelId, Slot>>) -> MutexGuard<'_, HashMap<ModelId
 
 impl BaseManager {
     pub fn new(loader: Arc<dyn ModelLoader>) -> Self {
-        BaseManager { loader, slots: Arc::new(Mutex::new(HashMap::new())), next_generation: AtomicU64::new(0) }
+        BaseManager {
+            loader,
+            slots: Arc::new(Mutex::new(HashMap::new())),
+            next_generation: AtomicU64::new(0),
+            preparing: Mutex::new(HashMap::new()),
+        }
     }
 
     async fn get_or_load(&self, id: &ModelId) -> LoadResult {
@@ -79,6 +87,31 @@ impl BaseManager {
     }
 }
 
+/// A caller's preparation of a model, counted until it ends (also when the caller goes away).
+struct Preparing<'a> {
+    preparing: &'a Mutex<HashMap<ModelId, usize>>,
+    id: ModelId,
+}
+
+impl<'a> Preparing<'a> {
+    fn start(preparing: &'a Mutex<HashMap<ModelId, usize>>, id: &ModelId) -> Preparing<'a> {
+        *preparing.lock().unwrap_or_else(|p| p.into_inner()).entry(id.clone()).or_default() += 1;
+        Preparing { preparing, id: id.clone() }
+    }
+}
+
+impl Drop for Preparing<'_> {
+    fn drop(&mut self) {
+        let mut preparing = self.preparing.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = preparing.get_mut(&self.id) {
+            *count -= 1;
+            if *count == 0 {
+                preparing.remove(&self.id);
+            }
+        }
+    }
+}
+
 /// Turns the loading slot into a ready one, or drops it on failure, if it is still ours.
 fn settle(slots: &Mutex<HashMap<ModelId, Slot>>, id: &ModelId, generation: u64, result: &LoadResult) {
     let mut slots = lock(slots);
@@ -102,6 +135,7 @@ impl ModelManager for BaseManager {
         if lock(&self.slots).contains_key(id) {
             return Ok(()); // loaded, or its load (which prepares it) is under way
         }
+        let _preparing = Preparing::start(&self.preparing, id);
         self.loader.prepare(id).await
     }
 
@@ -151,6 +185,8 @@ impl Inventory for BaseManager {
             .filter(|(_, slot)| matches!(slot, Slot::Loading { .. }))
             .map(|(id, _)| id.clone())
             .collect();
+        let preparing = self.preparing.lock().unwrap_or_else(|p| p.into_inner());
+        ids.extend(preparing.keys().filter(|id| !ids.contains(id)).cloned().collect::<Vec<_>>());
         ids.sort();
         ids
     }
