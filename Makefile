@@ -165,7 +165,7 @@ loadtest:
 ## AddressSanitizer for FUZZ_SECONDS. cargo-fuzz needs nightly flags; RUSTC_BOOTSTRAP lets the
 ## stable toolchain accept them. Crashes land in fuzz/artifacts/ and become regression tests.
 FUZZ_SECONDS ?= 300
-FUZZ_TARGETS := request_body body_key kserve_json kserve_binary model_metadata manifest archive
+FUZZ_TARGETS := request_body body_key grpc_infer kserve_json kserve_binary model_metadata manifest archive
 fuzz: setup
 	command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 	for target in $(FUZZ_TARGETS); do \

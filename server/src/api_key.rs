@@ -67,7 +67,7 @@ async fn from_body(req: &mut ServiceRequest) -> Result<Found, ApiError> {
 }
 
 /// Compares in time independent of where the first difference is.
-fn same_key(given: &str, expected: &str) -> bool {
+pub(crate) fn same_key(given: &str, expected: &str) -> bool {
     given.len() == expected.len() && given.bytes().zip(expected.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
 }
 

@@ -110,6 +110,7 @@ pub async fn serve(config: Config) -> Result<(), StartupError> {
     let readiness = Arc::new(Readiness::default());
     let service = Service::new(manager.clone(), artifacts.clone(), execution.gpus.clone(), pipeline, &config)?;
     let http_metrics = web::Data::new(HttpMetrics::register(&registry)?);
+    let grpc_metrics = crate::grpc::GrpcMetrics::register(&registry)?;
     let api_document =
         routes::openapi::to_json(&routes::document()).map_err(|e| StartupError::Document(e.to_string()))?;
     let state = web::Data::new(AppState {
@@ -162,8 +163,12 @@ pub async fn serve(config: Config) -> Result<(), StartupError> {
         model_cache_dir = %artifacts.root().display(),
         "serving"
     );
+    let grpc = match config.grpc_port {
+        0 => None,
+        port => Some(crate::grpc::start(&format!("{}:{port}", config.host), state.clone().into_inner(), grpc_metrics)?),
+    };
     let running = server.run();
-    tokio::spawn(shutdown_on_signal(running.handle(), readiness.clone(), shutdown));
+    tokio::spawn(shutdown_on_signal(running.handle(), grpc, readiness.clone(), shutdown));
     tokio::spawn(preload(manager, pinned, readiness));
     running.await.map_err(StartupError::Server)
 }

@@ -313,6 +313,10 @@ pub struct Config {
     /// Retry-After (the load goes on; a retry finds the model ready).
     #[arg(long, env = "MODEL_LOAD_WAIT_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     pub model_load_wait_secs: u64,
+    /// Port of the Open Inference Protocol over gRPC (`inference.GRPCInferenceService`, Triton's
+    /// 8001), on HOST; 0 turns it off.
+    #[arg(long, env = "GRPC_PORT", default_value_t = 8001)]
+    pub grpc_port: u16,
     /// Largest request body accepted, in bytes (413 above).
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 32 * 1024 * 1024)]
     pub max_body_bytes: usize,

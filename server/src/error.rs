@@ -132,6 +132,34 @@ impl ApiError {
     }
 }
 
+/// The gRPC status of every error: the code that says what the HTTP status says (as Triton maps
+/// them), the same message, and the retry hint of a full queue as `retry-after` metadata.
+impl From<ApiError> for tonic::Status {
+    fn from(error: ApiError) -> tonic::Status {
+        use tonic::Code;
+        let code = match error.status_code().as_u16() {
+            400 | 414 | 422 => Code::InvalidArgument,
+            401 => Code::Unauthenticated,
+            403 => Code::PermissionDenied,
+            404 => Code::NotFound,
+            405 => Code::Unimplemented,
+            408 | 504 => Code::DeadlineExceeded,
+            409 => Code::AlreadyExists,
+            413 | 429 | 507 => Code::ResourceExhausted,
+            402 | 423 => Code::FailedPrecondition,
+            502 | 503 => Code::Unavailable,
+            _ => Code::Internal,
+        };
+        let mut status = tonic::Status::new(code, error.message());
+        if let ApiError::Core(CoreError::Overloaded { retry_after_secs, .. }) = &error {
+            if let Ok(value) = retry_after_secs.to_string().parse() {
+                status.metadata_mut().insert("retry-after", value);
+            }
+        }
+        status
+    }
+}
+
 /// An error of the Open Inference Protocol's routes: the same statuses as every other route, in
 /// the protocol's body, `{"error": "..."}`.
 #[derive(Debug, thiserror::Error)]

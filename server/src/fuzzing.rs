@@ -35,6 +35,16 @@ pub fn body_key(data: &[u8]) {
     }
 }
 
+/// `data` as a gRPC `ModelInferRequest` message: decoded, and its inputs (typed or raw) made
+/// tensors whose bytes fit their shape.
+pub fn grpc_infer(data: &[u8]) {
+    if let Ok(tensors) = crate::grpc::decode_inputs(data) {
+        for tensor in tensors {
+            assert_eq!(tensor.data.len(), tensor.elements() * tensor.datatype.size(), "bytes fit the shape");
+        }
+    }
+}
+
 /// `data` as an Open Inference Protocol body in JSON, then encoded as an answer (its inputs
 /// returned as outputs, in JSON or binary as the body asks).
 pub fn kserve_json(data: &[u8]) {

@@ -12,6 +12,7 @@ pub mod error;
 pub mod execution;
 pub mod fuzzing;
 pub mod gpu_metrics;
+pub mod grpc;
 pub mod http_metrics;
 pub mod image_input;
 pub mod kserve_codec;

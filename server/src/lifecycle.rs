@@ -101,6 +101,7 @@ pub struct ShutdownPolicy {
 /// and renamed into place).
 pub async fn shutdown_on_signal(
     server: actix_web::dev::ServerHandle,
+    grpc: Option<crate::grpc::GrpcServer>,
     readiness: Arc<Readiness>,
     policy: ShutdownPolicy,
 ) {
@@ -114,7 +115,12 @@ pub async fn shutdown_on_signal(
     );
     tokio::time::sleep(policy.drain).await;
     tracing::info!("no new connections; waiting for requests in flight");
-    server.stop(true).await;
+    let grpc = async {
+        if let Some(grpc) = grpc {
+            grpc.stop().await;
+        }
+    };
+    tokio::join!(server.stop(true), grpc);
     tracing::info!("stopped");
 }
 

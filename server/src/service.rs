@@ -13,7 +13,7 @@ use sightline_artifacts::{ArtifactCache, CacheListing, CachedEntry, NoProgress, 
 use sightline_core::{
     Admission, Asked, ClassificationOutput, ClassificationParams, CoreError, DetectOptions, DetectionOutput, Finite,
     ImageRequest, Model, ModelDescription, ModelId, ModelManager, OcrOutput, PreprocessingFlags, RemovalReason, Task,
-    Tensor, Ticket, VisualizeParams,
+    Tensor, TensorSignature, Ticket, VisualizeParams,
 };
 use sightline_engine::{DevicePlacer, GpuSnapshot, PipelineMetrics};
 
@@ -204,6 +204,32 @@ impl Service {
             .await?;
         let vectors = vectors.into_iter().map(|v| v.finite(id)).collect::<Result<_, _>>()?;
         Ok((vectors, served))
+    }
+
+    /// The Open Inference Protocol's model `name` at `version`: `name/version`, or without a
+    /// version the highest one loaded or in the disk cache (every protocol resolves the same way).
+    pub async fn protocol_model(&self, name: &str, version: Option<&str>) -> Result<ModelId, ApiError> {
+        if let Some(version) = version.filter(|v| !v.is_empty()) {
+            return Ok(ModelId::parse(&format!("{name}/{version}"))?);
+        }
+        ModelId::parse(&format!("{name}/0"))?;
+        let version = self.newest_version(name).await.ok_or_else(|| {
+            ApiError::NotFoundMessage(format!(
+                "no version of model {name:?} is loaded or cached; name one: /v2/models/{name}/versions/{{version}}"
+            ))
+        })?;
+        Ok(ModelId::parse(&format!("{name}/{version}"))?)
+    }
+
+    /// The model's tensor interface, loading it first; a pipeline of several sessions has none.
+    pub async fn tensor_signature(&self, id: &ModelId) -> Result<TensorSignature, ApiError> {
+        let description = self.load(id).await?;
+        description.tensors.ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "{id} is a pipeline of several sessions ({}); it has no tensor interface",
+                description.task
+            ))
+        })
     }
 
     /// The model's outputs for protocol tensors, after its own load (404 before the body is read).

@@ -38,6 +38,11 @@ fn body_key() {
 }
 
 #[test]
+fn grpc_infer() {
+    replay("grpc_infer", fuzzing::grpc_infer);
+}
+
+#[test]
 fn kserve_json() {
     replay("kserve_json", fuzzing::kserve_json);
 }

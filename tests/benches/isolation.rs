@@ -29,6 +29,7 @@ async fn start(models: &Path, cache: &Path, env: &[(&str, &str)]) -> (ServerProc
     let mut command = Command::new(root().join("target/release/sightline"));
     command
         .env("PORT", port.to_string())
+        .env("GRPC_PORT", "0")
         .env("MODEL_DIR", models)
         .env("MODEL_CACHE_DIR", cache)
         .env("LOG_LEVEL", "warn")

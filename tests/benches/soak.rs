@@ -54,6 +54,7 @@ async fn main() {
     let mut command = Command::new(root().join("target/release/sightline"));
     command
         .env("PORT", port.to_string())
+        .env("GRPC_PORT", "0")
         .env("HOST", "127.0.0.1")
         .env("MODEL_DIR", &models)
         .env("MODEL_CACHE_DIR", work.join("cache"))

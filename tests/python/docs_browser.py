@@ -18,7 +18,7 @@ from playwright.sync_api import sync_playwright
 
 spec = json.load(sys.stdin)
 base = f"http://127.0.0.1:{spec['port']}"
-env = {"PATH": os.environ.get("PATH", ""), **spec["env"], "PORT": str(spec["port"]), "HOST": "127.0.0.1"}
+env = {"PATH": os.environ.get("PATH", ""), "GRPC_PORT": "0", **spec["env"], "PORT": str(spec["port"]), "HOST": "127.0.0.1"}
 server = subprocess.Popen([sys.argv[1], "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 report = {"requests": [], "failed_requests": []}
 try:

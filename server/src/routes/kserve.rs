@@ -20,16 +20,7 @@ type State = web::Data<AppState>;
 type Answer = Result<HttpResponse, ProtocolError>;
 
 async fn resolve(state: &AppState, name: &str, version: Option<&str>) -> Result<ModelId, ApiError> {
-    if let Some(version) = version {
-        return Ok(ModelId::parse(&format!("{name}/{version}"))?);
-    }
-    ModelId::parse(&format!("{name}/0"))?;
-    let version = state.service.newest_version(name).await.ok_or_else(|| {
-        ApiError::NotFoundMessage(format!(
-            "no version of model {name:?} is loaded or cached; name one: /v2/models/{name}/versions/{{version}}"
-        ))
-    })?;
-    Ok(ModelId::parse(&format!("{name}/{version}"))?)
+    state.service.protocol_model(name, version).await
 }
 
 fn specs(specs: &[TensorSpec]) -> Vec<TensorMetadata> {
@@ -67,13 +58,7 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
 
 async fn metadata(state: &AppState, name: &str, version: Option<&str>) -> Result<HttpResponse, ProtocolError> {
     let id = resolve(state, name, version).await?;
-    let description = state.service.load(&id).await?;
-    let signature = description.tensors.ok_or_else(|| {
-        ApiError::BadRequest(format!(
-            "{id} is a pipeline of several sessions ({}); it has no tensor interface",
-            description.task
-        ))
-    })?;
+    let signature = state.service.tensor_signature(&id).await?;
     Ok(HttpResponse::Ok().json(ModelMetadata {
         name: id.dataset().to_owned(),
         versions: vec![id.version().to_owned()],

@@ -31,6 +31,7 @@ pub async fn start_server_with(client: &reqwest::Client, env: &[(&str, String)])
                 .map(PathBuf::from)
                 .unwrap_or_else(|_| root().join("target/release/sightline")),
         )
+        .env("GRPC_PORT", "0")
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .env("MODEL_CACHE_DIR", cache)
         .env("PORT", port.to_string())

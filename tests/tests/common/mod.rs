@@ -157,6 +157,8 @@ fn with_settings(
         .env("MODEL_DIR", model_dir)
         .env("MODEL_CACHE_DIR", cache_dir)
         .env("HTTP_WORKERS", "2")
+        // Servers run side by side: gRPC only where a test asks for it, on a port of its own.
+        .env("GRPC_PORT", "0")
         .env("ORT_INTRA_OP_THREADS", "1")
         // Deterministic whatever the host offers; the provider tests choose their own.
         .env("EXECUTION_PROVIDERS", "cpu")

@@ -1,0 +1,165 @@
+//! `inference.GRPCInferenceService`: each RPC checks the key (as the HTTP routes do), asks the
+//! service, and shapes the answer; errors become gRPC statuses where HTTP ones are made.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use sightline_core::TensorSpec;
+use tonic::metadata::MetadataMap;
+use tonic::{Code, Request, Response, Status};
+
+use super::proto::grpc_inference_service_server::{GrpcInferenceService, GrpcInferenceServiceServer};
+use super::proto::model_metadata_response::TensorMetadata;
+use super::proto::*;
+use super::tensors;
+use super::GrpcMetrics;
+use crate::error::{ApiError, KeyProblem};
+use crate::state::AppState;
+
+pub struct Inference {
+    state: Arc<AppState>,
+    metrics: GrpcMetrics,
+}
+
+impl Inference {
+    pub fn new(state: Arc<AppState>, metrics: GrpcMetrics) -> Inference {
+        Inference { state, metrics }
+    }
+
+    /// The service, taking messages up to `max_message` bytes (`MAX_BODY_BYTES`, as over HTTP).
+    pub fn into_server(self, max_message: usize) -> GrpcInferenceServiceServer<Inference> {
+        GrpcInferenceServiceServer::new(self)
+            .max_decoding_message_size(max_message)
+            .max_encoding_message_size(usize::MAX)
+    }
+
+    /// `SIGHTLINE_API_KEY`, when set, in the `authorization: Bearer <key>` metadata.
+    fn authorize(&self, metadata: &MetadataMap) -> Result<(), ApiError> {
+        let Some(expected) = &self.state.server_api_key else { return Ok(()) };
+        let given = metadata.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| {
+            let (scheme, token) = v.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned())
+        });
+        match given {
+            Some(key) if crate::api_key::same_key(&key, expected) => Ok(()),
+            Some(_) => Err(ApiError::Unauthorized(KeyProblem::Wrong)),
+            None => Err(ApiError::Unauthorized(KeyProblem::Missing)),
+        }
+    }
+
+    /// Runs one call: the key first, then `work`; counted by method and status code.
+    async fn call<T>(
+        &self,
+        method: &'static str,
+        metadata: &MetadataMap,
+        work: impl Future<Output = Result<T, ApiError>>,
+    ) -> Result<Response<T>, Status> {
+        let started = Instant::now();
+        let result = match self.authorize(metadata) {
+            Ok(()) => work.await,
+            Err(e) => Err(e),
+        };
+        let result = result.map(Response::new).map_err(Status::from);
+        self.metrics.observe(method, result.as_ref().map_or_else(Status::code, |_| Code::Ok), started);
+        result
+    }
+}
+
+fn specs(specs: &[TensorSpec]) -> Vec<TensorMetadata> {
+    specs
+        .iter()
+        .map(|s| TensorMetadata {
+            name: s.name.clone(),
+            datatype: s.datatype.as_str().to_owned(),
+            shape: s.shape.clone(),
+        })
+        .collect()
+}
+
+#[tonic::async_trait]
+impl GrpcInferenceService for Inference {
+    async fn server_live(&self, request: Request<ServerLiveRequest>) -> Result<Response<ServerLiveResponse>, Status> {
+        self.call("ServerLive", request.metadata(), async { Ok(ServerLiveResponse { live: true }) }).await
+    }
+
+    async fn server_ready(
+        &self,
+        request: Request<ServerReadyRequest>,
+    ) -> Result<Response<ServerReadyResponse>, Status> {
+        let ready = self.state.readiness.is_ready();
+        self.call("ServerReady", request.metadata(), async move { Ok(ServerReadyResponse { ready }) }).await
+    }
+
+    /// Ready when loaded; a model known nowhere is not ready (an invalid name is an error).
+    async fn model_ready(&self, request: Request<ModelReadyRequest>) -> Result<Response<ModelReadyResponse>, Status> {
+        let (metadata, _, message) = request.into_parts();
+        let service = &self.state.service;
+        self.call("ModelReady", &metadata, async {
+            let ready = match service.protocol_model(&message.name, Some(&message.version)).await {
+                Ok(id) => service.is_loaded(&id),
+                Err(ApiError::NotFoundMessage(_)) => false,
+                Err(e) => return Err(e),
+            };
+            Ok(ModelReadyResponse { ready })
+        })
+        .await
+    }
+
+    async fn server_metadata(
+        &self,
+        request: Request<ServerMetadataRequest>,
+    ) -> Result<Response<ServerMetadataResponse>, Status> {
+        self.call("ServerMetadata", request.metadata(), async {
+            Ok(ServerMetadataResponse {
+                name: "sightline".into(),
+                version: env!("CARGO_PKG_VERSION").into(),
+                extensions: Vec::new(),
+            })
+        })
+        .await
+    }
+
+    /// Loads the model when it is not loaded.
+    async fn model_metadata(
+        &self,
+        request: Request<ModelMetadataRequest>,
+    ) -> Result<Response<ModelMetadataResponse>, Status> {
+        let (metadata, _, message) = request.into_parts();
+        let service = &self.state.service;
+        self.call("ModelMetadata", &metadata, async {
+            let id = service.protocol_model(&message.name, Some(&message.version)).await?;
+            let signature = service.tensor_signature(&id).await?;
+            Ok(ModelMetadataResponse {
+                name: id.dataset().to_owned(),
+                versions: vec![id.version().to_owned()],
+                platform: "onnxruntime_onnx".into(),
+                inputs: specs(&signature.inputs),
+                outputs: specs(&signature.outputs),
+            })
+        })
+        .await
+    }
+
+    async fn model_infer(&self, request: Request<ModelInferRequest>) -> Result<Response<ModelInferResponse>, Status> {
+        let (metadata, _, message) = request.into_parts();
+        let service = &self.state.service;
+        self.call("ModelInfer", &metadata, async {
+            let id = service.protocol_model(&message.model_name, Some(&message.model_version)).await?;
+            // The model first: an unknown model is NOT_FOUND whatever the inputs are.
+            service.load(&id).await?;
+            let inputs = tensors::inputs(message.inputs, message.raw_input_contents)?;
+            let outputs = service.run_tensors(&id, inputs).await?;
+            let (outputs, raw_output_contents) = tensors::outputs(outputs, &message.outputs)?;
+            Ok(ModelInferResponse {
+                model_name: id.dataset().to_owned(),
+                model_version: id.version().to_owned(),
+                id: message.id,
+                parameters: Default::default(),
+                outputs,
+                raw_output_contents,
+            })
+        })
+        .await
+    }
+}

@@ -1,0 +1,122 @@
+"""Drives a server through PyPI's tritonclient[grpc], unchanged, and computes every answer again
+with ONNX Runtime's Python package on the same ONNX file and the same tensors. Inputs go as
+raw_input_contents (what tritonclient sends) and, through the client's own generated stub, as
+typed contents. Prints a JSON report on stdout; tests/tests/grpc.rs asserts on it.
+
+stdin: {"url": "127.0.0.1:PORT", "key": null | "...", "models": [{"name", "version", "file", "batch"}],
+        "errors": [{"name", "version", "input": {"name", "datatype", "shape"}}]}
+"""
+import json
+import sys
+
+import numpy as np
+import onnxruntime as ort
+import tritonclient.grpc as grpcclient
+from tritonclient.grpc import service_pb2
+from tritonclient.utils import InferenceServerException, triton_to_np_dtype
+
+spec = json.load(sys.stdin)
+headers = {"authorization": f"Bearer {spec['key']}"} if spec.get("key") else None
+client = grpcclient.InferenceServerClient(spec["url"])
+report = {
+    "live": client.is_server_live(headers=headers),
+    "ready": client.is_server_ready(headers=headers),
+    "server": client.get_server_metadata(headers=headers, as_json=True),
+    "models": [],
+    "errors": [],
+}
+
+
+def random_tensor(rng, datatype, shape):
+    dtype = triton_to_np_dtype(datatype)
+    if datatype == "BOOL":
+        return rng.integers(0, 2, size=shape).astype(bool)
+    if np.issubdtype(dtype, np.floating):
+        return rng.random(size=shape).astype(dtype)
+    info = np.iinfo(dtype)
+    return rng.integers(max(info.min, -1000), min(info.max, 1000), size=shape, endpoint=True).astype(dtype)
+
+
+def compare(expected, got):
+    if got is None:
+        return {"missing": True}
+    same_shape = list(got.shape) == list(expected.shape)
+    diff = None
+    if same_shape:
+        diff = float(np.max(np.abs(got.astype(np.float64) - expected.astype(np.float64)), initial=0.0))
+    return {"dtype": str(got.dtype), "same_dtype": bool(got.dtype == expected.dtype), "same_shape": bool(same_shape),
+            "max_abs_diff": diff}
+
+
+TYPED = {"BOOL": "bool_contents", "INT8": "int_contents", "INT16": "int_contents", "INT32": "int_contents",
+         "INT64": "int64_contents", "UINT8": "uint_contents", "UINT16": "uint_contents", "UINT32": "uint_contents",
+         "UINT64": "uint64_contents", "FP32": "fp32_contents", "FP64": "fp64_contents"}
+
+
+def typed_infer(name, version, feeds, datatypes, names):
+    """The request built from tritonclient's own messages, every input in typed contents (FP16,
+    which has none, stays raw), sent through the client's generated stub."""
+    request = service_pb2.ModelInferRequest(model_name=name, model_version=version, id="typed-1")
+    raw_needed = any(datatypes[n] not in TYPED for n in feeds)
+    for input_name, array in feeds.items():
+        tensor = request.inputs.add(name=input_name, datatype=datatypes[input_name], shape=list(array.shape))
+        if not raw_needed:
+            getattr(tensor.contents, TYPED[datatypes[input_name]]).extend(array.flatten().tolist())
+    if raw_needed:
+        request.raw_input_contents.extend([a.tobytes() for a in feeds.values()])
+    for output in names:
+        request.outputs.add(name=output)
+    metadata = tuple(headers.items()) if headers else None
+    response = client._client_stub.ModelInfer(request, metadata=metadata)
+    return grpcclient.InferResult(response), raw_needed
+
+
+for case in spec["models"]:
+    name, version = case["name"], case["version"]
+    entry = {"name": name, "ready_before": client.is_model_ready(name, version, headers=headers)}
+    meta = client.get_model_metadata(name, version, headers=headers, as_json=True)
+    entry["metadata"] = meta
+    entry["ready_after"] = client.is_model_ready(name, version, headers=headers)
+    session = ort.InferenceSession(case["file"], providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(7)
+    feeds, datatypes = {}, {}
+    for spec_input in meta["inputs"]:
+        shape = [case["batch"] if int(d) == -1 else int(d) for d in spec_input["shape"]]
+        feeds[spec_input["name"]] = random_tensor(rng, spec_input["datatype"], shape)
+        datatypes[spec_input["name"]] = spec_input["datatype"]
+    names = [o.name for o in session.get_outputs()]
+    expected = dict(zip(names, session.run(None, feeds)))
+    entry["reference_outputs"] = names
+    inputs = []
+    for input_name, array in feeds.items():
+        tensor = grpcclient.InferInput(input_name, list(array.shape), datatypes[input_name])
+        tensor.set_data_from_numpy(array)
+        inputs.append(tensor)
+    result = client.infer(name, inputs, model_version=version, request_id="raw-1", headers=headers)
+    response = result.get_response(as_json=True)
+    entry["raw"] = {
+        "id": response.get("id"),
+        "model_name": response.get("model_name"),
+        "model_version": response.get("model_version"),
+        "outputs": {n: compare(expected[n], result.as_numpy(n)) for n in names},
+    }
+    typed, kept_raw = typed_infer(name, version, feeds, datatypes, list(reversed(names)))
+    typed_response = typed.get_response(as_json=True)
+    entry["typed"] = {
+        "id": typed_response.get("id"),
+        "kept_raw": kept_raw,
+        "output_order": [o["name"] for o in typed_response["outputs"]],
+        "outputs": {n: compare(expected[n], typed.as_numpy(n)) for n in names},
+    }
+    report["models"].append(entry)
+
+for case in spec["errors"]:
+    tensor = grpcclient.InferInput(case["input"]["name"], case["input"]["shape"], case["input"]["datatype"])
+    tensor.set_data_from_numpy(np.zeros(case["input"]["shape"], dtype=triton_to_np_dtype(case["input"]["datatype"])))
+    try:
+        client.infer(case["name"], [tensor], model_version=case["version"], headers=headers)
+        report["errors"].append({"status": "OK"})
+    except InferenceServerException as e:
+        report["errors"].append({"status": e.status(), "message": e.message()})
+
+json.dump(report, sys.stdout)
