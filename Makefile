@@ -85,7 +85,8 @@ sysdeps:
 ## Python tools the tests use: moto (the S3-compatible server of the artifact tests) and
 ## Roboflow's own client, inference-sdk (the compatibility suite; ≈ 650 MB, installed once),
 ## openapi-spec-validator (checks /openapi.json), onnx (make soak generates its 44 MB model),
-## tritonclient with onnxruntime (the inference protocol suite and its independent answers),
+## tritonclient over HTTP and gRPC with onnxruntime (the inference protocol suites and their
+## independent answers),
 ## schemathesis (the contract test of /openapi.json), playwright (drives Debian's Chromium
 ## through /docs; its own browser download is never used) and qdrant-client (its local mode
 ## searches the embedding tests' vectors).
@@ -95,7 +96,7 @@ $(VENV_STAMP): Makefile
 	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check "moto[s3]==$(MOTO_VERSION)" flask flask-cors \
 		"inference-sdk==$(INFERENCE_SDK_VERSION)" "openapi-spec-validator==0.9.0" "onnx==1.23.2" \
-		"kubernetes-validate==1.37.0" "tritonclient[http]==2.73.0" "onnxruntime==1.31.1" \
+		"kubernetes-validate==1.37.0" "tritonclient[http,grpc]==2.73.0" "onnxruntime==1.31.1" \
 		"schemathesis==4.32.5" "playwright==1.65.2" "qdrant-client==1.20.0"
 	touch $@
 
