@@ -168,7 +168,12 @@ pub async fn serve(config: Config) -> Result<(), StartupError> {
         port => Some(crate::grpc::start(&format!("{}:{port}", config.host), state.clone().into_inner(), grpc_metrics)?),
     };
     let running = server.run();
-    tokio::spawn(shutdown_on_signal(running.handle(), grpc, readiness.clone(), shutdown));
+    let stop_grpc = async {
+        if let Some(grpc) = grpc {
+            grpc.stop().await;
+        }
+    };
+    tokio::spawn(shutdown_on_signal(running.handle(), stop_grpc, readiness.clone(), shutdown));
     tokio::spawn(preload(manager, pinned, readiness));
     running.await.map_err(StartupError::Server)
 }

@@ -99,9 +99,10 @@ pub struct ShutdownPolicy {
 /// the HTTP server gracefully (in-flight requests finish within `timeout`). Loads in flight are
 /// abandoned with the process: the cache only ever shows complete entries (each is written aside
 /// and renamed into place).
+/// `also_stop` (the gRPC server's stop, not started until awaited) runs beside the HTTP server's.
 pub async fn shutdown_on_signal(
     server: actix_web::dev::ServerHandle,
-    grpc: Option<crate::grpc::GrpcServer>,
+    also_stop: impl std::future::Future<Output = ()>,
     readiness: Arc<Readiness>,
     policy: ShutdownPolicy,
 ) {
@@ -115,12 +116,7 @@ pub async fn shutdown_on_signal(
     );
     tokio::time::sleep(policy.drain).await;
     tracing::info!("no new connections; waiting for requests in flight");
-    let grpc = async {
-        if let Some(grpc) = grpc {
-            grpc.stop().await;
-        }
-    };
-    tokio::join!(server.stop(true), grpc);
+    tokio::join!(server.stop(true), also_stop);
     tracing::info!("stopped");
 }
 
