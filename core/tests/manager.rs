@@ -481,6 +481,20 @@ async fn the_memory_budget_evicts_least_recently_used_until_the_new_model_fits()
 }
 
 #[tokio::test]
+async fn a_load_that_fails_after_making_room_in_memory_gives_the_room_back() {
+    let loader =
+        Arc::new(StandInLoader::default().sized(&[("a/1", 40, None), ("b/1", 40, None), ("bad/1", 50, Some(50))]));
+    loader.failing.lock().unwrap().insert("bad/1".into());
+    let (m, _) = stack_with_budget(loader.clone(), 8, 0.0, &[], 0.0, Some(100));
+    m.add(&id("a/1")).await.unwrap();
+    m.add(&id("b/1")).await.unwrap();
+    assert!(matches!(m.add(&id("bad/1")).await, Err(CoreError::BrokenModel { .. })));
+    assert_eq!(loaded(&m), ["a/1", "b/1"], "the model evicted for the failed load is loaded again");
+    assert_eq!(loader.loads_of("a/1"), 2);
+    assert_eq!(ids(&m.lru_order()), ["b/1", "a/1"]);
+}
+
+#[tokio::test]
 async fn a_model_that_cannot_fit_is_refused_and_nothing_else_breaks() {
     let loader =
         Arc::new(StandInLoader::default().sized(&[("p/1", 70, None), ("x/1", 50, Some(50)), ("y/1", 20, Some(20))]));

@@ -183,6 +183,8 @@ impl<M: ModelManager> WithFixedSizeCache<M> {
             return Ok(None);
         }
         self.inner.prepare(id).await?;
+        // Evicted to make room in memory for this load: given back if the load fails.
+        let mut made_room = Vec::new();
         loop {
             // Registered before the state is read, so a load finishing in between is not missed.
             let finished = self.load_finished.notified();
@@ -193,6 +195,7 @@ impl<M: ModelManager> WithFixedSizeCache<M> {
                 // One eviction at a time lets the memory probe see what each eviction freed.
                 Step::Evict(victim, cause) => {
                     self.inner.remove(&victim, RemovalReason::Evicted(cause)).await;
+                    made_room.push(victim);
                 }
                 Step::WaitForLoads => finished.await,
                 Step::Refuse(error) => return Err(error),
@@ -204,12 +207,35 @@ impl<M: ModelManager> WithFixedSizeCache<M> {
         let result = self.inner.add(id).await;
         admission.loaded = result.as_ref().ok().map(|d| d.resident_bytes);
         drop(admission);
-        if result.is_ok() {
-            while let Some(victim) = self.over_capacity(id) {
-                self.inner.remove(&victim, RemovalReason::Evicted(EvictionCause::Capacity)).await;
+        match &result {
+            Ok(_) => {
+                while let Some(victim) = self.over_capacity(id) {
+                    self.inner.remove(&victim, RemovalReason::Evicted(EvictionCause::Capacity)).await;
+                }
             }
+            Err(_) => self.restore(made_room).await,
         }
         result.map(Some)
+    }
+
+    /// Loads again the models evicted for a load that then failed (its files were fine, its build
+    /// or test inference was not), so the loaded set is what it was before; the memory they need is
+    /// what the failed model gave back.
+    async fn restore(&self, evicted: Vec<ModelId>) {
+        for victim in evicted.into_iter().rev() {
+            match self.inner.add(&victim).await {
+                Ok(description) => {
+                    let mut state = self.lock();
+                    state.lru.put(victim.clone(), ());
+                    if let Some(bytes) = description.resident_bytes {
+                        state.measured.insert(victim, bytes);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(model_id = %victim, error = %e, "cannot load again a model evicted for a load that failed")
+                }
+            }
+        }
     }
 }
 
