@@ -108,7 +108,8 @@ pub async fn serve(config: Config) -> Result<(), StartupError> {
         registry.register(Box::new(GpuCollector::new(gpus.clone())?))?;
     }
     let readiness = Arc::new(Readiness::default());
-    let service = Service::new(manager.clone(), artifacts.clone(), execution.gpus.clone(), pipeline, &config)?;
+    let service = Service::new(manager.clone(), artifacts.clone(), execution.gpus.clone(), pipeline, &config)?
+        .with_instances(execution.engine.instances());
     let http_metrics = web::Data::new(HttpMetrics::register(&registry)?);
     let grpc_metrics = crate::grpc::GrpcMetrics::register(&registry)?;
     let api_document =

@@ -45,6 +45,17 @@ pub struct Service {
     max_images: usize,
     /// Where refusals before a model's queue are counted.
     pipeline: PipelineMetrics,
+    /// How models are served, for their protocol configuration: instances per model file,
+    /// `MAX_BATCH_SIZE`, `BATCH_MAX_DELAY_US`.
+    serving: Serving,
+}
+
+/// How the deployment serves each model (the protocol's model configuration reports it).
+#[derive(Debug, Clone, Copy)]
+pub struct Serving {
+    pub instances: usize,
+    pub max_batch: usize,
+    pub batch_delay_us: u64,
 }
 
 /// Images of one request, and what the capability serving them is asked.
@@ -117,11 +128,26 @@ impl Service {
             clip_max_batch_size: usize::try_from(config.clip_max_batch_size).unwrap_or(usize::MAX),
             max_images: usize::try_from(config.max_images_per_request).unwrap_or(usize::MAX),
             pipeline,
+            serving: Serving {
+                instances: 1,
+                max_batch: config.max_batch_size as usize,
+                batch_delay_us: config.batch_max_delay_us,
+            },
             manager,
             artifacts,
             url_fetcher,
             gpus,
         })
+    }
+
+    /// Serves each model file with `instances` sessions (the engine's count), as reported.
+    pub fn with_instances(mut self, instances: usize) -> Service {
+        self.serving.instances = instances;
+        self
+    }
+
+    pub fn serving(&self) -> Serving {
+        self.serving
     }
 
     pub fn default_ocr_model(&self) -> &str {

@@ -51,6 +51,7 @@ for case in spec["models"]:
     meta = client.get_model_metadata(name, version)
     entry["metadata"] = meta
     entry["ready_after"] = client.is_model_ready(name, version)
+    entry["config"] = client.get_model_config(name, version)
     session = ort.InferenceSession(case["file"], providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(7)
     feeds = {}

@@ -87,6 +87,26 @@ async fn tritonclient_reads_metadata_and_infers_in_json_and_binary() {
             }
         }
     }
+    // Triton's model configuration: the zoo and the dynamic detector batch along their first axis
+    // (left out of dims), the fixed detector does not.
+    let config = |i: usize| &report["models"][i]["config"];
+    assert_eq!(config(0)["name"], "tensor-zoo");
+    assert_eq!((&config(0)["platform"], &config(0)["backend"]), (&json!("onnxruntime_onnx"), &json!("onnxruntime")));
+    assert_eq!(config(0)["max_batch_size"], 8, "MAX_BATCH_SIZE: {}", config(0));
+    assert_eq!(config(0)["input"][4], json!({"name": "u8", "data_type": "TYPE_UINT8", "dims": [2, 2]}));
+    assert_eq!(config(0)["dynamic_batching"], json!({"max_queue_delay_microseconds": 0}));
+    assert_eq!(config(1)["max_batch_size"], 0);
+    assert_eq!(config(1)["input"], json!([{"name": "images", "data_type": "TYPE_FP32", "dims": [1, 3, 256, 256]}]));
+    assert!(config(1).get("dynamic_batching").is_none(), "{}", config(1));
+    assert_eq!(config(2)["max_batch_size"], 8);
+    assert_eq!(config(2)["input"][0]["dims"], json!([3, 256, 256]));
+    for i in 0..3 {
+        assert_eq!(
+            config(i)["instance_group"],
+            json!([{"name": config(i)["name"], "kind": "KIND_CPU", "count": 2, "gpus": []}])
+        );
+    }
+
     let zoo = &report["models"][0]["metadata"];
     let datatypes: Vec<&str> =
         zoo["inputs"].as_array().unwrap().iter().map(|i| i["datatype"].as_str().unwrap()).collect();

@@ -75,9 +75,11 @@ operations! {
     kserve::model_metadata,
     kserve::model_ready_route,
     kserve::model_infer,
+    kserve::model_config,
     kserve::version_metadata,
     kserve::version_ready,
     kserve::version_infer,
+    kserve::version_config,
     legacy::clear_cache,
     legacy::start,
     // Last: any other two-segment path is a model id (spec §9).

@@ -32,6 +32,46 @@ pub struct ModelMetadata {
     pub outputs: Vec<TensorMetadata>,
 }
 
+/// `GET /v2/models/{name}[/versions/{version}]/config`: the model's configuration in Triton's JSON
+/// form (its model configuration extension), for the tools that read it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModelConfig {
+    pub name: String,
+    pub platform: &'static str,
+    pub backend: &'static str,
+    /// The most inputs one run takes (`MAX_BATCH_SIZE`) where the model batches along a symbolic
+    /// first axis, which `dims` then leaves out; 0 where it does not (`dims` are the whole shape).
+    pub max_batch_size: usize,
+    pub input: Vec<ConfigTensor>,
+    pub output: Vec<ConfigTensor>,
+    /// Present where the model batches: how long a batch that is not full waits (`BATCH_MAX_DELAY_US`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dynamic_batching: Option<DynamicBatching>,
+    pub instance_group: Vec<InstanceGroup>,
+}
+
+/// An input or output: Triton's `TYPE_*` datatype and the dims past the batch axis (`-1` symbolic).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConfigTensor {
+    pub name: String,
+    pub data_type: String,
+    pub dims: Vec<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DynamicBatching {
+    pub max_queue_delay_microseconds: u64,
+}
+
+/// The model's sessions: `count` instances of `kind` (`KIND_CPU` or `KIND_GPU`, on `gpus`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InstanceGroup {
+    pub name: String,
+    pub kind: &'static str,
+    pub count: usize,
+    pub gpus: Vec<u32>,
+}
+
 /// A model name, then optionally its version, as path segments.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]
