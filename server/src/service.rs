@@ -13,7 +13,7 @@ use sightline_artifacts::{ArtifactCache, CacheListing, CachedEntry, NoProgress, 
 use sightline_core::{
     Admission, Asked, ClassificationOutput, ClassificationParams, CoreError, DetectOptions, DetectionOutput, Finite,
     ImageRequest, Model, ModelDescription, ModelId, ModelManager, OcrOutput, PreprocessingFlags, RemovalReason, Task,
-    Tensor, TensorSignature, Ticket, VisualizeParams,
+    Tensor, TensorSignature, TensorSpec, Ticket, VisualizeParams,
 };
 use sightline_engine::{DevicePlacer, GpuSnapshot, PipelineMetrics};
 
@@ -21,6 +21,7 @@ use crate::config::Config;
 use crate::error::ApiError;
 use crate::image_input::ImageInput;
 use crate::startup_error::StartupError;
+use crate::types::protocol::{ConfigTensor, DynamicBatching, InstanceGroup, ModelConfig};
 use crate::url_fetch::{UrlFetcher, UrlPolicy};
 
 /// Images of one request in the model's queue at once: a long list must not flood it.
@@ -146,10 +147,6 @@ impl Service {
         self
     }
 
-    pub fn serving(&self) -> Serving {
-        self.serving
-    }
-
     pub fn default_ocr_model(&self) -> &str {
         &self.default_ocr_model
     }
@@ -255,6 +252,46 @@ impl Service {
                 "{id} is a pipeline of several sessions ({}); it has no tensor interface",
                 description.task
             ))
+        })
+    }
+
+    /// The model's configuration as Triton reports it (its model configuration extension), for
+    /// every protocol; loads the model.
+    pub async fn protocol_config(&self, id: &ModelId) -> Result<ModelConfig, ApiError> {
+        let signature = self.tensor_signature(id).await?;
+        let description = self.load(id).await?;
+        // A symbolic first axis on every input and output, the model's own batch axis unfixed:
+        // the instances batch along it.
+        let symbolic_first = |specs: &[TensorSpec]| specs.iter().all(|s| s.shape.first() == Some(&-1));
+        let batched =
+            description.batch_size.is_none() && symbolic_first(&signature.inputs) && symbolic_first(&signature.outputs);
+        let tensors = |specs: &[TensorSpec]| -> Vec<ConfigTensor> {
+            specs
+                .iter()
+                .map(|s| ConfigTensor {
+                    name: s.name.clone(),
+                    data_type: format!("TYPE_{}", s.datatype.as_str()),
+                    dims: if batched { s.shape.iter().skip(1).copied().collect() } else { s.shape.clone() },
+                })
+                .collect()
+        };
+        let gpus: Vec<u32> =
+            description.device.split('+').filter_map(|d| d.strip_prefix("cuda:")?.parse().ok()).collect();
+        Ok(ModelConfig {
+            name: id.dataset().to_owned(),
+            platform: "onnxruntime_onnx",
+            backend: "onnxruntime",
+            max_batch_size: if batched { self.serving.max_batch } else { 0 },
+            input: tensors(&signature.inputs),
+            output: tensors(&signature.outputs),
+            dynamic_batching: batched
+                .then_some(DynamicBatching { max_queue_delay_microseconds: self.serving.batch_delay_us }),
+            instance_group: vec![InstanceGroup {
+                name: id.dataset().to_owned(),
+                kind: if gpus.is_empty() { "KIND_CPU" } else { "KIND_GPU" },
+                count: self.serving.instances,
+                gpus,
+            }],
         })
     }
 

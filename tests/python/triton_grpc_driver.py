@@ -77,6 +77,7 @@ for case in spec["models"]:
     meta = client.get_model_metadata(name, version, headers=headers, as_json=True)
     entry["metadata"] = meta
     entry["ready_after"] = client.is_model_ready(name, version, headers=headers)
+    entry["config"] = client.get_model_config(name, version, headers=headers, as_json=True)["config"]
     session = ort.InferenceSession(case["file"], providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(7)
     feeds, datatypes = {}, {}

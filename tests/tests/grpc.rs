@@ -91,6 +91,17 @@ async fn tritonclient_grpc_reads_metadata_and_infers_with_raw_and_typed_contents
         "the zoo has an FP16 input, which has no typed contents"
     );
     assert_eq!(report["models"][1]["typed"]["kept_raw"], false, "the detector's FP32 input went typed");
+    // The model configuration, as over REST, in the extension's messages (int64 as JSON text,
+    // fields at their default left out).
+    let config = |i: usize| &report["models"][i]["config"];
+    assert_eq!((&config(0)["name"], &config(0)["platform"]), (&json!("tensor-zoo"), &json!("onnxruntime_onnx")));
+    assert_eq!(config(0)["max_batch_size"], 8, "{}", config(0));
+    assert_eq!(config(0)["input"][4], json!({"name": "u8", "data_type": "TYPE_UINT8", "dims": ["2", "2"]}));
+    assert_eq!(config(1).get("max_batch_size"), None, "0 for the fixed batch axis: {}", config(1));
+    assert_eq!(config(1)["input"][0]["dims"], json!(["1", "3", "256", "256"]));
+    assert_eq!(config(2)["max_batch_size"], 8);
+    assert_eq!(config(2)["instance_group"], json!([{"name": "shapes-dyn", "kind": "KIND_CPU", "count": 2}]));
+
     let zoo = &report["models"][0]["metadata"];
     let datatypes: Vec<&str> =
         zoo["inputs"].as_array().unwrap().iter().map(|i| i["datatype"].as_str().unwrap()).collect();
@@ -121,6 +132,7 @@ async fn tritonclient_grpc_reads_metadata_and_infers_with_raw_and_typed_contents
     assert_eq!(calls("ModelInfer", "INVALID_ARGUMENT"), 4.0);
     assert_eq!(calls("ModelInfer", "NOT_FOUND"), 1.0);
     assert_eq!(calls("ModelMetadata", "OK"), 3.0);
+    assert_eq!(calls("ModelConfig", "OK"), 3.0);
     let tensors = |model: &str| {
         let line = format!("sightline_inference_requests_total{{model_id=\"{model}\",task=\"tensor\"}} ");
         metrics.lines().find_map(|l| l.strip_prefix(&line)).map_or(0.0, |v| v.parse::<f64>().unwrap())

@@ -141,6 +141,21 @@ impl GrpcInferenceService for Inference {
         .await
     }
 
+    /// Triton's model configuration (the same as REST's `/config`); loads the model.
+    async fn model_config(
+        &self,
+        request: Request<ModelConfigRequest>,
+    ) -> Result<Response<ModelConfigResponse>, Status> {
+        let (metadata, _, message) = request.into_parts();
+        let service = &self.state.service;
+        self.call("ModelConfig", &metadata, async {
+            let id = service.protocol_model(&message.name, Some(&message.version)).await?;
+            let config = service.protocol_config(&id).await?;
+            Ok(ModelConfigResponse { config: Some(tensors::config(config)) })
+        })
+        .await
+    }
+
     async fn model_infer(&self, request: Request<ModelInferRequest>) -> Result<Response<ModelInferResponse>, Status> {
         let (metadata, _, message) = request.into_parts();
         let service = &self.state.service;

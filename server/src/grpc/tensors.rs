@@ -114,6 +114,43 @@ pub fn outputs(
         .unzip())
 }
 
+/// The model configuration in the extension's messages.
+pub fn config(config: crate::types::protocol::ModelConfig) -> super::proto::ModelConfig {
+    use super::proto::{model_instance_group, DataType as Typed};
+    let data_type = |name: &str| Typed::from_str_name(name).unwrap_or(Typed::TypeInvalid) as i32;
+    let count = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
+    super::proto::ModelConfig {
+        name: config.name,
+        platform: config.platform.into(),
+        backend: config.backend.into(),
+        max_batch_size: count(config.max_batch_size),
+        input: config
+            .input
+            .into_iter()
+            .map(|t| super::proto::ModelInput { data_type: data_type(&t.data_type), name: t.name, dims: t.dims })
+            .collect(),
+        output: config
+            .output
+            .into_iter()
+            .map(|t| super::proto::ModelOutput { data_type: data_type(&t.data_type), name: t.name, dims: t.dims })
+            .collect(),
+        instance_group: config
+            .instance_group
+            .into_iter()
+            .map(|g| super::proto::ModelInstanceGroup {
+                kind: model_instance_group::Kind::from_str_name(g.kind).unwrap_or(model_instance_group::Kind::Auto)
+                    as i32,
+                name: g.name,
+                count: count(g.count),
+                gpus: g.gpus.iter().map(|&g| count(g as usize)).collect(),
+            })
+            .collect(),
+        dynamic_batching: config.dynamic_batching.map(|d| super::proto::ModelDynamicBatching {
+            max_queue_delay_microseconds: d.max_queue_delay_microseconds,
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,8 +14,7 @@ use crate::kserve_codec::{encode_response, parse_request, InferenceRequest, Infe
 use crate::state::AppState;
 use crate::types::errors::{ProtocolErrorBody, ProtocolInferErrors};
 use crate::types::protocol::{
-    ConfigTensor, DynamicBatching, InstanceGroup, ModelConfig, ModelMetadata, ModelPath, ServerMetadata,
-    TensorMetadata, VersionedModelPath,
+    ModelConfig, ModelMetadata, ModelPath, ServerMetadata, TensorMetadata, VersionedModelPath,
 };
 
 type State = web::Data<AppState>;
@@ -83,44 +82,9 @@ pub async fn version_metadata(state: State, path: Path<VersionedModelPath>) -> A
     metadata(&state, &path.name, Some(&path.version)).await
 }
 
-/// Triton's name of a datatype in a model configuration: `TYPE_FP32` for `FP32`.
-fn config_tensors(specs: &[TensorSpec], batched: bool) -> Vec<ConfigTensor> {
-    specs
-        .iter()
-        .map(|s| ConfigTensor {
-            name: s.name.clone(),
-            data_type: format!("TYPE_{}", s.datatype.as_str()),
-            dims: if batched { s.shape.iter().skip(1).copied().collect() } else { s.shape.clone() },
-        })
-        .collect()
-}
-
 async fn config(state: &AppState, name: &str, version: Option<&str>) -> Result<HttpResponse, ProtocolError> {
     let id = resolve(state, name, version).await?;
-    let signature = state.service.tensor_signature(&id).await?;
-    let description = state.service.load(&id).await?;
-    let serving = state.service.serving();
-    // A symbolic first axis on every input and output, the model's own batch axis unfixed: the
-    // instances batch along it.
-    let symbolic_first = |specs: &[TensorSpec]| specs.iter().all(|s| s.shape.first() == Some(&-1));
-    let batched =
-        description.batch_size.is_none() && symbolic_first(&signature.inputs) && symbolic_first(&signature.outputs);
-    let gpus: Vec<u32> = description.device.split('+').filter_map(|d| d.strip_prefix("cuda:")?.parse().ok()).collect();
-    Ok(HttpResponse::Ok().json(ModelConfig {
-        name: id.dataset().to_owned(),
-        platform: "onnxruntime_onnx",
-        backend: "onnxruntime",
-        max_batch_size: if batched { serving.max_batch } else { 0 },
-        input: config_tensors(&signature.inputs, batched),
-        output: config_tensors(&signature.outputs, batched),
-        dynamic_batching: batched.then_some(DynamicBatching { max_queue_delay_microseconds: serving.batch_delay_us }),
-        instance_group: vec![InstanceGroup {
-            name: id.dataset().to_owned(),
-            kind: if gpus.is_empty() { "KIND_CPU" } else { "KIND_GPU" },
-            count: serving.instances,
-            gpus,
-        }],
-    }))
+    Ok(HttpResponse::Ok().json(state.service.protocol_config(&id).await?))
 }
 
 /// Triton's model configuration extension, in its JSON form; loads the model when it is not loaded.
