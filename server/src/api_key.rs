@@ -31,9 +31,13 @@ fn from_query(req: &ServiceRequest) -> Option<String> {
 }
 
 fn from_header(req: &ServiceRequest) -> Option<String> {
-    let value = req.headers().get(AUTHORIZATION)?.to_str().ok()?;
+    bearer(req.headers().get(AUTHORIZATION)?.to_str().ok()?).map(str::to_owned)
+}
+
+/// The key of an `Authorization: Bearer <key>` value (HTTP header or gRPC metadata), if present.
+pub(crate) fn bearer(value: &str) -> Option<&str> {
     let (scheme, token) = value.trim().split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| present(token)).flatten().map(str::to_owned)
+    scheme.eq_ignore_ascii_case("bearer").then(|| present(token)).flatten()
 }
 
 fn is_json(req: &ServiceRequest) -> bool {
@@ -85,6 +89,8 @@ pub async fn require_api_key(
     let mut given = from_query(&req).or_else(|| from_header(&req)).map(Found::Key).unwrap_or(Found::NoKey);
     if given == Found::NoKey && is_json(&req) {
         given = match from_body(&mut req).await {
+            // A body's key counts as absent (or is trimmed) as the query's and the header's do.
+            Ok(Found::Key(key)) => present(&key).map_or(Found::NoKey, |k| Found::Key(k.to_owned())),
             Ok(found) => found,
             Err(e) => return Ok(req.into_response(e.error_response())),
         };

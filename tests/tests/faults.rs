@@ -220,6 +220,11 @@ async fn an_unauthenticated_body_is_refused_from_its_first_bytes() {
     let (status, body) = partial_post(&server, "/infer/object_detection", length, wrong.as_bytes()).await;
     assert_eq!(status, 401, "a wrong key: {body}");
     assert!(body.contains("not valid"), "{body}");
+    // "None" in the body counts as no key, as it does in the query and the header.
+    let none = format!(r#"{{"api_key": "None", "image": "{}"#, "A".repeat(1000));
+    let (status, body) = partial_post(&server, "/infer/object_detection", length, none.as_bytes()).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("requires an API key"), "{body}");
 
     let mut request = detect("shapes/1");
     let keyed = json!({"api_key": "secret", "model_id": "shapes/1", "image": request["image"].take()});

@@ -37,12 +37,9 @@ impl Inference {
     /// `SIGHTLINE_API_KEY`, when set, in the `authorization: Bearer <key>` metadata.
     fn authorize(&self, metadata: &MetadataMap) -> Result<(), ApiError> {
         let Some(expected) = &self.state.server_api_key else { return Ok(()) };
-        let given = metadata.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| {
-            let (scheme, token) = v.trim().split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned())
-        });
+        let given = metadata.get("authorization").and_then(|v| v.to_str().ok()).and_then(crate::api_key::bearer);
         match given {
-            Some(key) if crate::api_key::same_key(&key, expected) => Ok(()),
+            Some(key) if crate::api_key::same_key(key, expected) => Ok(()),
             Some(_) => Err(ApiError::Unauthorized(KeyProblem::Wrong)),
             None => Err(ApiError::Unauthorized(KeyProblem::Missing)),
         }
