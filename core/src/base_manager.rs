@@ -185,9 +185,9 @@ impl Inventory for BaseManager {
             .filter(|(_, slot)| matches!(slot, Slot::Loading { .. }))
             .map(|(id, _)| id.clone())
             .collect();
-        let preparing = self.preparing.lock().unwrap_or_else(|p| p.into_inner());
-        ids.extend(preparing.keys().filter(|id| !ids.contains(id)).cloned().collect::<Vec<_>>());
+        ids.extend(self.preparing.lock().unwrap_or_else(|p| p.into_inner()).keys().cloned());
         ids.sort();
+        ids.dedup();
         ids
     }
 

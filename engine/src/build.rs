@@ -8,7 +8,7 @@ use std::time::Instant;
 use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
 use ort::session::Session;
 
-use crate::cache_dirs::{openvino_cache_dir, optimized_graph_path, tensorrt_cache_dir};
+use crate::cache_dirs::{openvino_cache_dir, optimized_graph_path, optimized_graphs_dir, tensorrt_cache_dir};
 use crate::environment::{cpu_device, environment, openvino_device, runtime_version, tensorrt_version};
 use crate::gpu::GpuSnapshot;
 use crate::provider::{ArenaStrategy, OpenVinoDevice, Provider, ProviderOptions};
@@ -219,7 +219,7 @@ pub fn sweep_unfinished_graphs(cache_root: &Path) -> usize {
     let mut removed = 0;
     for dataset in entries(cache_root) {
         for version in entries(&dataset) {
-            for keyed in entries(&version.join("ort-optimized")) {
+            for keyed in entries(&optimized_graphs_dir(&version)) {
                 for file in entries(&keyed) {
                     let unfinished = file.file_name().is_some_and(|n| n.to_string_lossy().starts_with(SAVING_PREFIX));
                     if unfinished && !saved_by_a_live_process(&file) && std::fs::remove_file(&file).is_ok() {

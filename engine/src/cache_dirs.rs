@@ -21,12 +21,17 @@ pub fn openvino_cache_dir(entry: &Path, device: OpenVinoDevice, precision: OpenV
     entry.join("openvino").join(format!("{}-{}", device.name(), precision.name()))
 }
 
+/// The folder of a cache entry that holds ONNX Runtime's optimised graphs, one subfolder per key.
+pub fn optimized_graphs_dir(entry: &Path) -> PathBuf {
+    entry.join("ort-optimized")
+}
+
 /// ONNX Runtime's optimised graph of `file` for the CPU provider. The graph holds layout
 /// transforms for this CPU's vector width (NCHWc blocks of 8 floats on AVX2, 16 on AVX-512), so it
 /// is keyed by the runtime's version and the instruction set it was optimised for.
 pub fn optimized_graph_path(entry: &Path, file: &Path, runtime_version: &str) -> PathBuf {
     let name = file.file_name().map_or_else(|| "model.onnx".into(), |n| segment(&n.to_string_lossy()));
-    entry.join("ort-optimized").join(format!("cpu-ort{}-{}", segment(runtime_version), cpu_isa())).join(name)
+    optimized_graphs_dir(entry).join(format!("cpu-ort{}-{}", segment(runtime_version), cpu_isa())).join(name)
 }
 
 /// The widest vector instruction set ONNX Runtime's CPU kernels pick on this machine.

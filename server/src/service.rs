@@ -21,8 +21,13 @@ use crate::config::Config;
 use crate::error::ApiError;
 use crate::image_input::ImageInput;
 use crate::startup_error::StartupError;
-use crate::types::protocol::{ConfigTensor, DynamicBatching, InstanceGroup, ModelConfig};
+use crate::types::protocol::{
+    ConfigTensor, DynamicBatching, InstanceGroup, ModelConfig, ModelMetadata, TensorMetadata,
+};
 use crate::url_fetch::{UrlFetcher, UrlPolicy};
+
+/// What the protocol calls the runtime every model is served by (Triton's platform name).
+const PLATFORM: &str = "onnxruntime_onnx";
 
 /// Images of one request in the model's queue at once: a long list must not flood it.
 pub const IMAGES_IN_FLIGHT: usize = 4;
@@ -255,6 +260,25 @@ impl Service {
         })
     }
 
+    /// The model's metadata in the protocol (name, version, platform, its tensors), for every
+    /// protocol; loads the model.
+    pub async fn protocol_metadata(&self, id: &ModelId) -> Result<ModelMetadata, ApiError> {
+        let signature = self.tensor_signature(id).await?;
+        let tensors = |specs: &[TensorSpec]| -> Vec<TensorMetadata> {
+            specs
+                .iter()
+                .map(|s| TensorMetadata { name: s.name.clone(), datatype: s.datatype.as_str(), shape: s.shape.clone() })
+                .collect()
+        };
+        Ok(ModelMetadata {
+            name: id.dataset().to_owned(),
+            versions: vec![id.version().to_owned()],
+            platform: PLATFORM,
+            inputs: tensors(&signature.inputs),
+            outputs: tensors(&signature.outputs),
+        })
+    }
+
     /// The model's configuration as Triton reports it (its model configuration extension), for
     /// every protocol; loads the model.
     pub async fn protocol_config(&self, id: &ModelId) -> Result<ModelConfig, ApiError> {
@@ -279,7 +303,7 @@ impl Service {
             description.device.split('+').filter_map(|d| d.strip_prefix("cuda:")?.parse().ok()).collect();
         Ok(ModelConfig {
             name: id.dataset().to_owned(),
-            platform: "onnxruntime_onnx",
+            platform: PLATFORM,
             backend: "onnxruntime",
             max_batch_size: if batched { self.serving.max_batch } else { 0 },
             input: tensors(&signature.inputs),

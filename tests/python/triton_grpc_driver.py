@@ -15,6 +15,8 @@ import tritonclient.grpc as grpcclient
 from tritonclient.grpc import service_pb2
 from tritonclient.utils import InferenceServerException, triton_to_np_dtype
 
+from tensor_checks import compare, random_tensor
+
 spec = json.load(sys.stdin)
 headers = {"authorization": f"Bearer {spec['key']}"} if spec.get("key") else None
 client = grpcclient.InferenceServerClient(spec["url"])
@@ -25,27 +27,6 @@ report = {
     "models": [],
     "errors": [],
 }
-
-
-def random_tensor(rng, datatype, shape):
-    dtype = triton_to_np_dtype(datatype)
-    if datatype == "BOOL":
-        return rng.integers(0, 2, size=shape).astype(bool)
-    if np.issubdtype(dtype, np.floating):
-        return rng.random(size=shape).astype(dtype)
-    info = np.iinfo(dtype)
-    return rng.integers(max(info.min, -1000), min(info.max, 1000), size=shape, endpoint=True).astype(dtype)
-
-
-def compare(expected, got):
-    if got is None:
-        return {"missing": True}
-    same_shape = list(got.shape) == list(expected.shape)
-    diff = None
-    if same_shape:
-        diff = float(np.max(np.abs(got.astype(np.float64) - expected.astype(np.float64)), initial=0.0))
-    return {"dtype": str(got.dtype), "same_dtype": bool(got.dtype == expected.dtype), "same_shape": bool(same_shape),
-            "max_abs_diff": diff}
 
 
 TYPED = {"BOOL": "bool_contents", "INT8": "int_contents", "INT16": "int_contents", "INT32": "int_contents",

@@ -8,16 +8,6 @@ mod common;
 use common::*;
 use serde_json::{json, Value};
 
-fn model_dir() -> TempDir {
-    let dir = TempDir::new("grpc");
-    let zoo = dir.path().join("tensor-zoo/1");
-    std::fs::create_dir_all(&zoo).unwrap();
-    std::fs::copy(data("models/tensor-zoo/1/model.onnx"), zoo.join("model.onnx")).unwrap();
-    copy_model(dir.path(), "shapes/1", "shapes/1", |_| {});
-    copy_model(dir.path(), "shapes-dyn/1", "shapes-dyn/1", |_| {});
-    dir
-}
-
 fn drive(port: u16, key: Option<&str>, spec: Value) -> Value {
     let mut spec = spec;
     spec["url"] = json!(format!("127.0.0.1:{port}"));
@@ -28,13 +18,9 @@ fn drive(port: u16, key: Option<&str>, spec: Value) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-fn names(list: &Value) -> Vec<String> {
-    list.as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap().to_owned()).collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tritonclient_grpc_reads_metadata_and_infers_with_raw_and_typed_contents() {
-    let dir = model_dir();
+    let dir = protocol_models("grpc");
     let port = free_port();
     let server = Server::start(dir.path(), &[("GRPC_PORT", &port.to_string())]).await;
     let file = |id: &str, name: &str| dir.path().join(id).join(name).display().to_string();
@@ -142,7 +128,7 @@ async fn tritonclient_grpc_reads_metadata_and_infers_with_raw_and_typed_contents
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_a_server_key_grpc_calls_need_it_and_sigterm_stops_grpc_too() {
-    let dir = model_dir();
+    let dir = protocol_models("grpc");
     let port = free_port();
     let env =
         [("GRPC_PORT", port.to_string()), ("SIGHTLINE_API_KEY", "secret".into()), ("SHUTDOWN_DRAIN_SECS", "0".into())];

@@ -9,16 +9,6 @@ mod common;
 use common::*;
 use serde_json::{json, Value};
 
-fn model_dir() -> TempDir {
-    let dir = TempDir::new("kserve");
-    let zoo = dir.path().join("tensor-zoo/1");
-    std::fs::create_dir_all(&zoo).unwrap();
-    std::fs::copy(data("models/tensor-zoo/1/model.onnx"), zoo.join("model.onnx")).unwrap();
-    copy_model(dir.path(), "shapes/1", "shapes/1", |_| {});
-    copy_model(dir.path(), "shapes-dyn/1", "shapes-dyn/1", |_| {});
-    dir
-}
-
 fn drive(server: &Server, spec: Value) -> Value {
     let mut spec = spec;
     spec["url"] = json!(server.base.trim_start_matches("http://"));
@@ -28,13 +18,9 @@ fn drive(server: &Server, spec: Value) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-fn names(list: &Value) -> Vec<String> {
-    list.as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap().to_owned()).collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tritonclient_reads_metadata_and_infers_in_json_and_binary() {
-    let dir = model_dir();
+    let dir = protocol_models("kserve");
     let server = Server::start(dir.path(), &[]).await;
     let file = |id: &str, name: &str| dir.path().join(id).join(name).display().to_string();
     let report = drive(
@@ -131,7 +117,7 @@ async fn tritonclient_reads_metadata_and_infers_in_json_and_binary() {
 /// and the execution count says so; every answer is still its own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_tensor_requests_are_batched() {
-    let dir = model_dir();
+    let dir = protocol_models("kserve");
     let server = Server::start(dir.path(), &[("BATCH_MAX_DELAY_US", "300000"), ("MAX_BATCH_SIZE", "8")]).await;
     let (status, _) = server.get_json("/v2/models/tensor-zoo/versions/1").await;
     assert_eq!(status, 200);
@@ -171,7 +157,7 @@ async fn concurrent_tensor_requests_are_batched() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn protocol_errors_are_json_with_the_right_status() {
-    let dir = model_dir();
+    let dir = protocol_models("kserve");
     let server = Server::start(dir.path(), &[]).await;
     let infer = "/v2/models/tensor-zoo/versions/1/infer";
     for (body, status, text) in [

@@ -5,12 +5,10 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
-use sightline_core::TensorSpec;
 use tonic::metadata::MetadataMap;
 use tonic::{Code, Request, Response, Status};
 
 use super::proto::grpc_inference_service_server::{GrpcInferenceService, GrpcInferenceServiceServer};
-use super::proto::model_metadata_response::TensorMetadata;
 use super::proto::*;
 use super::tensors;
 use super::GrpcMetrics;
@@ -61,17 +59,6 @@ impl Inference {
         self.metrics.observe(method, result.as_ref().map_or_else(Status::code, |_| Code::Ok), started);
         result
     }
-}
-
-fn specs(specs: &[TensorSpec]) -> Vec<TensorMetadata> {
-    specs
-        .iter()
-        .map(|s| TensorMetadata {
-            name: s.name.clone(),
-            datatype: s.datatype.as_str().to_owned(),
-            shape: s.shape.clone(),
-        })
-        .collect()
 }
 
 #[tonic::async_trait]
@@ -126,14 +113,7 @@ impl GrpcInferenceService for Inference {
         let service = &self.state.service;
         self.call("ModelMetadata", &metadata, async {
             let id = service.protocol_model(&message.name, Some(&message.version)).await?;
-            let signature = service.tensor_signature(&id).await?;
-            Ok(ModelMetadataResponse {
-                name: id.dataset().to_owned(),
-                versions: vec![id.version().to_owned()],
-                platform: "onnxruntime_onnx".into(),
-                inputs: specs(&signature.inputs),
-                outputs: specs(&signature.outputs),
-            })
+            Ok(tensors::metadata(service.protocol_metadata(&id).await?))
         })
         .await
     }

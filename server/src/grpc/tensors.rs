@@ -114,6 +114,24 @@ pub fn outputs(
         .unzip())
 }
 
+/// The model metadata in the protocol's message.
+pub fn metadata(metadata: crate::types::protocol::ModelMetadata) -> super::proto::ModelMetadataResponse {
+    use super::proto::model_metadata_response::TensorMetadata;
+    let tensors = |specs: Vec<crate::types::protocol::TensorMetadata>| -> Vec<TensorMetadata> {
+        specs
+            .into_iter()
+            .map(|s| TensorMetadata { name: s.name, datatype: s.datatype.into(), shape: s.shape })
+            .collect()
+    };
+    super::proto::ModelMetadataResponse {
+        name: metadata.name,
+        versions: metadata.versions,
+        platform: metadata.platform.into(),
+        inputs: tensors(metadata.inputs),
+        outputs: tensors(metadata.outputs),
+    }
+}
+
 /// The model configuration in the extension's messages.
 pub fn config(config: crate::types::protocol::ModelConfig) -> super::proto::ModelConfig {
     use super::proto::{model_instance_group, DataType as Typed};

@@ -6,16 +6,14 @@
 use actix_web::http::header::HeaderMap;
 use actix_web::web::{Path, Payload};
 use actix_web::{web, HttpRequest, HttpResponse};
-use sightline_core::{ModelId, TensorSpec};
+use sightline_core::ModelId;
 
 use crate::body::read_limited;
 use crate::error::{ApiError, ProtocolError};
 use crate::kserve_codec::{encode_response, parse_request, InferenceRequest, InferenceResponse};
 use crate::state::AppState;
 use crate::types::errors::{ProtocolErrorBody, ProtocolInferErrors};
-use crate::types::protocol::{
-    ModelConfig, ModelMetadata, ModelPath, ServerMetadata, TensorMetadata, VersionedModelPath,
-};
+use crate::types::protocol::{ModelConfig, ModelMetadata, ModelPath, ServerMetadata, VersionedModelPath};
 
 type State = web::Data<AppState>;
 /// The protocol's answer, or its error body.
@@ -23,13 +21,6 @@ type Answer = Result<HttpResponse, ProtocolError>;
 
 async fn resolve(state: &AppState, name: &str, version: Option<&str>) -> Result<ModelId, ApiError> {
     state.service.protocol_model(name, version).await
-}
-
-fn specs(specs: &[TensorSpec]) -> Vec<TensorMetadata> {
-    specs
-        .iter()
-        .map(|s| TensorMetadata { name: s.name.clone(), datatype: s.datatype.as_str(), shape: s.shape.clone() })
-        .collect()
 }
 
 #[utoipa::path(get, path = "/v2", tag = "inference protocol",
@@ -60,14 +51,7 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
 
 async fn metadata(state: &AppState, name: &str, version: Option<&str>) -> Result<HttpResponse, ProtocolError> {
     let id = resolve(state, name, version).await?;
-    let signature = state.service.tensor_signature(&id).await?;
-    Ok(HttpResponse::Ok().json(ModelMetadata {
-        name: id.dataset().to_owned(),
-        versions: vec![id.version().to_owned()],
-        platform: "onnxruntime_onnx",
-        inputs: specs(&signature.inputs),
-        outputs: specs(&signature.outputs),
-    }))
+    Ok(HttpResponse::Ok().json(state.service.protocol_metadata(&id).await?))
 }
 
 /// Loads the model when it is not loaded.

@@ -433,6 +433,23 @@ impl Drop for Server {
     }
 }
 
+/// The Open Inference Protocol suites' models: a plain ONNX folder with one input of each
+/// datatype (tests/support/make_tensor_zoo.py) and the shipped detectors of fixed and dynamic batch.
+pub fn protocol_models(tag: &str) -> TempDir {
+    let dir = TempDir::new(tag);
+    let zoo = dir.path().join("tensor-zoo/1");
+    std::fs::create_dir_all(&zoo).unwrap();
+    std::fs::copy(data("models/tensor-zoo/1/model.onnx"), zoo.join("model.onnx")).unwrap();
+    copy_model(dir.path(), "shapes/1", "shapes/1", |_| {});
+    copy_model(dir.path(), "shapes-dyn/1", "shapes-dyn/1", |_| {});
+    dir
+}
+
+/// The `name` of each tensor in a protocol list (inputs, outputs).
+pub fn names(list: &Value) -> Vec<String> {
+    list.as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap().to_owned()).collect()
+}
+
 /// The embedding references (`make_embedding_refs.py`).
 pub fn embedding_references() -> Value {
     serde_json::from_str(&std::fs::read_to_string(data("reference/embeddings.json")).unwrap()).unwrap()

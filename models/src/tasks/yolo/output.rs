@@ -61,14 +61,14 @@ fn best_class(scores: ArrayView1<'_, f32>) -> (usize, f32) {
     scores.iter().enumerate().fold((0, f32::NEG_INFINITY), |best, (i, &s)| if s > best.1 { (i, s) } else { best })
 }
 
-/// Candidates whose score is strictly above `confidence`, as corner boxes in input pixels.
-/// `output` is the first batch item, in the layout's own orientation.
 /// A box or score the model made NaN or infinite is no prediction (clipping would turn an infinite
 /// corner into the image's edge); only candidates over the threshold are checked.
 fn finite(values: &[f32]) -> bool {
     values.iter().all(|v| v.is_finite())
 }
 
+/// Candidates whose score is strictly above `confidence`, as corner boxes in input pixels.
+/// `output` is the first batch item, in the layout's own orientation.
 pub fn decode_candidates(
     layout: YoloLayout,
     output: ArrayView2<'_, f32>,
