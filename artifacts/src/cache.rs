@@ -86,6 +86,17 @@ impl ArtifactCache {
         self.sources.iter().map(|s| s.name()).collect()
     }
 
+    /// What each source that can list its models holds, by source name, in `MODEL_SOURCES` order.
+    pub async fn listed_by_sources(&self) -> Vec<(&'static str, Result<Vec<ModelId>, CoreError>)> {
+        let mut listed = Vec::new();
+        for source in &self.sources {
+            if let Some(models) = source.list_models().await {
+                listed.push((source.name(), models));
+            }
+        }
+        listed
+    }
+
     /// The verified entry of `id`, fetched from the first source that has it when absent or damaged.
     pub async fn ensure(self: &Arc<Self>, id: &ModelId) -> Result<CachedEntry, CoreError> {
         self.shared_fill(id, None, Arc::new(NoProgress)).await

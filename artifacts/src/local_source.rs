@@ -60,6 +60,15 @@ impl ArtifactSource for LocalSource {
         Some(crate::files::hex(&hasher.finalize()))
     }
 
+    /// The `dataset/version` folders under the root that hold at least one file a model may use.
+    async fn list_models(&self) -> Option<Result<Vec<ModelId>, CoreError>> {
+        let root = self.root.clone();
+        let listed = tokio::task::spawn_blocking(move || list_folders(&root))
+            .await
+            .map_err(|e| CoreError::Internal(format!("listing MODEL_DIR: {e}")));
+        Some(listed.and_then(|l| l))
+    }
+
     async fn fetch(&self, id: &ModelId, writer: &mut EntryWriter) -> Result<(), CoreError> {
         // `ModelId` admits only `[A-Za-z0-9_-]` segments, so this path stays inside the root.
         let dir = self.root.join(id.relative_path());
@@ -85,4 +94,32 @@ impl ArtifactSource for LocalSource {
         }
         Ok(())
     }
+}
+
+/// `dataset/version` folders under `root` with a model file in them, sorted; a root that does not
+/// exist holds none.
+fn list_folders(root: &std::path::Path) -> Result<Vec<ModelId>, CoreError> {
+    let unreadable = |e: std::io::Error| CoreError::SourceUnavailable(format!("cannot list MODEL_DIR: {e}"));
+    let Ok(datasets) = std::fs::read_dir(root) else { return Ok(Vec::new()) };
+    let mut ids = Vec::new();
+    for dataset in datasets {
+        let dataset = dataset.map_err(unreadable)?;
+        let Ok(versions) = std::fs::read_dir(dataset.path()) else { continue };
+        for version in versions.flatten() {
+            let raw = format!("{}/{}", dataset.file_name().to_string_lossy(), version.file_name().to_string_lossy());
+            let Ok(id) = ModelId::parse(&raw) else { continue };
+            let has_file = std::fs::read_dir(version.path()).is_ok_and(|files| {
+                files.flatten().any(|f| is_valid_file_name(&f.file_name().to_string_lossy()) && f.path().is_file())
+            });
+            if has_file {
+                ids.push(id);
+            }
+            if ids.len() >= crate::source::MAX_LISTED_MODELS {
+                ids.sort();
+                return Ok(ids);
+            }
+        }
+    }
+    ids.sort();
+    Ok(ids)
 }

@@ -88,6 +88,37 @@ impl S3Source {
         }
     }
 
+    /// `dataset/version` of every object three levels under the prefix (`dataset/version/file`).
+    async fn list_all(&self) -> Result<Vec<ModelId>, CoreError> {
+        let prefix = if self.prefix.is_empty() { String::new() } else { format!("{}/", self.prefix) };
+        let mut ids = std::collections::BTreeSet::new();
+        let mut token = None;
+        loop {
+            let page = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(&prefix)
+                .set_continuation_token(token)
+                .send()
+                .await
+                .map_err(|e| classify(&format!("listing s3://{}/{prefix}", self.bucket), e))?;
+            for key in page.contents().iter().filter_map(|o| o.key()) {
+                let parts: Vec<&str> = key.strip_prefix(&prefix).unwrap_or(key).split('/').collect();
+                if let [dataset, version, file] = parts.as_slice() {
+                    if let (true, Ok(id)) = (is_valid_file_name(file), ModelId::parse(&format!("{dataset}/{version}")))
+                    {
+                        ids.insert(id);
+                    }
+                }
+            }
+            token = page.next_continuation_token().map(str::to_owned);
+            if token.is_none() || ids.len() >= crate::source::MAX_LISTED_MODELS {
+                return Ok(ids.into_iter().take(crate::source::MAX_LISTED_MODELS).collect());
+            }
+        }
+    }
+
     async fn download(&self, key: &str, name: &str, writer: &mut EntryWriter) -> Result<(), CoreError> {
         let where_ = format!("s3://{}/{key}", self.bucket);
         let object = self
@@ -145,6 +176,10 @@ impl ArtifactSource for S3Source {
 
     fn origin(&self, id: &ModelId) -> String {
         format!("s3://{}/{}", self.bucket, self.key_prefix(id))
+    }
+
+    async fn list_models(&self) -> Option<Result<Vec<ModelId>, CoreError>> {
+        Some(self.list_all().await)
     }
 
     async fn fetch(&self, id: &ModelId, writer: &mut EntryWriter) -> Result<(), CoreError> {

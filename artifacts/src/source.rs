@@ -22,4 +22,13 @@ pub trait ArtifactSource: Send + Sync {
     fn fingerprint(&self, _id: &ModelId) -> Option<String> {
         None
     }
+
+    /// Every model the source holds, for sources that can list them (a folder, a bucket), at most
+    /// [`MAX_LISTED_MODELS`]; `None` for sources that can only be asked for one id (an API, a hub).
+    async fn list_models(&self) -> Option<Result<Vec<ModelId>, CoreError>> {
+        None
+    }
 }
+
+/// The most models one source lists: a repository index is an answer, not a bucket dump.
+pub const MAX_LISTED_MODELS: usize = 10_000;

@@ -50,6 +50,11 @@ pub trait ModelManager: Send + Sync {
     /// What is loaded and loading: the innermost manager's, which every decorator hands on.
     fn inventory(&self) -> &dyn Inventory;
 
+    /// Keeps `id` from eviction until it is unpinned, as `PINNED_MODELS` keeps its models (the
+    /// repository extension's explicit loads). Unpinning never touches `PINNED_MODELS`' own pins;
+    /// a manager that never evicts has nothing to keep.
+    fn set_pinned(&self, _id: &ModelId, _pinned: bool) {}
+
     /// The loaded models, sorted by id.
     fn describe(&self) -> Vec<ModelDescription> {
         self.inventory().describe()

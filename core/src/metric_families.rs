@@ -2,7 +2,7 @@
 //! buckets), built and, where a registry is given, registered in the same step.
 
 use prometheus::core::Collector;
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
+use prometheus::{GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 
 /// Where new families go: into `registry`, or nowhere (benchmarks and tests that read none).
 #[derive(Clone, Copy)]
@@ -25,6 +25,11 @@ impl<'r> Families<'r> {
 
     pub fn gauge(self, name: &str, help: &str, labels: &[&str]) -> Result<IntGaugeVec, prometheus::Error> {
         self.add(IntGaugeVec::new(Opts::new(name, help), labels)?)
+    }
+
+    /// A gauge of fractional values (a timestamp in seconds).
+    pub fn float_gauge(self, name: &str, help: &str, labels: &[&str]) -> Result<GaugeVec, prometheus::Error> {
+        self.add(GaugeVec::new(Opts::new(name, help), labels)?)
     }
 
     pub fn histogram(

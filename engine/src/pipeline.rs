@@ -2,8 +2,11 @@
 //! post-processes images while the model's instances run, and the per-stage timings it reports.
 
 use std::sync::OnceLock;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use prometheus::{Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Registry};
+use prometheus::{
+    Gauge, GaugeVec, Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Registry,
+};
 use sightline_core::{CoreError, Families};
 use tokio::sync::Semaphore;
 
@@ -46,6 +49,8 @@ pub struct PipelineMetrics {
     in_flight: IntGaugeVec,
     queue_depth: IntGaugeVec,
     refusals: IntCounterVec,
+    batch_stages: HistogramVec,
+    last_inference: GaugeVec,
 }
 
 const STAGE_BUCKETS: &[f64] =
@@ -100,6 +105,17 @@ impl PipelineMetrics {
                 "Requests refused, by model and cause: queue_wait (429: more waiting than MODEL_QUEUE_CAPACITY and a predicted wait over MAX_QUEUE_DELAY_MS), too_many_images (413: a list over MAX_IMAGES_PER_REQUEST; model_id other for a model not loaded).",
                 &["model_id", "cause"],
             )?,
+            batch_stages: families.histogram(
+                "sightline_batch_stage_duration_seconds",
+                "Time per session run, by model, batch size (requests in the run) and stage: input (joining the requests' tensors), infer (the session's run), output (splitting its outputs per request).",
+                STAGE_BUCKETS,
+                &["model_id", "batch_size", "stage"],
+            )?,
+            last_inference: families.float_gauge(
+                "sightline_last_inference_timestamp_seconds",
+                "When the model's last run finished, in seconds since the Unix epoch.",
+                per_model,
+            )?,
         })
     }
 
@@ -130,6 +146,11 @@ impl PipelineMetrics {
             in_flight: self.in_flight.with_label_values(&[model_id]),
             queue_depth: self.queue_depth.with_label_values(&[model_id]),
             refused: self.refusals.with_label_values(&[model_id, "queue_wait"]),
+            runs: RunTimers {
+                stages: self.batch_stages.clone(),
+                model_id: model_id.to_owned(),
+                last: self.last_inference.with_label_values(&[model_id]),
+            },
         }
     }
 
@@ -155,4 +176,25 @@ pub struct StageTimers {
     pub queue_depth: IntGauge,
     /// Refusals by the model's queue (cause `queue_wait`).
     pub refused: IntCounter,
+    pub runs: RunTimers,
+}
+
+/// The stages of each session run, by the number of requests it served (the statistics
+/// extension's per-batch-size figures), and when the last one finished.
+#[derive(Clone)]
+pub struct RunTimers {
+    stages: HistogramVec,
+    model_id: String,
+    last: Gauge,
+}
+
+impl RunTimers {
+    /// One run of `requests` requests: joining their inputs, the session's run, splitting its outputs.
+    pub fn observe(&self, requests: usize, input: Duration, infer: Duration, output: Duration) {
+        let size = requests.to_string();
+        for (stage, took) in [("input", input), ("infer", infer), ("output", output)] {
+            self.stages.with_label_values(&[self.model_id.as_str(), size.as_str(), stage]).observe(took.as_secs_f64());
+        }
+        self.last.set(SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64()));
+    }
 }

@@ -8,7 +8,7 @@
 use std::panic::AssertUnwindSafe;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, RwLock, TryLockError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ndarray::Array4;
 use ort::session::{RunOptions, Session};
@@ -317,44 +317,89 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
-    fn executed(&self) {
+    /// One session run of `requests` requests, with the time each stage took.
+    fn executed(&self, requests: usize, laps: Laps) {
         self.timers.executions.inc();
         self.timers.run_threads.observe(self.threads as f64);
+        self.timers.runs.observe(requests, laps.input, laps.infer, laps.output);
     }
 
     /// One run for all the images, split back per image; one image runs as it is.
     fn images(&mut self, inputs: &[&Array4<f32>]) -> Vec<Result<Outputs, EngineError>> {
-        self.executed();
+        let mut laps = Laps::start();
         let Runner { session, options } = &mut *self.runner;
         if let [one] = inputs {
-            return vec![run_session_with(session, one, options.as_ref())];
+            let outputs = laps.infer(|| run_session_with(session, one, options.as_ref()));
+            self.executed(1, laps);
+            return vec![outputs];
         }
         let count = inputs.len();
-        let outputs = stack(inputs)
-            .and_then(|batch| run_session_with(session, &batch, options.as_ref()))
-            .and_then(|outputs| split(outputs, count));
+        let outputs = laps
+            .input(|| stack(inputs))
+            .and_then(|batch| laps.infer(|| run_session_with(session, &batch, options.as_ref())))
+            .and_then(|outputs| laps.output(|| split(outputs, count)));
+        self.executed(count, laps);
         each_or_all(outputs, count)
     }
 
     /// One run for requests whose shapes agree beyond the first axis, else one run each.
     fn tensors(&mut self, requests: &[&Vec<Tensor>]) -> Vec<Result<Vec<Tensor>, EngineError>> {
         let slices: Vec<&[Tensor]> = requests.iter().map(|r| r.as_slice()).collect();
-        let joined = if slices.len() > 1 { concat(&slices) } else { None };
+        let mut laps = Laps::start();
+        let joined = if slices.len() > 1 { laps.input(|| concat(&slices)) } else { None };
         let Some(joined) = joined else {
             return slices
                 .iter()
                 .map(|inputs| {
-                    self.executed();
-                    run_tensors(&mut self.runner.session, inputs, self.runner.options.as_ref())
+                    let mut laps = Laps::start();
+                    let outputs =
+                        laps.infer(|| run_tensors(&mut self.runner.session, inputs, self.runner.options.as_ref()));
+                    self.executed(1, laps);
+                    outputs
                 })
                 .collect();
         };
-        self.executed();
         let rows: Vec<usize> = slices.iter().map(|r| r.first().map_or(0, |t| t.shape[0])).collect();
-        let outputs = run_tensors(&mut self.runner.session, &joined, self.runner.options.as_ref())
-            .and_then(|outputs| split_rows(outputs, &rows));
+        let outputs = laps
+            .infer(|| run_tensors(&mut self.runner.session, &joined, self.runner.options.as_ref()))
+            .and_then(|outputs| laps.output(|| split_rows(outputs, &rows)));
+        self.executed(rows.len(), laps);
         each_or_all(outputs, rows.len())
     }
+}
+
+/// What each stage of one session run took.
+#[derive(Default)]
+struct Laps {
+    input: Duration,
+    infer: Duration,
+    output: Duration,
+}
+
+impl Laps {
+    fn start() -> Laps {
+        Laps::default()
+    }
+
+    fn input<T>(&mut self, work: impl FnOnce() -> T) -> T {
+        timed(&mut self.input, work)
+    }
+
+    fn infer<T>(&mut self, work: impl FnOnce() -> T) -> T {
+        timed(&mut self.infer, work)
+    }
+
+    fn output<T>(&mut self, work: impl FnOnce() -> T) -> T {
+        timed(&mut self.output, work)
+    }
+}
+
+/// Runs `work`, adding the time it took to `total`.
+fn timed<T>(total: &mut Duration, work: impl FnOnce() -> T) -> T {
+    let started = Instant::now();
+    let value = work();
+    *total += started.elapsed();
+    value
 }
 
 /// `run` over the jobs' inputs, with a panic inside ONNX Runtime failing these jobs only.

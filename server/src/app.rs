@@ -116,6 +116,7 @@ pub async fn serve(config: Config) -> Result<(), StartupError> {
         routes::openapi::to_json(&routes::document()).map_err(|e| StartupError::Document(e.to_string()))?;
     let state = web::Data::new(AppState {
         service,
+        repository: Default::default(),
         registry,
         readiness: readiness.clone(),
         server_uuid: uuid::Uuid::new_v4().to_string(),

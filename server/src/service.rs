@@ -467,6 +467,16 @@ impl Service {
         Ok((unloaded, deleted))
     }
 
+    /// Keeps the model from eviction until unpinned (see [`ModelManager::set_pinned`]).
+    pub fn pin(&self, id: &ModelId, pinned: bool) {
+        self.manager.set_pinned(id, pinned)
+    }
+
+    /// The models each source that can list them holds, by source, in `MODEL_SOURCES` order.
+    pub async fn listed_by_sources(&self) -> Vec<(&'static str, Result<Vec<ModelId>, CoreError>)> {
+        self.artifacts.listed_by_sources().await
+    }
+
     /// The names in `MODEL_SOURCES`, in order.
     pub fn source_names(&self) -> Vec<&'static str> {
         self.artifacts.source_names()
@@ -495,7 +505,7 @@ fn capability<'m, C: ?Sized>(
 }
 
 /// Numeric versions compare as numbers, others as text.
-fn newest<'a>(versions: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+pub(crate) fn newest<'a>(versions: impl Iterator<Item = &'a str>) -> Option<&'a str> {
     versions.max_by(|a, b| match (a.parse::<u64>(), b.parse::<u64>()) {
         (Ok(x), Ok(y)) => x.cmp(&y),
         _ => a.cmp(b),

@@ -8,7 +8,9 @@ use crate::service::Service;
 pub struct AppState {
     /// Models and the model cache: the only way handlers reach them.
     pub service: Service,
-    /// Every metric family, for `/metrics`.
+    /// Triton's model repository extension: explicit loads and unloads, and the index.
+    pub repository: crate::repository::Repository,
+    /// Every metric family, for `/metrics` and the statistics extension.
     pub registry: Registry,
     /// Pinned models loaded and not shutting down (`/readiness`).
     pub readiness: std::sync::Arc<crate::lifecycle::Readiness>,

@@ -1,6 +1,7 @@
 //! The Kubernetes manifests (deploy/kubernetes/) against the API schemas, offline: PyPI
 //! `kubernetes-validate --strict` (unknown fields rejected) on every base resource, and on the GPU
-//! overlay's Deployment as kustomize would render it; plus the facts the manifests must keep.
+//! overlay's Deployment as kustomize would render it; deploy/kserve/ against KServe's own CRD schemas
+//! (tests/python/kserve_check.py); plus the facts the manifests must keep.
 
 mod common;
 
@@ -85,4 +86,36 @@ fn every_manifest_validates_strictly_and_keeps_the_shutdown_and_scaling_contract
     assert_eq!(facts["hpa_metrics"], serde_json::json!(["sightline_http_requests_in_flight", "cpu"]));
     assert_eq!(facts["gpu_limit"], 1);
     assert_eq!(facts["gpu_providers"], "cuda,cpu");
+}
+
+/// deploy/kserve/: the ClusterServingRuntime and the example InferenceService against KServe's own
+/// CRD schemas (vendored in deploy/kserve/schemas/), strictly, by tests/python/kserve_check.py;
+/// plus the facts KServe and Sightline must agree on.
+#[test]
+fn kserve_runtime_and_inference_service_validate_against_the_vendored_crds() {
+    let root = repo_root();
+    let check = root.join("tests/python/kserve_check.py");
+    let out = venv_python(&[check.to_str().unwrap(), root.to_str().unwrap()], b"");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}{}", String::from_utf8_lossy(&out.stdout));
+    let facts: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(facts["runtime"], "sightline");
+    assert_eq!(facts["runtime_formats"], serde_json::json!(["onnx"]));
+    assert_eq!(facts["protocols"], serde_json::json!(["v2", "grpc-v2"]));
+    assert_eq!(facts["container"], "kserve-container");
+    assert_eq!(facts["image"], "localhost/sightline:cpu");
+    assert_eq!(facts["container_ports"], serde_json::json!([8080]));
+    assert!(facts["args"].as_array().unwrap().contains(&serde_json::json!("--port=8080")), "{}", facts["args"]);
+    assert_eq!(facts["env"]["MODEL_DIR"], "/mnt/models");
+    assert_eq!(facts["env"]["MODEL_SOURCES"], "local");
+    assert_eq!(facts["env"]["HOST"], "0.0.0.0");
+    assert_eq!(facts["env"]["GRPC_PORT"], "9000");
+    assert!(facts["env"].get("PORT").is_none(), "Knative reserves PORT");
+    assert_eq!(facts["probes"]["readinessProbe"]["path"], "/v2/health/ready");
+    assert_eq!(facts["probes"]["livenessProbe"]["path"], "/v2/health/live");
+    assert_eq!(facts["isvc_runtime"], "sightline");
+    assert_eq!(facts["isvc_format"], "onnx");
+    assert_eq!(facts["isvc_protocol"], "v2");
+    assert_eq!(facts["isvc_ports"]["h2c"], 9000);
+    assert!(facts["storage_uri"].as_str().unwrap().starts_with("s3://"), "{}", facts["storage_uri"]);
 }

@@ -30,6 +30,14 @@ struct CacheState {
     loading: HashMap<ModelId, usize>,
     /// What each model measured when it was last loaded: its expected size next time.
     measured: HashMap<ModelId, u64>,
+    /// Pinned while running, beside `CacheConfig::pinned` (see [`ModelManager::set_pinned`]).
+    pins: HashSet<ModelId>,
+}
+
+impl CacheState {
+    fn is_pinned(&self, config: &CacheConfig, id: &ModelId) -> bool {
+        config.pinned.contains(id) || self.pins.contains(id)
+    }
 }
 
 pub struct WithFixedSizeCache<M> {
@@ -43,7 +51,12 @@ pub struct WithFixedSizeCache<M> {
 
 impl<M: ModelManager> WithFixedSizeCache<M> {
     pub fn new(inner: M, config: CacheConfig, probe: Arc<dyn MemoryProbe>) -> Self {
-        let state = CacheState { lru: LruCache::unbounded(), loading: HashMap::new(), measured: HashMap::new() };
+        let state = CacheState {
+            lru: LruCache::unbounded(),
+            loading: HashMap::new(),
+            measured: HashMap::new(),
+            pins: HashSet::new(),
+        };
         WithFixedSizeCache { inner, config, probe, state: Mutex::new(state), load_finished: Notify::new() }
     }
 
@@ -103,7 +116,7 @@ impl<M: ModelManager> WithFixedSizeCache<M> {
         };
         let Some(cause) = memory else {
             let occupied = state.lru.len() + state.loading.len();
-            let evictable = state.lru.iter().filter(|(k, _)| !self.config.pinned.contains(*k)).count();
+            let evictable = state.lru.iter().filter(|(k, _)| !state.is_pinned(&self.config, k)).count();
             if occupied < self.config.max_active_models || evictable > occupied - self.config.max_active_models {
                 state.loading.insert(id.clone(), 1);
                 return Step::Load;
@@ -115,7 +128,7 @@ impl<M: ModelManager> WithFixedSizeCache<M> {
             state.loading.insert(id.clone(), 1);
             return Step::Load;
         };
-        let victim = state.lru.iter().rev().map(|(k, _)| k).find(|k| !self.config.pinned.contains(*k)).cloned();
+        let victim = state.lru.iter().rev().map(|(k, _)| k).find(|k| !state.is_pinned(&self.config, k)).cloned();
         if let Some(victim) = victim {
             state.lru.pop(&victim);
             return Step::Evict(victim, cause);
@@ -148,7 +161,7 @@ impl<M: ModelManager> WithFixedSizeCache<M> {
             .iter()
             .rev()
             .map(|(k, _)| k)
-            .find(|k| *k != loaded && !self.config.pinned.contains(*k))
+            .find(|k| *k != loaded && !state.is_pinned(&self.config, k))
             .cloned()?;
         state.lru.pop(&victim);
         Some(victim)
@@ -300,5 +313,14 @@ impl<M: ModelManager> ModelManager for WithFixedSizeCache<M> {
 
     fn inventory(&self) -> &dyn Inventory {
         self.inner.inventory()
+    }
+
+    fn set_pinned(&self, id: &ModelId, pinned: bool) {
+        let mut state = self.lock();
+        if pinned {
+            state.pins.insert(id.clone());
+        } else {
+            state.pins.remove(id);
+        }
     }
 }

@@ -124,4 +124,8 @@ impl<M: ModelManager, H: Hooks> ModelManager for Decorated<M, H> {
     fn inventory(&self) -> &dyn Inventory {
         self.inner.inventory()
     }
+
+    fn set_pinned(&self, id: &ModelId, pinned: bool) {
+        self.inner.set_pinned(id, pinned)
+    }
 }

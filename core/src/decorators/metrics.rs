@@ -14,6 +14,7 @@ pub struct ManagerMetrics {
     requests: IntCounterVec,
     errors: IntCounterVec,
     inference_seconds: HistogramVec,
+    failed_seconds: HistogramVec,
     loads: IntCounterVec,
     load_seconds: HistogramVec,
     evictions: IntCounterVec,
@@ -42,6 +43,12 @@ impl ManagerMetrics {
             inference_seconds: families.histogram(
                 "sightline_inference_duration_seconds",
                 "Time per image from decode to post-processing, by model.",
+                LATENCY_BUCKETS,
+                ml,
+            )?,
+            failed_seconds: families.histogram(
+                "sightline_inference_failure_duration_seconds",
+                "Time per failed image (or tensor request) until it failed, by model.",
                 LATENCY_BUCKETS,
                 ml,
             )?,
@@ -149,7 +156,10 @@ impl Hooks for ManagerMetrics {
         let model_id = id.to_string();
         match result {
             Ok(()) => self.inference_seconds.with_label_values(&[model_id.as_str(), label]).observe(seconds),
-            Err(e) => self.errors.with_label_values(&[model_id.as_str(), label, e.kind()]).inc(),
+            Err(e) => {
+                self.errors.with_label_values(&[model_id.as_str(), label, e.kind()]).inc();
+                self.failed_seconds.with_label_values(&[model_id.as_str(), label]).observe(seconds);
+            }
         }
     }
 }

@@ -2,6 +2,7 @@
 //! serve it) on `GRPC_PORT`: a thin adapter over the same service as the HTTP routes, on its own
 //! runtime thread, stopped with the HTTP server.
 
+mod extensions;
 mod metrics;
 mod service;
 mod tensors;

@@ -10,8 +10,8 @@ use tonic::{Code, Request, Response, Status};
 
 use super::proto::grpc_inference_service_server::{GrpcInferenceService, GrpcInferenceServiceServer};
 use super::proto::*;
-use super::tensors;
 use super::GrpcMetrics;
+use super::{extensions, tensors};
 use crate::error::{ApiError, KeyProblem};
 use crate::state::AppState;
 
@@ -98,7 +98,7 @@ impl GrpcInferenceService for Inference {
             Ok(ServerMetadataResponse {
                 name: "sightline".into(),
                 version: env!("CARGO_PKG_VERSION").into(),
-                extensions: Vec::new(),
+                extensions: ["model_configuration", "model_repository", "statistics"].map(String::from).to_vec(),
             })
         })
         .await
@@ -151,6 +151,62 @@ impl GrpcInferenceService for Inference {
                 outputs,
                 raw_output_contents,
             })
+        })
+        .await
+    }
+
+    /// Every loaded model's statistics, or those of the model named (all its loaded versions).
+    async fn model_statistics(
+        &self,
+        request: Request<ModelStatisticsRequest>,
+    ) -> Result<Response<ModelStatisticsResponse>, Status> {
+        let (metadata, _, message) = request.into_parts();
+        let state = &self.state;
+        self.call("ModelStatistics", &metadata, async {
+            let name = Some(message.name.as_str()).filter(|n| !n.is_empty());
+            let report = crate::statistics::report(&state.service, &state.registry, name, Some(&message.version))?;
+            Ok(extensions::statistics(report))
+        })
+        .await
+    }
+
+    async fn repository_index(
+        &self,
+        request: Request<RepositoryIndexRequest>,
+    ) -> Result<Response<RepositoryIndexResponse>, Status> {
+        let (metadata, _, message) = request.into_parts();
+        let state = &self.state;
+        self.call("RepositoryIndex", &metadata, async {
+            Ok(extensions::index(state.repository.index(&state.service, message.ready).await?))
+        })
+        .await
+    }
+
+    /// Loads the model (`dataset`, its newest known version, or `dataset/version`) and keeps it
+    /// loaded until it is unloaded; answers once it is loaded.
+    async fn repository_model_load(
+        &self,
+        request: Request<RepositoryModelLoadRequest>,
+    ) -> Result<Response<RepositoryModelLoadResponse>, Status> {
+        let (metadata, _, message) = request.into_parts();
+        let state = &self.state;
+        self.call("RepositoryModelLoad", &metadata, async {
+            crate::repository::check_parameters(message.parameters.keys().map(String::as_str))?;
+            state.repository.load(&state.service, &message.model_name).await?;
+            Ok(RepositoryModelLoadResponse {})
+        })
+        .await
+    }
+
+    async fn repository_model_unload(
+        &self,
+        request: Request<RepositoryModelUnloadRequest>,
+    ) -> Result<Response<RepositoryModelUnloadResponse>, Status> {
+        let (metadata, _, message) = request.into_parts();
+        let state = &self.state;
+        self.call("RepositoryModelUnload", &metadata, async {
+            state.repository.unload(&state.service, &message.model_name).await?;
+            Ok(RepositoryModelUnloadResponse {})
         })
         .await
     }

@@ -29,7 +29,7 @@ pub async fn server_metadata() -> HttpResponse {
     HttpResponse::Ok().json(ServerMetadata {
         name: "sightline",
         version: env!("CARGO_PKG_VERSION"),
-        extensions: vec!["binary_tensor_data"],
+        extensions: vec!["binary_tensor_data", "model_configuration", "model_repository", "statistics"],
     })
 }
 

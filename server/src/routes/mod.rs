@@ -4,6 +4,7 @@
 
 mod answers;
 pub mod embed;
+pub mod extensions;
 pub mod health;
 pub mod infer;
 pub mod kserve;

@@ -91,3 +91,94 @@ pub struct VersionedModelPath {
     #[param(value_type = IdSegment, inline)]
     pub version: String,
 }
+
+/// `GET /v2/models/stats`, `GET /v2/models/{name}[/versions/{version}]/stats`: Triton's
+/// statistics extension, from the same metric families as `/metrics`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModelStatsResponse {
+    pub model_stats: Vec<ModelStatistics>,
+}
+
+/// One model's cumulative figures since the server started.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ModelStatistics {
+    pub name: String,
+    pub version: String,
+    /// When the model's last run finished, in milliseconds since the Unix epoch (0: never).
+    pub last_inference: u64,
+    /// Requests inferred (an image, or one tensor request); a batch of n counts n.
+    pub inference_count: u64,
+    /// Session runs; a batch counts once.
+    pub execution_count: u64,
+    pub inference_stats: InferStatistics,
+    /// One entry per batch size the model has run.
+    pub batch_stats: Vec<BatchStatistics>,
+    /// Triton's per-device memory; Sightline reports a model's memory in `/model/registry`.
+    pub memory_usage: Vec<serde_json::Value>,
+}
+
+/// Per-request counts and cumulative durations of each stage.
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+pub struct InferStatistics {
+    /// Requests answered, and the time each took from the manager's call to its answer.
+    pub success: StatisticDuration,
+    /// Requests that failed, and the time until each failed.
+    pub fail: StatisticDuration,
+    /// Time waiting in the model's queue for an instance.
+    pub queue: StatisticDuration,
+    /// Decoding and preprocessing, plus each request's share of joining a batch's inputs.
+    pub compute_input: StatisticDuration,
+    /// The session runs each request was part of.
+    pub compute_infer: StatisticDuration,
+    /// Splitting a batch's outputs, plus post-processing (boxes, masks, ...).
+    pub compute_output: StatisticDuration,
+    /// Sightline keeps no response cache: always 0.
+    pub cache_hit: StatisticDuration,
+    pub cache_miss: StatisticDuration,
+}
+
+/// A count and the nanoseconds it took in all.
+#[derive(Debug, Clone, Copy, Default, Serialize, ToSchema)]
+pub struct StatisticDuration {
+    pub count: u64,
+    pub ns: u64,
+}
+
+/// The session runs of `batch_size` requests: joining their inputs, the run, splitting its outputs.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct BatchStatistics {
+    pub batch_size: u64,
+    pub compute_input: StatisticDuration,
+    pub compute_infer: StatisticDuration,
+    pub compute_output: StatisticDuration,
+}
+
+/// `POST /v2/repository/index`'s optional body.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct RepositoryIndexRequest {
+    /// Sightline has one repository; a name is accepted and ignored.
+    #[serde(default)]
+    pub repository_name: Option<String>,
+    /// Only the models that are loaded.
+    #[serde(default)]
+    pub ready: bool,
+}
+
+/// A model version the server could serve, and its state.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RepositoryModel {
+    pub name: String,
+    pub version: String,
+    /// `READY` (loaded), `LOADING`, or `UNAVAILABLE` (not loaded; `reason` says why).
+    pub state: &'static str,
+    pub reason: String,
+}
+
+/// The optional body of a repository load or unload.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct RepositoryRequest {
+    /// Triton's `config` and `file:*` overrides are refused (models come from their sources);
+    /// others, such as `unload_dependents`, are accepted and have no effect.
+    #[serde(default)]
+    pub parameters: serde_json::Map<String, serde_json::Value>,
+}
