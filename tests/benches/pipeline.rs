@@ -14,9 +14,12 @@ use serde_json::json;
 
 #[path = "support/closed_loop.rs"]
 mod closed_loop;
+#[path = "support/grpc_load.rs"]
+mod grpc_load;
 #[path = "support/server_process.rs"]
 mod server_process;
 use closed_loop::{percentile, run_level, run_level_with};
+use grpc_load::{run_grpc_level, InferInputTensor, ModelInferRequest};
 use server_process::{root, start_server_with};
 use sightline_artifacts::{ArtifactCache, CacheOptions, LocalSource, RetryPolicy, VerifyLevel};
 use sightline_core::{DetectOptions, DetectionParams, ImageRequest, ModelId, ModelLoader};
@@ -325,8 +328,8 @@ async fn provider_tables(client: &reqwest::Client, iterations: usize, dylib: &Pa
     }));
     let seconds: u64 = std::env::var("BENCH_LOAD_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(8);
     println!("Server: `shapes-dyn/1`, 640x480 JPEG (quality 90) as base64 JSON, closed-loop clients, {seconds} s per level, default settings but the provider.\n");
-    println!("| provider | raw batch 1 (img/s) | raw best batch (img/s) | max abs deviation from the reference output | server, 1 client: p50 (ms), × raw batch 1 | server, 16 clients: req/s, p50 / p99 (ms) | ÷ raw best | server, 64 clients: req/s, p99 (ms), refused | ÷ raw best | KServe v2 binary tensors, 16 clients: req/s, p99 (ms) | ÷ raw best |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| provider | raw batch 1 (img/s) | raw best batch (img/s) | max abs deviation from the reference output | server, 1 client: p50 (ms), × raw batch 1 | server, 16 clients: req/s, p50 / p99 (ms) | ÷ raw best | server, 64 clients: req/s, p99 (ms), refused | ÷ raw best | KServe v2 binary tensors, 16 clients: req/s, p99 (ms) | ÷ raw best | KServe v2 gRPC raw contents, 16 clients: req/s, p99 (ms) | ÷ raw best |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     // The same preprocessed tensor through the Open Inference Protocol's binary extension: the
     // server's cost without decoding and preprocessing.
     let header = json!({"inputs": [{"name": "images", "shape": [1, 3, 256, 256], "datatype": "FP32",
@@ -335,6 +338,12 @@ async fn provider_tables(client: &reqwest::Client, iterations: usize, dylib: &Pa
     let mut v2_body = header.clone().into_bytes();
     v2_body.extend(tensor1.iter().flat_map(|x| x.to_le_bytes()));
     let v2_body = Arc::new(v2_body);
+    let grpc_request = ModelInferRequest {
+        model_name: "shapes-dyn".into(),
+        model_version: "1".into(),
+        inputs: vec![InferInputTensor { name: "images".into(), datatype: "FP32".into(), shape: vec![1, 3, 256, 256] }],
+        raw_input_contents: vec![tensor1.iter().flat_map(|x| x.to_le_bytes()).collect()],
+    };
     for v in variants {
         let cuda_library_dirs = std::env::var("CUDA_LIB_DIR")
             .map(|d| d.split(':').map(PathBuf::from).collect())
@@ -348,7 +357,7 @@ async fn provider_tables(client: &reqwest::Client, iterations: usize, dylib: &Pa
         };
         let gpus = NvmlSource::try_new().map(|s| GpuSource::device_count(&s)).unwrap_or(0);
         if let Some(cause) = probe_provider(v.provider, dylib, &options, gpus) {
-            println!("| {} | not available here: {cause} | | | | | | | | | |", v.label);
+            println!("| {} | not available here: {cause} | | | | | | | | | | | |", v.label);
             continue;
         }
         let scratch = std::env::temp_dir().join(format!("sightline-bench-ep-{}", std::process::id()));
@@ -390,6 +399,8 @@ async fn provider_tables(client: &reqwest::Client, iterations: usize, dylib: &Pa
         if let Ok(dirs) = std::env::var("CUDA_LIB_DIR") {
             env.push(("CUDA_LIB_DIR", dirs));
         }
+        let grpc_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        env.push(("GRPC_PORT", grpc_port.to_string()));
         let (_server, base) = start_server_with(client, &env).await;
         let url = format!("{base}/infer/object_detection");
         run_level(client, &url, body.clone(), 4, Duration::from_secs(1)).await;
@@ -403,8 +414,11 @@ async fn provider_tables(client: &reqwest::Client, iterations: usize, dylib: &Pa
         })
         .await;
         assert_eq!(tensors.errors, 0, "v2 requests failed");
+        let grpc_address = format!("http://127.0.0.1:{grpc_port}");
+        let grpc = run_grpc_level(&grpc_address, grpc_request.clone(), 16, Duration::from_secs(seconds)).await;
+        assert_eq!(grpc.errors, 0, "gRPC requests failed");
         println!(
-            "| {} | {batch1:.0} | {:.0} (batch {}) | {deviation:.2e} | {:.1}, {:.2} | {:.0}, {:.1} / {:.1} | {:.2} | {:.0}, {:.1}, {} | {:.2} | {:.0}, {:.1} | {:.2} |",
+            "| {} | {batch1:.0} | {:.0} (batch {}) | {deviation:.2e} | {:.1}, {:.2} | {:.0}, {:.1} / {:.1} | {:.2} | {:.0}, {:.1}, {} | {:.2} | {:.0}, {:.1} | {:.2} | {:.0}, {:.1} | {:.2} |",
             v.label,
             best.1,
             best.0,
@@ -420,7 +434,10 @@ async fn provider_tables(client: &reqwest::Client, iterations: usize, dylib: &Pa
             at64.rate() / best.1,
             tensors.rate(),
             percentile(&tensors.latencies_ms, 0.99),
-            tensors.rate() / best.1
+            tensors.rate() / best.1,
+            grpc.rate(),
+            percentile(&grpc.latencies_ms, 0.99),
+            grpc.rate() / best.1
         );
     }
 }
