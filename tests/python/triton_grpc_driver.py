@@ -7,6 +7,7 @@ stdin: {"url": "127.0.0.1:PORT", "key": null | "...", "models": [{"name", "versi
         "errors": [{"name", "version", "input": {"name", "datatype", "shape"}}]}
 """
 import json
+import queue
 import sys
 
 import numpy as np
@@ -52,6 +53,30 @@ def typed_infer(name, version, feeds, datatypes, names):
     return grpcclient.InferResult(response), raw_needed
 
 
+def stream_infer(name, version, inputs, expected, names, meta):
+    """ModelStreamInfer: four requests on one stream, the third with a wrong shape; the answers
+    come back in order, the failed one as an error, and the stream goes on."""
+    answers = queue.Queue()
+    client.start_stream(callback=lambda result, error: answers.put((result, error)), headers=headers)
+    first = meta["inputs"][0]
+    bad_shape = [1 if int(d) == -1 else int(d) for d in first["shape"]]
+    bad_shape[-1] += 1
+    bad = grpcclient.InferInput(first["name"], bad_shape, first["datatype"])
+    bad.set_data_from_numpy(random_tensor(np.random.default_rng(3), first["datatype"], bad_shape))
+    for i in range(4):
+        client.async_stream_infer(name, [bad] if i == 2 else inputs, model_version=version, request_id=f"s-{i}")
+    got = [answers.get(timeout=60) for _ in range(4)]
+    client.stop_stream()
+    report = []
+    for result, error in got:
+        if error is not None:
+            report.append({"error": error.message()})
+            continue
+        response = result.get_response(as_json=True)
+        report.append({"id": response.get("id"), "outputs": {n: compare(expected[n], result.as_numpy(n)) for n in names}})
+    return report
+
+
 for case in spec["models"]:
     name, version = case["name"], case["version"]
     entry = {"name": name, "ready_before": client.is_model_ready(name, version, headers=headers)}
@@ -90,6 +115,7 @@ for case in spec["models"]:
         "output_order": [o["name"] for o in typed_response["outputs"]],
         "outputs": {n: compare(expected[n], typed.as_numpy(n)) for n in names},
     }
+    entry["stream"] = stream_infer(name, version, inputs, expected, names, meta)
     report["models"].append(entry)
 
 for case in spec["errors"]:

@@ -1,6 +1,6 @@
 //! The Open Inference Protocol over gRPC through PyPI's `tritonclient[grpc]`, unchanged
 //! (tests/python/triton_grpc_driver.py): server and model metadata, readiness, and inference with
-//! raw and with typed contents, every output compared with ONNX Runtime's Python package run on the
+//! raw and with typed contents and on a stream (ModelStreamInfer), every output compared with ONNX Runtime's Python package run on the
 //! same ONNX file and tensors; errors as gRPC status codes; the server key; and the metrics.
 
 mod common;
@@ -71,6 +71,20 @@ async fn tritonclient_grpc_reads_metadata_and_infers_with_raw_and_typed_contents
                 assert!(diff <= tolerance, "{name} {run} {output}: differs by {diff} from ONNX Runtime's");
             }
         }
+        // ModelStreamInfer: answers in the order sent, the bad third one an error, the stream going on.
+        let stream = model["stream"].as_array().unwrap();
+        assert_eq!(stream.len(), 4, "{name}: {stream:?}");
+        for (i, answer) in stream.iter().enumerate() {
+            if i == 2 {
+                assert!(answer["error"].as_str().is_some_and(|e| !e.is_empty()), "{name} stream: {answer}");
+                continue;
+            }
+            assert_eq!(answer["id"], format!("s-{i}"), "{name} stream, in order: {answer}");
+            for (output, compared) in answer["outputs"].as_object().unwrap() {
+                let diff = compared["max_abs_diff"].as_f64().unwrap();
+                assert!(diff <= tolerance, "{name} stream {output}: differs by {diff} from ONNX Runtime's");
+            }
+        }
     }
     assert_eq!(
         report["models"][0]["typed"]["kept_raw"], true,
@@ -119,11 +133,17 @@ async fn tritonclient_grpc_reads_metadata_and_infers_with_raw_and_typed_contents
     assert_eq!(calls("ModelInfer", "NOT_FOUND"), 1.0);
     assert_eq!(calls("ModelMetadata", "OK"), 3.0);
     assert_eq!(calls("ModelConfig", "OK"), 3.0);
+    assert_eq!(calls("ModelStreamInfer", "OK"), 9.0, "three answered on each model's stream");
+    assert_eq!(calls("ModelStreamInfer", "INVALID_ARGUMENT"), 3.0);
     let tensors = |model: &str| {
         let line = format!("sightline_inference_requests_total{{model_id=\"{model}\",task=\"tensor\"}} ");
         metrics.lines().find_map(|l| l.strip_prefix(&line)).map_or(0.0, |v| v.parse::<f64>().unwrap())
     };
-    assert_eq!(tensors("shapes/1"), 5.0, "two answered, three refused by the signature, counted as over HTTP");
+    assert_eq!(
+        tensors("shapes/1"),
+        9.0,
+        "two answered, three refused by the signature, four on the stream, counted as over HTTP"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

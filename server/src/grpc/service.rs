@@ -5,8 +5,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
+use futures::stream::{BoxStream, StreamExt};
 use tonic::metadata::MetadataMap;
-use tonic::{Code, Request, Response, Status};
+use tonic::{Code, Request, Response, Status, Streaming};
 
 use super::proto::grpc_inference_service_server::{GrpcInferenceService, GrpcInferenceServiceServer};
 use super::proto::*;
@@ -135,24 +136,52 @@ impl GrpcInferenceService for Inference {
 
     async fn model_infer(&self, request: Request<ModelInferRequest>) -> Result<Response<ModelInferResponse>, Status> {
         let (metadata, _, message) = request.into_parts();
-        let service = &self.state.service;
-        self.call("ModelInfer", &metadata, async {
-            let id = service.protocol_model(&message.model_name, Some(&message.model_version)).await?;
-            // The model first: an unknown model is NOT_FOUND whatever the inputs are.
-            service.load(&id).await?;
-            let inputs = tensors::inputs(message.inputs, message.raw_input_contents)?;
-            let outputs = service.run_tensors(&id, inputs).await?;
-            let (outputs, raw_output_contents) = tensors::outputs(outputs, &message.outputs)?;
-            Ok(ModelInferResponse {
-                model_name: id.dataset().to_owned(),
-                model_version: id.version().to_owned(),
-                id: message.id,
-                parameters: Default::default(),
-                outputs,
-                raw_output_contents,
+        self.call("ModelInfer", &metadata, infer(&self.state, message)).await
+    }
+
+    type ModelStreamInferStream = BoxStream<'static, Result<ModelStreamInferResponse, Status>>;
+
+    /// Each request on the stream answered in the order sent, up to [`STREAM_IN_FLIGHT`] at a
+    /// time; a request that fails is answered with its error and the stream goes on. The key is
+    /// checked once, when the stream opens.
+    async fn model_stream_infer(
+        &self,
+        request: Request<Streaming<ModelInferRequest>>,
+    ) -> Result<Response<Self::ModelStreamInferStream>, Status> {
+        let started = Instant::now();
+        if let Err(e) = self.authorize(request.metadata()) {
+            let status = Status::from(e);
+            self.metrics.observe("ModelStreamInfer", status.code(), started);
+            return Err(status);
+        }
+        let (state, metrics) = (self.state.clone(), self.metrics.clone());
+        let answers = request
+            .into_inner()
+            .take_while(|message| futures::future::ready(message.is_ok()))
+            .filter_map(|message| futures::future::ready(message.ok()))
+            .map(move |message| {
+                let (state, metrics) = (state.clone(), metrics.clone());
+                async move {
+                    let started = Instant::now();
+                    let answer = infer(&state, message).await.map_err(Status::from);
+                    metrics.observe(
+                        "ModelStreamInfer",
+                        answer.as_ref().map_or_else(Status::code, |_| Code::Ok),
+                        started,
+                    );
+                    Ok(match answer {
+                        Ok(response) => {
+                            ModelStreamInferResponse { error_message: String::new(), infer_response: Some(response) }
+                        }
+                        Err(status) => ModelStreamInferResponse {
+                            error_message: status.message().to_owned(),
+                            infer_response: None,
+                        },
+                    })
+                }
             })
-        })
-        .await
+            .buffered(STREAM_IN_FLIGHT);
+        Ok(Response::new(answers.boxed()))
     }
 
     /// Every loaded model's statistics, or those of the model named (all its loaded versions).
@@ -210,4 +239,27 @@ impl GrpcInferenceService for Inference {
         })
         .await
     }
+}
+
+/// Requests of one stream in progress at once: enough to keep a model's batches full from one
+/// client, few enough that one stream cannot fill the queue on its own.
+const STREAM_IN_FLIGHT: usize = 8;
+
+/// One inference: the model first (an unknown model is NOT_FOUND whatever the inputs are), then
+/// the inputs, the run and the outputs asked for.
+async fn infer(state: &AppState, message: ModelInferRequest) -> Result<ModelInferResponse, ApiError> {
+    let service = &state.service;
+    let id = service.protocol_model(&message.model_name, Some(&message.model_version)).await?;
+    service.load(&id).await?;
+    let inputs = tensors::inputs(message.inputs, message.raw_input_contents)?;
+    let outputs = service.run_tensors(&id, inputs).await?;
+    let (outputs, raw_output_contents) = tensors::outputs(outputs, &message.outputs)?;
+    Ok(ModelInferResponse {
+        model_name: id.dataset().to_owned(),
+        model_version: id.version().to_owned(),
+        id: message.id,
+        parameters: Default::default(),
+        outputs,
+        raw_output_contents,
+    })
 }
