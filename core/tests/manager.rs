@@ -339,6 +339,27 @@ async fn pinned_models_are_never_evicted() {
 }
 
 #[tokio::test]
+async fn models_pinned_while_running_stay_until_unpinned_and_configured_pins_stay_for_good() {
+    let loader = Arc::new(StandInLoader::default());
+    let (m, _) = stack(loader.clone(), 2, 0.0, &["p/1"], 0.0);
+    let manager: &dyn ModelManager = &m;
+    manager.set_pinned(&id("r/1"), true);
+    manager.add(&id("r/1")).await.unwrap();
+    manager.add(&id("p/1")).await.unwrap();
+    for i in 0..3 {
+        manager.add(&id(&format!("m/{i}"))).await.unwrap();
+    }
+    assert_eq!(loaded(&m), ["m/2", "p/1", "r/1"], "both pinned models stay; one over the cap is held");
+    assert_eq!(loader.loads_of("r/1"), 1);
+
+    // Unpinned, r/1 is the least recently used and goes at the next load; p/1's pin is the config's.
+    manager.set_pinned(&id("r/1"), false);
+    manager.set_pinned(&id("p/1"), false);
+    manager.add(&id("m/3")).await.unwrap();
+    assert_eq!(loaded(&m), ["m/3", "p/1"]);
+}
+
+#[tokio::test]
 async fn single_flight_under_32_concurrent_callers() {
     let loader = Arc::new(StandInLoader::with_delay(Duration::from_millis(100)));
     let (m, registry) = stack(loader.clone(), 8, 0.0, &[], 0.0);

@@ -339,6 +339,68 @@ async fn the_s3_source_gives_the_same_detections_as_the_local_copy() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_repository_index_lists_the_bucket_and_loads_its_newest_version() {
+    let bucket = format!("sightline-e2e-index-{}", std::process::id());
+    bucket_with(&bucket, "team/models", &["shapes/1", "shapes-dyn/1"]).await;
+    // A second version of shapes, and keys that are not model files: neither a model nor an error.
+    let s3 = s3_client();
+    for entry in std::fs::read_dir(assets().join("shapes/1")).unwrap().flatten() {
+        let key = format!("team/models/shapes/2/{}", entry.file_name().to_string_lossy());
+        let body = ByteStream::from(std::fs::read(entry.path()).unwrap());
+        s3.put_object().bucket(&bucket).key(key).body(body).send().await.unwrap();
+    }
+    for key in
+        ["team/models/README.md", "team/models/shapes/notes.txt", "team/models/a/b/c/d.onnx", "elsewhere/x/1/w.onnx"]
+    {
+        s3.put_object().bucket(&bucket).key(key).body(ByteStream::from_static(b"x")).send().await.unwrap();
+    }
+    let cache = TempDir::new("s3-index");
+    let server = start_with(&s3_env(&bucket, cache.path())).await;
+    let index = |server: &Server| {
+        let request = server.client.post(server.url("/v2/repository/index"));
+        async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let listed = index(&server).await;
+    let rows: Vec<String> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            format!(
+                "{}/{} {} {}",
+                m["name"].as_str().unwrap(),
+                m["version"].as_str().unwrap(),
+                m["state"].as_str().unwrap(),
+                m["reason"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            "shapes/1 UNAVAILABLE not loaded (source s3)",
+            "shapes/2 UNAVAILABLE not loaded (source s3)",
+            "shapes-dyn/1 UNAVAILABLE not loaded (source s3)"
+        ],
+        "the bucket's models under S3_PREFIX, nothing else"
+    );
+    // Without a version, the newest the bucket holds.
+    let load = server.client.post(server.url("/v2/repository/models/shapes/load")).send().await.unwrap();
+    assert_eq!(load.status().as_u16(), 200);
+    let listed = index(&server).await;
+    let shapes2 = listed.as_array().unwrap().iter().find(|m| m["name"] == "shapes" && m["version"] == "2").unwrap();
+    assert_eq!(shapes2["state"], "READY", "{listed}");
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(cache.path().join("shapes/2/manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["source"], "s3");
+
+    // A bucket that cannot be listed leaves the index answering with what it has.
+    let cache2 = TempDir::new("s3-index-nobucket");
+    let server = start_with(&s3_env("no-such-bucket-here", cache2.path())).await;
+    assert_eq!(index(&server).await, serde_json::json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pull_list_and_delete_over_http() {
     let cache = TempDir::new("http-store");
     let cache_env = cache.path().display().to_string();
