@@ -18,7 +18,7 @@ use crate::types::protocol::{
 type State = web::Data<AppState>;
 type Answer = Result<HttpResponse, ProtocolError>;
 
-/// The protocol's bodies here are small and optional: empty means every field's default.
+/// The protocol's bodies here are small and optional: empty (or `null`) means every field's default.
 const MAX_EXTENSION_BODY: usize = 64 * 1024;
 
 async fn optional_body<T: DeserializeOwned + Default>(payload: Payload) -> Result<T, ApiError> {
@@ -26,13 +26,17 @@ async fn optional_body<T: DeserializeOwned + Default>(payload: Payload) -> Resul
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    parse_json(&body)
+    // The protocol's errors are 400s, never the Roboflow routes' 422.
+    parse_json::<Option<T>>(&body).map(Option::unwrap_or_default).map_err(|e| match e {
+        ApiError::Validation(message) => ApiError::BadRequest(message),
+        other => other,
+    })
 }
 
 /// Every model version that could be served: loaded (`READY`), loading, in the disk cache, or in a
 /// source that lists its models (`MODEL_DIR`, S3), with why it is not loaded.
 #[utoipa::path(post, path = "/v2/repository/index", tag = "inference protocol",
-    request_body(content = RepositoryIndexRequest, description = "Optional; `{\"ready\": true}` lists only loaded models."),
+    request_body(content = Option<RepositoryIndexRequest>, description = "Optional; `{\"ready\": true}` lists only loaded models."),
     responses((status = 200, body = Vec<RepositoryModel>), ProtocolInferErrors))]
 pub async fn repository_index(state: State, payload: Payload) -> Answer {
     let request: RepositoryIndexRequest = optional_body(payload).await?;
@@ -49,7 +53,7 @@ async fn load(state: &AppState, payload: Payload, name: &str) -> Answer {
 /// Loads the model (its newest version known) and keeps it loaded, never evicted, until it is
 /// unloaded; answers once it is loaded. A failed load leaves the loaded models as they were.
 #[utoipa::path(post, path = "/v2/repository/models/{name}/load", tag = "inference protocol", params(ModelPath),
-    request_body(content = RepositoryRequest, description = "Optional."),
+    request_body(content = Option<RepositoryRequest>, description = "Optional."),
     responses((status = 200, description = "Loaded"), ProtocolInferErrors))]
 pub async fn repository_load(state: State, payload: Payload, path: Path<ModelPath>) -> Answer {
     load(&state, payload, &path.name).await
@@ -57,7 +61,7 @@ pub async fn repository_load(state: State, payload: Payload, path: Path<ModelPat
 
 /// Loads that version of the model and keeps it loaded until it is unloaded.
 #[utoipa::path(post, path = "/v2/repository/models/{name}/{version}/load", tag = "inference protocol",
-    params(VersionedModelPath), request_body(content = RepositoryRequest, description = "Optional."),
+    params(VersionedModelPath), request_body(content = Option<RepositoryRequest>, description = "Optional."),
     responses((status = 200, description = "Loaded"), ProtocolInferErrors))]
 pub async fn repository_version_load(state: State, payload: Payload, path: Path<VersionedModelPath>) -> Answer {
     load(&state, payload, &format!("{}/{}", path.name, path.version)).await
@@ -72,7 +76,7 @@ async fn unload(state: &AppState, payload: Payload, name: &str) -> Answer {
 /// Unloads every loaded version of the model (and lets it be evicted again); a model that is not
 /// loaded is already in the state asked for.
 #[utoipa::path(post, path = "/v2/repository/models/{name}/unload", tag = "inference protocol", params(ModelPath),
-    request_body(content = RepositoryRequest, description = "Optional; `unload_dependents` has no effect."),
+    request_body(content = Option<RepositoryRequest>, description = "Optional; `unload_dependents` has no effect."),
     responses((status = 200, description = "Unloaded"), ProtocolInferErrors))]
 pub async fn repository_unload(state: State, payload: Payload, path: Path<ModelPath>) -> Answer {
     unload(&state, payload, &path.name).await
@@ -80,7 +84,7 @@ pub async fn repository_unload(state: State, payload: Payload, path: Path<ModelP
 
 /// Unloads that version of the model.
 #[utoipa::path(post, path = "/v2/repository/models/{name}/{version}/unload", tag = "inference protocol",
-    params(VersionedModelPath), request_body(content = RepositoryRequest, description = "Optional."),
+    params(VersionedModelPath), request_body(content = Option<RepositoryRequest>, description = "Optional."),
     responses((status = 200, description = "Unloaded"), ProtocolInferErrors))]
 pub async fn repository_version_unload(state: State, payload: Payload, path: Path<VersionedModelPath>) -> Answer {
     unload(&state, payload, &format!("{}/{}", path.name, path.version)).await
