@@ -109,7 +109,7 @@ impl ApiSource {
     }
 }
 
-/// Statuses mapped as Roboflow's server maps its API's answers (spec §12); 5xx and 429 are worth a retry.
+/// Statuses mapped as Roboflow's server maps its API's answers; 5xx and 429 are worth a retry.
 fn check_status(what: &str, response: reqwest::Response) -> Result<reqwest::Response, CoreError> {
     let status = response.status().as_u16();
     let message = format!("{what}: the source answered {status}");

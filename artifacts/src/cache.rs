@@ -65,12 +65,9 @@ pub struct ArtifactCache {
 
 impl ArtifactCache {
     pub fn new(options: CacheOptions, sources: Vec<Arc<dyn ArtifactSource>>) -> Arc<Self> {
-        Arc::new(ArtifactCache {
-            options,
-            sources,
-            in_flight: Mutex::new(HashMap::new()),
-            metrics: ArtifactMetrics::new(),
-        })
+        let metrics = ArtifactMetrics::new();
+        metrics.start_at_zero(&sources.iter().map(|s| s.name()).collect::<Vec<_>>());
+        Arc::new(ArtifactCache { options, sources, in_flight: Mutex::new(HashMap::new()), metrics })
     }
 
     /// The cache's counters, for the server to register.
@@ -272,7 +269,11 @@ impl ArtifactCache {
         blocking(move || Ok(Manifest::read(&dir).and_then(|m| m.verify(&dir, level).map(|()| m)))).await
     }
 
-    /// Tries the sources in order; "not found" moves on to the next, any other failure is final.
+    /// Tries the sources in order. "Not found" moves on to the next; so does a source that cannot
+    /// be reached or refuses the credentials (with a warning), so that a later source can still
+    /// serve. A model that fails its checks, or a cache that cannot be written, is final. When no
+    /// source has it, the first failure that was not "not found" is the answer (a 503 for a store
+    /// that is down, rather than a 404 that would blame the id).
     async fn fetch(
         &self,
         id: &ModelId,
@@ -281,13 +282,21 @@ impl ArtifactCache {
         progress: Arc<dyn Progress>,
     ) -> Result<(), CoreError> {
         let mut not_found = Vec::new();
+        let mut passed_over: Option<CoreError> = None;
         for source in self.sources.iter().filter(|s| only.is_none_or(|name| s.name() == name)) {
             let span =
                 tracing::info_span!("model_fetch", model_id = %id, source = source.name(), origin = %source.origin(id));
             match self.fetch_from(source.as_ref(), id, dir, progress.clone()).instrument(span).await {
                 Err(CoreError::ModelNotFound(why)) => not_found.push(why),
+                Err(e) if passes_over(&e) => {
+                    tracing::warn!(model_id = %id, source = source.name(), error = %e, "model source failed; trying the next one");
+                    passed_over.get_or_insert(e);
+                }
                 other => return other,
             }
+        }
+        if let Some(first) = passed_over {
+            return Err(first);
         }
         Err(CoreError::ModelNotFound(if not_found.is_empty() {
             format!("{id}: no model source is configured (MODEL_SOURCES)")
@@ -450,6 +459,21 @@ fn describe_entry(model_id: String, dir: &Path, level: VerifyLevel) -> CacheList
     row.origin = Some(manifest.origin);
     row.fetched_at = Some(manifest.fetched_at);
     row
+}
+
+/// A failure of the source itself (unreachable, timing out, refusing the credentials or the
+/// account), after which the next source is tried; what the source sent failing its checks, or the
+/// cache failing, is not.
+fn passes_over(e: &CoreError) -> bool {
+    matches!(
+        e,
+        CoreError::SourceUnavailable(_)
+            | CoreError::SourceTimeout(_)
+            | CoreError::SourceUnauthorized(_)
+            | CoreError::SourceForbidden(_)
+            | CoreError::SourcePaymentRequired(_)
+            | CoreError::SourceLocked(_)
+    )
 }
 
 #[cfg(test)]
@@ -667,5 +691,55 @@ mod tests {
         assert!(cache.remove(&id()).await.unwrap());
         assert!(!cache.remove(&id()).await.unwrap());
         assert!(cache.list(VerifyLevel::Size).await.unwrap().is_empty());
+    }
+
+    /// A source that always fails with `failure` before anything is written.
+    struct Failing {
+        failure: fn(String) -> CoreError,
+        fetches: AtomicU32,
+    }
+
+    #[async_trait]
+    impl ArtifactSource for Failing {
+        fn name(&self) -> &'static str {
+            "s3"
+        }
+        fn origin(&self, id: &ModelId) -> String {
+            format!("s3://bucket/{id}/")
+        }
+        async fn fetch(&self, _id: &ModelId, _writer: &mut EntryWriter) -> Result<(), CoreError> {
+            self.fetches.fetch_add(1, Ordering::SeqCst);
+            Err((self.failure)("the store said no".into()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_source_that_is_down_or_refuses_passes_to_the_next_and_a_broken_model_does_not() {
+        let passing: [fn(String) -> CoreError; 4] = [
+            CoreError::SourceUnavailable,
+            CoreError::SourceTimeout,
+            CoreError::SourceUnauthorized,
+            CoreError::SourceForbidden,
+        ];
+        for failure in passing {
+            let fx = Fixture::new("pass-over");
+            let first = Arc::new(Failing { failure, fetches: AtomicU32::new(0) });
+            let options = fx.cache(fx.source(0, CoreError::SourceUnavailable, Duration::ZERO), 1).options.clone();
+            let local = Arc::new(LocalSource::new(fx.models.clone()));
+            let cache = ArtifactCache::new(options, vec![first.clone(), local]);
+            let entry = cache.ensure(&id()).await.unwrap();
+            assert_eq!(entry.manifest.source, "local", "{}", failure(String::new()));
+            // Not in the next source either: the first source's failure, not a 404.
+            let err = cache.ensure(&ModelId::parse("nope/1").unwrap()).await.unwrap_err();
+            assert_eq!(std::mem::discriminant(&err), std::mem::discriminant(&failure(String::new())), "{err}");
+        }
+
+        let fx = Fixture::new("no-pass-over");
+        let broken = |why: String| CoreError::BrokenModel { file: "weights.onnx".into(), reason: why };
+        let first = Arc::new(Failing { failure: broken, fetches: AtomicU32::new(0) });
+        let options = fx.cache(fx.source(0, CoreError::SourceUnavailable, Duration::ZERO), 1).options.clone();
+        let cache = ArtifactCache::new(options, vec![first.clone(), Arc::new(LocalSource::new(fx.models.clone()))]);
+        let err = cache.ensure(&id()).await.unwrap_err();
+        assert!(matches!(err, CoreError::BrokenModel { .. }), "a model failing its checks is final: {err}");
     }
 }

@@ -3,6 +3,20 @@
 
 use prometheus::{IntCounterVec, Opts, Registry};
 
+/// The kinds of failure a fetch from a source can end in (`CoreError::kind`).
+const SOURCE_FAILURES: [&str; 10] = [
+    "model_not_found",
+    "source_unauthorized",
+    "source_forbidden",
+    "source_payment_required",
+    "source_locked",
+    "source_unavailable",
+    "source_timeout",
+    "source_bad_response",
+    "broken_model",
+    "cache",
+];
+
 #[derive(Clone)]
 pub struct ArtifactMetrics {
     attempts: IntCounterVec,
@@ -58,6 +72,22 @@ impl ArtifactMetrics {
                 "Uses of the disk cache: hit, miss, refetch (the copy failed its check) or stale (the source changed).",
                 &["result"],
             ),
+        }
+    }
+
+    /// Every series whose labels are known before any download, at 0, so that dashboards and
+    /// alerts read 0 rather than "no data": each lookup result, and per source its attempts, bytes
+    /// and the failures a source can have.
+    pub fn start_at_zero(&self, sources: &[&str]) {
+        for lookup in [Lookup::Hit, Lookup::Miss, Lookup::Refetch, Lookup::Stale] {
+            self.lookups.with_label_values(&[lookup.as_str()]);
+        }
+        for source in sources {
+            self.attempts.with_label_values(&[source]);
+            self.bytes.with_label_values(&[source]);
+            for kind in SOURCE_FAILURES {
+                self.failures.with_label_values(&[source, kind]);
+            }
         }
     }
 

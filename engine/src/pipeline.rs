@@ -120,7 +120,11 @@ impl PipelineMetrics {
     }
 
     pub fn register(registry: &Registry) -> Result<PipelineMetrics, prometheus::Error> {
-        PipelineMetrics::new(Families::registered_in(registry))
+        let metrics = PipelineMetrics::new(Families::registered_in(registry))?;
+        // Known before any model loads: refusals of lists for models not loaded. A model's own
+        // series start at 0 when it loads (`for_model`).
+        metrics.refusals.with_label_values(&["other", "too_many_images"]);
+        Ok(metrics)
     }
 
     /// Families registered nowhere, for benchmarks and tests that do not read them.
@@ -133,6 +137,10 @@ impl PipelineMetrics {
     /// The histograms of one model (or one session of it, such as `ppocr/4-det`).
     pub fn for_model(&self, model_id: &str) -> StageTimers {
         let stage = |s: &str| self.stages.with_label_values(&[model_id, s]);
+        // Runs of one request can happen to any model: their series start at 0 with it.
+        for run_stage in ["input", "infer", "output"] {
+            self.batch_stages.with_label_values(&[model_id, "1", run_stage]);
+        }
         StageTimers {
             decode: stage("decode"),
             preprocess: stage("preprocess"),

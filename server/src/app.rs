@@ -16,7 +16,7 @@ use sightline_engine::{configure_cpu_pool, init_runtime_with, LoadPool, Pipeline
 use sightline_models::{DecodeLimits, LoadOptions, ModelRegistry};
 
 use crate::api_key::require_api_key;
-use crate::config::Config;
+use crate::config::{Config, StoreConfig};
 use crate::execution::{self, Execution};
 use crate::gpu_metrics::GpuCollector;
 use crate::http_metrics::{observe, HttpMetrics};
@@ -61,7 +61,7 @@ pub fn build_manager(
 }
 
 /// The sources in `MODEL_SOURCES` feeding the cache in `MODEL_CACHE_DIR` (created if missing).
-pub async fn build_artifacts(config: &Config) -> Result<Arc<ArtifactCache>, StartupError> {
+pub async fn build_artifacts(config: &StoreConfig) -> Result<Arc<ArtifactCache>, StartupError> {
     if let Some(path) = &config.embedding_models_file {
         let count = sightline_artifacts::catalogue::register_file(path)
             .map_err(|e| StartupError::Artifacts(CoreError::InvalidParameter(format!("EMBEDDING_MODELS_FILE {e}"))))?;
@@ -91,10 +91,10 @@ pub async fn serve(config: Config) -> Result<(), StartupError> {
         .collect::<Result<_, _>>()?;
 
     let registry = Registry::new();
-    let artifacts = build_artifacts(&config).await?;
+    let artifacts = build_artifacts(&config.store).await?;
     crate::error::name_server_paths(&[
-        (config.model_dir.as_path(), "MODEL_DIR"),
-        (config.model_cache_dir.as_path(), "MODEL_CACHE_DIR"),
+        (config.store.model_dir.as_path(), "MODEL_DIR"),
+        (config.store.model_cache_dir.as_path(), "MODEL_CACHE_DIR"),
     ]);
     let swept = sightline_engine::sweep_unfinished_graphs(artifacts.root());
     if swept > 0 {
@@ -111,7 +111,11 @@ pub async fn serve(config: Config) -> Result<(), StartupError> {
     let service = Service::new(manager.clone(), artifacts.clone(), execution.gpus.clone(), pipeline, &config)?
         .with_instances(execution.engine.instances());
     let http_metrics = web::Data::new(HttpMetrics::register(&registry)?);
+    http_metrics.start_at_zero(&routes::paths_and_methods());
     let grpc_metrics = crate::grpc::GrpcMetrics::register(&registry)?;
+    if config.grpc_port != 0 {
+        grpc_metrics.start_at_zero(&crate::grpc::METHODS);
+    }
     let api_document =
         routes::openapi::to_json(&routes::document()).map_err(|e| StartupError::Document(e.to_string()))?;
     let state = web::Data::new(AppState {
@@ -161,7 +165,7 @@ pub async fn serve(config: Config) -> Result<(), StartupError> {
     tracing::info!(
         %address,
         sources = %artifacts.source_names().join(","),
-        model_dir = %config.model_dir.display(),
+        model_dir = %config.store.model_dir.display(),
         model_cache_dir = %artifacts.root().display(),
         "serving"
     );

@@ -60,7 +60,7 @@ pub async fn embed(args: EmbedArgs) -> Result<(), CliError> {
     let dylib = config.ort_dylib_path.clone().ok_or(StartupError::NoRuntimePath)?;
     sightline_engine::init_runtime_with(&dylib, config.shared_threads()).map_err(StartupError::from)?;
     let execution = crate::execution::start(&config, &dylib)?;
-    let artifacts = build_artifacts(&config).await?;
+    let artifacts = build_artifacts(&config.store).await?;
     let pipeline = sightline_engine::PipelineMetrics::unregistered();
     let manager = build_manager(&config, &Registry::new(), &pipeline, &HashSet::new(), artifacts.clone(), &execution)?;
     let service = Arc::new(Service::new(manager, artifacts, execution.gpus.clone(), pipeline, &config)?);

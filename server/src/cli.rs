@@ -65,7 +65,7 @@ impl Progress for Bars {
 
 pub async fn pull(args: PullArgs) -> Result<(), CliError> {
     let id = ModelId::parse(&args.model_id)?;
-    let cache = build_artifacts(&args.config).await?;
+    let cache = build_artifacts(&args.store).await?;
     let entry = cache.pull(&id, args.source.as_deref(), Arc::new(Bars::default())).await?;
     let verb = if entry.downloaded { "downloaded" } else { "already cached" };
     writeln!(
@@ -84,7 +84,7 @@ pub async fn models(args: ModelsArgs) -> Result<(), CliError> {
     if args.catalogue {
         return catalogue();
     }
-    let cache = build_artifacts(&args.config).await?;
+    let cache = build_artifacts(&args.store).await?;
     let level = if args.verify { VerifyLevel::Sha256 } else { VerifyLevel::Size };
     let rows = cache.list(level).await?;
     let mut out = std::io::stdout().lock();
@@ -132,7 +132,7 @@ fn catalogue() -> Result<(), CliError> {
 
 pub async fn rm(args: RmArgs) -> Result<(), CliError> {
     let id = ModelId::parse(&args.model_id)?;
-    let cache = build_artifacts(&args.config).await?;
+    let cache = build_artifacts(&args.store).await?;
     if !cache.remove(&id).await? {
         return Err(CliError::NotCached(id));
     }

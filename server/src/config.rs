@@ -9,8 +9,10 @@ use sightline_artifacts::{
 };
 use sightline_engine::{ArenaStrategy, BatchPolicy, OpenVinoDevice, OpenVinoPrecision, ProviderOptions};
 
-/// The providers tried when neither EXECUTION_PROVIDERS nor ONNXRUNTIME_EXECUTION_PROVIDERS is set
-/// (see docs/benchmarks.md for the measurements behind it).
+/// The providers tried when neither EXECUTION_PROVIDERS nor ONNXRUNTIME_EXECUTION_PROVIDERS is set:
+/// Roboflow's server's CPU order, OpenVINO where its plugin loads (Intel CPUs), else the CPU
+/// provider. Measured here only through a vendor shim on AMD, where OpenVINO ran at about half
+/// the CPU provider's rate (docs/benchmarks.md): set `cpu` on CPUs that are not Intel's.
 pub const DEFAULT_EXECUTION_PROVIDERS: &str = "openvino,cpu";
 
 #[derive(Debug, Parser)]
@@ -58,7 +60,9 @@ pub struct PullArgs {
     #[arg(long)]
     pub source: Option<String>,
     #[command(flatten)]
-    pub config: Config,
+    pub store: StoreConfig,
+    #[command(flatten)]
+    pub logging: LogConfig,
 }
 
 #[derive(Debug, Args)]
@@ -70,7 +74,9 @@ pub struct ModelsArgs {
     #[arg(long)]
     pub catalogue: bool,
     #[command(flatten)]
-    pub config: Config,
+    pub store: StoreConfig,
+    #[command(flatten)]
+    pub logging: LogConfig,
 }
 
 #[derive(Debug, Args)]
@@ -78,7 +84,9 @@ pub struct RmArgs {
     /// `dataset/version`.
     pub model_id: String,
     #[command(flatten)]
-    pub config: Config,
+    pub store: StoreConfig,
+    #[command(flatten)]
+    pub logging: LogConfig,
 }
 
 /// What a load checks of each cached file against its manifest.
@@ -112,13 +120,9 @@ pub enum LogFormat {
     Json,
 }
 
+/// The model sources and the disk cache: what `serve`, `embed`, `pull`, `models` and `rm` share.
 #[derive(Debug, Clone, Args)]
-pub struct Config {
-    /// Address to bind. Docker images set 0.0.0.0.
-    #[arg(long, env = "HOST", default_value = "127.0.0.1")]
-    pub host: String,
-    #[arg(long, env = "PORT", default_value_t = 9001)]
-    pub port: u16,
+pub struct StoreConfig {
     /// Folder of model folders, one per `dataset/version` (the `local` source).
     #[arg(long, env = "MODEL_DIR", default_value = "assets/models")]
     pub model_dir: PathBuf,
@@ -176,6 +180,28 @@ pub struct Config {
     /// Largest model (all its files) a source may write into the cache, in bytes.
     #[arg(long, env = "MAX_MODEL_BYTES", default_value_t = 16 << 30)]
     pub max_model_bytes: u64,
+}
+
+/// The log's level and format, for every command.
+#[derive(Debug, Clone, Args)]
+pub struct LogConfig {
+    /// tracing filter, e.g. `info` or `sightline=debug,info` (ONNX Runtime's own log is `ort`).
+    #[arg(long, env = "LOG_LEVEL", default_value = "info,ort=warn")]
+    pub log_level: String,
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Address to bind. Docker images set 0.0.0.0.
+    #[arg(long, env = "HOST", default_value = "127.0.0.1")]
+    pub host: String,
+    #[arg(long, env = "PORT", default_value_t = 9001)]
+    pub port: u16,
+    /// Where models come from and the disk cache they are loaded from.
+    #[command(flatten)]
+    pub store: StoreConfig,
     /// Most models held in memory at once; the least recently used is evicted first.
     #[arg(long, env = "MAX_ACTIVE_MODELS", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_active_models: u32,
@@ -203,7 +229,8 @@ pub struct Config {
     /// Path of libonnxruntime.so (1.31.x); `make setup` extracts it into .cache/.
     #[arg(long, env = "ORT_DYLIB_PATH")]
     pub ort_dylib_path: Option<PathBuf>,
-    /// ONNX Runtime intra-op threads per model; 0 = ONNX Runtime's default (all cores).
+    /// ONNX Runtime intra-op threads per session; 0 = the cores divided between a model's
+    /// instances (and all of them for a request alone, with ADAPTIVE_EXECUTION).
     #[arg(long, env = "ORT_INTRA_OP_THREADS", default_value_t = 0)]
     pub ort_intra_op_threads: usize,
     /// Execution providers in order of preference, comma-separated: `tensorrt`, `cuda`, `openvino`,
@@ -280,9 +307,9 @@ pub struct Config {
     #[arg(long, env = "MODEL_LOAD_CONCURRENCY", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub model_load_concurrency: u32,
     /// OS priority (nice value) of model loads and unloads: 19 (the lowest) lets serving models
-    /// take the CPU first (p99 x1.11-1.16 while two models load in a loop, against x1.24-1.28 at
-    /// 10; docs/benchmarks.md); loads then take about twice as long on a saturated machine. 0
-    /// loads at the priority of inference.
+    /// take the CPU first (serving p99 x1.07-1.25 while two models load in a loop; docs/benchmarks.md);
+    /// loads then take about twice as long on a saturated machine. 0 loads at the priority of
+    /// inference.
     #[arg(long, env = "MODEL_LOAD_NICE", default_value_t = 19, value_parser = clap::value_parser!(i32).range(0..=19))]
     pub model_load_nice: i32,
     /// Images decoded, prepared or post-processed at once; 0 = one per core.
@@ -347,11 +374,8 @@ pub struct Config {
     /// HTTP worker threads; 0 = one per core.
     #[arg(long, env = "HTTP_WORKERS", default_value_t = 0)]
     pub http_workers: usize,
-    /// tracing filter, e.g. `info` or `sightline=debug,info` (ONNX Runtime's own log is `ort`).
-    #[arg(long, env = "LOG_LEVEL", default_value = "info,ort=warn")]
-    pub log_level: String,
-    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
+    #[command(flatten)]
+    pub logging: LogConfig,
 }
 
 fn parse_fraction(s: &str) -> Result<f64, String> {
@@ -371,43 +395,19 @@ impl Cli {
 }
 
 impl Command {
-    pub fn config(&self) -> &Config {
+    /// How the command logs.
+    pub fn logging(&self) -> &LogConfig {
         match self {
-            Command::Serve(config) => config,
-            Command::Pull(args) => &args.config,
-            Command::Models(args) => &args.config,
-            Command::Rm(args) => &args.config,
-            Command::Embed(args) => &args.config,
+            Command::Serve(config) => &config.logging,
+            Command::Pull(args) => &args.logging,
+            Command::Models(args) => &args.logging,
+            Command::Rm(args) => &args.logging,
+            Command::Embed(args) => &args.config.logging,
         }
     }
 }
 
 impl Config {
-    pub fn source_settings(&self) -> SourceSettings {
-        let timeout = Duration::from_secs(self.model_source_timeout_secs);
-        SourceSettings {
-            order: self.model_sources.iter().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect(),
-            model_dir: self.model_dir.clone(),
-            s3: self.s3_bucket.clone().filter(|b| !b.is_empty()).map(|bucket| S3Settings {
-                bucket,
-                prefix: self.s3_prefix.clone(),
-                timeout,
-            }),
-            api: ApiSettings {
-                base_url: self.api_base_url.clone(),
-                api_key: self.api_key.as_ref().map(|k| k.0.clone()),
-                timeout,
-            },
-            hf: HfSettings {
-                endpoint: self.hf_endpoint.clone(),
-                token: self.hf_token.as_ref().map(|k| k.0.clone()),
-                revision: self.hf_revision.clone(),
-                timeout,
-            },
-            url: UrlSettings { max_archive_bytes: self.max_model_archive_bytes, timeout },
-        }
-    }
-
     /// The providers' settings; library locations default to the layouts `make setup` and
     /// `make setup-gpu` make beside the ONNX Runtime library.
     pub fn provider_options(&self, ort_dylib: &std::path::Path) -> ProviderOptions {
@@ -454,6 +454,33 @@ impl Config {
         sightline_core::QueuePolicy {
             count: self.model_queue_capacity as usize,
             max_delay: Duration::from_millis(self.max_queue_delay_ms),
+        }
+    }
+}
+
+impl StoreConfig {
+    pub fn source_settings(&self) -> SourceSettings {
+        let timeout = Duration::from_secs(self.model_source_timeout_secs);
+        SourceSettings {
+            order: self.model_sources.iter().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect(),
+            model_dir: self.model_dir.clone(),
+            s3: self.s3_bucket.clone().filter(|b| !b.is_empty()).map(|bucket| S3Settings {
+                bucket,
+                prefix: self.s3_prefix.clone(),
+                timeout,
+            }),
+            api: ApiSettings {
+                base_url: self.api_base_url.clone(),
+                api_key: self.api_key.as_ref().map(|k| k.0.clone()),
+                timeout,
+            },
+            hf: HfSettings {
+                endpoint: self.hf_endpoint.clone(),
+                token: self.hf_token.as_ref().map(|k| k.0.clone()),
+                revision: self.hf_revision.clone(),
+                timeout,
+            },
+            url: UrlSettings { max_archive_bytes: self.max_model_archive_bytes, timeout },
         }
     }
 

@@ -8,7 +8,7 @@ use serde::Serialize;
 use sightline_core::CoreError;
 use utoipa::ToSchema;
 
-/// The JSON body of every error (spec §12).
+/// The JSON body of every error.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
     /// Human text; the SDK shows it.

@@ -55,6 +55,19 @@ impl HttpMetrics {
         registry.register(Box::new(in_flight.clone()))?;
         Ok(HttpMetrics { requests, duration, in_flight })
     }
+
+    /// Every route's series at 0 (each method it takes, each status class it can answer), so
+    /// that a route never called reads 0 rather than "no data".
+    pub fn start_at_zero(&self, routes: &[(String, Vec<String>)]) {
+        for (handler, methods) in routes {
+            for method in methods {
+                for class in ["2xx", "4xx", "5xx"] {
+                    self.requests.with_label_values(&[handler.as_str(), method.as_str(), class]);
+                }
+                self.duration.with_label_values(&[handler.as_str(), method.as_str()]);
+            }
+        }
+    }
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");

@@ -10,8 +10,8 @@ use sightline_server::{app, cli, telemetry};
 fn main() -> ExitCode {
     sightline_engine::process_memory::tune_allocator();
     let command = config::Cli::parse().into_command();
-    let config = command.config();
-    telemetry::init(&config.log_level, config.log_format);
+    let logging = command.logging();
+    telemetry::init(&logging.log_level, logging.log_format);
     let result = match command {
         Command::Serve(config) => actix_web::rt::System::new().block_on(app::serve(config)).map_err(|e| e.to_string()),
         Command::Pull(args) => run_cli(cli::pull(args)),

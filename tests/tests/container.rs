@@ -106,17 +106,22 @@ async fn the_cpu_image_serves_the_references_and_stops_cleanly_on_sigterm() {
     assert!(logs.contains("shutting down") && !logs.contains("\u{1b}["), "plain-text logs with the shutdown: {logs}");
 }
 
-/// deploy/kubernetes/base/deployment.yaml as this machine can run it: one replica, the models of
-/// the image (no S3 bucket here), the pod's port on a loopback host port.
+/// The base Deployment as `kubectl apply -k deploy/kubernetes/base` renders it (base's kustomization
+/// only lists its resources and maps the image name, so that is deployment.yaml with the image),
+/// with this machine's image and the pod's port on a loopback host port. One replica besides:
+/// Debian's podman 4.3 starts every replica as a pod (4.4 and later start one), and two pods cannot
+/// bind one host port. MODEL_SOURCES and the rest stay as shipped: the image's own models.
 const LOCAL_DEPLOYMENT: &str = r#"
-import sys, yaml
-deployment = yaml.safe_load(open(sys.argv[1]))
+import os, sys, yaml
+base = sys.argv[1]
+kustomization = yaml.safe_load(open(os.path.join(base, "kustomization.yaml")))
+assert set(kustomization) <= {"apiVersion", "kind", "resources", "images"}, ("base transforms more than the image", sorted(kustomization))
+assert "deployment.yaml" in kustomization["resources"], kustomization["resources"]
+deployment = yaml.safe_load(open(os.path.join(base, "deployment.yaml")))
 deployment["spec"]["replicas"] = 1
 container = deployment["spec"]["template"]["spec"]["containers"][0]
+assert [i["name"] for i in kustomization["images"]] == [container["image"]], (kustomization["images"], container["image"])
 container["image"] = sys.argv[3]
-for env in container["env"]:
-    if env["name"] == "MODEL_SOURCES":
-        env["value"] = "local"
 container["ports"][0].update({"hostPort": int(sys.argv[2]), "hostIP": "127.0.0.1"})
 print(yaml.safe_dump(deployment))
 "#;
@@ -126,8 +131,8 @@ async fn the_deployment_runs_under_podman_kube_play() {
     let image =
         std::env::var("SIGHTLINE_IMAGE").expect("SIGHTLINE_IMAGE is not set: run `make test` (it runs `make image`)");
     let port = free_port();
-    let manifest = repo_root().join("deploy/kubernetes/base/deployment.yaml");
-    let out = venv_python(&["-c", LOCAL_DEPLOYMENT, manifest.to_str().unwrap(), &port.to_string(), &image], b"");
+    let base = repo_root().join("deploy/kubernetes/base");
+    let out = venv_python(&["-c", LOCAL_DEPLOYMENT, base.to_str().unwrap(), &port.to_string(), &image], b"");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let dir = TempDir::new("kube");
     let file = dir.path().join("deployment.yaml");

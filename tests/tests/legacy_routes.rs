@@ -1,4 +1,4 @@
-//! Roboflow's legacy routes (spec §9) over real HTTP: bare base64 bodies under any content type,
+//! Roboflow's legacy routes over real HTTP: bare base64 bodies under any content type,
 //! options in the query (percentages, Python-style booleans), `format=image|image_and_json`,
 //! the body errors, `/clear_cache` and `/start`.
 

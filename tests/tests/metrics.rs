@@ -110,3 +110,55 @@ async fn metrics_follow_known_traffic() {
     assert_eq!((loads("local"), loads("cache")), (2.0, 1.0));
     promtool_check(&m);
 }
+
+/// Every metric family the README's metrics table names, read from its first column (GPU families
+/// aside: documented as absent where NVML sees no GPU).
+fn documented_families() -> Vec<String> {
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let mut families = Vec::new();
+    for line in readme.lines().filter(|l| l.starts_with("| `sightline_") || l.starts_with("| `process_")) {
+        let first = line.split('|').nth(1).unwrap_or("");
+        for name in first.split('`').skip(1).step_by(2) {
+            if !name.contains("gpu") && !name.contains("...") && !name.is_empty() {
+                families.push(name.to_owned());
+            }
+        }
+    }
+    assert!(families.len() > 20, "the README's metrics table was not found: {families:?}");
+    families
+}
+
+/// Alerts and panels read 0, not "no data": on a server that has served nothing, every documented
+/// family is exported (a model's own series from its load, here a pinned model's).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_server_exports_every_documented_family() {
+    let dir = TempDir::new("metrics-fresh");
+    copy_model(dir.path(), "shapes/1", "shapes/1", |_| {});
+    let grpc = free_port().to_string();
+    let server = Server::start(dir.path(), &[("PINNED_MODELS", "shapes/1"), ("GRPC_PORT", &grpc)]).await;
+    for _ in 0..200 {
+        if server.client.get(server.url("/readiness")).send().await.unwrap().status().is_success() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let metrics = server.get_text("/metrics").await;
+    let missing: Vec<String> = documented_families()
+        .into_iter()
+        .filter(|family| !metrics.lines().any(|l| l.starts_with(&format!("# TYPE {family} "))))
+        .collect();
+    assert!(missing.is_empty(), "documented but not exported on a fresh server: {missing:?}");
+    // At 0, with their known labels.
+    for series in [
+        "sightline_model_cache_lookups_total{result=\"stale\"} 0",
+        "sightline_model_download_failures_total{kind=\"source_unavailable\",source=\"local\"} 0",
+        "sightline_inference_errors_total{kind=\"overloaded\",model_id=\"shapes/1\",task=\"object-detection\"} 0",
+        "sightline_grpc_requests_total{code=\"OK\",method=\"RepositoryIndex\"} 0",
+        "sightline_http_requests_total{handler=\"/infer/object_detection\",method=\"POST\",status=\"5xx\"} 0",
+        "sightline_requests_refused_total{cause=\"too_many_images\",model_id=\"other\"} 0",
+        "sightline_model_evictions_total{cause=\"capacity\",model_id=\"shapes/1\",task=\"object-detection\"} 0",
+    ] {
+        assert!(metrics.lines().any(|l| l == series), "{series} is not exported:\n{metrics}");
+    }
+    promtool_check(&metrics);
+}

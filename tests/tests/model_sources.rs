@@ -338,6 +338,83 @@ async fn the_s3_source_gives_the_same_detections_as_the_local_copy() {
     assert!(v["message"].as_str().unwrap().contains("NoSuchBucket"), "{v}");
 }
 
+/// moto with IAM checks on from the first request: a real S3 server that refuses the test's
+/// credentials (403 InvalidAccessKeyId); stopped when dropped.
+struct RefusingStore(std::process::Child, u16);
+
+impl RefusingStore {
+    async fn start() -> RefusingStore {
+        let port = free_port();
+        let python = repo_root().join(".venv/bin/python");
+        let child = std::process::Command::new(python)
+            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
+            .env("INITIAL_NO_AUTH_ACTION_COUNT", "0")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+                return RefusingStore(child, port);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("moto did not start on {port}");
+    }
+}
+
+impl Drop for RefusingStore {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `MODEL_SOURCES=s3,local` with the store at `endpoint` and `shapes/1` in MODEL_DIR only.
+fn s3_then_local(endpoint: &str, models: &Path, cache: &Path) -> Vec<(&'static str, String)> {
+    vec![
+        ("MODEL_SOURCES", "s3,local".into()),
+        ("MODEL_DIR", models.display().to_string()),
+        ("S3_BUCKET", "sightline-models".into()),
+        ("AWS_ENDPOINT_URL", endpoint.into()),
+        ("AWS_ACCESS_KEY_ID", "testing".into()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+        ("AWS_REGION", "us-east-1".into()),
+        ("AWS_EC2_METADATA_DISABLED", "true".into()),
+        ("MODEL_CACHE_DIR", cache.display().to_string()),
+        ("MODEL_FETCH_ATTEMPTS", "2".into()),
+        ("MODEL_FETCH_BACKOFF_MS", "50".into()),
+        ("MODEL_SOURCE_TIMEOUT_SECS", "5".into()),
+    ]
+}
+
+/// As documented: a store that is down or refuses the credentials is passed over with a warning
+/// and the next source serves; a model no later source has fails with the store's error (503 or
+/// 403), not a 404.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_is_down_or_refuses_the_credentials_passes_to_local_and_keeps_its_error() {
+    let models = TempDir::new("pass-over-models");
+    copy_model(models.path(), "shapes/1", "shapes/1", |_| {});
+    let refusing = RefusingStore::start().await;
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    let refused = format!("http://127.0.0.1:{}", refusing.1);
+    for (endpoint, missing_status, what) in [(closed.as_str(), 503, "down"), (refused.as_str(), 403, "refusing")] {
+        let cache = TempDir::new("pass-over-cache");
+        let server = start_with(&s3_then_local(endpoint, models.path(), cache.path())).await;
+        assert_eq!(predictions(&server, "shapes/1").await, local_predictions().await, "{what}: local served");
+        let manifest: Value =
+            serde_json::from_slice(&std::fs::read(cache.path().join("shapes/1/manifest.json")).unwrap()).unwrap();
+        assert_eq!(manifest["source"], "local", "{what}");
+        let log = server.log_text();
+        assert!(
+            log.lines().any(|l| l.contains("WARN") && l.contains("trying the next one") && l.contains("s3")),
+            "{what}: the pass-over is logged as a warning:\n{log}"
+        );
+        let (status, v) = server.post_json("/infer/object_detection", &detect_body("shapes/9", IMAGE, 0.5, 0.5)).await;
+        assert_eq!(status, missing_status, "{what}: the store's failure, not a 404: {v}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_repository_index_lists_the_bucket_and_loads_its_newest_version() {
     let bucket = format!("sightline-e2e-index-{}", std::process::id());

@@ -96,3 +96,65 @@ async fn image_lists_are_bounded_by_max_images_per_request() {
         assert_eq!(list["maxItems"], 20, "{list}");
     }
 }
+
+/// The schemas a request body refers to, followed through `$ref`, `allOf`, `oneOf`, `anyOf`,
+/// `items` and properties: every object schema a client fills in.
+fn request_schemas<'a>(doc: &'a Value, schema: &'a Value, seen: &mut Vec<String>, out: &mut Vec<(String, &'a Value)>) {
+    if let Some(reference) = schema["$ref"].as_str() {
+        let name = reference.trim_start_matches("#/components/schemas/").to_owned();
+        if !seen.contains(&name) {
+            seen.push(name.clone());
+            let target = &doc["components"]["schemas"][&name];
+            out.push((name, target));
+            request_schemas(doc, target, seen, out);
+        }
+        return;
+    }
+    for key in ["allOf", "oneOf", "anyOf"] {
+        for part in schema[key].as_array().into_iter().flatten() {
+            request_schemas(doc, part, seen, out);
+        }
+    }
+    if schema.get("items").is_some() {
+        request_schemas(doc, &schema["items"], seen, out);
+    }
+    for property in schema["properties"].as_object().into_iter().flat_map(|p| p.values()) {
+        request_schemas(doc, property, seen, out);
+    }
+}
+
+/// Every operation says what it does (a summary and a description), and every field of every
+/// request body says what it is: the Swagger page is the API's reference.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_operation_and_every_request_field_explains_itself() {
+    let server = Server::start(&repo_root().join("assets/models"), &[]).await;
+    let (_, doc) = server.get_json("/openapi.json").await;
+    let mut problems = Vec::new();
+    let mut bodies = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            for field in ["summary", "description"] {
+                if operation[field].as_str().is_none_or(|s| s.trim().is_empty()) {
+                    problems.push(format!("{method} {path}: no {field}"));
+                }
+            }
+            for content in operation["requestBody"]["content"].as_object().into_iter().flat_map(|c| c.values()) {
+                bodies.push(&content["schema"]);
+            }
+        }
+    }
+    let (mut seen, mut schemas) = (Vec::new(), Vec::new());
+    for body in bodies {
+        request_schemas(&doc, body, &mut seen, &mut schemas);
+    }
+    assert!(schemas.len() > 10, "request schemas not found: {seen:?}");
+    for (name, schema) in schemas {
+        for (field, property) in schema["properties"].as_object().into_iter().flatten() {
+            let described = property["description"].as_str().is_some_and(|d| !d.trim().is_empty());
+            if !described {
+                problems.push(format!("request schema {name}: field {field} has no description"));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{} problems:\n{}", problems.len(), problems.join("\n"));
+}

@@ -6,7 +6,7 @@
 use prometheus::{HistogramVec, IntCounterVec, IntGaugeVec, Registry};
 
 use super::decorated::{Decorated, Hooks};
-use crate::{CoreError, Families, ModelDescription, ModelId, ModelManager, RemovalReason};
+use crate::{CoreError, EvictionCause, Families, ModelDescription, ModelId, ModelManager, RemovalReason};
 
 /// The manager's metric families, registered once into the server's registry.
 #[derive(Clone)]
@@ -22,6 +22,18 @@ pub struct ManagerMetrics {
     info: IntGaugeVec,
     resident: IntGaugeVec,
 }
+
+/// The kinds of failure a request to a loaded model can end in (`CoreError::kind`).
+const REQUEST_FAILURES: [&str; 8] = [
+    "bad_image",
+    "invalid_parameter",
+    "invalid_input",
+    "invalid_tensor",
+    "task_mismatch",
+    "overloaded",
+    "inference",
+    "internal",
+];
 
 const LATENCY_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 const LOAD_BUCKETS: &[f64] = &[0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0];
@@ -80,6 +92,39 @@ impl ManagerMetrics {
                 ml,
             )?,
         })
+        .map(ManagerMetrics::started)
+    }
+
+    /// The series known before any model loads, at 0: failed loads of ids no source has.
+    fn started(self) -> ManagerMetrics {
+        self.loads.with_label_values(&["other", "unknown", "error"]);
+        self.load_seconds.with_label_values(&["other", "unknown", "unknown", "error"]);
+        self
+    }
+
+    /// A loaded model's series at 0, so that its panels read 0 before its first request: its
+    /// requests, answers and failures by each label it is asked under, and its evictions.
+    fn model_at_zero(&self, d: &ModelDescription) {
+        let model_id = d.model_id.to_string();
+        let task = d.task.as_str();
+        let mut labels = match d.task {
+            crate::Task::Embedding => vec!["embed-image", "embed-text"],
+            other => vec![other.as_str()],
+        };
+        if d.tensors.is_some() {
+            labels.push("tensor");
+        }
+        for label in labels {
+            self.requests.with_label_values(&[model_id.as_str(), label]);
+            self.inference_seconds.with_label_values(&[model_id.as_str(), label]);
+            self.failed_seconds.with_label_values(&[model_id.as_str(), label]);
+            for kind in REQUEST_FAILURES {
+                self.errors.with_label_values(&[model_id.as_str(), label, kind]);
+            }
+        }
+        for cause in [EvictionCause::Capacity, EvictionCause::MemoryPressure, EvictionCause::MemoryBudget] {
+            self.evictions.with_label_values(&[model_id.as_str(), task, cause.as_str()]);
+        }
     }
 }
 
@@ -125,6 +170,7 @@ impl Hooks for ManagerMetrics {
         self.loads.with_label_values(&[model_id.as_str(), task, "success"]).inc();
         let source = if d.artifact_source.is_empty() { "unknown" } else { d.artifact_source.as_str() };
         self.load_seconds.with_label_values(&[model_id.as_str(), task, source, "success"]).observe(seconds);
+        self.model_at_zero(d);
         self.loaded.with_label_values(&[model_id.as_str(), task]).set(1);
         let info = Self::info_labels(d);
         self.info.with_label_values(&info.each_ref().map(String::as_str)).set(1);

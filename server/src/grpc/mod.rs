@@ -17,6 +17,22 @@ use crate::state::AppState;
 
 pub use metrics::GrpcMetrics;
 
+/// The RPCs served (the names the metrics label calls with).
+pub const METHODS: [&str; 12] = [
+    "ServerLive",
+    "ServerReady",
+    "ModelReady",
+    "ServerMetadata",
+    "ModelMetadata",
+    "ModelInfer",
+    "ModelStreamInfer",
+    "ModelConfig",
+    "ModelStatistics",
+    "RepositoryIndex",
+    "RepositoryModelLoad",
+    "RepositoryModelUnload",
+];
+
 /// The generated messages and service trait.
 pub mod proto {
     tonic::include_proto!("inference");

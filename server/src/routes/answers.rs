@@ -1,5 +1,5 @@
 //! The image routes' answers: what the service gave, in Roboflow's shapes, with the headers that
-//! say how it was served (spec §1.3). The `/infer/*` routes and the legacy route both answer here.
+//! say how it was served. The `/infer/*` routes and the legacy route both answer here.
 
 use actix_web::{HttpResponse, HttpResponseBuilder};
 use base64::Engine;

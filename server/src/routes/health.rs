@@ -1,4 +1,4 @@
-//! `/info`, `/healthz`, `/readiness`, `/metrics` (Roboflow spec §11).
+//! `/info`, `/healthz`, `/readiness`, `/metrics` (Roboflow's HTTP API).
 
 use actix_web::{web, HttpResponse};
 use prometheus::{Encoder, TextEncoder};

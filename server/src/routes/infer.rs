@@ -1,5 +1,5 @@
 //! `POST /infer/object_detection`, `/infer/instance_segmentation`, `/infer/keypoints_detection`,
-//! `/infer/classification`, `/infer/ocr` and `/doctr/ocr` (Roboflow spec §2–6).
+//! `/infer/classification`, `/infer/ocr` and `/doctr/ocr` (Roboflow's HTTP API).
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use sightline_core::Task;
@@ -78,7 +78,7 @@ pub async fn ocr(state: State, http: HttpRequest, payload: web::Payload) -> Repl
     respond(texts(&state.service, common).await?)
 }
 
-/// `POST /doctr/ocr` (spec §6): Roboflow's DocTR route served by the default OCR model (any
+/// `POST /doctr/ocr`: Roboflow's DocTR route served by the default OCR model (any
 /// `doctr/<version>` id means it). `result` joins the lines; boxes are per line (PP-OCR reads lines, not words).
 #[utoipa::path(post, path = "/doctr/ocr", tag = "inference", request_body = DoctrRequest, params(ModelQuery), responses((status = 200, description = "Roboflow DocTR shape. One object for one image; a list for a list.", body = OneOrList<DoctrResponse>), InferErrors))]
 pub async fn doctr_ocr(state: State, http: HttpRequest, payload: web::Payload) -> Reply {

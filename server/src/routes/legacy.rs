@@ -1,4 +1,4 @@
-//! Roboflow's legacy routes (spec §9): `POST|GET /{dataset_id}/{version_id}` with the options in the
+//! Roboflow's legacy routes: `POST|GET /{dataset_id}/{version_id}` with the options in the
 //! query and the image as a bare base64 body (never parsed as JSON), plus `/clear_cache` and
 //! `/start/{dataset_id}/{version_id}`.
 
@@ -63,7 +63,7 @@ impl Query {
     }
 }
 
-/// The image from the body (spec §9.2), as a base64 image object.
+/// The image from the body, as a base64 image object.
 async fn body_image(
     req: &HttpRequest,
     query: &Query,
@@ -94,7 +94,7 @@ async fn body_image(
     Ok(ImageInput::base64(text.trim().trim_matches('"').to_owned()))
 }
 
-/// The raw image bytes of the multipart part named `file` (spec §9.2), bounded like any body.
+/// The raw image bytes of the multipart part named `file`, bounded like any body.
 async fn multipart_file(req: &HttpRequest, payload: web::Payload, limit: usize) -> Result<Vec<u8>, ApiError> {
     let mut form = Multipart::new(req.headers(), payload);
     let malformed = |e: actix_multipart::MultipartError| match e {

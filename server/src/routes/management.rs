@@ -1,4 +1,4 @@
-//! `/model/add|remove|clear|registry` (Roboflow spec §10): all answer the registry document.
+//! `/model/add|remove|clear|registry` (Roboflow's HTTP API): all answer the registry document.
 
 use actix_web::{web, HttpResponse};
 use sightline_core::ModelId;
@@ -23,7 +23,7 @@ async fn model_id_from(state: &AppState, payload: web::Payload) -> Result<ModelI
 }
 
 #[utoipa::path(post, path = "/model/add", tag = "models", request_body = ModelRequest,
-    responses((status = 200, description = "The registry document (spec §10)", body = Registry), InferErrors))]
+    responses((status = 200, description = "The registry document: the loaded and loading models, and the GPUs", body = Registry), InferErrors))]
 pub async fn add(state: web::Data<AppState>, payload: web::Payload) -> Result<HttpResponse, ApiError> {
     let id = model_id_from(&state, payload).await?;
     state.service.add(&id).await?;
@@ -31,7 +31,7 @@ pub async fn add(state: web::Data<AppState>, payload: web::Payload) -> Result<Ht
 }
 
 #[utoipa::path(post, path = "/model/remove", tag = "models", request_body = ModelRequest,
-    responses((status = 200, description = "The registry document (spec §10)", body = Registry), InferErrors))]
+    responses((status = 200, description = "The registry document: the loaded and loading models, and the GPUs", body = Registry), InferErrors))]
 pub async fn remove(state: web::Data<AppState>, payload: web::Payload) -> Result<HttpResponse, ApiError> {
     let id = model_id_from(&state, payload).await?;
     state.service.remove(&id).await;
@@ -39,14 +39,14 @@ pub async fn remove(state: web::Data<AppState>, payload: web::Payload) -> Result
 }
 
 #[utoipa::path(post, path = "/model/clear", tag = "models",
-    responses((status = 200, description = "The registry document (spec §10)", body = Registry), InferErrors))]
+    responses((status = 200, description = "The registry document: the loaded and loading models, and the GPUs", body = Registry), InferErrors))]
 pub async fn clear(state: web::Data<AppState>) -> HttpResponse {
     state.service.clear().await;
     registry_document(&state)
 }
 
 #[utoipa::path(get, path = "/model/registry", tag = "models",
-    responses((status = 200, description = "The registry document (spec §10)", body = Registry), InferErrors))]
+    responses((status = 200, description = "The registry document: the loaded and loading models, and the GPUs", body = Registry), InferErrors))]
 pub async fn registry(state: web::Data<AppState>) -> HttpResponse {
     registry_document(&state)
 }

@@ -19,6 +19,14 @@ use actix_web::{web, HttpResponse, ResponseError, Route};
 
 use crate::error::ApiError;
 
+/// Each documented path (as the router matches it) with its methods, for the metrics' series.
+pub fn paths_and_methods() -> Vec<(String, Vec<String>)> {
+    table::operations()
+        .into_iter()
+        .map(|o| (o.path, o.methods.iter().map(|m| m.as_str().to_owned()).collect()))
+        .collect()
+}
+
 /// Every path with its methods; any other method on a known path is answered 405 with `Allow`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.configure(openapi::configure_docs);

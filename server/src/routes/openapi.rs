@@ -32,7 +32,7 @@ use crate::types::requests::MaskDecodeModeName;
         (name = "inference", description = "Roboflow's /infer routes and ours"),
         (name = "embeddings", description = "Vectors for images and texts: Roboflow's /clip routes and /embed"),
         (name = "models", description = "Models in memory (/model) and in the disk cache (/models)"),
-        (name = "legacy", description = "Roboflow's v0 routes (spec §9)"),
+        (name = "legacy", description = "Roboflow's v0 routes: `POST|GET /{dataset_id}/{version_id}`"),
         (name = "operations", description = "Info, probes, metrics"),
         (name = "inference protocol", description = "The Open Inference Protocol (KServe v2), tensor in, tensor out"),
     )

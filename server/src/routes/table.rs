@@ -90,7 +90,7 @@ operations! {
     extensions::version_stats,
     legacy::clear_cache,
     legacy::start,
-    // Last: any other two-segment path is a model id (spec §9).
+    // Last: any other two-segment path is a model id (Roboflow's legacy route).
     legacy::infer,
 }
 

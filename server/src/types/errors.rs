@@ -6,7 +6,7 @@ use utoipa::{IntoResponses, ToSchema};
 
 use crate::error::ErrorBody;
 
-/// The failures every inference route can answer (spec §12).
+/// The failures every inference route can answer.
 #[derive(IntoResponses)]
 #[allow(dead_code)]
 pub enum InferErrors {

@@ -1,4 +1,4 @@
-//! The bodies of the model-management, cache and operations routes (Roboflow spec §9–11, and ours).
+//! The bodies of the model-management, cache and operations routes (Roboflow's, and ours).
 
 use serde::{Deserialize, Serialize};
 use sightline_artifacts::CacheListing;
@@ -197,7 +197,7 @@ pub struct StartResponse {
     pub message: &'static str,
 }
 
-/// `/info` (spec §11.1) plus the ONNX Runtime this server runs.
+/// `/info`, as Roboflow's server answers it, plus the ONNX Runtime this server runs.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct InfoResponse {
     pub name: &'static str,

@@ -1,4 +1,4 @@
-//! The inference routes' request bodies (Roboflow spec §1.6, §2–6): parsed and checked here,
+//! The inference routes' request bodies (Roboflow's HTTP API): parsed and checked here,
 //! before any model runs, and turned into what the service is asked.
 
 use serde::Deserialize;
@@ -14,7 +14,7 @@ use crate::error::ApiError;
 use crate::image_input::{ImageInput, OneOrMany};
 use crate::service::{ImageJob, IMAGES_IN_FLIGHT};
 
-/// Fields every inference route shares (spec §1.6).
+/// Fields every inference route shares.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct Common {
     #[serde(default)]

@@ -1,4 +1,4 @@
-//! The JSON shapes the inference routes answer (Roboflow spec §2–6). Handlers build these types
+//! The JSON shapes the inference routes answer (Roboflow's HTTP API). Handlers build these types
 //! and the OpenAPI document is generated from them, so the two cannot drift apart.
 
 use std::collections::BTreeMap;
@@ -157,7 +157,7 @@ pub struct ClassScore {
     pub class_id: usize,
 }
 
-/// `/infer/classification`: single-label models (spec §5.2).
+/// `/infer/classification`: single-label models.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ClassificationResponse {
     pub image: ImageSize,
@@ -170,7 +170,7 @@ pub struct ClassificationResponse {
     pub timing: Timing,
 }
 
-/// `/infer/classification`: multi-label models (`MULTICLASS: true`, spec §5.3).
+/// `/infer/classification`: multi-label models (`MULTICLASS: true`).
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct MultiLabelClassificationResponse {
     pub image: ImageSize,
@@ -291,7 +291,7 @@ impl OcrResponse {
     }
 }
 
-/// `/doctr/ocr` (spec §6); `image` and `predictions` (one per line, `class` = its text) only with
+/// `/doctr/ocr`: `image` and `predictions` (one per line, `class` = its text) only with
 /// `generate_bounding_boxes`.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct DoctrResponse {
