@@ -20,7 +20,9 @@ fn refuse<T>(message: String) -> Result<T, CodecError> {
 /// One input tensor of a request (`data` is absent when the bytes follow the header).
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RequestInput {
+    /// The model input this tensor feeds, as `GET /v2/models/{name}` lists it.
     name: String,
+    /// The tensor's dimensions; they must hold exactly the values (or bytes) sent.
     shape: Vec<u64>,
     /// `BOOL`, `UINT8`..`UINT64`, `INT8`..`INT64`, `FP16`, `FP32`, `FP64`.
     datatype: String,
@@ -36,7 +38,9 @@ pub struct RequestInput {
 /// An output the client asks for; `binary_data` asks for its bytes after the JSON header.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RequestOutput {
+    /// A model output, as `GET /v2/models/{name}` lists it.
     name: String,
+    /// `binary_data: true` answers this output's bytes after the JSON header.
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     parameters: Option<Map<String, Value>>,
@@ -44,13 +48,22 @@ pub struct RequestOutput {
 
 /// `POST /v2/models/{name}/infer`'s JSON (the header, in the binary extension).
 #[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "id": "42",
+    "inputs": [{"name": "input", "shape": [1, 3], "datatype": "FP32", "data": [0.1, 0.2, 0.3]}],
+    "outputs": [{"name": "output"}]
+}))]
 pub struct InferenceRequest {
+    /// Echoed in the answer's `id`.
     id: Option<String>,
-    /// `binary_data_output`: every output in binary unless the output says otherwise.
+    /// `binary_data_output: true` answers every output's bytes after the JSON header.
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     parameters: Option<Map<String, Value>>,
+    /// At least one tensor: the model's inputs, each with its values in `data` or its bytes after
+    /// the JSON header.
     inputs: Vec<RequestInput>,
+    /// The outputs to answer, in this order; every output of the model when absent.
     outputs: Option<Vec<RequestOutput>>,
 }
 

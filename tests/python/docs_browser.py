@@ -58,6 +58,15 @@ try:
         info = page.locator(".opblock-get:has(.opblock-summary-path[data-path='/info'])")
         info.locator(".opblock-summary").click()
         info.locator(".opblock-body").wait_for(timeout=30000)
+        # What the document says of each operation: its summary beside the path, its description
+        # in the opened operation.
+        report["without_summary"] = [
+            op.query_selector(".opblock-summary-path").get_attribute("data-path")
+            for op in page.query_selector_all(".opblock")
+            if not (op.query_selector(".opblock-summary-description") and op.query_selector(".opblock-summary-description").inner_text().strip())
+        ]
+        description = info.locator(".opblock-description-wrapper .opblock-description").first
+        report["info_description"] = description.inner_text().strip() if description.count() else ""
         # The server enables "Try it out" by default; otherwise the button turns it on.
         if not info.locator("button.execute").is_visible():
             info.locator("button.try-out__btn").click()

@@ -85,3 +85,33 @@ fn no_file_cites_a_section_of_a_document_the_repository_does_not_hold() {
         .collect();
     assert!(citing.is_empty(), "these cite \"{citation}\": {citing:?}");
 }
+
+/// The long flags a subcommand's `--help` lists.
+fn flags(subcommand: &str) -> Vec<String> {
+    let out = std::process::Command::new(binary()).args([subcommand, "--help"]).output().unwrap();
+    assert!(out.status.success(), "{subcommand} --help");
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("--"))
+        .map(|l| l.split([' ', '=']).next().unwrap_or("").to_owned())
+        .collect()
+}
+
+#[test]
+fn the_cache_commands_take_only_the_flags_that_apply_to_them() {
+    let serving =
+        ["port", "host", "max-batch-size", "model-instances", "grpc-port", "execution-providers", "pinned-models"];
+    let store = ["model-dir", "model-cache-dir", "model-sources", "s3-bucket", "verify-on-load", "log-level"];
+    for subcommand in ["pull", "models", "rm"] {
+        let listed = flags(subcommand);
+        for flag in serving {
+            assert!(!listed.iter().any(|f| f == flag), "`{subcommand}` takes --{flag}, which only serving uses");
+        }
+        for flag in store {
+            assert!(listed.iter().any(|f| f == flag), "`{subcommand}` lacks --{flag}: {listed:?}");
+        }
+    }
+    let serve = flags("serve");
+    assert!(serving.iter().chain(&store).all(|f| serve.iter().any(|s| s == f)), "serve keeps every flag: {serve:?}");
+}

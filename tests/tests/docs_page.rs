@@ -53,6 +53,11 @@ fn the_docs_page_renders_and_runs_a_request_with_only_loopback() {
         .as_array()
         .unwrap()
         .contains(&json!("POST /v2/models/{name}/versions/{version}/infer")));
+    assert_eq!(report["without_summary"], json!([]), "operations shown without a summary");
+    assert!(
+        report["info_description"].as_str().is_some_and(|d| d.len() > 20),
+        "the opened /info operation shows its description: {report}"
+    );
     assert_eq!(report["info_status"], "200", "{report}");
     let body: Value = serde_json::from_str(report["info_body"].as_str().unwrap()).unwrap();
     assert_eq!(body["name"], "Sightline", "the page shows the server's answer: {body}");

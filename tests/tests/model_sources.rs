@@ -346,7 +346,7 @@ impl RefusingStore {
     async fn start() -> RefusingStore {
         let port = free_port();
         let python = repo_root().join(".venv/bin/python");
-        let child = std::process::Command::new(python)
+        let mut child = std::process::Command::new(python)
             .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
             .env("INITIAL_NO_AUTH_ACTION_COUNT", "0")
             .stdout(std::process::Stdio::null())
@@ -359,6 +359,8 @@ impl RefusingStore {
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("moto did not start on {port}");
     }
 }

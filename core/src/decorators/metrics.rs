@@ -41,7 +41,7 @@ const LOAD_BUCKETS: &[f64] = &[0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 
 impl ManagerMetrics {
     pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
         let (families, ml) = (Families::registered_in(registry), &["model_id", "task"]);
-        Ok(ManagerMetrics {
+        let metrics = ManagerMetrics {
             requests: families.counter(
                 "sightline_inference_requests_total",
                 "Inference requests (one per image) by model.",
@@ -91,8 +91,8 @@ impl ManagerMetrics {
                 "Host memory each loaded model took when it loaded (allocator growth across its load and test inference).",
                 ml,
             )?,
-        })
-        .map(ManagerMetrics::started)
+        };
+        Ok(metrics.started())
     }
 
     /// The series known before any model loads, at 0: failed loads of ids no source has.

@@ -59,6 +59,12 @@ fn clip_embeddings((embeddings, served): (Vec<Vec<f32>>, Served), common: &ClipC
     respond_json(&served, &body)
 }
 
+/// Embed images with CLIP
+///
+/// Roboflow's CLIP route: runs the image encoder of `clip/<clip_version_id>` (the server's
+/// `CLIP_VERSION_ID` when absent) on one image or a list of at most `CLIP_MAX_BATCH_SIZE`, and
+/// answers each image's projection as the model gives it, not normalised. An unknown CLIP version
+/// is a 404.
 #[utoipa::path(post, path = "/clip/embed_image", tag = "embeddings", request_body = ClipImageRequest,
     responses((status = 200, description = "The CLIP image projections, unnormalised, one per image.", body = ClipEmbeddingResponse), InferErrors))]
 pub async fn clip_embed_image(state: State, payload: web::Payload) -> Reply {
@@ -72,6 +78,11 @@ pub async fn clip_embed_image(state: State, payload: web::Payload) -> Reply {
     Ok(clip_embeddings(answered, &request.common))
 }
 
+/// Embed texts with CLIP
+///
+/// Roboflow's CLIP route: runs the text encoder of `clip/<clip_version_id>` (the server's
+/// `CLIP_VERSION_ID` when absent) on one text or a list, and answers each text's projection as the
+/// model gives it, not normalised.
 #[utoipa::path(post, path = "/clip/embed_text", tag = "embeddings", request_body = ClipTextRequest,
     responses((status = 200, description = "The CLIP text projections, unnormalised, one per text.", body = ClipEmbeddingResponse), InferErrors))]
 pub async fn clip_embed_text(state: State, payload: web::Payload) -> Reply {
@@ -127,6 +138,12 @@ fn cosine(a: &[f32], b: &[f32]) -> f64 {
     dot / (norm(a) * norm(b))
 }
 
+/// Compare a subject with prompts using CLIP
+///
+/// Roboflow's CLIP route: embeds the subject and each prompt (images or texts, as `subject_type` and
+/// `prompt_type` say) with `clip/<clip_version_id>` and answers the cosine similarity of the
+/// subject with each prompt: a list in the prompts' order, or an object keyed by the prompts' names
+/// when they were named. A subject or prompt of the other kind than its `*_type` is a 400.
 #[utoipa::path(post, path = "/clip/compare", tag = "embeddings", request_body = ClipCompareRequest,
     responses((status = 200, description = "The cosine similarity of the subject with each prompt: a list, or named as the prompts were.", body = ClipCompareResponse), InferErrors))]
 pub async fn clip_compare(state: State, payload: web::Payload) -> Reply {
@@ -171,6 +188,11 @@ fn embeddings_body(id: &ModelId, vectors: Vec<Vec<f32>>) -> EmbeddingsResponse {
     }
 }
 
+/// Embed images
+///
+/// Runs the image embedding model `model_id` (a name from `GET /embed/models`, `clip/<version>`,
+/// or any embedding model id) on the images and answers one unit-length vector per image, in
+/// input order. A catalogue model that embeds texts is refused (400) before anything is loaded.
 #[utoipa::path(post, path = "/embed/image", tag = "embeddings", request_body = EmbedImageRequest,
     responses((status = 200, description = "One unit vector per image, in input order.", body = EmbeddingsResponse), InferErrors))]
 pub async fn embed_image(state: State, payload: web::Payload) -> Reply {
@@ -181,6 +203,11 @@ pub async fn embed_image(state: State, payload: web::Payload) -> Reply {
     Ok(respond_json(&served, &embeddings_body(&id, vectors)))
 }
 
+/// Embed texts
+///
+/// Runs the text embedding model `model_id` (a name from `GET /embed/models`, `clip/<version>`,
+/// or any embedding model id) on the texts and answers one unit-length vector per text, in input
+/// order. A catalogue model that embeds images is refused (400) before anything is loaded.
 #[utoipa::path(post, path = "/embed/text", tag = "embeddings", request_body = EmbedTextRequest,
     responses((status = 200, description = "One unit vector per text, in input order.", body = EmbeddingsResponse), InferErrors))]
 pub async fn embed_text(state: State, payload: web::Payload) -> Reply {
@@ -191,6 +218,11 @@ pub async fn embed_text(state: State, payload: web::Payload) -> Reply {
     Ok(respond_json(&served, &embeddings_body(&id, vectors)))
 }
 
+/// List the embedding models known by name
+///
+/// fastembed's catalogue, and the models registered with `POST /embed/models`, each with its
+/// modality, vector length, licence and sources, the id Sightline loads it under, and whether
+/// Sightline serves it. Any of these names can be the `model_id` of `/embed/image` or `/embed/text`.
 #[utoipa::path(get, path = "/embed/models", tag = "embeddings",
     responses((status = 200, description = "The embedding models Sightline knows by name (fastembed's catalogue).", body = Vec<CatalogueModel>)))]
 pub async fn embed_models() -> HttpResponse {
@@ -198,6 +230,13 @@ pub async fn embed_models() -> HttpResponse {
     HttpResponse::Ok().json(models)
 }
 
+/// Register a custom embedding model
+///
+/// Adds a model to the catalogue from its description (fastembed's `add_custom_model`
+/// arguments). Its files are fetched on its first use, from its Hugging Face repository or its
+/// `.tar.gz` archive, by the `hf` or `url` model source (which `MODEL_SOURCES` lists). The
+/// registration lasts until the server stops (`EMBEDDING_MODELS_FILE` registers models at
+/// start-up); a name already in the catalogue is a 409.
 #[utoipa::path(post, path = "/embed/models", tag = "embeddings", request_body = EmbeddingModelDescription,
     responses((status = 201, description = "Registered: the catalogue entry, served from then on by the `hf` or `url` source.", body = CatalogueModel),
         (status = 400, description = "An invalid description: the message names the field.", body = crate::error::ErrorBody),

@@ -33,8 +33,11 @@ async fn optional_body<T: DeserializeOwned + Default>(payload: Payload) -> Resul
     })
 }
 
-/// Every model version that could be served: loaded (`READY`), loading, in the disk cache, or in a
-/// source that lists its models (`MODEL_DIR`, S3), with why it is not loaded.
+/// List the models that could be served (Triton)
+///
+/// Triton's model repository extension: every model version that could be served, loaded
+/// (`READY`), loading, in the disk cache, or in a source that lists its models (`MODEL_DIR`, S3),
+/// with why it is not loaded.
 #[utoipa::path(post, path = "/v2/repository/index", tag = "inference protocol",
     request_body(content = Option<RepositoryIndexRequest>, description = "Optional; `{\"ready\": true}` lists only loaded models."),
     responses((status = 200, body = Vec<RepositoryModel>), ProtocolInferErrors))]
@@ -50,6 +53,8 @@ async fn load(state: &AppState, payload: Payload, name: &str) -> Answer {
     Ok(HttpResponse::Ok().finish())
 }
 
+/// Load a model and keep it loaded (Triton)
+///
 /// Loads the model (its newest version known) and keeps it loaded, never evicted, until it is
 /// unloaded; answers once it is loaded. A failed load leaves the loaded models as they were.
 #[utoipa::path(post, path = "/v2/repository/models/{name}/load", tag = "inference protocol", params(ModelPath),
@@ -59,7 +64,10 @@ pub async fn repository_load(state: State, payload: Payload, path: Path<ModelPat
     load(&state, payload, &path.name).await
 }
 
-/// Loads that version of the model and keeps it loaded until it is unloaded.
+/// Load a model version and keep it loaded (Triton)
+///
+/// Loads that version of the model and keeps it loaded, never evicted, until it is unloaded;
+/// answers once it is loaded. A failed load leaves the loaded models as they were.
 #[utoipa::path(post, path = "/v2/repository/models/{name}/{version}/load", tag = "inference protocol",
     params(VersionedModelPath), request_body(content = Option<RepositoryRequest>, description = "Optional."),
     responses((status = 200, description = "Loaded"), ProtocolInferErrors))]
@@ -73,6 +81,8 @@ async fn unload(state: &AppState, payload: Payload, name: &str) -> Answer {
     Ok(HttpResponse::Ok().finish())
 }
 
+/// Unload a model (Triton)
+///
 /// Unloads every loaded version of the model (and lets it be evicted again); a model that is not
 /// loaded is already in the state asked for.
 #[utoipa::path(post, path = "/v2/repository/models/{name}/unload", tag = "inference protocol", params(ModelPath),
@@ -82,7 +92,10 @@ pub async fn repository_unload(state: State, payload: Payload, path: Path<ModelP
     unload(&state, payload, &path.name).await
 }
 
-/// Unloads that version of the model.
+/// Unload a model version (Triton)
+///
+/// Unloads that version of the model; a version that is not loaded is already in the state asked
+/// for.
 #[utoipa::path(post, path = "/v2/repository/models/{name}/{version}/unload", tag = "inference protocol",
     params(VersionedModelPath), request_body(content = Option<RepositoryRequest>, description = "Optional."),
     responses((status = 200, description = "Unloaded"), ProtocolInferErrors))]
@@ -94,6 +107,8 @@ fn stats(state: &AppState, name: Option<&str>, version: Option<&str>) -> Answer 
     Ok(HttpResponse::Ok().json(crate::statistics::report(&state.service, &state.registry, name, version)?))
 }
 
+/// Get every loaded model's statistics (Triton)
+///
 /// Every loaded model's cumulative counts and durations (Triton's statistics extension), from the
 /// same metric families as `/metrics`.
 #[utoipa::path(get, path = "/v2/models/stats", tag = "inference protocol",
@@ -102,14 +117,20 @@ pub async fn all_stats(state: State) -> Answer {
     stats(&state, None, None)
 }
 
-/// The statistics of every loaded version of the model.
+/// Get a model's statistics (Triton)
+///
+/// The cumulative counts and durations of every loaded version of the model (Triton's statistics
+/// extension), from the same metric families as `/metrics`.
 #[utoipa::path(get, path = "/v2/models/{name}/stats", tag = "inference protocol", params(ModelPath),
     responses((status = 200, body = ModelStatsResponse), (status = 400, body = ProtocolErrorBody), (status = 404, body = ProtocolErrorBody)))]
 pub async fn model_stats(state: State, path: Path<ModelPath>) -> Answer {
     stats(&state, Some(&path.name), None)
 }
 
-/// The statistics of that version of the model.
+/// Get a model version's statistics (Triton)
+///
+/// The cumulative counts and durations of that version of the model (Triton's statistics
+/// extension), from the same metric families as `/metrics`.
 #[utoipa::path(get, path = "/v2/models/{name}/versions/{version}/stats", tag = "inference protocol",
     params(VersionedModelPath),
     responses((status = 200, body = ModelStatsResponse), (status = 400, body = ProtocolErrorBody), (status = 404, body = ProtocolErrorBody)))]

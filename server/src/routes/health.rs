@@ -8,6 +8,11 @@ use crate::lifecycle::ReadinessReport;
 use crate::state::AppState;
 use crate::types::models::{InfoResponse, StatusResponse};
 
+/// Describe the server
+///
+/// The server's name, version and instance `uuid`, as Roboflow's server answers them, and the ONNX
+/// Runtime it runs: its library, the execution providers it can use (and those it cannot, with
+/// why) and its threads. Open without the API key.
 #[utoipa::path(get, path = "/info", tag = "operations", responses((status = 200, body = InfoResponse)))]
 pub async fn info(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(InfoResponse {
@@ -18,11 +23,17 @@ pub async fn info(state: web::Data<AppState>) -> HttpResponse {
     })
 }
 
+/// Check that the server is alive
+///
+/// Always `{"status": "healthy"}` while the server answers: a liveness probe. Open without the
+/// API key; `/readiness` says whether it should get traffic.
 #[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = StatusResponse)))]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(StatusResponse { status: "healthy" })
 }
 
+/// Check that the server is ready for traffic
+///
 /// Ready once every pinned model is loaded, until shutdown begins; otherwise 503 naming the pinned
 /// models that failed to load (they are retried).
 #[utoipa::path(get, path = "/readiness", tag = "operations",
@@ -36,6 +47,10 @@ pub async fn readiness(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
+/// Prometheus metrics
+///
+/// The server's metrics in Prometheus' text format: requests, latencies, queues, batches, model
+/// loads and evictions, memory, and the GPUs where NVML sees any. Open without the API key.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)))]
 pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {

@@ -23,6 +23,10 @@ async fn resolve(state: &AppState, name: &str, version: Option<&str>) -> Result<
     state.service.protocol_model(name, version).await
 }
 
+/// Describe the server (Open Inference Protocol)
+///
+/// The server's name and version, and the protocol extensions it supports: binary tensor data,
+/// model configuration, model repository and statistics.
 #[utoipa::path(get, path = "/v2", tag = "inference protocol",
     responses((status = 200, body = ServerMetadata)))]
 pub async fn server_metadata() -> HttpResponse {
@@ -33,12 +37,19 @@ pub async fn server_metadata() -> HttpResponse {
     })
 }
 
+/// Check that the server is alive (Open Inference Protocol)
+///
+/// 200, with no body, while the server answers: the protocol's liveness probe, as `/healthz`.
 #[utoipa::path(get, path = "/v2/health/live", tag = "inference protocol",
     responses((status = 200, description = "The server is running")))]
 pub async fn live() -> HttpResponse {
     HttpResponse::Ok().finish()
 }
 
+/// Check that the server is ready (Open Inference Protocol)
+///
+/// 200, with no body, once every pinned model is loaded and until shutdown begins; 503 otherwise,
+/// as `/readiness` (which says why).
 #[utoipa::path(get, path = "/v2/health/ready", tag = "inference protocol",
     responses((status = 200, description = "Ready (as /readiness)"), (status = 503, description = "Pinned models loading or failing, or shutting down")))]
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
@@ -54,13 +65,20 @@ async fn metadata(state: &AppState, name: &str, version: Option<&str>) -> Result
     Ok(HttpResponse::Ok().json(state.service.protocol_metadata(&id).await?))
 }
 
-/// Loads the model when it is not loaded.
+/// Describe a model's newest version (Open Inference Protocol)
+///
+/// The model's versions, platform, and input and output tensors (name, datatype, shape; `-1` for
+/// a symbolic axis). Without a version, the highest one loaded or in the disk cache. Loads the
+/// model when it is not loaded.
 #[utoipa::path(get, path = "/v2/models/{name}", tag = "inference protocol", params(ModelPath), responses((status = 200, body = ModelMetadata), (status = 400, body = ProtocolErrorBody), (status = 404, body = ProtocolErrorBody), (status = "5XX", body = ProtocolErrorBody)))]
 pub async fn model_metadata(state: State, path: Path<ModelPath>) -> Answer {
     metadata(&state, &path.name, None).await
 }
 
-/// Loads the model when it is not loaded.
+/// Describe a model version (Open Inference Protocol)
+///
+/// The model's versions, platform, and input and output tensors (name, datatype, shape; `-1` for
+/// a symbolic axis). Loads the model when it is not loaded.
 #[utoipa::path(get, path = "/v2/models/{name}/versions/{version}", tag = "inference protocol", params(VersionedModelPath), responses((status = 200, body = ModelMetadata), (status = 400, body = ProtocolErrorBody), (status = 404, body = ProtocolErrorBody), (status = "5XX", body = ProtocolErrorBody)))]
 pub async fn version_metadata(state: State, path: Path<VersionedModelPath>) -> Answer {
     metadata(&state, &path.name, Some(&path.version)).await
@@ -71,13 +89,20 @@ async fn config(state: &AppState, name: &str, version: Option<&str>) -> Result<H
     Ok(HttpResponse::Ok().json(state.service.protocol_config(&id).await?))
 }
 
-/// Triton's model configuration extension, in its JSON form; loads the model when it is not loaded.
+/// Get a model's configuration (Triton)
+///
+/// Triton's model configuration extension, in its JSON form: the tensors, the batching and the
+/// instances, for the newest version loaded or in the disk cache. Loads the model when it is not
+/// loaded.
 #[utoipa::path(get, path = "/v2/models/{name}/config", tag = "inference protocol", params(ModelPath), responses((status = 200, body = ModelConfig), (status = 400, body = ProtocolErrorBody), (status = 404, body = ProtocolErrorBody), (status = "5XX", body = ProtocolErrorBody)))]
 pub async fn model_config(state: State, path: Path<ModelPath>) -> Answer {
     config(&state, &path.name, None).await
 }
 
-/// Triton's model configuration extension, in its JSON form; loads the model when it is not loaded.
+/// Get a model version's configuration (Triton)
+///
+/// Triton's model configuration extension, in its JSON form: the tensors, the batching and the
+/// instances. Loads the model when it is not loaded.
 #[utoipa::path(get, path = "/v2/models/{name}/versions/{version}/config", tag = "inference protocol", params(VersionedModelPath), responses((status = 200, body = ModelConfig), (status = 400, body = ProtocolErrorBody), (status = 404, body = ProtocolErrorBody), (status = "5XX", body = ProtocolErrorBody)))]
 pub async fn version_config(state: State, path: Path<VersionedModelPath>) -> Answer {
     config(&state, &path.name, Some(&path.version)).await
@@ -92,12 +117,19 @@ async fn model_ready(state: &AppState, name: &str, version: Option<&str>) -> Res
     })
 }
 
-/// Ready when loaded (a load happens on metadata or inference, or through `/model/add`).
+/// Check that a model is ready (Open Inference Protocol)
+///
+/// 200 when the model's newest version (loaded or in the disk cache) is loaded; 404 otherwise.
+/// This does not load it: metadata, inference, `/model/add` or a repository load do.
 #[utoipa::path(get, path = "/v2/models/{name}/ready", tag = "inference protocol", params(ModelPath), responses((status = 200, description = "Loaded"), (status = 400, description = "Invalid name", body = ProtocolErrorBody), (status = 404, description = "Not loaded, or no version known", body = ProtocolErrorBody)))]
 pub async fn model_ready_route(state: State, path: Path<ModelPath>) -> Answer {
     model_ready(&state, &path.name, None).await
 }
 
+/// Check that a model version is ready (Open Inference Protocol)
+///
+/// 200 when that version of the model is loaded; 404 otherwise. This does not load it: metadata,
+/// inference, `/model/add` or a repository load do.
 #[utoipa::path(get, path = "/v2/models/{name}/versions/{version}/ready", tag = "inference protocol", params(VersionedModelPath), responses((status = 200, description = "Loaded"), (status = 400, description = "Invalid name or version", body = ProtocolErrorBody), (status = 404, description = "Not loaded", body = ProtocolErrorBody)))]
 pub async fn version_ready(state: State, path: Path<VersionedModelPath>) -> Answer {
     model_ready(&state, &path.name, Some(&path.version)).await
@@ -138,13 +170,25 @@ async fn infer(
     }
 }
 
-/// JSON tensors, or with the binary tensor data extension a JSON header of
-/// `Inference-Header-Content-Length` bytes followed by the inputs' bytes.
+/// Run a model on tensors (Open Inference Protocol)
+///
+/// Runs the model's newest version (loaded or in the disk cache) on the input tensors and answers
+/// its output tensors. The body is JSON tensors, or with the binary tensor data extension a JSON
+/// header of `Inference-Header-Content-Length` bytes followed by the inputs' bytes; outputs asked
+/// for in binary come the same way, in an `application/octet-stream` answer. Loads the model when
+/// it is not loaded; an unknown model is a 404 whatever the body holds.
 #[utoipa::path(post, path = "/v2/models/{name}/infer", tag = "inference protocol", params(ModelPath), request_body(content = InferenceRequest, content_type = "application/json", description = "JSON tensors. With the binary tensor data extension, the JSON is followed by the inputs' bytes and its length is in `Inference-Header-Content-Length`."), responses((status = 200, content((InferenceResponse = "application/json"), (Vec<u8> = "application/octet-stream"))), ProtocolInferErrors))]
 pub async fn model_infer(state: State, http: HttpRequest, body: Payload, path: Path<ModelPath>) -> Answer {
     infer(&state, &http, body, &path.name, None).await
 }
 
+/// Run a model version on tensors (Open Inference Protocol)
+///
+/// Runs that version of the model on the input tensors and answers its output tensors. The body
+/// is JSON tensors, or with the binary tensor data extension a JSON header of
+/// `Inference-Header-Content-Length` bytes followed by the inputs' bytes; outputs asked for in
+/// binary come the same way, in an `application/octet-stream` answer. Loads the model when it is
+/// not loaded; an unknown model is a 404 whatever the body holds.
 #[utoipa::path(post, path = "/v2/models/{name}/versions/{version}/infer", tag = "inference protocol", params(VersionedModelPath), request_body(content = InferenceRequest, content_type = "application/json", description = "JSON tensors. With the binary tensor data extension, the JSON is followed by the inputs' bytes and its length is in `Inference-Header-Content-Length`."), responses((status = 200, content((InferenceResponse = "application/json"), (Vec<u8> = "application/octet-stream"))), ProtocolInferErrors))]
 pub async fn version_infer(state: State, http: HttpRequest, body: Payload, path: Path<VersionedModelPath>) -> Answer {
     infer(&state, &http, body, &path.name, Some(&path.version)).await

@@ -19,7 +19,7 @@ use crate::state::AppState;
 use crate::types::errors::InferErrors;
 use crate::types::ids::IdSegment;
 use crate::types::models::{LegacyFormat, StartResponse};
-use crate::types::requests::{mask_params, Common, MaskDecodeModeName};
+use crate::types::requests::{mask_params, Common, MaskDecodeModeName, MaskFormatName};
 use crate::types::responses::Answer;
 
 /// Confidences below this are raised to it (Roboflow's `CONFIDENCE_LOWER_BOUND_OOM_PREVENTION`).
@@ -169,21 +169,35 @@ fn asked_of(task: Task, query: &Query) -> Result<Asked, ApiError> {
     })
 }
 
+/// Run a model on an image (Roboflow's v0 route)
+///
+/// Roboflow's legacy route: the model `dataset_id/version_id`, loaded on its first use, runs its
+/// own task (object detection, instance segmentation, keypoints, classification or OCR) on one
+/// image and answers as the matching `/infer/*` route does. The options are query parameters; the
+/// image is the body, as bare base64 text under any content type or as the multipart/form-data
+/// part `file`, or a URL in the `image` parameter. `format=image` answers the predictions drawn on
+/// the image, as a JPEG; `format=image_and_json` adds that drawing to the JSON as
+/// `visualization`. GET and POST are the same. An embedding or plain tensor model is refused (400).
 #[utoipa::path(method(post, get), path = "/{dataset_id}/{version_id}", tag = "legacy",
     params(
-        ("dataset_id" = inline(IdSegment), Path), ("version_id" = inline(IdSegment), Path),
-        ("confidence" = Option<f64>, Query, minimum = 0, maximum = 100, description = "Fraction or percentage (40 = 0.4)"),
-        ("overlap" = Option<f64>, Query, minimum = 0, maximum = 100, description = "NMS IoU threshold, fraction or percentage"),
+        ("dataset_id" = inline(IdSegment), Path, description = "The model's dataset, e.g. `shapes` for `shapes/1`."),
+        ("version_id" = inline(IdSegment), Path, description = "The model's version, e.g. `1` for `shapes/1`."),
+        ("confidence" = Option<f64>, Query, minimum = 0, maximum = 100, description = "Keep the predictions scored above this: a fraction or a percentage (40 = 0.4); 0.4 when absent. A detection threshold below 0.01 is raised to 0.01."),
+        ("overlap" = Option<f64>, Query, minimum = 0, maximum = 100, description = "NMS IoU threshold, fraction or percentage (30 = 0.3); 0.3 when absent."),
         ("format" = Option<LegacyFormat>, Query, description = "json (default), image (JPEG) or image_and_json"),
         ("image" = Option<String>, Query, description = "An image URL instead of a body"),
-        ("api_key" = Option<String>, Query),
-        ("labels" = Option<bool>, Query, description = "Draw labels (True/False/1/0)"),
-        ("stroke" = Option<u32>, Query, minimum = 1, maximum = 50, description = "Box stroke width"),
-        ("keypoint_confidence" = Option<f64>, Query, minimum = 0, maximum = 1),
-        ("mask_decode_mode" = Option<MaskDecodeModeName>, Query),
-        ("tradeoff_factor" = Option<f64>, Query, minimum = 0, maximum = 1),
-        ("max_detections" = Option<usize>, Query),
-        ("disable_preproc_auto_orient" = Option<bool>, Query),
+        ("api_key" = Option<String>, Query, description = "The server's API key, where `SIGHTLINE_API_KEY` sets one (an `Authorization: Bearer` header works too)."),
+        ("labels" = Option<bool>, Query, description = "Draw labels (True/False/1/0), with format=image or image_and_json; false when absent."),
+        ("stroke" = Option<u32>, Query, minimum = 1, maximum = 50, description = "Box stroke width in pixels, with format=image or image_and_json; 1 when absent."),
+        ("keypoint_confidence" = Option<f64>, Query, minimum = 0, maximum = 1, description = "Keypoint models: leave out the keypoints scored below this; 0 when absent."),
+        ("mask_decode_mode" = Option<MaskDecodeModeName>, Query, description = "Segmentation models: the resolution masks are traced at, `accurate` (the image's; default), `fast` (the mask prototypes') or `tradeoff` (between them by `tradeoff_factor`)."),
+        ("tradeoff_factor" = Option<f64>, Query, minimum = 0, maximum = 1, description = "Segmentation models, with mask_decode_mode=tradeoff: from the prototypes' resolution (0, default) to the model input's (1)."),
+        ("response_mask_format" = Option<MaskFormatName>, Query, description = "Segmentation models: each mask as a polygon (`polygon`, default) or as COCO run-length encoding (`rle`)."),
+        ("max_detections" = Option<usize>, Query, description = "Detection models: the most predictions answered, the best-scoring; 300 when absent."),
+        ("disable_preproc_auto_orient" = Option<bool>, Query, description = "Skip the EXIF orientation the model's preprocessing otherwise applies (True/False/1/0)."),
+        ("disable_preproc_contrast" = Option<bool>, Query, description = "Skip the contrast adjustment of the model's preprocessing, where it has one (True/False/1/0)."),
+        ("disable_preproc_grayscale" = Option<bool>, Query, description = "Skip the grayscale conversion of the model's preprocessing, where it has one (True/False/1/0)."),
+        ("disable_preproc_static_crop" = Option<bool>, Query, description = "Skip the static crop of the model's preprocessing, where it has one (True/False/1/0)."),
     ),
     request_body(content = String, description = "The image: bare base64 under any content type, or multipart/form-data with the part `file`", content_type = "application/x-www-form-urlencoded"),
     responses((status = 200, description = "The task's /infer answer, or a JPEG with format=image", body = Answer), InferErrors))]
@@ -232,16 +246,23 @@ pub async fn infer(
     Ok(respond_with(&served, "application/json", serde_json::to_vec(&body).unwrap_or_default()))
 }
 
-/// `GET /clear_cache`: unloads every model.
+/// Unload every model (Roboflow's legacy route)
+///
+/// Unloads every loaded model, as `POST /model/clear` does (their files stay in the disk cache),
+/// and answers `"Cache Cleared"`.
 #[utoipa::path(get, path = "/clear_cache", tag = "legacy", responses((status = 200, body = String, content_type = "application/json")))]
 pub async fn clear_cache(state: web::Data<AppState>) -> HttpResponse {
     state.service.clear().await;
     HttpResponse::Ok().json("Cache Cleared")
 }
 
-/// `GET /start/{dataset_id}/{version_id}`: loads the model.
+/// Load a model (Roboflow's legacy route)
+///
+/// Loads the model `dataset_id/version_id`, as `POST /model/add` does, and answers once it is
+/// loaded.
 #[utoipa::path(get, path = "/start/{dataset_id}/{version_id}", tag = "legacy",
-    params(("dataset_id" = inline(IdSegment), Path), ("version_id" = inline(IdSegment), Path)),
+    params(("dataset_id" = inline(IdSegment), Path, description = "The model's dataset, e.g. `shapes` for `shapes/1`."),
+        ("version_id" = inline(IdSegment), Path, description = "The model's version, e.g. `1` for `shapes/1`.")),
     responses((status = 200, body = StartResponse), InferErrors))]
 pub async fn start(state: web::Data<AppState>, path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
     let (dataset, version) = path.into_inner();

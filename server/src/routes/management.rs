@@ -22,6 +22,12 @@ async fn model_id_from(state: &AppState, payload: web::Payload) -> Result<ModelI
     Ok(ModelId::parse(&request.model_id)?)
 }
 
+/// Load a model into memory
+///
+/// Loads the model, from the disk cache or else from the first model source that has it, and
+/// answers once it is loaded (or failed), with the registry document. A model already loaded is
+/// left as it is. Loading past `MAX_ACTIVE_MODELS` (or `MAX_MODEL_MEMORY`) evicts the least
+/// recently used models first.
 #[utoipa::path(post, path = "/model/add", tag = "models", request_body = ModelRequest,
     responses((status = 200, description = "The registry document: the loaded and loading models, and the GPUs", body = Registry), InferErrors))]
 pub async fn add(state: web::Data<AppState>, payload: web::Payload) -> Result<HttpResponse, ApiError> {
@@ -30,6 +36,10 @@ pub async fn add(state: web::Data<AppState>, payload: web::Payload) -> Result<Ht
     Ok(registry_document(&state))
 }
 
+/// Unload a model from memory
+///
+/// Unloads the model (its files stay in the disk cache) and answers the registry document. A
+/// model that is not loaded is no error.
 #[utoipa::path(post, path = "/model/remove", tag = "models", request_body = ModelRequest,
     responses((status = 200, description = "The registry document: the loaded and loading models, and the GPUs", body = Registry), InferErrors))]
 pub async fn remove(state: web::Data<AppState>, payload: web::Payload) -> Result<HttpResponse, ApiError> {
@@ -38,6 +48,10 @@ pub async fn remove(state: web::Data<AppState>, payload: web::Payload) -> Result
     Ok(registry_document(&state))
 }
 
+/// Unload every model from memory
+///
+/// Unloads every loaded model (their files stay in the disk cache) and answers the registry
+/// document, then empty of loaded models.
 #[utoipa::path(post, path = "/model/clear", tag = "models",
     responses((status = 200, description = "The registry document: the loaded and loading models, and the GPUs", body = Registry), InferErrors))]
 pub async fn clear(state: web::Data<AppState>) -> HttpResponse {
@@ -45,6 +59,11 @@ pub async fn clear(state: web::Data<AppState>) -> HttpResponse {
     registry_document(&state)
 }
 
+/// List the models in memory
+///
+/// The registry document: each loaded model with its task, input size, batch size, execution
+/// provider, device and memory, the models whose load is in progress, and the GPUs' memory where
+/// NVML sees any.
 #[utoipa::path(get, path = "/model/registry", tag = "models",
     responses((status = 200, description = "The registry document: the loaded and loading models, and the GPUs", body = Registry), InferErrors))]
 pub async fn registry(state: web::Data<AppState>) -> HttpResponse {

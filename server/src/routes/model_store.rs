@@ -12,6 +12,11 @@ use crate::types::errors::InferErrors;
 use crate::types::ids::IdSegment;
 use crate::types::models::{CacheDocument, DeleteResponse, ListQuery, ListedModel, PullRequest, PullResponse};
 
+/// Download a model into the disk cache
+///
+/// Fetches the model's files into the disk cache (`MODEL_CACHE_DIR`) without loading it, so that
+/// a later load needs no download; answers `cached` when a verified copy was already there.
+/// `source` names one of the server's `MODEL_SOURCES` to fetch from.
 #[utoipa::path(post, path = "/models/pull", tag = "models", request_body = PullRequest,
     responses((status = 200, description = "In the disk cache (downloaded or already there)", body = PullResponse), InferErrors))]
 pub async fn pull(state: web::Data<AppState>, payload: web::Payload) -> Result<HttpResponse, ApiError> {
@@ -29,6 +34,11 @@ pub async fn pull(state: web::Data<AppState>, payload: web::Payload) -> Result<H
     }))
 }
 
+/// List the models in the disk cache
+///
+/// Every model in the disk cache, with its files, size, source and when it was fetched, checked
+/// against its manifest by size (or, with `verify=sha256`, by hashing every file), and whether it
+/// is loaded now.
 #[utoipa::path(get, path = "/models", tag = "models", params(ListQuery),
     responses((status = 200, description = "Every model in the disk cache", body = CacheDocument), InferErrors))]
 pub async fn list(state: web::Data<AppState>, query: web::Query<ListQuery>) -> Result<HttpResponse, ApiError> {
@@ -47,9 +57,12 @@ pub async fn list(state: web::Data<AppState>, query: web::Query<ListQuery>) -> R
     Ok(HttpResponse::Ok().json(CacheDocument { models }))
 }
 
+/// Delete a model from memory and the disk cache
+///
 /// Unloads the model and deletes its files; 404 when it was neither loaded nor cached.
 #[utoipa::path(delete, path = "/models/{dataset_id}/{version_id}", tag = "models",
-    params(("dataset_id" = inline(IdSegment), Path), ("version_id" = inline(IdSegment), Path)),
+    params(("dataset_id" = inline(IdSegment), Path, description = "The model's dataset, e.g. `shapes` for `shapes/1`."),
+        ("version_id" = inline(IdSegment), Path, description = "The model's version, e.g. `1` for `shapes/1`.")),
     responses((status = 200, description = "Unloaded and deleted", body = DeleteResponse), InferErrors))]
 pub async fn delete(state: web::Data<AppState>, path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
     let (dataset, version) = path.into_inner();

@@ -12,7 +12,7 @@ use utoipa_swagger_ui::{Config, SwaggerUi};
 use crate::error::{ErrorBody, ValidationDetail};
 use crate::state::AppState;
 use crate::types::models::{LegacyFormat, VerifyName};
-use crate::types::requests::MaskDecodeModeName;
+use crate::types::requests::{MaskDecodeModeName, MaskFormatName};
 
 /// What the document says besides its operations, which come from the route table.
 #[derive(OpenApi)]
@@ -26,7 +26,8 @@ use crate::types::requests::MaskDecodeModeName;
         ValidationDetail,
         VerifyName,
         LegacyFormat,
-        MaskDecodeModeName
+        MaskDecodeModeName,
+        MaskFormatName
     )),
     tags(
         (name = "inference", description = "Roboflow's /infer routes and ours"),
@@ -76,7 +77,9 @@ pub async fn openapi_json(state: web::Data<AppState>) -> HttpResponse {
     sources.push(serde_json::Value::Null);
     if let Some(source) = doc.pointer_mut("/components/schemas/PullRequest/properties/source") {
         *source = serde_json::json!({"type": ["string", "null"], "enum": sources,
-            "description": "One of this server's MODEL_SOURCES; any of them when absent."});
+            "description": "Fetch from this one of the server's MODEL_SOURCES, even when the cache holds the \
+            model from another; when absent, a verified entry in the cache is kept, else the first source that \
+            has the model fills it."});
     }
     HttpResponse::Ok().json(doc)
 }

@@ -86,6 +86,7 @@ impl ToSchema for PromptsDoc {
 pub struct ClipImageRequest {
     #[serde(flatten)]
     pub common: ClipCommon,
+    /// One image object, or a list of at most `CLIP_MAX_BATCH_SIZE`: one projection each, in order.
     #[schema(value_type = ImagesDoc)]
     pub image: OneOrMany<ImageInput>,
 }
@@ -95,6 +96,7 @@ pub struct ClipImageRequest {
 pub struct ClipTextRequest {
     #[serde(flatten)]
     pub common: ClipCommon,
+    /// One text, or a list of at most 1024: one projection each, in order.
     #[schema(value_type = TextsDoc)]
     pub text: OneOrMany<String>,
 }
@@ -130,13 +132,19 @@ pub enum InputKind {
 pub struct ClipCompareRequest {
     #[serde(flatten)]
     pub common: ClipCommon,
+    /// What each prompt is compared with: an image object, or a text, as `subject_type` says.
     pub subject: ImageOrText,
+    /// Whether `subject` is an `image` or a `text`.
     #[serde(default)]
+    #[schema(inline, default = "image")]
     pub subject_type: InputKind,
+    /// One prompt, a list of at most `CLIP_MAX_BATCH_SIZE`, or an object of named prompts (the
+    /// answer then names each similarity); images or texts, as `prompt_type` says.
     #[schema(value_type = PromptsDoc)]
     pub prompt: Prompts,
+    /// Whether the prompts are `image`s or `text`s.
     #[serde(default = "text_kind")]
-    #[schema(default = "text")]
+    #[schema(inline, default = "text")]
     pub prompt_type: InputKind,
 }
 
@@ -178,6 +186,7 @@ pub struct EmbedImageRequest {
     /// A catalogue name (`Qdrant/clip-ViT-B-32-vision`), `clip/<version>`, or any embedding model id.
     #[schema(value_type = ModelIdText, inline, example = "clip/ViT-B-16")]
     pub model_id: String,
+    /// The images (at most `MAX_IMAGES_PER_REQUEST`): one vector each, in order.
     #[schema(min_items = 1, max_items = 1024)]
     pub inputs: Vec<ImageInput>,
 }
@@ -185,8 +194,10 @@ pub struct EmbedImageRequest {
 /// `POST /embed/text`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct EmbedTextRequest {
+    /// A catalogue name (`Qdrant/clip-ViT-B-32-text`), `clip/<version>`, or any embedding model id.
     #[schema(value_type = ModelIdText, inline, example = "clip/ViT-B-16")]
     pub model_id: String,
+    /// The texts: one vector each, in order.
     #[schema(min_items = 1, max_items = 1024)]
     pub inputs: Vec<String>,
 }
@@ -301,21 +312,28 @@ pub struct EmbeddingModelDescription {
         example = "acme/tiny-clip-vision"
     )]
     pub model: String,
+    /// What the model embeds: `image` (served by `/embed/image`) or `text` (by `/embed/text`).
     pub task: InputKind,
+    /// The length of the model's vectors.
     #[schema(minimum = 1, maximum = 65536)]
     pub dim: u32,
     /// How token-level outputs become one vector (`disabled`: the output is pooled already).
-    #[schema(value_type = Option<PoolingName>)]
+    #[schema(value_type = Option<PoolingName>, inline, default = "disabled")]
     pub pooling: Option<String>,
+    /// Accepted as fastembed takes it; `/embed/*` answers unit vectors whatever it says.
     pub normalization: Option<bool>,
+    /// Where the model's files are: a Hugging Face repository (`hf`) or an archive (`url`).
     pub sources: DescribedSource,
     /// The ONNX file in the repository or archive (default `model.onnx`).
     #[schema(pattern = "^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,95}(/[A-Za-z0-9_-][A-Za-z0-9_.-]{0,95})*$")]
     pub model_file: Option<String>,
+    /// Free text, shown in `GET /embed/models`.
     pub description: Option<String>,
+    /// The model's licence, shown in `GET /embed/models`.
     pub license: Option<String>,
+    /// The model's download size, shown in `GET /embed/models`.
     #[serde(rename = "size_in_GB")]
-    #[schema(minimum = 0)]
+    #[schema(minimum = 0, default = 0.0)]
     pub size_in_gb: Option<f64>,
 }
 
@@ -343,6 +361,7 @@ pub enum DescribedSource {
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct HubSource {
+    /// The Hugging Face repository, `owner/name`, read at `HF_REVISION` from `HF_ENDPOINT`.
     #[schema(pattern = "^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9_-][A-Za-z0-9_.-]{0,95}$")]
     pub hf: String,
 }
@@ -356,6 +375,7 @@ pub struct ArchiveSource {
         pattern = "^https?://([A-Za-z0-9-]{1,20}\\.){0,3}[A-Za-z][A-Za-z0-9-]{0,19}(:[0-9]{1,4})?(/[A-Za-z0-9._~-]{1,40}){0,4}/[A-Za-z0-9_~-]{1,40}\\.(tar\\.gz|tgz)$"
     )]
     pub url: String,
+    /// The archive's SHA-256, in hex: a download that differs is refused. Unchecked when absent.
     #[schema(pattern = "^[0-9a-fA-F]{64}$")]
     pub sha256: Option<String>,
 }

@@ -8,8 +8,11 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::ids::ModelIdText;
 
+/// The body of `/model/add` and `/model/remove`: which model.
 #[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"model_id": "shapes/1"}))]
 pub struct ModelRequest {
+    /// The model, `dataset/version`.
     #[schema(value_type = ModelIdText, inline)]
     pub model_id: String,
 }
@@ -94,10 +97,16 @@ impl Registry {
     }
 }
 
+/// The body of `/models/pull`: which model, and optionally from which source.
 #[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"model_id": "shapes/1"}))]
 pub struct PullRequest {
+    /// The model to bring into the disk cache, `dataset/version`.
     #[schema(value_type = ModelIdText, inline)]
     pub model_id: String,
+    /// Fetch from this one of the server's `MODEL_SOURCES`, even when the cache holds the model
+    /// from another; when absent, a verified entry in the cache is kept, else the first source
+    /// that has the model fills it.
     pub source: Option<String>,
 }
 
@@ -112,7 +121,8 @@ pub struct PullResponse {
     pub files: Vec<String>,
 }
 
-/// `verify` (documentation: read as text).
+// Documentation only: `verify` is read as text.
+/// How `GET /models` checks each cached file against its manifest: by `size`, or by `sha256`.
 #[derive(ToSchema)]
 #[schema(rename_all = "lowercase")]
 #[allow(dead_code)]
@@ -181,7 +191,9 @@ pub struct DeleteResponse {
     pub deleted_from_disk: bool,
 }
 
-/// `format` (documentation: read as text).
+// Documentation only: `format` is read as text.
+/// What the legacy route answers: `json`, the predictions drawn on the image (`image`, a JPEG), or
+/// both (`image_and_json`, the drawing in `visualization`).
 #[derive(utoipa::ToSchema)]
 #[allow(dead_code, non_camel_case_types)]
 pub enum LegacyFormat {

@@ -20,17 +20,33 @@ pub struct Common {
     #[serde(default)]
     #[schema(required = true, value_type = BodyModelId, inline)]
     pub model_id: Option<String>,
+    /// One image object, or a list of them (at most `MAX_IMAGES_PER_REQUEST`): the answer is then a
+    /// list too, in the same order.
     pub image: OneOrMany<ImageInput>,
+    /// Echoed as the answer's `inference_id`; a new UUID when absent.
     id: Option<String>,
+    /// Skip the EXIF orientation that the model's preprocessing otherwise applies.
+    #[schema(default = false)]
     pub disable_preproc_auto_orient: Option<bool>,
+    /// Skip the contrast adjustment of the model's preprocessing, where it has one.
+    #[schema(default = false)]
     pub disable_preproc_contrast: Option<bool>,
+    /// Skip the grayscale conversion of the model's preprocessing, where it has one.
+    #[schema(default = false)]
     pub disable_preproc_grayscale: Option<bool>,
+    /// Skip the static crop of the model's preprocessing, where it has one: coordinates are then
+    /// in the whole image.
+    #[schema(default = false)]
     pub disable_preproc_static_crop: Option<bool>,
+    /// Also answer the predictions drawn on the image, as a base64 JPEG in `visualization`.
+    #[schema(default = false)]
     pub visualize_predictions: Option<bool>,
+    /// Write each prediction's class name on the drawing (with `visualize_predictions`).
+    #[schema(default = false)]
     pub visualization_labels: Option<bool>,
     /// Pixels, when `visualize_predictions` is set.
     #[serde(default, deserialize_with = "integral")]
-    #[schema(minimum = 1, maximum = 50)]
+    #[schema(minimum = 1, maximum = 50, default = 1)]
     pub visualization_stroke_width: Option<u32>,
 }
 
@@ -171,7 +187,8 @@ impl utoipa::PartialSchema for DetectionConfidence {
 
 impl ToSchema for DetectionConfidence {}
 
-/// `mask_decode_mode` (documentation: read as text, for Roboflow's exact 400).
+// Documentation only: `mask_decode_mode` is read as text, for Roboflow's exact 400.
+/// The resolution instance masks are traced at: `accurate`, `fast` or `tradeoff`.
 #[derive(ToSchema)]
 #[schema(rename_all = "lowercase")]
 #[allow(dead_code)]
@@ -181,7 +198,8 @@ pub enum MaskDecodeModeName {
     Tradeoff,
 }
 
-/// `response_mask_format` (documentation: read as text).
+// Documentation only: `response_mask_format` is read as text.
+/// How instance masks are answered: a polygon (`polygon`) or COCO run-length encoding (`rle`).
 #[derive(ToSchema)]
 #[schema(rename_all = "lowercase")]
 #[allow(dead_code)]
@@ -212,23 +230,31 @@ pub fn confidence(value: &Option<Confidence>, default: f32, allow_best: bool) ->
     }
 }
 
+/// The post-processing of the detection routes (boxes, masks, keypoints): thresholds, NMS, limits.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct DetectionFields {
+    /// Keep the predictions scored above this: a number in [0, 1], or `"default"` (0.4).
     #[serde(default)]
-    #[schema(value_type = Option<DetectionConfidence>)]
+    #[schema(value_type = Option<DetectionConfidence>, inline, default = 0.4)]
     confidence: Option<Confidence>,
+    /// Non-maximum suppression drops a box whose IoU with a better box of its class is above this.
     #[serde(default)]
-    #[schema(minimum = 0, maximum = 1)]
+    #[schema(minimum = 0, maximum = 1, default = 0.3)]
     iou_threshold: Option<f32>,
+    /// Suppress overlapping boxes whatever their classes, not only within a class.
     #[serde(default)]
+    #[schema(default = false)]
     class_agnostic_nms: Option<bool>,
+    /// Keep only the predictions of these class names; every class when absent.
     #[serde(default)]
     class_filter: Option<Vec<String>>,
+    /// The most predictions answered per image, the best-scoring ones.
     #[serde(default, deserialize_with = "integral")]
-    #[schema(minimum = 0, maximum = 1000000)]
+    #[schema(minimum = 0, maximum = 1000000, default = 300)]
     max_detections: Option<usize>,
+    /// The most candidates, best-scoring first, that non-maximum suppression considers.
     #[serde(default, deserialize_with = "integral")]
-    #[schema(minimum = 0, maximum = 1000000)]
+    #[schema(minimum = 0, maximum = 1000000, default = 3000)]
     max_candidates: Option<usize>,
 }
 
@@ -250,7 +276,15 @@ impl DetectionFields {
     }
 }
 
+/// `POST /infer/object_detection`: the images, the model and its post-processing.
 #[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "model_id": "shapes/1",
+    "image": {"type": "base64", "value": "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR42mP4//8/AAX+Av4zEpUUAAAAAElFTkSuQmCC"},
+    "confidence": 0.5,
+    "iou_threshold": 0.3,
+    "max_detections": 100
+}))]
 pub struct DetectionRequest {
     #[serde(flatten)]
     pub common: Common,
@@ -258,31 +292,39 @@ pub struct DetectionRequest {
     detection: DetectionFields,
 }
 
+/// `POST /infer/keypoints_detection`: a detection request, with the keypoints' own threshold.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct KeypointsRequest {
     #[serde(flatten)]
     pub common: Common,
     #[serde(flatten)]
     detection: DetectionFields,
+    /// Drop the keypoints whose confidence is below this (0 keeps every keypoint).
     #[serde(default)]
-    #[schema(minimum = 0, maximum = 1)]
+    #[schema(minimum = 0, maximum = 1, default = 0.0)]
     keypoint_confidence: Option<f32>,
 }
 
+/// `POST /infer/instance_segmentation`: a detection request, with how the masks are decoded and
+/// answered.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct SegmentationRequest {
     #[serde(flatten)]
     pub common: Common,
     #[serde(flatten)]
     detection: DetectionFields,
+    /// The resolution masks are traced at: `accurate`, the original image's; `fast`, the model's
+    /// mask prototypes' (coarser, quicker); `tradeoff`, between the two by `tradeoff_factor`.
     #[serde(default)]
-    #[schema(value_type = Option<MaskDecodeModeName>)]
+    #[schema(value_type = Option<MaskDecodeModeName>, inline, default = "accurate")]
     mask_decode_mode: Option<String>,
+    /// With `mask_decode_mode: tradeoff`: from the prototypes' resolution (0) to the model input's (1).
     #[serde(default)]
-    #[schema(minimum = 0, maximum = 1)]
+    #[schema(minimum = 0, maximum = 1, default = 0.0)]
     tradeoff_factor: Option<f32>,
+    /// Each mask as a polygon (`points`), or as COCO run-length encoding (`rle`).
     #[serde(default)]
-    #[schema(value_type = Option<MaskFormatName>)]
+    #[schema(value_type = Option<MaskFormatName>, inline, default = "polygon")]
     response_mask_format: Option<String>,
 }
 
@@ -320,7 +362,7 @@ impl SegmentationRequest {
     }
 }
 
-/// Spec §3: an unknown mode or a factor outside [0, 1] is a 400 with this exact message.
+/// An unknown mode or a factor outside [0, 1] is a 400 with Roboflow's exact message.
 pub fn mask_params(mode: Option<&str>, factor: Option<f32>, format: Option<&str>) -> Result<MaskParams, ApiError> {
     let invalid = || {
         ApiError::BadRequest(
@@ -349,11 +391,16 @@ pub fn mask_params(mode: Option<&str>, factor: Option<f32>, format: Option<&str>
     Ok(MaskParams { decode_mode, rle })
 }
 
+/// `POST /infer/classification`: the images, the model and the threshold.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ClassificationRequest {
     #[serde(flatten)]
     pub common: Common,
+    /// A single-label model answers the classes scored at least this (`top` is empty when none
+    /// is); a multi-label model predicts the classes scored above it. A number in [0, 1], or
+    /// `"default"` or `"best"` (both 0.4).
     #[serde(default)]
+    #[schema(inline, default = 0.4)]
     confidence: Option<Confidence>,
 }
 
@@ -376,13 +423,19 @@ pub struct ModelQuery {
     pub model_id: Option<String>,
 }
 
+/// `POST /infer/ocr` and `POST /doctr/ocr`: the images, and the OCR model (`DEFAULT_OCR_MODEL`
+/// when `model_id` is absent).
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct DoctrRequest {
     #[serde(flatten)]
     pub common: Common,
+    /// Accepted for Roboflow's clients and ignored: the server's OCR model reads the text.
     #[serde(default)]
     pub doctr_version_id: Option<String>,
+    /// `/doctr/ocr`: also answer the image's size and each line's box in `predictions` (`/infer/ocr`
+    /// always answers them).
     #[serde(default)]
+    #[schema(default = false)]
     pub generate_bounding_boxes: Option<bool>,
 }
 
