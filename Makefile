@@ -35,7 +35,7 @@ ort: $(ORT_LIB)
 
 $(ORT_LIB):
 	mkdir -p $(CACHE_DIR)/whl $(ORT_DIR)
-	python3 -m pip download onnxruntime==$(ORT_VERSION) --no-deps --only-binary=:all: \
+	python3 -m pip download --no-cache-dir onnxruntime==$(ORT_VERSION) --no-deps --only-binary=:all: \
 		--platform manylinux_2_27_x86_64 --platform manylinux_2_28_x86_64 \
 		--python-version 3.11 -d $(CACHE_DIR)/whl -q
 	python3 scripts/extract_ort.py $(CACHE_DIR)/whl $(ORT_DIR) $(ORT_VERSION)
@@ -47,7 +47,7 @@ openvino: $(OPENVINO_PLUGIN)
 
 $(OPENVINO_PLUGIN):
 	mkdir -p $(CACHE_DIR)/whl
-	python3 -m pip download onnxruntime-ep-openvino==$(OPENVINO_EP_VERSION) --no-deps --only-binary=:all: \
+	python3 -m pip download --no-cache-dir onnxruntime-ep-openvino==$(OPENVINO_EP_VERSION) --no-deps --only-binary=:all: \
 		--platform manylinux_2_28_x86_64 --python-version 3.11 -d $(CACHE_DIR)/whl -q
 	python3 scripts/extract_openvino.py $(CACHE_DIR)/whl $(OPENVINO_DIR) $(OPENVINO_EP_VERSION)
 	test -f $@
@@ -94,7 +94,7 @@ venv: $(VENV_STAMP)
 
 $(VENV_STAMP): Makefile
 	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
-	$(VENV)/bin/pip install -q --disable-pip-version-check "moto[s3]==$(MOTO_VERSION)" flask flask-cors \
+	$(VENV)/bin/pip install -q --no-cache-dir --disable-pip-version-check "moto[s3]==$(MOTO_VERSION)" flask flask-cors \
 		"inference-sdk==$(INFERENCE_SDK_VERSION)" "openapi-spec-validator==0.9.0" "onnx==1.23.2" \
 		"kubernetes-validate==1.37.0" "tritonclient[http,grpc]==2.73.0" "onnxruntime==1.31.1" \
 		"schemathesis==4.32.5" "playwright==1.65.2" "qdrant-client==1.20.0"

@@ -128,7 +128,8 @@ async fn detection_and_keypoints_match_the_references_in_v1_and_v0_modes() {
     let legacy_posts = metrics
         .lines()
         .find(|l| {
-            l.starts_with("sightline_http_requests_total") && l.contains(r#"handler="/{dataset_id}/{version_id}""#)
+            l.starts_with("sightline_http_requests_total")
+                && l.contains(r#"handler="/{dataset_id}/{version_id}",method="POST",status="2xx""#)
         })
         .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok());
     assert_eq!(legacy_posts, Some(4.0), "v0 mode sends one legacy request per image:\n{metrics}");
