@@ -109,7 +109,7 @@ run: setup
 
 ## The tests run in the release profile against the release binary that `make image` built: one
 ## build of the workspace instead of a debug and a release one (from a clean clone on 2 cores:
-## 16 min 14 s instead of 22 min 40 s).
+## 14 min 44 s on 2026-12-07 instead of 22 min 40 s).
 test: setup image
 	SIGHTLINE_BIN=$(CURDIR)/target/release/sightline SIGHTLINE_IMAGE=$(IMAGE) \
 		scripts/with-s3.sh cargo test --release --workspace --no-fail-fast
