@@ -31,8 +31,11 @@ pub fn release_free_memory() {
 }
 
 /// Allocations at least this large are mmapped (and unmapped when freed), fixed: glibc otherwise
-/// raises the threshold up to 32 MiB after the first large free.
-pub const MMAP_THRESHOLD: usize = 256 << 10;
+/// raises the threshold up to 32 MiB after the first large free. 4 MiB keeps a request's decoded
+/// image and input tensor (up to ~1 Mpx) in the heap: mapped, every request paid fresh zeroed
+/// pages and `mmap_lock` waits beside a loading model (10 % fewer requests/s at 256 KiB); 8 MiB
+/// let the OCR passes' varying buffers grow the heap (docs/benchmarks.md, 2026-12-07 12:50).
+pub const MMAP_THRESHOLD: usize = 4 << 20;
 /// Free memory at the top of the heap beyond this goes back to the OS at once.
 pub const TRIM_THRESHOLD: usize = 1 << 20;
 /// At most this many malloc arenas (glibc's default is 8 per core).
