@@ -208,16 +208,8 @@ async fn concurrent_first_requests_load_the_model_once_and_metrics_pass_promtool
         .await;
 
     let text = server.get_text("/metrics").await;
-    let line = |prefix: &str| -> f64 {
-        text.lines()
-            .find(|l| l.starts_with(prefix))
-            .unwrap_or_else(|| panic!("no {prefix} in\n{text}"))
-            .rsplit(' ')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap()
-    };
+    let line =
+        |series: &str| -> f64 { metric_value(&text, series).unwrap_or_else(|| panic!("no {series} in\n{text}")) };
     assert_eq!(
         line(r#"sightline_model_loads_total{model_id="shapes/1",outcome="success",task="object-detection"}"#),
         1.0,

@@ -125,13 +125,10 @@ async fn detection_and_keypoints_match_the_references_in_v1_and_v0_modes() {
     spec["api_key"] = json!("any-key");
     let results = sdk(&server, spec);
     let metrics = server.get_text("/metrics").await;
-    let legacy_posts = metrics
-        .lines()
-        .find(|l| {
-            l.starts_with("sightline_http_requests_total")
-                && l.contains(r#"handler="/{dataset_id}/{version_id}",method="POST",status="2xx""#)
-        })
-        .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok());
+    let legacy_posts = metric_value(
+        &metrics,
+        r#"sightline_http_requests_total{handler="/{dataset_id}/{version_id}",method="POST",status="2xx"}"#,
+    );
     assert_eq!(legacy_posts, Some(4.0), "v0 mode sends one legacy request per image:\n{metrics}");
     let reference = reference("shapes-det-v8.json");
     problems.extend(detection_problems(ok(&results[0]), &reference, IMAGES[0], RUN));

@@ -8,12 +8,9 @@ mod common;
 use common::*;
 use serde_json::json;
 
-/// The value of one series (`name{labels}`, labels in Prometheus' sorted order); 0 when absent.
+/// The value of one series; 0 when absent.
 fn value(metrics: &str, series: &str) -> f64 {
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
-        .map_or(0.0, |v| v.parse().unwrap())
+    metric_value(metrics, series).unwrap_or(0.0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -728,6 +728,15 @@ pub fn without_ids(predictions: &Value) -> Value {
     predictions
 }
 
+/// The sample of one exact series (`name{labels}`, labels in Prometheus' sorted order) in a
+/// `/metrics` text; `None` when the series is absent.
+pub fn metric_value(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .map(|v| v.parse().unwrap_or_else(|e| panic!("{series}: sample {v:?} is not a number ({e})")))
+}
+
 /// `promtool check metrics` (Debian's prometheus, installed by `make setup`) finds nothing to say.
 pub fn promtool_check(metrics: &str) {
     use std::io::Write;
