@@ -32,9 +32,10 @@ pub fn release_free_memory() {
 
 /// Allocations at least this large are mmapped (and unmapped when freed), fixed: glibc otherwise
 /// raises the threshold up to 32 MiB after the first large free. 4 MiB keeps a request's decoded
-/// image and input tensor (up to ~1 Mpx) in the heap: mapped, every request paid fresh zeroed
-/// pages and `mmap_lock` waits beside a loading model (10 % fewer requests/s at 256 KiB); 8 MiB
-/// let the OCR passes' varying buffers grow the heap (docs/benchmarks.md, 2026-12-07 12:50).
+/// image (up to ~1.4 Mpx) and an input tensor up to ~590x590 in the heap: mapped, every request
+/// paid fresh zeroed pages and `mmap_lock` waits beside a loading model (10 % fewer requests/s at
+/// 256 KiB); 8 MiB, which would also hold a 640x640 tensor, let the OCR passes' varying buffers
+/// grow the heap (docs/benchmarks.md, 2026-12-07 12:50).
 pub const MMAP_THRESHOLD: usize = 4 << 20;
 /// Free memory at the top of the heap beyond this goes back to the OS at once.
 pub const TRIM_THRESHOLD: usize = 1 << 20;
