@@ -98,40 +98,58 @@ pub fn resize_bilinear(src: &RgbImage, dst_w: u32, dst_h: u32) -> RgbImage {
         // OpenCV switches an exact 2x linear shrink to its fast area path.
         return halve(src);
     }
-    let xs = axis_taps(src_w, dst_w);
+    let last_x = src_w as usize - 1;
+    let xs: Vec<HorizontalTap> = axis_taps(src_w, dst_w)
+        .into_iter()
+        .map(|(sx, w0, w1)| HorizontalTap { left: sx * 3, right: (sx + 1).min(last_x) * 3, w0, w1 })
+        .collect();
     let ys = axis_taps(src_h, dst_h);
-    let s = src.as_raw();
-    let row_len = src_w as usize * 3;
-    // Horizontal pass of one source row into fixed-point intermediates (value * 2048).
-    let horizontal = |y: usize| -> Vec<i32> {
-        let row = &s[y * row_len..(y + 1) * row_len];
-        let mut out = Vec::with_capacity(dst_w as usize * 3);
-        for &(sx, w0, w1) in &xs {
-            let x1 = (sx + 1).min(src_w as usize - 1);
-            for c in 0..3 {
-                out.push(i32::from(row[sx * 3 + c]) * w0 + i32::from(row[x1 * 3 + c]) * w1);
+    let (s, row_len, out_len) = (src.as_raw(), src_w as usize * 3, dst_w as usize * 3);
+    let source_row = |y: usize| &s[y * row_len..(y + 1) * row_len];
+    // The two source rows' horizontal passes, reused while consecutive destination rows share them.
+    let (mut upper, mut lower) = (vec![0i32; out_len], vec![0i32; out_len]);
+    let mut held: Option<(usize, usize)> = None;
+    let mut dst = vec![0u8; out_len * dst_h as usize];
+    for (out, &(sy, b0, b1)) in dst.chunks_exact_mut(out_len).zip(&ys) {
+        let y1 = (sy + 1).min(src_h as usize - 1);
+        match held {
+            Some(rows) if rows == (sy, y1) => {}
+            Some((_, below)) if below == sy => {
+                std::mem::swap(&mut upper, &mut lower);
+                horizontal(source_row(y1), &xs, &mut lower);
+            }
+            _ => {
+                horizontal(source_row(sy), &xs, &mut upper);
+                horizontal(source_row(y1), &xs, &mut lower);
             }
         }
-        out
-    };
-    let mut dst = vec![0u8; dst_w as usize * dst_h as usize * 3];
-    let mut cache: Option<(usize, Vec<i32>, Vec<i32>)> = None;
-    for (dy, &(sy, b0, b1)) in ys.iter().enumerate() {
-        let y1 = (sy + 1).min(src_h as usize - 1);
-        let rows = match cache.take() {
-            Some((cached, r0, r1)) if cached == sy => (cached, r0, r1),
-            Some((cached, _, r1)) if cached + 1 == sy => (sy, r1, horizontal(y1)),
-            _ => (sy, horizontal(sy), horizontal(y1)),
-        };
-        let out = &mut dst[dy * dst_w as usize * 3..(dy + 1) * dst_w as usize * 3];
-        for (o, (&v0, &v1)) in out.iter_mut().zip(rows.1.iter().zip(rows.2.iter())) {
+        held = Some((sy, y1));
+        for (o, (&v0, &v1)) in out.iter_mut().zip(upper.iter().zip(&lower)) {
             // OpenCV's VResizeLinearVec_32s8u: 16-bit high multiplies, then a rounding shift by 2.
             let t = ((b0 * (v0 >> 4)) >> 16) + ((b1 * (v1 >> 4)) >> 16);
             *o = ((t + 2) >> 2).clamp(0, 255) as u8;
         }
-        cache = Some(rows);
     }
     RgbImage::from_raw(dst_w, dst_h, dst).unwrap_or_else(|| RgbImage::new(dst_w, dst_h))
+}
+
+/// Where one destination pixel's two source pixels start in a row, and their fixed-point weights.
+#[derive(Clone, Copy)]
+struct HorizontalTap {
+    left: usize,
+    right: usize,
+    w0: i32,
+    w1: i32,
+}
+
+/// The horizontal pass of one source row into fixed-point intermediates (value * 2048).
+fn horizontal(row: &[u8], taps: &[HorizontalTap], out: &mut [i32]) {
+    for (o, t) in out.chunks_exact_mut(3).zip(taps) {
+        let (a, b) = (&row[t.left..t.left + 3], &row[t.right..t.right + 3]);
+        for c in 0..3 {
+            o[c] = i32::from(a[c]) * t.w0 + i32::from(b[c]) * t.w1;
+        }
+    }
 }
 
 fn halve(src: &RgbImage) -> RgbImage {
