@@ -123,7 +123,10 @@ pub fn concat(requests: &[&[Tensor]]) -> Option<Vec<Tensor>> {
             }
             let mut shape = head.shape.clone();
             shape[0] = parts.iter().map(|t| t.shape[0]).sum();
-            let data = parts.iter().flat_map(|t| t.data.iter().copied()).collect();
+            let mut data = Vec::with_capacity(parts.iter().map(|t| t.data.len()).sum());
+            for part in &parts {
+                data.extend_from_slice(&part.data);
+            }
             Some(Tensor { name: head.name.clone(), datatype: head.datatype, shape, data })
         })
         .collect()
