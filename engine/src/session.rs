@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use ndarray::Array4;
+use ndarray::{Array4, ArrayView4};
 use ort::session::{RunOptions, Session};
 use ort::value::TensorRef;
 use sightline_core::{Tensor, TensorSignature};
@@ -90,13 +90,13 @@ pub fn shrinking_run_options() -> Result<RunOptions, EngineError> {
 
 /// Runs one batch synchronously; outputs in the session's output order.
 pub fn run_session(session: &mut Session, input: &Array4<f32>) -> Result<Outputs, EngineError> {
-    run_session_with(session, input, None)
+    run_session_with(session, input.view(), None)
 }
 
 /// As [`run_session`], with run options.
 pub fn run_session_with(
     session: &mut Session,
-    input: &Array4<f32>,
+    input: ArrayView4<'_, f32>,
     options: Option<&RunOptions>,
 ) -> Result<Outputs, EngineError> {
     let tensor = TensorRef::from_array_view(input).map_err(|e| EngineError::Inference(e.to_string()))?;

@@ -18,7 +18,7 @@ use sightline_core::{ModelQueue, QueuePolicy, Tensor, Ticket};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::batch::Outputs;
-use crate::batch::{gather, split, stack, BatchPolicy};
+use crate::batch::{gather, split, BatchPolicy, Staging};
 use crate::model_sessions::InstanceGroup;
 use crate::pipeline::StageTimers;
 use crate::session::{run_session_with, shrinking_run_options};
@@ -124,6 +124,7 @@ impl OnnxWorker {
                 batch: options.batch,
                 timers: options.timers.clone(),
                 retire_nice: options.retire_nice,
+                staging: Staging::default(),
             };
             spawn_serving(format!("ort-{model_id}-{index}"), move || instance.serve())
                 .map_err(|e| EngineError::Inference(format!("cannot start inference thread: {e}")))?;
@@ -229,6 +230,7 @@ struct Instance {
     batch: BatchPolicy,
     timers: StageTimers,
     retire_nice: i32,
+    staging: Staging,
 }
 
 impl Instance {
@@ -270,10 +272,11 @@ impl Instance {
         for queued in images.iter().map(|j| j.queued).chain(tensors.iter().map(|j| j.queued)) {
             self.timers.queue.observe(started.duration_since(queued).as_secs_f64());
         }
+        let mut staging = std::mem::take(&mut self.staging);
         let (image_results, tensor_results) = self.on_a_session(|runner, threads, timers| {
             // A batch of one kind runs as one; a mixed one (rare) runs request by request.
             let mixed = !images.is_empty() && !tensors.is_empty();
-            let mut run = Run { runner, timers, threads };
+            let mut run = Run { runner, timers, threads, staging: &mut staging };
             let images = guarded(&images, |inputs| match mixed {
                 false => run.images(inputs),
                 true => inputs.iter().flat_map(|input| run.images(&[*input])).collect(),
@@ -284,6 +287,8 @@ impl Instance {
             });
             (images, tensors)
         });
+        staging.settle();
+        self.staging = staging;
         let seconds = started.elapsed().as_secs_f64();
         self.pace.record_run(count, seconds);
         answer(images, image_results, &self.timers, seconds);
@@ -314,6 +319,7 @@ struct Run<'a> {
     runner: &'a mut Runner,
     timers: &'a StageTimers,
     threads: usize,
+    staging: &'a mut Staging,
 }
 
 impl Run<'_> {
@@ -329,14 +335,14 @@ impl Run<'_> {
         let mut laps = Laps::start();
         let Runner { session, options } = &mut *self.runner;
         if let [one] = inputs {
-            let outputs = laps.infer(|| run_session_with(session, one, options.as_ref()));
+            let outputs = laps.infer(|| run_session_with(session, one.view(), options.as_ref()));
             self.executed(1, laps);
             return vec![outputs];
         }
         let count = inputs.len();
         let outputs = laps
-            .input(|| stack(inputs))
-            .and_then(|batch| laps.infer(|| run_session_with(session, &batch, options.as_ref())))
+            .input(|| self.staging.stack(inputs))
+            .and_then(|batch| laps.infer(|| run_session_with(session, batch, options.as_ref())))
             .and_then(|outputs| laps.output(|| split(outputs, count)));
         self.executed(count, laps);
         each_or_all(outputs, count)

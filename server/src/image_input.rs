@@ -4,8 +4,6 @@
 //! pickle) and `file` (a server-local path) are refused; `url` goes through [`UrlFetcher`]'s
 //! destination checks.
 
-use std::borrow::Cow;
-
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
 use base64::{alphabet, Engine};
@@ -66,16 +64,17 @@ pub fn decode_base64(text: &str) -> Result<Vec<u8>, CoreError> {
         Some((prefix, rest)) if prefix.starts_with("data:") => rest,
         _ => text,
     };
-    // Clients rarely wrap lines: copy the text only when there is whitespace to drop.
-    let compact: Cow<'_, [u8]> = if payload.bytes().any(|b| b.is_ascii_whitespace()) {
-        Cow::Owned(payload.bytes().filter(|b| !b.is_ascii_whitespace()).collect())
-    } else {
-        Cow::Borrowed(payload.as_bytes())
-    };
-    if compact.is_empty() {
+    if payload.is_empty() {
         return Err(bad("Empty image payload."));
     }
-    BASE64.decode(&compact).map_err(|_| bad("Malformed base64 input image."))
+    // Clients rarely wrap lines: the text is copied without whitespace only when it fails as it is.
+    BASE64.decode(payload).or_else(|_| {
+        let compact: Vec<u8> = payload.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+        if compact.is_empty() {
+            return Err(bad("Empty image payload."));
+        }
+        BASE64.decode(&compact).map_err(|_| bad("Malformed base64 input image."))
+    })
 }
 
 impl ImageInput {
