@@ -7,7 +7,7 @@
 use std::ops::Range;
 
 use image::RgbImage;
-use ndarray::{Array2, ArrayView2};
+use ndarray::{Array2, ArrayView1, ArrayView2};
 
 const COEF_BITS: u32 = 11;
 const COEF_SCALE: f32 = (1 << COEF_BITS) as f32;
@@ -50,26 +50,78 @@ pub fn resize_plane(
     rows: Range<usize>,
     cols: Range<usize>,
 ) -> Array2<f32> {
-    let (src_h, src_w) = src.dim();
     let mut dst = Array2::<f32>::zeros((dst_h, dst_w));
-    if src_h == 0 || src_w == 0 {
+    let (rows, cols) = (rows.start.min(dst_h)..rows.end.min(dst_h), cols.start.min(dst_w)..cols.end.min(dst_w));
+    let window = Window { values: src, origin: (0, 0), size: src.dim() };
+    let part = resize_window(window, dst_w, dst_h, rows.clone(), cols.clone());
+    dst.slice_mut(ndarray::s![rows, cols]).assign(&part);
+    dst
+}
+
+/// Part of a float plane: its `values` are the plane's rows and columns from `origin` on, of a
+/// whole plane of `size` (rows, columns).
+#[derive(Clone, Copy)]
+pub struct Window<'a> {
+    pub values: ArrayView2<'a, f32>,
+    pub origin: (usize, usize),
+    pub size: (usize, usize),
+}
+
+/// The source rows (or columns) of a `src_len` axis that destination `range` of a `dst_len` axis
+/// reads: what a [`Window`] must hold for [`resize_window`] to compute that range.
+pub fn source_span(src_len: usize, dst_len: usize, range: Range<usize>) -> Range<usize> {
+    if range.is_empty() || src_len == 0 {
+        return 0..0;
+    }
+    let (first, _) = tap(src_len as u32, dst_len as u32, range.start as u32);
+    let (last, _) = tap(src_len as u32, dst_len as u32, (range.end - 1) as u32);
+    first..(last + 2).min(src_len)
+}
+
+/// [`resize_plane`] of the whole plane `src` is part of, for destination `rows` x `cols` only, as
+/// an array of just those pixels: each is computed as the whole resize would compute it.
+pub fn resize_window(
+    src: Window<'_>,
+    dst_w: usize,
+    dst_h: usize,
+    rows: Range<usize>,
+    cols: Range<usize>,
+) -> Array2<f32> {
+    let (src_h, src_w) = src.size;
+    let mut dst = Array2::<f32>::zeros((rows.len(), cols.len()));
+    if src_h == 0 || src_w == 0 || src.values.is_empty() {
         return dst;
     }
-    let xs: Vec<(usize, f32)> = cols.clone().map(|x| tap(src_w as u32, dst_w as u32, x as u32)).collect();
-    for y in rows.start..rows.end.min(dst_h) {
+    let (oy, ox) = src.origin;
+    let xs: Vec<(usize, usize, f32)> = cols
+        .clone()
+        .map(|x| {
+            let (sx, fx) = tap(src_w as u32, dst_w as u32, x as u32);
+            (sx.wrapping_sub(ox), (sx + 1).min(src_w - 1).wrapping_sub(ox), fx)
+        })
+        .collect();
+    for (out, y) in dst.rows_mut().into_iter().zip(rows) {
         let (sy, fy) = tap(src_h as u32, dst_h as u32, y as u32);
         let sy1 = (sy + 1).min(src_h - 1);
-        for (x, &(sx, fx)) in cols.clone().zip(&xs) {
-            if x >= dst_w {
-                break;
-            }
-            let sx1 = (sx + 1).min(src_w - 1);
-            let top = src[[sy, sx]] * (1.0 - fx) + src[[sy, sx1]] * fx;
-            let bottom = src[[sy1, sx]] * (1.0 - fx) + src[[sy1, sx1]] * fx;
-            dst[[y, x]] = top * (1.0 - fy) + bottom * fy;
+        let (Some(upper), Some(lower)) = (row(src.values, sy.wrapping_sub(oy)), row(src.values, sy1.wrapping_sub(oy)))
+        else {
+            continue;
+        };
+        for (o, &(x0, x1, fx)) in out.into_iter().zip(&xs) {
+            let (Some(&a), Some(&b), Some(&c), Some(&d)) = (upper.get(x0), upper.get(x1), lower.get(x0), lower.get(x1))
+            else {
+                continue;
+            };
+            let top = a * (1.0 - fx) + b * fx;
+            let bottom = c * (1.0 - fx) + d * fx;
+            *o = top * (1.0 - fy) + bottom * fy;
         }
     }
     dst
+}
+
+fn row<'a>(values: ArrayView2<'a, f32>, y: usize) -> Option<ArrayView1<'a, f32>> {
+    (y < values.nrows()).then(move || values.index_axis_move(ndarray::Axis(0), y))
 }
 
 /// `cv2.resize(plane, (w, h))` on floats: bilinear, or the 2x2 average OpenCV switches to for an
@@ -216,6 +268,19 @@ mod tests {
         let img = gray(640, 480, |_, _| 114);
         let out = resize_bilinear(&img, 256, 192);
         assert!(out.pixels().all(|p| p.0 == [114, 114, 114]));
+    }
+
+    #[test]
+    fn a_window_of_its_source_span_gives_the_whole_resize_pixels() {
+        let src = Array2::from_shape_fn((37, 53), |(y, x)| ((y * 31 + x * 17) % 23) as f32 - 11.0);
+        let whole = resize_plane(src.view(), 160, 120, 0..120, 0..160);
+        for (rows, cols) in [(0..120, 0..160), (10..47, 90..91), (119..120, 0..3), (5..5, 3..9)] {
+            let (ys, xs) = (source_span(37, 120, rows.clone()), source_span(53, 160, cols.clone()));
+            let part = src.slice(ndarray::s![ys.clone(), xs.clone()]);
+            let window = Window { values: part, origin: (ys.start, xs.start), size: (37, 53) };
+            let got = resize_window(window, 160, 120, rows.clone(), cols.clone());
+            assert_eq!(got, whole.slice(ndarray::s![rows, cols]));
+        }
     }
 
     #[test]

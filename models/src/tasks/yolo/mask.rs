@@ -8,19 +8,22 @@
 //! polygon up.
 
 use image::GrayImage;
-use ndarray::{s, Array2, ArrayView1, ArrayView3};
+use ndarray::{Array2, ArrayView1, ArrayView3};
 use sightline_core::{InstanceMask, MaskDecodeMode};
 
 use crate::image::contour::largest_external_contour;
 use crate::image::letterbox::Placement;
-use crate::image::resize::resize_plane;
+use crate::image::resize::{resize_plane, resize_window, source_span, Window};
 use crate::image::rle::coco_rle;
 
-/// `coefficients (C) · prototypes (C, h, w)` → `(h, w)` logits.
+/// `coefficients (C) · prototypes (C, h, w)` → `(h, w)` logits, one contiguous plane at a time.
 fn logits(coefficients: ArrayView1<'_, f32>, prototypes: ArrayView3<'_, f32>) -> Array2<f32> {
-    let (c, h, w) = prototypes.dim();
-    let flat = prototypes.to_shape((c, h * w)).map(|v| v.to_owned()).unwrap_or_else(|_| Array2::zeros((c, h * w)));
-    coefficients.dot(&flat).into_shape_with_order((h, w)).unwrap_or_else(|_| Array2::zeros((h, w)))
+    let (_, h, w) = prototypes.dim();
+    let mut out = Array2::<f32>::zeros((h, w));
+    for (&k, plane) in coefficients.iter().zip(prototypes.outer_iter()) {
+        out.scaled_add(k, &plane);
+    }
+    out
 }
 
 /// Integer pixel range `[ceil(lo), ceil(hi))` of `lo <= p < hi`, within `0..len`.
@@ -54,19 +57,39 @@ fn local_box(m: &MaskInputs<'_>) -> [f32; 4] {
     [m.bbox[0] - cx, m.bbox[1] - cy, m.bbox[2] - cx, m.bbox[3] - cy]
 }
 
-/// The mask logits at the (cropped) image's resolution over the box's pixel ranges, as in the
-/// reference; coordinates local to the cropped image.
-fn accurate(m: &MaskInputs<'_>, logits: &Array2<f32>) -> (std::ops::Range<usize>, std::ops::Range<usize>, Array2<f32>) {
+/// The mask logits at the (cropped) image's resolution over the box's pixels, coordinates local
+/// to the cropped image.
+struct BoxLogits {
+    xs: std::ops::Range<usize>,
+    ys: std::ops::Range<usize>,
+    values: Array2<f32>,
+}
+
+impl BoxLogits {
+    fn on(&self, x: usize, y: usize) -> bool {
+        self.xs.contains(&x) && self.ys.contains(&y) && self.values[[y - self.ys.start, x - self.xs.start]] > 0.0
+    }
+}
+
+/// As the reference: the logits upsampled to the input, the letterbox content resized to the
+/// image; only the pixels the box's pixels read are computed, each exactly as the whole resize
+/// would.
+fn accurate(m: &MaskInputs<'_>, logits: &Array2<f32>) -> BoxLogits {
     let p = m.placement;
-    let up = resize_plane(logits.view(), m.input_w, m.input_h, 0..m.input_h, 0..m.input_w);
-    let (top, left) = (p.top as usize, p.left as usize);
-    let content = up.slice(s![top..top + p.new_h as usize, left..left + p.new_w as usize]);
     let (w, h) = (p.orig_w as usize, p.orig_h as usize);
+    let (new_w, new_h) = (p.new_w as usize, p.new_h as usize);
     let b = local_box(m);
     let xs = pixel_range(b[0], b[2], w);
     let ys = pixel_range(b[1], b[3], h);
-    let full = resize_plane(content, w, h, ys.clone(), xs.clone());
-    (xs, ys, full)
+    let (content_ys, content_xs) = (source_span(new_h, h, ys.clone()), source_span(new_w, w, xs.clone()));
+    let (top, left) = (p.top as usize, p.left as usize);
+    let whole = Window { values: logits.view(), origin: (0, 0), size: logits.dim() };
+    let up_rows = top + content_ys.start..top + content_ys.end;
+    let up_cols = left + content_xs.start..left + content_xs.end;
+    let up = resize_window(whole, m.input_w, m.input_h, up_rows, up_cols);
+    let content = Window { values: up.view(), origin: (content_ys.start, content_xs.start), size: (new_h, new_w) };
+    let values = resize_window(content, w, h, ys.clone(), xs.clone());
+    BoxLogits { xs, ys, values }
 }
 
 pub fn decode_mask(m: &MaskInputs<'_>, mode: MaskDecodeMode, want_rle: bool) -> InstanceMask {
@@ -75,11 +98,11 @@ pub fn decode_mask(m: &MaskInputs<'_>, mode: MaskDecodeMode, want_rle: bool) -> 
     let (cx, cy) = (p.crop_x as usize, p.crop_y as usize);
     let polygon_and_full = match mode {
         MaskDecodeMode::Accurate => {
-            let (xs, ys, full) = accurate(m, &logits);
-            let polygon = trace(xs.clone(), ys.clone(), |x, y| full[[y, x]] > 0.0);
+            let full = accurate(m, &logits);
+            let polygon = trace(full.xs.clone(), full.ys.clone(), |x, y| full.on(x, y));
             let points =
                 polygon.into_iter().map(|(x, y)| [(x as usize + cx) as f32, (y as usize + cy) as f32]).collect();
-            (points, Some((xs, ys, full)))
+            (points, Some(full))
         }
         MaskDecodeMode::Fast | MaskDecodeMode::Tradeoff(_) => {
             let factor = if let MaskDecodeMode::Tradeoff(f) = mode { f.clamp(0.0, 1.0) } else { 0.0 };
@@ -88,11 +111,8 @@ pub fn decode_mask(m: &MaskInputs<'_>, mode: MaskDecodeMode, want_rle: bool) -> 
     };
     let (polygon, full) = polygon_and_full;
     let rle = want_rle.then(|| {
-        let (xs, ys, full) = full.unwrap_or_else(|| accurate(m, &logits));
-        coco_rle(p.frame_w as usize, p.frame_h as usize, |x, y| {
-            let (x, y) = (x.wrapping_sub(cx), y.wrapping_sub(cy));
-            xs.contains(&x) && ys.contains(&y) && full[[y, x]] > 0.0
-        })
+        let full = full.unwrap_or_else(|| accurate(m, &logits));
+        coco_rle(p.frame_w as usize, p.frame_h as usize, |x, y| full.on(x.wrapping_sub(cx), y.wrapping_sub(cy)))
     });
     InstanceMask { polygon, rle }
 }
@@ -129,7 +149,7 @@ fn scaled_polygon(m: &MaskInputs<'_>, logits: &Array2<f32>, factor: f32) -> Vec<
 mod tests {
     use super::*;
     use crate::image::letterbox::ResizeMode;
-    use ndarray::Array3;
+    use ndarray::{s, Array3};
 
     #[test]
     fn a_square_prototype_becomes_a_square_mask_cropped_to_the_box() {
