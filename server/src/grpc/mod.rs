@@ -83,7 +83,8 @@ pub fn start(address: &str, state: Arc<AppState>, metrics: GrpcMetrics) -> Resul
                     Ok(listener) => listener,
                     Err(e) => return tracing::error!(error = %e, "cannot serve gRPC"),
                 };
-                let incoming = tonic::transport::server::TcpIncoming::from(listener);
+                // Replies go out as written, as gRPC's own servers send them (no Nagle delay).
+                let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
                 let service = service::Inference::new(state, metrics).into_server(max_message);
                 let served = tonic::transport::Server::builder()
                     .add_service(service)
