@@ -170,10 +170,7 @@ pub fn resize_bilinear(src: &RgbImage, dst_w: u32, dst_h: u32) -> RgbImage {
                 std::mem::swap(&mut upper, &mut lower);
                 horizontal(source_row(y1), &xs, &mut lower);
             }
-            _ => {
-                horizontal(source_row(sy), &xs, &mut upper);
-                horizontal(source_row(y1), &xs, &mut lower);
-            }
+            _ => horizontal_pair([source_row(sy), source_row(y1)], &xs, [&mut upper, &mut lower]),
         }
         held = Some((sy, y1));
         for (o, (&v0, &v1)) in out.iter_mut().zip(upper.iter().zip(&lower)) {
@@ -200,6 +197,19 @@ fn horizontal(row: &[u8], taps: &[HorizontalTap], out: &mut [i32]) {
         let (a, b) = (&row[t.left..t.left + 3], &row[t.right..t.right + 3]);
         for c in 0..3 {
             o[c] = i32::from(a[c]) * t.w0 + i32::from(b[c]) * t.w1;
+        }
+    }
+}
+
+/// [`horizontal`] of two rows at once: each tap is read once for both (a shrink past 2x shares no
+/// source row between destination rows, so every destination row needs two fresh passes).
+fn horizontal_pair(rows: [&[u8]; 2], taps: &[HorizontalTap], [upper, lower]: [&mut [i32]; 2]) {
+    for ((o, p), t) in upper.chunks_exact_mut(3).zip(lower.chunks_exact_mut(3)).zip(taps) {
+        let (a, b) = (&rows[0][t.left..t.left + 3], &rows[0][t.right..t.right + 3]);
+        let (c, d) = (&rows[1][t.left..t.left + 3], &rows[1][t.right..t.right + 3]);
+        for k in 0..3 {
+            o[k] = i32::from(a[k]) * t.w0 + i32::from(b[k]) * t.w1;
+            p[k] = i32::from(c[k]) * t.w0 + i32::from(d[k]) * t.w1;
         }
     }
 }
