@@ -7,7 +7,7 @@
 use std::ops::Range;
 
 use image::RgbImage;
-use ndarray::{Array2, ArrayView1, ArrayView2};
+use ndarray::{Array2, ArrayView2};
 
 const COEF_BITS: u32 = 11;
 const COEF_SCALE: f32 = (1 << COEF_BITS) as f32;
@@ -42,7 +42,7 @@ fn axis_taps(src_len: u32, dst_len: u32) -> Vec<(usize, i32, i32)> {
 }
 
 /// `cv2.resize(plane, (dst_w, dst_h), interpolation=cv2.INTER_LINEAR)` on a float plane, computed
-/// only for destination `rows` x `cols` (the rest stays 0): masks need only their box.
+/// only for destination `rows` x `cols` (the rest stays 0).
 pub fn resize_plane(
     src: ArrayView2<'_, f32>,
     dst_w: usize,
@@ -50,10 +50,13 @@ pub fn resize_plane(
     rows: Range<usize>,
     cols: Range<usize>,
 ) -> Array2<f32> {
-    let mut dst = Array2::<f32>::zeros((dst_h, dst_w));
     let (rows, cols) = (rows.start.min(dst_h)..rows.end.min(dst_h), cols.start.min(dst_w)..cols.end.min(dst_w));
     let window = Window { values: src, origin: (0, 0), size: src.dim() };
     let part = resize_window(window, dst_w, dst_h, rows.clone(), cols.clone());
+    if part.dim() == (dst_h, dst_w) {
+        return part;
+    }
+    let mut dst = Array2::<f32>::zeros((dst_h, dst_w));
     dst.slice_mut(ndarray::s![rows, cols]).assign(&part);
     dst
 }
@@ -100,11 +103,14 @@ pub fn resize_window(
             (sx.wrapping_sub(ox), (sx + 1).min(src_w - 1).wrapping_sub(ox), fx)
         })
         .collect();
+    // Rows as plain slices: a window cut out of a larger plane is copied once to get them.
+    let values = src.values.as_standard_layout();
+    let (Some(flat), width) = (values.as_slice(), values.ncols()) else { return dst };
+    let row = |y: usize| flat.get(y.checked_mul(width)?..y.checked_add(1)?.checked_mul(width)?);
     for (out, y) in dst.rows_mut().into_iter().zip(rows) {
         let (sy, fy) = tap(src_h as u32, dst_h as u32, y as u32);
         let sy1 = (sy + 1).min(src_h - 1);
-        let (Some(upper), Some(lower)) = (row(src.values, sy.wrapping_sub(oy)), row(src.values, sy1.wrapping_sub(oy)))
-        else {
+        let (Some(upper), Some(lower)) = (row(sy.wrapping_sub(oy)), row(sy1.wrapping_sub(oy))) else {
             continue;
         };
         for (o, &(x0, x1, fx)) in out.into_iter().zip(&xs) {
@@ -118,10 +124,6 @@ pub fn resize_window(
         }
     }
     dst
-}
-
-fn row<'a>(values: ArrayView2<'a, f32>, y: usize) -> Option<ArrayView1<'a, f32>> {
-    (y < values.nrows()).then(move || values.index_axis_move(ndarray::Axis(0), y))
 }
 
 /// `cv2.resize(plane, (w, h))` on floats: bilinear, or the 2x2 average OpenCV switches to for an
