@@ -119,94 +119,7 @@ async fn main() {
     let client = reqwest::Client::new();
     let (_server, base) = start_server_with(&client, &[]).await;
     if wanted("images") {
-        let model_dir = root().join("assets/models");
-        let weights = model_dir.join("shapes/1/weights.onnx");
-        let (mut session, _) = build_session(&weights, 0).unwrap();
-        let cache_dir = std::env::temp_dir().join(format!("sightline-bench-cache-{}", std::process::id()));
-        let cache_options = CacheOptions {
-            root: cache_dir.clone(),
-            verify: VerifyLevel::Sha256,
-            retry: RetryPolicy { attempts: 1, base_delay: Duration::ZERO, max_delay: Duration::ZERO },
-            max_model_bytes: 1 << 30,
-        };
-        let artifacts = ArtifactCache::new(cache_options, vec![Arc::new(LocalSource::new(model_dir.clone()))]);
-        let options = LoadOptions::new(Arc::new(OrtEngine::cpu(0)));
-        let registry = ModelRegistry::new(options, artifacts.clone(), LoadPool::new(1, 0).unwrap());
-        let saving_options = ProviderOptions { optimized_graph_cache: true, ..ProviderOptions::default() };
-        let saving_engine = OrtEngine::new(vec![Provider::Cpu], saving_options, None);
-        let saving = ModelRegistry::new(
-            LoadOptions::new(Arc::new(saving_engine)),
-            artifacts.clone(),
-            LoadPool::new(1, 0).unwrap(),
-        );
-        load_costs(&artifacts, &registry, &saving).await;
-        let model = registry.load(&ModelId::parse("shapes/1").unwrap()).await.unwrap();
-
-        println!("| image | raw ONNX Runtime (ms) | in-process pipeline (ms, × raw) | HTTP round trip (ms, × raw) |");
-        println!("|---|---|---|---|");
-        for name in IMAGES {
-            let bytes = std::fs::read(root().join("tests/data/images").join(name)).unwrap();
-            let decoded = decode_image(&bytes, true, DecodeLimits::default()).unwrap();
-            let (tensor, _) = to_input_tensor(&decoded, ResizeMode::Letterbox { pad: 114 }, 256, 256);
-            let raw = time_ms(iterations, || {
-                session.run(&tensor).unwrap();
-            });
-            let params = DetectionParams { confidence: 0.25, iou_threshold: 0.45, ..DetectionParams::default() };
-            let request = ImageRequest {
-                image: bytes.clone(),
-                preprocessing: Default::default(),
-                visualize: None,
-                options: DetectOptions::boxes(params),
-                ticket: None,
-            };
-            let model = Arc::clone(&model);
-            let pipeline = time_ms_async(iterations, || {
-                let (model, request) = (model.clone(), request.clone());
-                async move {
-                    model.detector().expect("a detector").detect(request).await.unwrap();
-                }
-            })
-            .await;
-            let body = json!({
-                "model_id": "shapes/1", "confidence": 0.25, "iou_threshold": 0.45,
-                "image": {"type": "base64", "value": base64::engine::general_purpose::STANDARD.encode(&bytes)},
-            });
-            let url = format!("{base}/infer/object_detection");
-            let http = time_ms_async(iterations, || {
-                let request = client.post(&url).json(&body);
-                async move {
-                    let r = request.send().await.unwrap();
-                    assert!(r.status().is_success());
-                    r.bytes().await.unwrap();
-                }
-            })
-            .await;
-            println!(
-                "| {name} ({}x{}) | {raw:.2} | {pipeline:.2} ({:.2}×) | {http:.2} ({:.2}×) |",
-                decoded.width(),
-                decoded.height(),
-                pipeline / raw,
-                http / raw
-            );
-        }
-
-        // Throughput: 8 concurrent clients on the 640x480 image.
-        let bytes = std::fs::read(root().join("tests/data/images/shapes_640x480.png")).unwrap();
-        let body = Arc::new(json!({
-            "model_id": "shapes/1", "confidence": 0.25,
-            "image": {"type": "base64", "value": base64::engine::general_purpose::STANDARD.encode(&bytes)},
-        }));
-        let seconds: u64 = std::env::var("BENCH_LOAD_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(8);
-        let level =
-            run_level(&client, &format!("{base}/infer/object_detection"), body, 8, Duration::from_secs(seconds)).await;
-        println!();
-        println!(
-            "HTTP throughput, 8 concurrent clients, shapes_640x480.png: {:.1} requests/s ({} requests in {seconds} s)",
-            level.rate(),
-            level.latencies_ms.len()
-        );
-        println!();
-        let _ = std::fs::remove_dir_all(&cache_dir);
+        image_tables(&client, &base, iterations).await;
     }
     if wanted("families") {
         family_table(&client, &base, iterations).await;
@@ -215,6 +128,96 @@ async fn main() {
     if wanted("providers") {
         provider_tables(&client, iterations, Path::new(&dylib)).await;
     }
+}
+
+/// Model loads through the verified cache, then per image raw ONNX Runtime, the in-process
+/// pipeline and the HTTP round trip on `shapes/1`, then HTTP throughput with 8 clients.
+async fn image_tables(client: &reqwest::Client, base: &str, iterations: usize) {
+    let model_dir = root().join("assets/models");
+    let weights = model_dir.join("shapes/1/weights.onnx");
+    let (mut session, _) = build_session(&weights, 0).unwrap();
+    let cache_dir = std::env::temp_dir().join(format!("sightline-bench-cache-{}", std::process::id()));
+    let cache_options = CacheOptions {
+        root: cache_dir.clone(),
+        verify: VerifyLevel::Sha256,
+        retry: RetryPolicy { attempts: 1, base_delay: Duration::ZERO, max_delay: Duration::ZERO },
+        max_model_bytes: 1 << 30,
+    };
+    let artifacts = ArtifactCache::new(cache_options, vec![Arc::new(LocalSource::new(model_dir.clone()))]);
+    let options = LoadOptions::new(Arc::new(OrtEngine::cpu(0)));
+    let registry = ModelRegistry::new(options, artifacts.clone(), LoadPool::new(1, 0).unwrap());
+    let saving_options = ProviderOptions { optimized_graph_cache: true, ..ProviderOptions::default() };
+    let saving_engine = OrtEngine::new(vec![Provider::Cpu], saving_options, None);
+    let saving =
+        ModelRegistry::new(LoadOptions::new(Arc::new(saving_engine)), artifacts.clone(), LoadPool::new(1, 0).unwrap());
+    load_costs(&artifacts, &registry, &saving).await;
+    let model = registry.load(&ModelId::parse("shapes/1").unwrap()).await.unwrap();
+
+    println!("| image | raw ONNX Runtime (ms) | in-process pipeline (ms, × raw) | HTTP round trip (ms, × raw) |");
+    println!("|---|---|---|---|");
+    for name in IMAGES {
+        let bytes = std::fs::read(root().join("tests/data/images").join(name)).unwrap();
+        let decoded = decode_image(&bytes, true, DecodeLimits::default()).unwrap();
+        let (tensor, _) = to_input_tensor(&decoded, ResizeMode::Letterbox { pad: 114 }, 256, 256);
+        let raw = time_ms(iterations, || {
+            session.run(&tensor).unwrap();
+        });
+        let params = DetectionParams { confidence: 0.25, iou_threshold: 0.45, ..DetectionParams::default() };
+        let request = ImageRequest {
+            image: bytes.clone(),
+            preprocessing: Default::default(),
+            visualize: None,
+            options: DetectOptions::boxes(params),
+            ticket: None,
+        };
+        let model = Arc::clone(&model);
+        let pipeline = time_ms_async(iterations, || {
+            let (model, request) = (model.clone(), request.clone());
+            async move {
+                model.detector().expect("a detector").detect(request).await.unwrap();
+            }
+        })
+        .await;
+        let body = json!({
+            "model_id": "shapes/1", "confidence": 0.25, "iou_threshold": 0.45,
+            "image": {"type": "base64", "value": base64::engine::general_purpose::STANDARD.encode(&bytes)},
+        });
+        let url = format!("{base}/infer/object_detection");
+        let http = time_ms_async(iterations, || {
+            let request = client.post(&url).json(&body);
+            async move {
+                let r = request.send().await.unwrap();
+                assert!(r.status().is_success());
+                r.bytes().await.unwrap();
+            }
+        })
+        .await;
+        println!(
+            "| {name} ({}x{}) | {raw:.2} | {pipeline:.2} ({:.2}×) | {http:.2} ({:.2}×) |",
+            decoded.width(),
+            decoded.height(),
+            pipeline / raw,
+            http / raw
+        );
+    }
+
+    // Throughput: 8 concurrent clients on the 640x480 image.
+    let bytes = std::fs::read(root().join("tests/data/images/shapes_640x480.png")).unwrap();
+    let body = Arc::new(json!({
+        "model_id": "shapes/1", "confidence": 0.25,
+        "image": {"type": "base64", "value": base64::engine::general_purpose::STANDARD.encode(&bytes)},
+    }));
+    let seconds: u64 = std::env::var("BENCH_LOAD_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(8);
+    let level =
+        run_level(client, &format!("{base}/infer/object_detection"), body, 8, Duration::from_secs(seconds)).await;
+    println!();
+    println!(
+        "HTTP throughput, 8 concurrent clients, shapes_640x480.png: {:.1} requests/s ({} requests in {seconds} s)",
+        level.rate(),
+        level.latencies_ms.len()
+    );
+    println!();
+    let _ = std::fs::remove_dir_all(&cache_dir);
 }
 
 /// Per model family, CPU provider, one run: raw ONNX Runtime on the fixture's prepared tensor
