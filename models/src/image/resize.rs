@@ -144,27 +144,39 @@ pub fn resize_float(plane: ArrayView2<'_, f32>, w: usize, h: usize) -> Array2<f3
 
 /// Resizes `src` to `dst_w x dst_h` as `cv2.resize(src, (dst_w, dst_h), interpolation=cv2.INTER_LINEAR)` does.
 pub fn resize_bilinear(src: &RgbImage, dst_w: u32, dst_h: u32) -> RgbImage {
+    let out_len = dst_w as usize * 3;
+    let mut dst = vec![0u8; out_len * dst_h as usize];
+    for_each_resized_row(src, dst_w, dst_h, |y, row| dst[y * out_len..][..out_len].copy_from_slice(row));
+    RgbImage::from_raw(dst_w, dst_h, dst).unwrap_or_else(|| RgbImage::new(dst_w, dst_h))
+}
+
+/// [`resize_bilinear`], handing each destination row (`dst_w` RGB pixels) to `emit` in order.
+fn for_each_resized_row(src: &RgbImage, dst_w: u32, dst_h: u32, mut emit: impl FnMut(usize, &[u8])) {
     let (src_w, src_h) = src.dimensions();
+    let (s, row_len, out_len) = (src.as_raw(), src_w as usize * 3, dst_w as usize * 3);
+    if src_w == 0 || src_h == 0 || dst_w == 0 {
+        return;
+    }
+    let source_row = |y: usize| &s[y * row_len..(y + 1) * row_len];
     if (src_w, src_h) == (dst_w, dst_h) {
-        return src.clone();
+        (0..dst_h as usize).for_each(|y| emit(y, source_row(y)));
+        return;
     }
     if src_w == 2 * dst_w && src_h == 2 * dst_h {
         // OpenCV switches an exact 2x linear shrink to its fast area path.
-        return halve(src);
+        let mut out = vec![0u8; out_len];
+        for y in 0..dst_h as usize {
+            halve_row([source_row(2 * y), source_row(2 * y + 1)], &mut out);
+            emit(y, &out);
+        }
+        return;
     }
-    let last_x = src_w as usize - 1;
-    let xs: Vec<HorizontalTap> = axis_taps(src_w, dst_w)
-        .into_iter()
-        .map(|(sx, w0, w1)| HorizontalTap { left: sx * 3, right: (sx + 1).min(last_x) * 3, w0, w1 })
-        .collect();
-    let ys = axis_taps(src_h, dst_h);
-    let (s, row_len, out_len) = (src.as_raw(), src_w as usize * 3, dst_w as usize * 3);
-    let source_row = |y: usize| &s[y * row_len..(y + 1) * row_len];
+    let xs = horizontal_taps(src_w, dst_w);
     // The two source rows' horizontal passes, reused while consecutive destination rows share them.
-    let (mut upper, mut lower) = (vec![0i32; out_len], vec![0i32; out_len]);
+    let (mut upper, mut lower) = (vec![0i16; out_len], vec![0i16; out_len]);
     let mut held: Option<(usize, usize)> = None;
-    let mut dst = vec![0u8; out_len * dst_h as usize];
-    for (out, &(sy, b0, b1)) in dst.chunks_exact_mut(out_len).zip(&ys) {
+    let mut out = vec![0u8; out_len];
+    for (y, &(sy, b0, b1)) in axis_taps(src_h, dst_h).iter().enumerate() {
         let y1 = (sy + 1).min(src_h as usize - 1);
         match held {
             Some(rows) if rows == (sy, y1) => {}
@@ -175,56 +187,153 @@ pub fn resize_bilinear(src: &RgbImage, dst_w: u32, dst_h: u32) -> RgbImage {
             _ => horizontal_pair([source_row(sy), source_row(y1)], &xs, [&mut upper, &mut lower]),
         }
         held = Some((sy, y1));
-        for (o, (&v0, &v1)) in out.iter_mut().zip(upper.iter().zip(&lower)) {
-            // OpenCV's VResizeLinearVec_32s8u: 16-bit high multiplies, then a rounding shift by 2.
-            let t = ((b0 * (v0 >> 4)) >> 16) + ((b1 * (v1 >> 4)) >> 16);
-            *o = ((t + 2) >> 2).clamp(0, 255) as u8;
-        }
+        vertical(&upper, &lower, [b0 as i16, b1 as i16], &mut out);
+        emit(y, &out);
     }
-    RgbImage::from_raw(dst_w, dst_h, dst).unwrap_or_else(|| RgbImage::new(dst_w, dst_h))
 }
 
-/// Where one destination pixel's two source pixels start in a row, and their fixed-point weights.
+/// Where one destination pixel's two source pixels lie in a row (`start..start + 6`, the left
+/// pixel then the right one), and their fixed-point weights as 16-bit lanes `w0 w1 w0 w1 w0 w1 0 0`:
+/// one per channel pair, laid out for a multiply-add.
 #[derive(Clone, Copy)]
 struct HorizontalTap {
-    left: usize,
-    right: usize,
-    w0: i32,
-    w1: i32,
+    start: usize,
+    weights: [i16; 8],
 }
 
-/// The horizontal pass of one source row into fixed-point intermediates (value * 2048).
-fn horizontal(row: &[u8], taps: &[HorizontalTap], out: &mut [i32]) {
-    for (o, t) in out.chunks_exact_mut(3).zip(taps) {
-        let (a, b) = (&row[t.left..t.left + 3], &row[t.right..t.right + 3]);
-        for c in 0..3 {
-            o[c] = i32::from(a[c]) * t.w0 + i32::from(b[c]) * t.w1;
-        }
+impl HorizontalTap {
+    fn new(start: usize, w0: i32, w1: i32) -> HorizontalTap {
+        let (w0, w1) = (w0 as i16, w1 as i16);
+        HorizontalTap { start, weights: [w0, w1, w0, w1, w0, w1, 0, 0] }
+    }
+
+    /// Channel `c`: fixed-point (value * 2048) shifted right by 4 to fit 16 bits, which is where
+    /// OpenCV's vertical pass shifts it.
+    fn channel(&self, row: &[u8], c: usize) -> i16 {
+        let pixel = |at: usize| i32::from(row.get(self.start + at).copied().unwrap_or(0));
+        let [w0, w1] = [self.weights[0], self.weights[1]].map(i32::from);
+        ((pixel(c) * w0 + pixel(c + 3) * w1) >> 4) as i16
+    }
+}
+
+/// The horizontal taps of a `src_w` to `dst_w` row. A tap clamped at the right edge reads its
+/// pixel as the right one of the pair before it (weights 0 and 2048: the same product), so that
+/// every tap reads six adjacent bytes; a one-pixel row has no pair, and its taps read three.
+fn horizontal_taps(src_w: u32, dst_w: u32) -> Vec<HorizontalTap> {
+    let last = src_w as usize - 1;
+    axis_taps(src_w, dst_w)
+        .into_iter()
+        .map(|(sx, w0, w1)| match sx {
+            sx if sx < last => HorizontalTap::new(sx * 3, w0, w1),
+            _ if last > 0 => HorizontalTap::new((last - 1) * 3, 0, w0 + w1),
+            _ => HorizontalTap::new(0, w0 + w1, 0),
+        })
+        .collect()
+}
+
+/// The horizontal pass of one source row.
+fn horizontal(row: &[u8], taps: &[HorizontalTap], out: &mut [i16]) {
+    #[cfg(target_arch = "x86_64")]
+    let done = sse2::horizontal([row, row], taps, [None, Some(&mut *out)]);
+    #[cfg(not(target_arch = "x86_64"))]
+    let done = 0;
+    for (o, t) in out.chunks_exact_mut(3).zip(taps).skip(done) {
+        (0..3).for_each(|c| o[c] = t.channel(row, c));
     }
 }
 
 /// [`horizontal`] of two rows at once: each tap is read once for both (a shrink past 2x shares no
 /// source row between destination rows, so every destination row needs two fresh passes).
-fn horizontal_pair(rows: [&[u8]; 2], taps: &[HorizontalTap], [upper, lower]: [&mut [i32]; 2]) {
-    for ((o, p), t) in upper.chunks_exact_mut(3).zip(lower.chunks_exact_mut(3)).zip(taps) {
-        let (a, b) = (&rows[0][t.left..t.left + 3], &rows[0][t.right..t.right + 3]);
-        let (c, d) = (&rows[1][t.left..t.left + 3], &rows[1][t.right..t.right + 3]);
-        for k in 0..3 {
-            o[k] = i32::from(a[k]) * t.w0 + i32::from(b[k]) * t.w1;
-            p[k] = i32::from(c[k]) * t.w0 + i32::from(d[k]) * t.w1;
-        }
+fn horizontal_pair(rows: [&[u8]; 2], taps: &[HorizontalTap], [upper, lower]: [&mut [i16]; 2]) {
+    #[cfg(target_arch = "x86_64")]
+    let done = sse2::horizontal(rows, taps, [Some(&mut *upper), Some(&mut *lower)]);
+    #[cfg(not(target_arch = "x86_64"))]
+    let done = 0;
+    for ((o, p), t) in upper.chunks_exact_mut(3).zip(lower.chunks_exact_mut(3)).zip(taps).skip(done) {
+        (0..3).for_each(|c| o[c] = t.channel(rows[0], c));
+        (0..3).for_each(|c| p[c] = t.channel(rows[1], c));
     }
 }
 
-fn halve(src: &RgbImage) -> RgbImage {
-    let (w, h) = (src.width() / 2, src.height() / 2);
-    RgbImage::from_fn(w, h, |x, y| {
-        let p = |dx: u32, dy: u32| src.get_pixel(2 * x + dx, 2 * y + dy).0;
-        let (a, b, c, d) = (p(0, 0), p(1, 0), p(0, 1), p(1, 1));
-        image::Rgb(std::array::from_fn(|i| {
-            ((u32::from(a[i]) + u32::from(b[i]) + u32::from(c[i]) + u32::from(d[i]) + 2) >> 2) as u8
-        }))
-    })
+/// The passes in SSE2, which every x86-64 CPU has; the same integer arithmetic, so the same bytes.
+#[cfg(target_arch = "x86_64")]
+mod sse2 {
+    use std::arch::x86_64::*;
+
+    use super::HorizontalTap;
+
+    /// The horizontal pass of up to two rows (a `None` output skips its row), tap by tap from the
+    /// first while a tap's 8 source bytes and 4 output lanes exist; returns how many taps it did.
+    /// Each tap pairs its pixels' channels (a0 b0 a1 b1 a2 b2) for one multiply-add into 32-bit
+    /// sums, exact for 8-bit values and 11-bit weights, and stores 4 lanes, the last of which the
+    /// next tap overwrites.
+    pub(super) fn horizontal(rows: [&[u8]; 2], taps: &[HorizontalTap], mut outs: [Option<&mut [i16]>; 2]) -> usize {
+        let mut done = 0;
+        for (i, t) in taps.iter().enumerate() {
+            let fits = |row: &[u8], out: &Option<&mut [i16]>| {
+                t.start + 8 <= row.len() && out.as_ref().is_none_or(|o| 3 * i + 4 <= o.len())
+            };
+            if !(fits(rows[0], &outs[0]) && fits(rows[1], &outs[1])) {
+                break;
+            }
+            for (row, out) in rows.iter().zip(outs.iter_mut()) {
+                let Some(out) = out else { continue };
+                let (source, lanes) = (&row[t.start..t.start + 8], &mut out[3 * i..3 * i + 4]);
+                // SAFETY: SSE2 is part of x86-64 itself; the load reads the 8 bytes of `source`,
+                // the weights' load its 8 lanes, and the store writes the 4 lanes of `lanes`.
+                unsafe {
+                    let pixels = _mm_unpacklo_epi8(_mm_loadl_epi64(source.as_ptr().cast()), _mm_setzero_si128());
+                    let pairs = _mm_unpacklo_epi16(pixels, _mm_srli_si128::<6>(pixels));
+                    let weights = _mm_loadu_si128(t.weights.as_ptr().cast());
+                    let sums = _mm_srai_epi32::<4>(_mm_madd_epi16(pairs, weights));
+                    _mm_storel_epi64(lanes.as_mut_ptr().cast(), _mm_packs_epi32(sums, sums));
+                }
+            }
+            done += 1;
+        }
+        done
+    }
+
+    /// [`super::vertical`] over whole groups of 8 values; returns how many it wrote.
+    pub(super) fn vertical(upper: &[i16], lower: &[i16], [b0, b1]: [i16; 2], out: &mut [u8]) -> usize {
+        let groups = upper.chunks_exact(8).zip(lower.chunks_exact(8)).zip(out.chunks_exact_mut(8));
+        let mut done = 0;
+        for ((v0, v1), o) in groups {
+            // SAFETY: SSE2 is part of x86-64 itself; each load reads one whole 8-value chunk.
+            let bytes = unsafe {
+                let (v0, v1) = (_mm_loadu_si128(v0.as_ptr().cast()), _mm_loadu_si128(v1.as_ptr().cast()));
+                let t = _mm_add_epi16(_mm_mulhi_epi16(v0, _mm_set1_epi16(b0)), _mm_mulhi_epi16(v1, _mm_set1_epi16(b1)));
+                let t = _mm_srai_epi16::<2>(_mm_add_epi16(t, _mm_set1_epi16(2)));
+                _mm_cvtsi128_si64(_mm_packus_epi16(t, t))
+            };
+            o.copy_from_slice(&bytes.to_le_bytes());
+            done += 8;
+        }
+        done
+    }
+}
+
+/// OpenCV's VResizeLinearVec_32s8u: 16-bit high multiplies, then a rounding shift by 2.
+fn vertical(upper: &[i16], lower: &[i16], [b0, b1]: [i16; 2], out: &mut [u8]) {
+    let high = |a: i16, b: i16| ((i32::from(a) * i32::from(b)) >> 16) as i16;
+    let pixel = |v0: i16, v1: i16| ((high(b0, v0) + high(b1, v1) + 2) >> 2).clamp(0, 255) as u8;
+    #[cfg(target_arch = "x86_64")]
+    let done = sse2::vertical(upper, lower, [b0, b1], out);
+    #[cfg(not(target_arch = "x86_64"))]
+    let done = 0;
+    for (o, (&v0, &v1)) in out.iter_mut().zip(upper.iter().zip(lower)).skip(done) {
+        *o = pixel(v0, v1);
+    }
+}
+
+/// One row of OpenCV's exact 2x area shrink: each destination pixel the rounded mean of four.
+fn halve_row([upper, lower]: [&[u8]; 2], out: &mut [u8]) {
+    for (o, (a, b)) in out.chunks_exact_mut(3).zip(upper.chunks_exact(6).zip(lower.chunks_exact(6))) {
+        for c in 0..3 {
+            let sum = u16::from(a[c]) + u16::from(a[c + 3]) + u16::from(b[c]) + u16::from(b[c + 3]);
+            o[c] = ((sum + 2) >> 2) as u8;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -292,6 +401,46 @@ mod tests {
             let window = Window { values: part, origin: (ys.start, xs.start), size: (37, 53) };
             let got = resize_window(window, 160, 120, rows.clone(), cols.clone());
             assert_eq!(got, whole.slice(ndarray::s![rows, cols]));
+        }
+    }
+
+    /// OpenCV's fixed-point arithmetic written plainly (32-bit intermediates, one tap at a time):
+    /// the SSE2 passes and the edge taps must give exactly its bytes.
+    fn plain_resize(src: &RgbImage, dst_w: u32, dst_h: u32) -> RgbImage {
+        let (xs, ys) = (axis_taps(src.width(), dst_w), axis_taps(src.height(), dst_h));
+        let (last_x, last_y) = (src.width() - 1, src.height() - 1);
+        RgbImage::from_fn(dst_w, dst_h, |x, y| {
+            let ((sx, w0, w1), (sy, b0, b1)) = (xs[x as usize], ys[y as usize]);
+            let row = |yy: u32, c: usize| {
+                let at = |xx: u32| i32::from(src.get_pixel(xx, yy).0[c]);
+                at(sx as u32) * w0 + at((sx as u32 + 1).min(last_x)) * w1
+            };
+            image::Rgb(std::array::from_fn(|c| {
+                let (v0, v1) = (row(sy as u32, c), row((sy as u32 + 1).min(last_y), c));
+                let t = ((b0 * (v0 >> 4)) >> 16) + ((b1 * (v1 >> 4)) >> 16);
+                ((t + 2) >> 2).clamp(0, 255) as u8
+            }))
+        })
+    }
+
+    #[test]
+    fn gives_the_bytes_of_plain_fixed_point_arithmetic() {
+        let mut seed = 0x2545f4914f6cdd1d_u64;
+        let mut next = |n: u32| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % u64::from(n)) as u32
+        };
+        let mut sizes =
+            vec![(1, 1, 5, 7), (1, 5, 1, 9), (2, 3, 1, 1), (640, 480, 256, 192), (3, 1, 9, 1), (9, 4, 5, 4)];
+        sizes.extend((0..150).map(|_| (1 + next(300), 1 + next(300), 1 + next(200), 1 + next(200))));
+        for (sw, sh, dw, dh) in sizes {
+            if (sw, sh) == (2 * dw, 2 * dh) || (sw, sh) == (dw, dh) {
+                continue;
+            }
+            let img = RgbImage::from_fn(sw, sh, |_, _| image::Rgb([next(256) as u8, next(256) as u8, next(256) as u8]));
+            assert_eq!(resize_bilinear(&img, dw, dh), plain_resize(&img, dw, dh), "{sw}x{sh} -> {dw}x{dh}");
         }
     }
 

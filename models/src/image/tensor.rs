@@ -37,6 +37,18 @@ pub fn input_tensor(
     }
 }
 
+/// `v / 255.0` for every 8-bit `v`, as the reference divides (a multiply by the reciprocal differs
+/// in the last bit for half of them), looked up instead of divided per pixel.
+const UNIT: [f32; 256] = {
+    let mut table = [0.0; 256];
+    let mut v = 0;
+    while v < 256 {
+        table[v] = v as f32 / 255.0;
+        v += 1;
+    }
+    table
+};
+
 /// Builds the `(1, 3, in_h, in_w)` input and the placement needed to map results back.
 pub fn to_input_tensor(image: &RgbImage, mode: ResizeMode, in_w: u32, in_h: u32) -> (Array4<f32>, Placement) {
     let placement = Placement::new(mode, image.width(), image.height(), in_w, in_h);
@@ -46,19 +58,19 @@ pub fn to_input_tensor(image: &RgbImage, mode: ResizeMode, in_w: u32, in_h: u32)
         ResizeMode::Stretch => 0.0,
     };
     let (h, w) = (in_h as usize, in_w as usize);
-    let mut tensor = Array4::<f32>::from_elem((1, 3, h, w), pad);
-    let (left, top) = (placement.left as usize, placement.top as usize);
+    let (left, top) = ((placement.left as usize).min(w), (placement.top as usize).min(h));
     let (new_w, new_h) = (resized.width() as usize, resized.height() as usize);
-    // Plane by plane over contiguous rows: the tensor is in standard (C) layout.
-    if let Some(planes) = tensor.as_slice_mut() {
-        let rgb = resized.as_raw();
-        for (c, plane) in planes.chunks_exact_mut(h * w).enumerate() {
-            for y in 0..new_h.min(h.saturating_sub(top)) {
-                let out = &mut plane[(top + y) * w + left..][..new_w.min(w - left)];
-                let row = &rgb[y * new_w * 3..][..new_w * 3];
-                for (o, px) in out.iter_mut().zip(row.chunks_exact(3)) {
-                    *o = f32::from(px[c]) / 255.0;
-                }
+    let (cols, rows) = (new_w.min(w - left), new_h.min(h - top));
+    let mut tensor = Array4::<f32>::from_elem((1, 3, h, w), pad);
+    // The three planes filled together from each resized row, left to right.
+    if let Some(values) = tensor.as_slice_mut() {
+        let (red, rest) = values.split_at_mut(h * w);
+        let (green, blue) = rest.split_at_mut(h * w);
+        for (y, row) in resized.as_raw().chunks_exact((new_w * 3).max(1)).take(rows).enumerate() {
+            let at = (top + y) * w + left..(top + y) * w + left + cols;
+            let planes = red[at.clone()].iter_mut().zip(&mut green[at.clone()]).zip(&mut blue[at]);
+            for (px, ((r, g), b)) in row.chunks_exact(3).zip(planes) {
+                (*r, *g, *b) = (UNIT[usize::from(px[0])], UNIT[usize::from(px[1])], UNIT[usize::from(px[2])]);
             }
         }
     }
@@ -111,6 +123,25 @@ mod tests {
         assert_eq!(t[[0, 1, 2, 0]], 0.0);
         assert_eq!(t[[0, 2, 5, 7]], 51.0 / 255.0);
         assert_eq!(t[[0, 2, 6, 7]], 114.0 / 255.0);
+    }
+
+    #[test]
+    fn content_is_the_resized_image_over_255_and_the_rest_padding() {
+        let image = RgbImage::from_fn(53, 31, |x, y| image::Rgb([(x * 5) as u8, (y * 8) as u8, (x * y) as u8]));
+        for (mode, in_w, in_h) in [(ResizeMode::Letterbox { pad: 114 }, 40, 40), (ResizeMode::Stretch, 17, 29)] {
+            let (t, p) = to_input_tensor(&image, mode, in_w, in_h);
+            let resized = resize_bilinear(&image, p.new_w, p.new_h);
+            let pad = if mode == ResizeMode::Stretch { 0.0 } else { 114.0 / 255.0 };
+            for ((_, c, y, x), &v) in t.indexed_iter() {
+                let (rx, ry) = (x as i64 - i64::from(p.left), y as i64 - i64::from(p.top));
+                let inside = (0..i64::from(p.new_w)).contains(&rx) && (0..i64::from(p.new_h)).contains(&ry);
+                let want = match inside {
+                    true => f32::from(resized.get_pixel(rx as u32, ry as u32).0[c]) / 255.0,
+                    false => pad,
+                };
+                assert_eq!(v.to_bits(), want.to_bits(), "{mode:?} ({c}, {y}, {x})");
+            }
+        }
     }
 
     #[test]
