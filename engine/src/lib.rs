@@ -44,4 +44,5 @@ pub use provider::{
 };
 pub use session::{ModelSession, SessionShape};
 pub use tensors::{split_rows, zero_inputs};
+pub use threads::LoadPriority;
 pub use worker::{InFlight, OnnxWorker, Place, WorkerOptions};

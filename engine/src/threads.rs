@@ -55,14 +55,14 @@ type Retired = Box<dyn Send + 'static>;
 
 static RETIREMENT: OnceLock<Mutex<SyncSender<Retired>>> = OnceLock::new();
 
-/// Drops `value` (an unloaded model's session) on a background thread at `nice`, then hands the
-/// freed heap back to the OS: tearing a model down, like loading one, yields to the models that
+/// Drops `value` (an unloaded model's session) on a background thread at `priority`, then hands
+/// the freed heap back to the OS: tearing a model down, like loading one, yields to the models that
 /// serve. Drops here when the thread cannot start.
-pub fn retire<T: Send + 'static>(value: T, nice: i32) {
+pub fn retire<T: Send + 'static>(value: T, priority: LoadPriority) {
     let queue = RETIREMENT.get_or_init(|| {
         let (sender, retired) = sync_channel::<Retired>(64);
         let started = std::thread::Builder::new().name("model-retire".into()).spawn(move || {
-            let _ = lower_current_thread_priority(nice);
+            let _ = lower_current_thread_priority(priority);
             for value in retired {
                 drop(value);
                 crate::process_memory::release_free_memory();
@@ -95,21 +95,76 @@ impl ort::environment::ThreadManager for ServingThreads {
     }
 }
 
-/// Lowers the calling thread's scheduling priority to `nice` (0 normal … 19 lowest). Linux applies
-/// `setpriority` to the one thread named by its id; elsewhere this does nothing.
-pub fn lower_current_thread_priority(nice: i32) -> Result<(), String> {
+/// The OS priority model loads and unloads run at (`MODEL_LOAD_PRIORITY`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoadPriority {
+    /// Linux's `SCHED_IDLE` policy (and nice 19): the thread runs on CPU time no other thread
+    /// wants, and a waking serving thread takes its core at once. At nice 19 a load still ran for
+    /// up to 12 ms at a time beside busy serving threads, and a serving model's p99 rose ×1.2–1.3
+    /// while others loaded; under `SCHED_IDLE`, ×1.07–1.10 (docs/benchmarks.md).
+    Idle,
+    /// A nice value, 0 (the priority of inference) to 19.
+    Nice(i32),
+}
+
+impl std::str::FromStr for LoadPriority {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<LoadPriority, String> {
+        match value.trim() {
+            "idle" => Ok(LoadPriority::Idle),
+            nice => match nice.parse::<i32>() {
+                Ok(n) if (0..=19).contains(&n) => Ok(LoadPriority::Nice(n)),
+                _ => Err(format!("`{value}` is neither `idle` nor a nice value from 0 to 19")),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for LoadPriority {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LoadPriority::Idle => f.write_str("idle"),
+            LoadPriority::Nice(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+/// Lowers the calling thread's scheduling priority to `priority`. Linux applies `setpriority` and
+/// `sched_setscheduler` to the one thread named by its id; elsewhere this does nothing. Lowering
+/// needs no privilege; raising it again would, which is why serving threads come from the spawner.
+pub fn lower_current_thread_priority(priority: LoadPriority) -> Result<(), String> {
     #[cfg(target_os = "linux")]
     {
-        // SAFETY: gettid has no preconditions; setpriority only reads its arguments.
+        let nice = match priority {
+            LoadPriority::Idle => 19,
+            LoadPriority::Nice(n) => n,
+        };
+        // SAFETY: gettid has no preconditions; setpriority and sched_setscheduler only read their
+        // arguments (the latter a live `sched_param`).
         let tid = unsafe { libc::gettid() };
-        let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice) };
-        if rc != 0 {
+        if nice != 0 && unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice) } != 0 {
             return Err(std::io::Error::last_os_error().to_string());
+        }
+        if priority == LoadPriority::Idle {
+            let param = libc::sched_param { sched_priority: 0 };
+            if unsafe { libc::sched_setscheduler(tid, libc::SCHED_IDLE, &param) } != 0 {
+                return Err(std::io::Error::last_os_error().to_string());
+            }
         }
     }
     #[cfg(not(target_os = "linux"))]
-    let _ = nice;
+    let _ = priority;
     Ok(())
+}
+
+/// Whether the calling thread runs under `SCHED_IDLE` (Linux), for tests.
+pub fn current_thread_is_idle() -> bool {
+    #[cfg(target_os = "linux")]
+    // SAFETY: sched_getscheduler only reads the thread id.
+    return unsafe { libc::sched_getscheduler(libc::gettid()) } == libc::SCHED_IDLE;
+    #[cfg(not(target_os = "linux"))]
+    false
 }
 
 /// The calling thread's nice value (Linux), for tests and logs.
@@ -139,18 +194,18 @@ mod tests {
     fn threads_spawned_for_serving_keep_normal_priority_under_a_lowered_caller() {
         start_spawner();
         let base = current_thread_nice().unwrap();
-        let child_nice = std::thread::spawn(move || {
-            lower_current_thread_priority(base + 5).unwrap();
-            assert_eq!(current_thread_nice(), Some(base + 5));
-            let inherited = std::thread::spawn(current_thread_nice).join().unwrap();
-            let serving = spawn_serving("t".into(), || ()).unwrap();
-            serving.join().unwrap();
+        let state = || (current_thread_is_idle(), current_thread_nice());
+        let (inherited, serving) = std::thread::spawn(move || {
+            lower_current_thread_priority(LoadPriority::Idle).unwrap();
+            assert_eq!(state(), (true, Some(19)));
+            let inherited = std::thread::spawn(state).join().unwrap();
             let (tx, rx) = sync_channel(1);
-            spawn_serving("t".into(), move || tx.send(current_thread_nice()).unwrap()).unwrap().join().unwrap();
+            spawn_serving("t".into(), move || tx.send(state()).unwrap()).unwrap().join().unwrap();
             (inherited, rx.recv().unwrap())
         })
         .join()
         .unwrap();
-        assert_eq!(child_nice, (Some(base + 5), Some(base)));
+        assert_eq!(inherited, (true, Some(19)), "a plain thread inherits the lowered priority");
+        assert_eq!(serving, (false, Some(base)), "the spawner's threads do not");
     }
 }

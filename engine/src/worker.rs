@@ -23,7 +23,7 @@ use crate::model_sessions::InstanceGroup;
 use crate::pipeline::StageTimers;
 use crate::session::{run_session_with, shrinking_run_options};
 use crate::tensors::{concat, run_tensors, split_rows};
-use crate::threads::{retire, spawn_serving};
+use crate::threads::{retire, spawn_serving, LoadPriority};
 use crate::EngineError;
 
 /// One request waiting for an instance, with a reply of the type it asks for. Its place in the
@@ -62,9 +62,9 @@ pub struct WorkerOptions {
     /// each run, so memory follows the current image, not the largest one seen.
     pub varying_shapes: bool,
     pub timers: StageTimers,
-    /// The nice value the sessions are torn down at when the model is dropped (`MODEL_LOAD_NICE`:
+    /// The priority the sessions are torn down at when the model is dropped (`MODEL_LOAD_PRIORITY`:
     /// freeing a model is load work, not serving work).
-    pub retire_nice: i32,
+    pub retire_priority: LoadPriority,
 }
 
 pub struct OnnxWorker {
@@ -123,7 +123,7 @@ impl OnnxWorker {
                 pace: queue.clone(),
                 batch: options.batch,
                 timers: options.timers.clone(),
-                retire_nice: options.retire_nice,
+                retire_priority: options.retire_priority,
                 staging: Staging::default(),
             };
             spawn_serving(format!("ort-{model_id}-{index}"), move || instance.serve())
@@ -229,7 +229,7 @@ struct Instance {
     pace: Arc<ModelQueue>,
     batch: BatchPolicy,
     timers: StageTimers,
-    retire_nice: i32,
+    retire_priority: LoadPriority,
     staging: Staging,
 }
 
@@ -246,10 +246,10 @@ impl Instance {
         }
         // The model is gone: its session is freed and the heap handed back to the OS (so that an
         // unloaded model's memory really comes back) at the priority of loads.
-        retire(self.own.session, self.retire_nice);
+        retire(self.own.session, self.retire_priority);
         if let Some(solo) = self.solo.take().and_then(Arc::into_inner) {
             let run = solo.run.into_inner().unwrap_or_else(|p| p.into_inner());
-            retire(run.session, self.retire_nice);
+            retire(run.session, self.retire_priority);
         }
     }
 

@@ -9,7 +9,8 @@ use futures::future::join_all;
 use ndarray::Array4;
 use sightline_core::{CoreError, QueuePolicy};
 use sightline_engine::{
-    build_session, init_runtime, BatchPolicy, EngineError, InstanceGroup, OnnxWorker, PipelineMetrics, WorkerOptions,
+    build_session, init_runtime, BatchPolicy, EngineError, InstanceGroup, LoadPriority, OnnxWorker, PipelineMetrics,
+    WorkerOptions,
 };
 
 fn sessions(model: &str, count: usize) -> InstanceGroup {
@@ -27,7 +28,7 @@ fn options(queue: usize, batch: BatchPolicy, metrics: &PipelineMetrics) -> Worke
         batch,
         varying_shapes: false,
         timers: metrics.for_model("m"),
-        retire_nice: 10,
+        retire_priority: LoadPriority::Nice(10),
     }
 }
 

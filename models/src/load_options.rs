@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use sightline_core::QueuePolicy;
-use sightline_engine::{BatchPolicy, Engine, PipelineMetrics, WorkerOptions};
+use sightline_engine::{BatchPolicy, Engine, LoadPriority, PipelineMetrics, WorkerOptions};
 
 use crate::DecodeLimits;
 
@@ -18,8 +18,8 @@ pub struct LoadOptions {
     /// The deployment's batching; each model takes it within what its sessions allow.
     pub batch: BatchPolicy,
     pub metrics: PipelineMetrics,
-    /// `MODEL_LOAD_NICE`: unloaded models' sessions are freed at the priority of loads.
-    pub load_nice: i32,
+    /// `MODEL_LOAD_PRIORITY`: unloaded models' sessions are freed at the priority of loads.
+    pub load_priority: LoadPriority,
 }
 
 impl LoadOptions {
@@ -31,7 +31,7 @@ impl LoadOptions {
             engine,
             batch: BatchPolicy::UNBATCHED,
             metrics: PipelineMetrics::unregistered(),
-            load_nice: 19,
+            load_priority: LoadPriority::Idle,
         }
     }
 
@@ -43,7 +43,7 @@ impl LoadOptions {
             batch: self.batch.limited_to(batch_limit),
             varying_shapes,
             timers: self.metrics.for_model(name),
-            retire_nice: self.load_nice,
+            retire_priority: self.load_priority,
         }
     }
 }

@@ -42,10 +42,10 @@ pub fn build_manager(
         engine: execution.engine.clone(),
         batch: config.batch_policy(),
         metrics: pipeline.clone(),
-        load_nice: config.model_load_nice,
+        load_priority: config.model_load_priority,
     };
     configure_cpu_pool(config.preprocess_threads);
-    let loads = LoadPool::new(config.model_load_concurrency as usize, config.model_load_nice)
+    let loads = LoadPool::new(config.model_load_concurrency as usize, config.model_load_priority)
         .map_err(StartupError::LoadThreads)?;
     let loader = ModelRegistry::new(options, artifacts, loads);
     let base = BaseManager::new(Arc::new(loader));

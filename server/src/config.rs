@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use sightline_artifacts::{
     ApiSettings, CacheOptions, HfSettings, RetryPolicy, S3Settings, SourceSettings, UrlSettings, VerifyLevel,
 };
-use sightline_engine::{ArenaStrategy, BatchPolicy, OpenVinoDevice, OpenVinoPrecision, ProviderOptions};
+use sightline_engine::{ArenaStrategy, BatchPolicy, LoadPriority, OpenVinoDevice, OpenVinoPrecision, ProviderOptions};
 
 /// The providers tried when neither EXECUTION_PROVIDERS nor ONNXRUNTIME_EXECUTION_PROVIDERS is set:
 /// Roboflow's server's CPU order, OpenVINO where its plugin loads (Intel CPUs), else the CPU
@@ -306,12 +306,12 @@ pub struct Config {
     /// Model loads that may run at once, on their own threads at a lower OS priority than inference.
     #[arg(long, env = "MODEL_LOAD_CONCURRENCY", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub model_load_concurrency: u32,
-    /// OS priority (nice value) of model loads and unloads: 19 (the lowest) lets serving models
-    /// take the CPU first (serving p99 x1.07-1.25 while two models load in a loop; docs/benchmarks.md);
-    /// loads then take about twice as long on a saturated machine. 0 loads at the priority of
-    /// inference.
-    #[arg(long, env = "MODEL_LOAD_NICE", default_value_t = 19, value_parser = clap::value_parser!(i32).range(0..=19))]
-    pub model_load_nice: i32,
+    /// OS priority of model loads and unloads: `idle` (Linux's SCHED_IDLE: only CPU time serving
+    /// leaves; serving p99 x1.02-1.13 while two models load in a loop, x1.15-1.32 at nice 19;
+    /// docs/benchmarks.md), or a nice value from 19 (lowest) to 0 (the priority of inference). On
+    /// a machine that inference saturates, loads then progress slowly.
+    #[arg(long, env = "MODEL_LOAD_PRIORITY", default_value = "idle")]
+    pub model_load_priority: LoadPriority,
     /// Images decoded, prepared or post-processed at once; 0 = one per core.
     #[arg(long, env = "PREPROCESS_THREADS", default_value_t = 0)]
     pub preprocess_threads: usize,

@@ -1,7 +1,8 @@
 //! `make bench` (its last part): do cold loads stall the models already serving? The release
 //! server serves `shapes/1` to `ISOLATION_CLIENTS` (8) closed-loop clients posting a 640x480 JPEG,
 //! first alone, then while two other models (a generated 44 MB 640x640 detector and `ppocr/4`) are
-//! added and removed in a loop, with loads at the default priority (nice 19), at nice 10 and at nice 0.
+//! added and removed in a loop, with loads at the default priority (`idle`: SCHED_IDLE), at nice 19
+//! and at nice 0.
 //! Reported: requests/s, p50 and p99 of `shapes/1`, and the loads completed meanwhile.
 
 use std::path::{Path, PathBuf};
@@ -100,16 +101,16 @@ async fn main() {
     println!("| loads meanwhile | model loads done | requests/s | p50 (ms) | p99 (ms) | errors | p99 × alone | throughput vs alone |");
     println!("|---|---|---|---|---|---|---|---|");
     let mut alone: Option<(f64, f64)> = None;
-    // ISOLATION_NICE: the load priorities compared (default: the default 10, then 0).
-    let nices = std::env::var("ISOLATION_NICE").unwrap_or_else(|_| "19,10,0".into());
-    let mut runs: Vec<(String, String, &[&str])> = vec![("none".into(), "10".into(), &[])];
-    for nice in nices.split(',').map(str::trim) {
-        let label = format!("`big/1` + `ppocr/4` in a loop, loads at nice {nice} (`MODEL_LOAD_NICE={nice}`)");
-        runs.push((label, nice.to_owned(), &["big/1", "ppocr/4"]));
+    // ISOLATION_PRIORITY: the load priorities compared (default: the default `idle`, then nice 19 and 0).
+    let priorities = std::env::var("ISOLATION_PRIORITY").unwrap_or_else(|_| "idle,19,0".into());
+    let mut runs: Vec<(String, String, &[&str])> = vec![("none".into(), "idle".into(), &[])];
+    for priority in priorities.split(',').map(str::trim) {
+        let label = format!("`big/1` + `ppocr/4` in a loop (`MODEL_LOAD_PRIORITY={priority}`)");
+        runs.push((label, priority.to_owned(), &["big/1", "ppocr/4"]));
     }
-    for (label, nice, churn) in runs {
-        let cache = work.join(format!("cache-{nice}-{}", churn.len()));
-        let env = [("MODEL_LOAD_NICE", nice.as_str()), ("MAX_ACTIVE_MODELS", "8")];
+    for (label, priority, churn) in runs {
+        let cache = work.join(format!("cache-{priority}-{}", churn.len()));
+        let env = [("MODEL_LOAD_PRIORITY", priority.as_str()), ("MAX_ACTIVE_MODELS", "8")];
         let (server, base) = start(&models, &cache, &env).await;
         let client = reqwest::Client::new();
         post(&client, &format!("{base}/infer/object_detection"), &body).await;

@@ -26,8 +26,8 @@ use sightline_artifacts::{ArtifactCache, CacheOptions, LocalSource, RetryPolicy,
 use sightline_core::{DetectOptions, DetectionParams, ImageRequest, ModelId, ModelLoader};
 use sightline_engine::Engine as OrtEngine;
 use sightline_engine::{
-    build_raw, build_session, init_runtime, probe_provider, GpuSource, LoadPool, NvmlSource, OpenVinoPrecision,
-    Provider, ProviderOptions,
+    build_raw, build_session, init_runtime, probe_provider, GpuSource, LoadPool, LoadPriority, NvmlSource,
+    OpenVinoPrecision, Provider, ProviderOptions,
 };
 use sightline_models::image::decode::decode_image;
 use sightline_models::image::letterbox::ResizeMode;
@@ -145,11 +145,14 @@ async fn image_tables(client: &reqwest::Client, base: &str, iterations: usize) {
     };
     let artifacts = ArtifactCache::new(cache_options, vec![Arc::new(LocalSource::new(model_dir.clone()))]);
     let options = LoadOptions::new(Arc::new(OrtEngine::cpu(0)));
-    let registry = ModelRegistry::new(options, artifacts.clone(), LoadPool::new(1, 0).unwrap());
+    let registry = ModelRegistry::new(options, artifacts.clone(), LoadPool::new(1, LoadPriority::Nice(0)).unwrap());
     let saving_options = ProviderOptions { optimized_graph_cache: true, ..ProviderOptions::default() };
     let saving_engine = OrtEngine::new(vec![Provider::Cpu], saving_options, None);
-    let saving =
-        ModelRegistry::new(LoadOptions::new(Arc::new(saving_engine)), artifacts.clone(), LoadPool::new(1, 0).unwrap());
+    let saving = ModelRegistry::new(
+        LoadOptions::new(Arc::new(saving_engine)),
+        artifacts.clone(),
+        LoadPool::new(1, LoadPriority::Nice(0)).unwrap(),
+    );
     load_costs(&artifacts, &registry, &saving).await;
     let model = registry.load(&ModelId::parse("shapes/1").unwrap()).await.unwrap();
 

@@ -235,6 +235,9 @@ async fn loads_run_below_serving_priority(provider: &str) {
     let loaders: Vec<_> = threads.iter().filter(|(name, _)| name.starts_with("model-load")).collect();
     assert_eq!(loaders.len(), 1, "MODEL_LOAD_CONCURRENCY=1: {threads:?}");
     assert!(loaders.iter().all(|(_, nice)| *nice == 19), "load threads at nice 19: {threads:?}");
+    let idle = server.idle_policy_threads();
+    assert!(idle.iter().any(|name| name.starts_with("model-load")), "loads run under SCHED_IDLE: {idle:?}");
+    assert!(idle.iter().all(|name| name.starts_with("model-")), "only load and retire threads are idle: {idle:?}");
     let instances = threads.iter().filter(|(name, _)| name.starts_with("ort-")).count();
     assert!(instances >= 2 * 4, "two instances of shapes/1 and of each OCR session: {threads:?}");
     let lowered: Vec<_> = threads.iter().filter(|(name, nice)| !name.starts_with("model-") && *nice != 0).collect();

@@ -355,6 +355,16 @@ impl Server {
         self.threads().into_iter().filter_map(|(name, fields)| Some((name, fields.get(16)?.parse().ok()?))).collect()
     }
 
+    /// Names of the server's threads under Linux's `SCHED_IDLE` policy.
+    pub fn idle_policy_threads(&self) -> Vec<String> {
+        // The scheduling policy is field 41 of `stat`; SCHED_IDLE is 5.
+        self.threads()
+            .into_iter()
+            .filter(|(_, fields)| fields.get(38).is_some_and(|p| p == "5"))
+            .map(|(n, _)| n)
+            .collect()
+    }
+
     /// Each thread's name and the CPU time it has used (user + system, in clock ticks).
     pub fn thread_cpu_ticks(&self) -> Vec<(String, u64)> {
         // utime and stime are fields 14 and 15 of `stat`.
