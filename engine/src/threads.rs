@@ -100,8 +100,8 @@ impl ort::environment::ThreadManager for ServingThreads {
 pub enum LoadPriority {
     /// Linux's `SCHED_IDLE` policy (and nice 19): the thread runs on CPU time no other thread
     /// wants, and a waking serving thread takes its core at once. At nice 19 a load still ran for
-    /// up to 12 ms at a time beside busy serving threads, and a serving model's p99 rose ×1.2–1.3
-    /// while others loaded; under `SCHED_IDLE`, ×1.07–1.10 (docs/benchmarks.md).
+    /// up to 12 ms at a time beside busy serving threads, and a serving model's p99 rose ×1.15–1.32
+    /// while others loaded; under `SCHED_IDLE`, ×1.02–1.13 (docs/benchmarks.md).
     Idle,
     /// A nice value, 0 (the priority of inference) to 19.
     Nice(i32),
