@@ -26,7 +26,7 @@ impl LoadPool {
             let loads = loads.clone();
             std::thread::Builder::new().name(format!("model-load-{index}")).spawn(move || {
                 if let Err(cause) = lower_current_thread_priority(priority) {
-                    tracing::warn!(%cause, %priority, "cannot lower the priority of model loads; they run at normal priority");
+                    tracing::warn!(%cause, %priority, "cannot lower the priority of model loads as configured");
                 }
                 serve(&loads);
             })?;

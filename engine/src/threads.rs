@@ -149,7 +149,8 @@ pub fn lower_current_thread_priority(priority: LoadPriority) -> Result<(), Strin
         if priority == LoadPriority::Idle {
             let param = libc::sched_param { sched_priority: 0 };
             if unsafe { libc::sched_setscheduler(tid, libc::SCHED_IDLE, &param) } != 0 {
-                return Err(std::io::Error::last_os_error().to_string());
+                let cause = std::io::Error::last_os_error();
+                return Err(format!("SCHED_IDLE refused ({cause}); the thread stays at nice 19"));
             }
         }
     }
