@@ -256,22 +256,32 @@ impl Server {
         Server::spawn(|port, cache, log| namespaced_command(setup, model_dir, port, cache, log, env)).await
     }
 
-    async fn spawn(command: impl FnOnce(u16, &Path, &Path) -> Command) -> Server {
-        let port = free_port();
-        let logdir = TempDir::new("log");
-        let cachedir = TempDir::new("cache");
-        let log = logdir.path().join("server.log");
-        let child = command(port, cachedir.path(), &log).spawn().expect("start sightline");
-        let mut server = Server {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            client: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap(),
-            log,
-            _logdir: logdir,
-            _cachedir: cachedir,
-        };
-        server.wait_healthy().await;
-        server
+    /// A port [`free_port`] found free can be taken before the server binds it (by any process's
+    /// outgoing connection, whose source ports come from the same range): the server then exits
+    /// with "Address already in use", and starts again on another port, up to five times.
+    async fn spawn(command: impl Fn(u16, &Path, &Path) -> Command) -> Server {
+        const ATTEMPTS: usize = 5;
+        for attempt in 1..=ATTEMPTS {
+            let port = free_port();
+            let logdir = TempDir::new("log");
+            let cachedir = TempDir::new("cache");
+            let log = logdir.path().join("server.log");
+            let child = command(port, cachedir.path(), &log).spawn().expect("start sightline");
+            let mut server = Server {
+                child,
+                base: format!("http://127.0.0.1:{port}"),
+                client: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap(),
+                log,
+                _logdir: logdir,
+                _cachedir: cachedir,
+            };
+            match server.wait_healthy().await {
+                Ok(()) => return server,
+                Err(log) if attempt < ATTEMPTS && log.contains("Address already in use") => continue,
+                Err(log) => panic!("sightline exited during start-up:\n{log}"),
+            }
+        }
+        unreachable!("the last attempt returns or panics")
     }
 
     /// `path` as the server sees it, through its own mounts (`/proc/<pid>/root`).
@@ -310,15 +320,16 @@ impl Server {
         }
     }
 
-    async fn wait_healthy(&mut self) {
+    /// Waits for `/healthz`; `Err` with the exit status and the log when the server exits first.
+    async fn wait_healthy(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("sightline exited with {status} during start-up:\n{}", self.log_text());
+                return Err(format!("{status}\n{}", self.log_text()));
             }
             if let Ok(r) = self.client.get(format!("{}/healthz", self.base)).send().await {
                 if r.status().is_success() {
-                    return;
+                    return Ok(());
                 }
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
