@@ -144,52 +144,41 @@ pub fn resize_float(plane: ArrayView2<'_, f32>, w: usize, h: usize) -> Array2<f3
 
 /// Resizes `src` to `dst_w x dst_h` as `cv2.resize(src, (dst_w, dst_h), interpolation=cv2.INTER_LINEAR)` does.
 pub fn resize_bilinear(src: &RgbImage, dst_w: u32, dst_h: u32) -> RgbImage {
-    let out_len = dst_w as usize * 3;
-    let mut dst = vec![0u8; out_len * dst_h as usize];
-    for_each_resized_row(src, dst_w, dst_h, |y, row| dst[y * out_len..][..out_len].copy_from_slice(row));
-    RgbImage::from_raw(dst_w, dst_h, dst).unwrap_or_else(|| RgbImage::new(dst_w, dst_h))
-}
-
-/// [`resize_bilinear`], handing each destination row (`dst_w` RGB pixels) to `emit` in order.
-fn for_each_resized_row(src: &RgbImage, dst_w: u32, dst_h: u32, mut emit: impl FnMut(usize, &[u8])) {
     let (src_w, src_h) = src.dimensions();
-    let (s, row_len, out_len) = (src.as_raw(), src_w as usize * 3, dst_w as usize * 3);
-    if src_w == 0 || src_h == 0 || dst_w == 0 {
-        return;
-    }
-    let source_row = |y: usize| &s[y * row_len..(y + 1) * row_len];
     if (src_w, src_h) == (dst_w, dst_h) {
-        (0..dst_h as usize).for_each(|y| emit(y, source_row(y)));
-        return;
+        return src.clone();
     }
+    if src_w == 0 || src_h == 0 || dst_w == 0 || dst_h == 0 {
+        return RgbImage::new(dst_w, dst_h);
+    }
+    let (s, row_len, out_len) = (src.as_raw(), src_w as usize * 3, dst_w as usize * 3);
+    let source_row = |y: usize| &s[y * row_len..(y + 1) * row_len];
+    let mut dst = vec![0u8; out_len * dst_h as usize];
     if src_w == 2 * dst_w && src_h == 2 * dst_h {
         // OpenCV switches an exact 2x linear shrink to its fast area path.
-        let mut out = vec![0u8; out_len];
-        for y in 0..dst_h as usize {
-            halve_row([source_row(2 * y), source_row(2 * y + 1)], &mut out);
-            emit(y, &out);
+        for (y, out) in dst.chunks_exact_mut(out_len).enumerate() {
+            halve_row([source_row(2 * y), source_row(2 * y + 1)], out);
         }
-        return;
-    }
-    let xs = horizontal_taps(src_w, dst_w);
-    // The two source rows' horizontal passes, reused while consecutive destination rows share them.
-    let (mut upper, mut lower) = (vec![0i16; out_len], vec![0i16; out_len]);
-    let mut held: Option<(usize, usize)> = None;
-    let mut out = vec![0u8; out_len];
-    for (y, &(sy, b0, b1)) in axis_taps(src_h, dst_h).iter().enumerate() {
-        let y1 = (sy + 1).min(src_h as usize - 1);
-        match held {
-            Some(rows) if rows == (sy, y1) => {}
-            Some((_, below)) if below == sy => {
-                std::mem::swap(&mut upper, &mut lower);
-                horizontal(source_row(y1), &xs, &mut lower);
+    } else {
+        let xs = horizontal_taps(src_w, dst_w);
+        // The two source rows' horizontal passes, reused while consecutive destination rows share them.
+        let (mut upper, mut lower) = (vec![0i16; out_len], vec![0i16; out_len]);
+        let mut held: Option<(usize, usize)> = None;
+        for (out, &(sy, b0, b1)) in dst.chunks_exact_mut(out_len).zip(&axis_taps(src_h, dst_h)) {
+            let y1 = (sy + 1).min(src_h as usize - 1);
+            match held {
+                Some(rows) if rows == (sy, y1) => {}
+                Some((_, below)) if below == sy => {
+                    std::mem::swap(&mut upper, &mut lower);
+                    horizontal(source_row(y1), &xs, &mut lower);
+                }
+                _ => horizontal_pair([source_row(sy), source_row(y1)], &xs, [&mut upper, &mut lower]),
             }
-            _ => horizontal_pair([source_row(sy), source_row(y1)], &xs, [&mut upper, &mut lower]),
+            held = Some((sy, y1));
+            vertical(&upper, &lower, [b0 as i16, b1 as i16], out);
         }
-        held = Some((sy, y1));
-        vertical(&upper, &lower, [b0 as i16, b1 as i16], &mut out);
-        emit(y, &out);
     }
+    RgbImage::from_raw(dst_w, dst_h, dst).unwrap_or_else(|| RgbImage::new(dst_w, dst_h))
 }
 
 /// Where one destination pixel's two source pixels lie in a row (`start..start + 6`, the left
