@@ -142,10 +142,12 @@ fn build_here(
         }
     };
     let started = Instant::now();
+    let graph = Graph { file, rewrites: target.provider == Provider::Cpu && options.graph_rewrites };
     let session = if target.provider == Provider::Cpu && options.optimized_graph_cache {
-        commit_cached(builder, file, &optimized_graph_path(cache_root, file, runtime_version()))?
+        let rewrites = graph.rewrites.then_some(crate::graph_rewrite::REWRITES_VERSION);
+        commit_cached(builder, &graph, &optimized_graph_path(cache_root, file, runtime_version(), rewrites))?
     } else {
-        builder.commit_from_file(file).map_err(|e| format!("not a loadable ONNX model: {e}"))?
+        graph.commit(&mut builder, &graph.read()).map_err(not_loadable)?
     };
     if let Some((dir, before)) = tensorrt_dir {
         let seconds = started.elapsed().as_secs_f64();
@@ -158,12 +160,44 @@ fn build_here(
     Ok(session)
 }
 
+/// The model a CPU session is built from: its file, or that file's graph rewritten.
+struct Graph<'f> {
+    file: &'f Path,
+    rewrites: bool,
+}
+
+impl Graph<'_> {
+    /// The rewritten model when a rewrite applies; `None` builds from the file as it is (read
+    /// here only when rewrites are on, and then dropped unless rewritten).
+    fn read(&self) -> Option<Vec<u8>> {
+        if !self.rewrites {
+            return None;
+        }
+        let bytes = std::fs::read(self.file).ok()?;
+        let rewritten = crate::graph_rewrite::softmax_on_last_axis(&bytes)?;
+        tracing::debug!(file = %self.file.display(), softmaxes = rewritten.softmaxes, "graph rewritten: Softmax on its last axis");
+        Some(rewritten.model)
+    }
+
+    fn commit(&self, builder: &mut SessionBuilder, rewritten: &Option<Vec<u8>>) -> Result<Session, ort::Error> {
+        match rewritten {
+            Some(model) => builder.commit_from_memory(model),
+            None => builder.commit_from_file(self.file),
+        }
+    }
+}
+
+fn not_loadable(e: ort::Error) -> String {
+    format!("not a loadable ONNX model: {e}")
+}
+
 /// Starts the session from ONNX Runtime's optimised graph saved by an earlier load, or builds it
-/// from `file` and saves that graph (written aside, then renamed, so a crash leaves no half file).
+/// from `graph` and saves that graph (written aside, then renamed, so a crash leaves no half file).
 /// A saved graph that no longer loads is deleted and rebuilt. The saved graph is an optimisation:
 /// when it cannot be written (a full or read-only disk, a graph with compiled nodes) the session is
-/// built from `file` as if there were no cache, with a warning, and nothing is left aside.
-fn commit_cached(mut builder: SessionBuilder, file: &Path, cached: &Path) -> Result<Session, String> {
+/// built from `graph` as if there were no cache, with a warning, and nothing is left aside.
+fn commit_cached(mut builder: SessionBuilder, graph: &Graph<'_>, cached: &Path) -> Result<Session, String> {
+    let file = graph.file;
     if cached.is_file() {
         let from_cache = builder
             .clone()
@@ -181,9 +215,9 @@ fn commit_cached(mut builder: SessionBuilder, file: &Path, cached: &Path) -> Res
             }
         }
     }
-    let not_loadable = |e: ort::Error| format!("not a loadable ONNX model: {e}");
+    let rewritten = graph.read();
     let Some(dir) = cached.parent().filter(|d| std::fs::create_dir_all(d).is_ok()) else {
-        return builder.commit_from_file(file).map_err(not_loadable);
+        return graph.commit(&mut builder, &rewritten).map_err(not_loadable);
     };
     static SERIAL: AtomicU64 = AtomicU64::new(0);
     let aside = dir.join(format!("{SAVING_PREFIX}{}-{}", std::process::id(), SERIAL.fetch_add(1, Ordering::Relaxed)));
@@ -191,13 +225,13 @@ fn commit_cached(mut builder: SessionBuilder, file: &Path, cached: &Path) -> Res
         .clone()
         .with_optimized_model_path(&aside)
         .map_err(|e| e.to_string())
-        .and_then(|mut b| b.commit_from_file(file).map_err(|e| e.to_string()));
+        .and_then(|mut b| graph.commit(&mut b, &rewritten).map_err(|e| e.to_string()));
     let session = match saving {
         Ok(session) => session,
         Err(cause) => {
             // Whether the model or the saving failed, the model alone tells: built without saving.
             let _ = std::fs::remove_file(&aside);
-            let session = builder.commit_from_file(file).map_err(not_loadable)?;
+            let session = graph.commit(&mut builder, &rewritten).map_err(not_loadable)?;
             tracing::warn!(file = %file.display(), cached = %cached.display(), %cause, "cannot save the optimised graph; the model is served without it");
             return Ok(session);
         }

@@ -28,10 +28,15 @@ pub fn optimized_graphs_dir(entry: &Path) -> PathBuf {
 
 /// ONNX Runtime's optimised graph of `file` for the CPU provider. The graph holds layout
 /// transforms for this CPU's vector width (NCHWc blocks of 8 floats on AVX2, 16 on AVX-512), so it
-/// is keyed by the runtime's version and the instruction set it was optimised for.
-pub fn optimized_graph_path(entry: &Path, file: &Path, runtime_version: &str) -> PathBuf {
+/// is keyed by the runtime's version and the instruction set it was optimised for, and by the
+/// version of Sightline's own rewrites when they were applied.
+pub fn optimized_graph_path(entry: &Path, file: &Path, runtime_version: &str, rewrites: Option<&str>) -> PathBuf {
     let name = file.file_name().map_or_else(|| "model.onnx".into(), |n| segment(&n.to_string_lossy()));
-    optimized_graphs_dir(entry).join(format!("cpu-ort{}-{}", segment(runtime_version), cpu_isa())).join(name)
+    let mut key = format!("cpu-ort{}-{}", segment(runtime_version), cpu_isa());
+    if let Some(version) = rewrites {
+        key = format!("{key}-{}", segment(version));
+    }
+    optimized_graphs_dir(entry).join(key).join(name)
 }
 
 /// The widest vector instruction set ONNX Runtime's CPU kernels pick on this machine.
@@ -67,10 +72,13 @@ mod tests {
 
     #[test]
     fn optimized_graphs_are_keyed_by_runtime_version_and_instruction_set() {
-        let path = optimized_graph_path(Path::new("/c/ppocr/4"), Path::new("/c/ppocr/4/det.onnx"), "1.31.1");
+        let path = optimized_graph_path(Path::new("/c/ppocr/4"), Path::new("/c/ppocr/4/det.onnx"), "1.31.1", None);
         assert!(path.to_string_lossy().starts_with("/c/ppocr/4/ort-optimized/cpu-ort1.31.1-"), "{path:?}");
         assert_eq!(path.file_name().unwrap(), "det.onnx");
-        assert_ne!(path, optimized_graph_path(Path::new("/c/ppocr/4"), Path::new("det.onnx"), "1.32.0"));
+        assert_ne!(path, optimized_graph_path(Path::new("/c/ppocr/4"), Path::new("det.onnx"), "1.32.0", None));
+        let rewritten = optimized_graph_path(Path::new("/c/ppocr/4"), Path::new("det.onnx"), "1.31.1", Some("rw1"));
+        assert!(rewritten.parent().unwrap().to_string_lossy().ends_with("-rw1"), "{rewritten:?}");
+        assert_ne!(rewritten, path, "a graph with the rewrites is not one without");
     }
 
     #[test]

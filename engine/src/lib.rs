@@ -15,9 +15,11 @@ mod cache_dirs;
 mod environment;
 mod error;
 pub mod gpu;
+mod graph_rewrite;
 mod load_pool;
 mod memory_probe;
 mod model_sessions;
+mod onnx_wire;
 mod pipeline;
 pub mod process_memory;
 mod provider;
@@ -33,6 +35,7 @@ pub use environment::{
     UnavailableProvider,
 };
 pub use error::EngineError;
+pub use graph_rewrite::{softmax_on_last_axis, Rewritten, REWRITES_VERSION};
 pub use gpu::{DevicePlacer, GpuSnapshot, GpuSource, NvmlSource};
 pub use load_pool::LoadPool;
 pub use memory_probe::{GpuMemoryProbe, HostMemoryProbe};

@@ -203,6 +203,9 @@ pub struct ProviderOptions {
     pub intra_spinning: bool,
     /// CPU sessions start from ONNX Runtime's optimised graph saved in the model's cache entry.
     pub optimized_graph_cache: bool,
+    /// CPU sessions run the graph with Sightline's exact rewrites (`graph_rewrite`); off, they run
+    /// it as ONNX Runtime alone would (the benchmarks' raw baseline).
+    pub graph_rewrites: bool,
     /// GPUs models may be placed on; empty = every visible GPU.
     pub device_ids: Vec<u32>,
     /// Bytes each CUDA session's arena may hold; `None` = no limit.

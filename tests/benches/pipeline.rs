@@ -26,8 +26,8 @@ use sightline_artifacts::{ArtifactCache, CacheOptions, LocalSource, RetryPolicy,
 use sightline_core::{DetectOptions, DetectionParams, ImageRequest, ModelId, ModelLoader};
 use sightline_engine::Engine as OrtEngine;
 use sightline_engine::{
-    build_raw, build_session, init_runtime, probe_provider, GpuSource, LoadPool, LoadPriority, NvmlSource,
-    OpenVinoPrecision, Provider, ProviderOptions,
+    build_raw, build_session, init_runtime, probe_provider, softmax_on_last_axis, GpuSource, LoadPool, LoadPriority,
+    ModelSession, NvmlSource, OpenVinoPrecision, Provider, ProviderOptions,
 };
 use sightline_models::image::decode::decode_image;
 use sightline_models::image::letterbox::ResizeMode;
@@ -249,29 +249,24 @@ async fn family_table(client: &reqwest::Client, base: &str, iterations: usize) {
     let jpeg = base64::engine::general_purpose::STANDARD.encode(jpeg_640x480());
     let seconds: u64 = std::env::var("BENCH_LOAD_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(8);
     println!("Families, CPU provider: `shapes_640x480` (raw: its prepared tensor; server: the 640x480 JPEG as base64 JSON, 16 closed-loop clients, {seconds} s).\n");
-    println!("| family | model | raw batch 1 (img/s) | raw best batch (img/s) | server, 16 clients: req/s, p50 / p99 (ms) | ÷ raw best |");
-    println!("|---|---|---|---|---|---|");
+    println!("| family | model | raw batch 1 (img/s) | raw best batch (img/s) | raw best, rewritten graph (img/s) | server, 16 clients: req/s, p50 / p99 (ms) | ÷ raw best | ÷ raw best, rewritten |");
+    println!("|---|---|---|---|---|---|---|---|");
     for (family, model, route) in families {
         let weights = root().join("assets/models").join(model).join("weights.onnx");
         let (mut session, shape) = build_session(&weights, 0).unwrap();
         let (h, w) = (shape.input_dims[2] as usize, shape.input_dims[3] as usize);
         let tensor1 = prepared_at(&prepared, h, w);
         let batches: &[usize] = if shape.batch_size().is_some() { &[1] } else { &[1, 2, 4, 8] };
-        let (mut raw1, mut best) = (0.0, (1, 0.0));
-        for &batch in batches {
-            let tensor = ndarray::concatenate(ndarray::Axis(0), &vec![tensor1.view(); batch]).unwrap();
-            let rate = batch as f64 * 1e3
-                / time_ms(iterations / batch + 5, || {
-                    session.run(&tensor).unwrap();
-                });
-            if batch == 1 {
-                raw1 = rate;
-            }
-            if rate > best.1 {
-                best = (batch, rate);
-            }
-        }
+        let (raw1, best) = raw_rates(&mut session, &tensor1, batches, iterations);
         drop(session);
+        // Where Sightline's exact rewrites change the graph, the same runtime on the rewritten one.
+        let rewritten = softmax_on_last_axis(&std::fs::read(&weights).unwrap()).map(|_| {
+            let options = ProviderOptions { graph_rewrites: true, ..ProviderOptions::default() };
+            let scratch = std::env::temp_dir().join(format!("sightline-bench-rw-{}", std::process::id()));
+            let mut session = build_raw(Provider::Cpu, None, &weights, &options, &scratch).unwrap();
+            let _ = std::fs::remove_dir_all(&scratch);
+            raw_rates(&mut session, &tensor1, batches, iterations).1
+        });
         let body = Arc::new(json!({"model_id": model, "confidence": 0.25, "image": {"type": "base64", "value": jpeg}}));
         let url = format!("{base}/infer/{route}");
         run_level(client, &url, body.clone(), 4, Duration::from_secs(1)).await;
@@ -279,14 +274,42 @@ async fn family_table(client: &reqwest::Client, base: &str, iterations: usize) {
         assert_eq!(at16.errors, 0, "{model}: requests failed");
         let best_text =
             if batches.len() > 1 { format!("{:.0} (batch {})", best.1, best.0) } else { "fixed batch 1".into() };
+        let (rewritten_text, over_rewritten) = match rewritten {
+            Some((_, rate)) => (format!("{rate:.0}"), format!("{:.2}", at16.rate() / rate)),
+            None => ("not rewritten".into(), "–".into()),
+        };
         println!(
-            "| {family} | `{model}` | {raw1:.0} | {best_text} | {:.0}, {:.1} / {:.1} | {:.2} |",
+            "| {family} | `{model}` | {raw1:.0} | {best_text} | {rewritten_text} | {:.0}, {:.1} / {:.1} | {:.2} | {over_rewritten} |",
             at16.rate(),
             percentile(&at16.latencies_ms, 0.5),
             percentile(&at16.latencies_ms, 0.99),
             at16.rate() / best.1
         );
     }
+}
+
+/// Raw images per second of `session` at batch 1 and at its best of `batches`, with that batch.
+fn raw_rates(
+    session: &mut ModelSession,
+    tensor1: &ndarray::Array4<f32>,
+    batches: &[usize],
+    iterations: usize,
+) -> (f64, (usize, f64)) {
+    let (mut batch1, mut best) = (0.0, (1, 0.0));
+    for &batch in batches {
+        let tensor = ndarray::concatenate(ndarray::Axis(0), &vec![tensor1.view(); batch]).unwrap();
+        let rate = batch as f64 * 1e3
+            / time_ms(iterations / batch + 5, || {
+                session.run(&tensor).unwrap();
+            });
+        if batch == 1 {
+            batch1 = rate;
+        }
+        if rate > best.1 {
+            best = (batch, rate);
+        }
+    }
+    (batch1, best)
 }
 
 /// The prepared 256x256 tensor sampled (nearest) to `h x w`: raw timings need the model's shape,
@@ -347,8 +370,9 @@ async fn provider_tables(client: &reqwest::Client, iterations: usize, dylib: &Pa
     }));
     let seconds: u64 = std::env::var("BENCH_LOAD_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(8);
     println!("Server: `shapes-dyn/1`, 640x480 JPEG (quality 90) as base64 JSON, closed-loop clients, {seconds} s per level, default settings but the provider.\n");
-    println!("| provider | raw batch 1 (img/s) | raw best batch (img/s) | max abs deviation from the reference output | server, 1 client: p50 (ms), × raw batch 1 | server, 16 clients: req/s, p50 / p99 (ms) | ÷ raw best | server, 64 clients: req/s, p99 (ms), refused | ÷ raw best | KServe v2 binary tensors, 16 clients: req/s, p99 (ms) | ÷ raw best | KServe v2 gRPC raw contents, 16 clients: req/s, p99 (ms) | ÷ raw best |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("Raw best batch is ONNX Runtime on the graph as exported; \"rewritten\" is ONNX Runtime on the graph with Sightline's exact rewrites (`ORT_GRAPH_REWRITES`, CPU only), which the server runs.\n");
+    println!("| provider | raw batch 1 (img/s) | raw best batch (img/s) | raw best batch, rewritten graph (img/s) | max abs deviation from the reference output | server, 1 client: p50 (ms), × raw batch 1 | server, 16 clients: req/s, p50 / p99 (ms) | ÷ raw best | ÷ raw best, rewritten | server, 64 clients: req/s, p99 (ms), refused | ÷ raw best | KServe v2 binary tensors, 16 clients: req/s, p99 (ms) | ÷ raw best | KServe v2 gRPC raw contents, 16 clients: req/s, p99 (ms) | ÷ raw best |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     // The same preprocessed tensor through the Open Inference Protocol's binary extension: the
     // server's cost without decoding and preprocessing.
     let header = json!({"inputs": [{"name": "images", "shape": [1, 3, 256, 256], "datatype": "FP32",
@@ -376,7 +400,7 @@ async fn provider_tables(client: &reqwest::Client, iterations: usize, dylib: &Pa
         };
         let gpus = NvmlSource::try_new().map(|s| GpuSource::device_count(&s)).unwrap_or(0);
         if let Some(cause) = probe_provider(v.provider, dylib, &options, gpus) {
-            println!("| {} | not available here: {cause} | | | | | | | | | | | |", v.label);
+            println!("| {} | not available here: {cause} | | | | | | | | | | | | | |", v.label);
             continue;
         }
         let scratch = std::env::temp_dir().join(format!("sightline-bench-ep-{}", std::process::id()));
@@ -384,27 +408,20 @@ async fn provider_tables(client: &reqwest::Client, iterations: usize, dylib: &Pa
         let gpu = gpu0.as_ref().filter(|_| v.provider.is_gpu());
         let dyn_weights = root().join("assets/models/shapes-dyn/1/weights.onnx");
         let mut session = build_raw(v.provider, gpu, &dyn_weights, &options, &scratch).unwrap();
-        let mut best = (1, 0.0);
-        let mut batch1 = 0.0;
-        for batch in [1, 2, 4, 8, 16] {
-            let tensor = ndarray::concatenate(ndarray::Axis(0), &vec![tensor1.view(); batch]).unwrap();
-            let ms = time_ms(iterations / batch.max(1) + 5, || {
-                session.run(&tensor).unwrap();
-            });
-            let rate = batch as f64 * 1e3 / ms;
-            if batch == 1 {
-                batch1 = rate;
-            }
-            if rate > best.1 {
-                best = (batch, rate);
-            }
-        }
+        let (batch1, best) = raw_rates(&mut session, &tensor1, &[1, 2, 4, 8, 16], iterations);
+        drop(session);
+        // The same runtime on the graph the server runs (its exact rewrites apply on the CPU only).
+        let rewritten_best = (v.provider == Provider::Cpu).then(|| {
+            let options = ProviderOptions { graph_rewrites: true, ..options.clone() };
+            let mut session = build_raw(v.provider, gpu, &dyn_weights, &options, &scratch).unwrap();
+            raw_rates(&mut session, &tensor1, &[1, 2, 4, 8, 16], iterations).1
+        });
         let mut fixed =
             build_raw(v.provider, gpu, &root().join("assets/models/shapes/1/weights.onnx"), &options, &scratch)
                 .unwrap();
         let output = fixed.run(&tensor1).unwrap();
         let deviation = output[0].iter().zip(&reference).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-        drop((session, fixed));
+        drop(fixed);
         let _ = std::fs::remove_dir_all(&scratch);
 
         let mut env = vec![
@@ -436,8 +453,12 @@ async fn provider_tables(client: &reqwest::Client, iterations: usize, dylib: &Pa
         let grpc_address = format!("http://127.0.0.1:{grpc_port}");
         let grpc = run_grpc_level(&grpc_address, grpc_request.clone(), 16, Duration::from_secs(seconds)).await;
         assert_eq!(grpc.errors, 0, "gRPC requests failed");
+        let (rewritten, over_rewritten) = match rewritten_best {
+            Some((batch, rate)) => (format!("{rate:.0} (batch {batch})"), format!("{:.2}", at16.rate() / rate)),
+            None => ("–".into(), "–".into()),
+        };
         println!(
-            "| {} | {batch1:.0} | {:.0} (batch {}) | {deviation:.2e} | {:.1}, {:.2} | {:.0}, {:.1} / {:.1} | {:.2} | {:.0}, {:.1}, {} | {:.2} | {:.0}, {:.1} | {:.2} | {:.0}, {:.1} | {:.2} |",
+            "| {} | {batch1:.0} | {:.0} (batch {}) | {rewritten} | {deviation:.2e} | {:.1}, {:.2} | {:.0}, {:.1} / {:.1} | {:.2} | {over_rewritten} | {:.0}, {:.1}, {} | {:.2} | {:.0}, {:.1} | {:.2} | {:.0}, {:.1} | {:.2} |",
             v.label,
             best.1,
             best.0,

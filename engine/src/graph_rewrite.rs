@@ -1,0 +1,362 @@
+//! Exact rewrites of a model's graph that ONNX Runtime's own optimiser does not make.
+//!
+//! One so far: a Softmax over an axis other than the last. ONNX Runtime's CPU kernel computes such
+//! a Softmax by transposing into a scratch buffer element by element, which on the
+//! distribution-focal-loss head that every YOLOv8, v10, 11 detection, segmentation and pose export
+//! carries (`Transpose` then `Softmax(axis=1)` over 16 bins) costs about 1 ms of a 7 ms inference
+//! at 256x256, and grows with the input's area. The rewrite makes the transposes graph nodes around a
+//! last-axis Softmax: the same kernel on the same rows gives bit-identical outputs, and ONNX
+//! Runtime's transpose optimiser merges the first node into the Transpose before it.
+
+use std::collections::HashSet;
+
+use crate::onnx_wire::{fields, ints, put_bytes, put_int, Field};
+
+/// Changes whenever a rewrite changes: saved optimised graphs are keyed by it.
+pub const REWRITES_VERSION: &str = "rw1";
+
+/// The rewritten model and how many nodes changed.
+#[derive(Debug)]
+pub struct Rewritten {
+    pub model: Vec<u8>,
+    pub softmaxes: usize,
+}
+
+// Field numbers of onnx.proto that the rewrite reads or writes.
+const MODEL_GRAPH: u32 = 7;
+const MODEL_OPSET_IMPORT: u32 = 8;
+const OPSET_DOMAIN: u32 = 1;
+const OPSET_VERSION: u32 = 2;
+const GRAPH_NODE: u32 = 1;
+const GRAPH_INITIALIZER: u32 = 5;
+const GRAPH_INPUT: u32 = 11;
+const GRAPH_OUTPUT: u32 = 12;
+const NODE_INPUT: u32 = 1;
+const NODE_OUTPUT: u32 = 2;
+const NODE_NAME: u32 = 3;
+const NODE_OP_TYPE: u32 = 4;
+const NODE_ATTRIBUTE: u32 = 5;
+const NODE_DOMAIN: u32 = 7;
+const ATTRIBUTE_NAME: u32 = 1;
+const ATTRIBUTE_I: u32 = 3;
+const ATTRIBUTE_INTS: u32 = 8;
+const ATTRIBUTE_TYPE: u32 = 20;
+const ATTRIBUTE_REF_ATTR_NAME: u32 = 21;
+const ATTRIBUTE_TYPE_INT: i64 = 2;
+const ATTRIBUTE_TYPE_INTS: i64 = 7;
+const TENSOR_NAME: u32 = 8;
+const TENSOR_DATA_LOCATION: u32 = 14;
+const TENSOR_EXTERNAL: i64 = 1;
+const VALUE_INFO_NAME: u32 = 1;
+
+/// `model` (an ONNX ModelProto) with every Softmax whose input comes from a Transpose (so its rank
+/// is known) and whose axis is not the last computed on the last axis between two Transposes.
+/// `None` when nothing applies, when the model is not one this can edit safely (opset before 13,
+/// where Softmax flattened its input instead; weights in external files, which a model built from
+/// memory cannot find) or when the bytes are not a well-formed model: ONNX Runtime then loads the
+/// file as it is and reports its own errors.
+pub fn softmax_on_last_axis(model: &[u8]) -> Option<Rewritten> {
+    let model_fields = fields(model)?;
+    if !softmax_is_per_axis(&model_fields)? {
+        return None;
+    }
+    let graph_field = model_fields.iter().find(|f| f.number == MODEL_GRAPH)?;
+    let graph_fields = fields(graph_field.bytes()?)?;
+    if has_external_weights(&graph_fields)? {
+        return None;
+    }
+    let nodes = graph_fields
+        .iter()
+        .filter(|f| f.number == GRAPH_NODE)
+        .map(|f| Node::read(f.bytes()?))
+        .collect::<Option<Vec<_>>>()?;
+    let mut names = Names::of(&graph_fields, &nodes)?;
+    let ranks: Vec<(&str, usize)> = nodes
+        .iter()
+        .filter(|n| n.is_default_domain() && n.op_type == "Transpose")
+        .filter_map(|n| Some((*n.outputs.first()?, n.ints("perm")?.len())))
+        .collect();
+    let rank_of = |name: &str| ranks.iter().find(|(n, _)| *n == name).map(|&(_, r)| r);
+
+    let mut graph = Vec::with_capacity(graph_field.bytes()?.len() + 1024);
+    let mut softmaxes = 0;
+    let mut node_index = 0;
+    for field in &graph_fields {
+        if field.number != GRAPH_NODE {
+            graph.extend_from_slice(field.raw);
+            continue;
+        }
+        let node = &nodes[node_index];
+        node_index += 1;
+        match node.softmax_axis().and_then(|axis| Some((axis, rank_of(node.inputs.first()?)?))) {
+            Some((axis, rank)) if normalized(axis, rank).is_some_and(|a| a + 1 < rank) => {
+                let axis = normalized(axis, rank)?;
+                for replacement in node.on_last_axis(axis, rank, &mut names)? {
+                    put_bytes(&mut graph, GRAPH_NODE, &replacement);
+                }
+                softmaxes += 1;
+            }
+            _ => graph.extend_from_slice(field.raw),
+        }
+    }
+    if softmaxes == 0 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(model.len() + 1024);
+    for field in &model_fields {
+        if field.number == MODEL_GRAPH {
+            put_bytes(&mut out, MODEL_GRAPH, &graph);
+        } else {
+            out.extend_from_slice(field.raw);
+        }
+    }
+    Some(Rewritten { model: out, softmaxes })
+}
+
+/// Whether the model's default-domain opset has Softmax over one axis (13 and later).
+fn softmax_is_per_axis(model: &[Field<'_>]) -> Option<bool> {
+    for opset in model.iter().filter(|f| f.number == MODEL_OPSET_IMPORT) {
+        let opset = fields(opset.bytes()?)?;
+        let domain = opset.iter().find(|f| f.number == OPSET_DOMAIN).map_or(Some(""), Field::text)?;
+        if domain.is_empty() || domain == "ai.onnx" {
+            return Some(opset.iter().find(|f| f.number == OPSET_VERSION)?.int()? >= 13);
+        }
+    }
+    Some(false)
+}
+
+fn has_external_weights(graph: &[Field<'_>]) -> Option<bool> {
+    for tensor in graph.iter().filter(|f| f.number == GRAPH_INITIALIZER) {
+        let tensor = fields(tensor.bytes()?)?;
+        if tensor.iter().any(|f| f.number == TENSOR_DATA_LOCATION && f.int() == Some(TENSOR_EXTERNAL)) {
+            return Some(true);
+        }
+    }
+    Some(false)
+}
+
+fn normalized(axis: i64, rank: usize) -> Option<usize> {
+    let rank = i64::try_from(rank).ok()?;
+    let axis = if axis < 0 { axis + rank } else { axis };
+    usize::try_from(axis).ok().filter(|&a| (a as i64) < rank)
+}
+
+/// The permutation that moves `axis` last keeping the others in order, and its inverse.
+fn last_axis_perms(axis: usize, rank: usize) -> (Vec<i64>, Vec<i64>) {
+    let to_last: Vec<usize> = (0..rank).filter(|&a| a != axis).chain([axis]).collect();
+    let mut back = vec![0; rank];
+    for (i, &a) in to_last.iter().enumerate() {
+        back[a] = i as i64;
+    }
+    (to_last.into_iter().map(|a| a as i64).collect(), back)
+}
+
+/// A node as read: the fields a rewrite looks at, and the fields themselves for re-encoding.
+struct Node<'a> {
+    fields: Vec<Field<'a>>,
+    op_type: &'a str,
+    domain: &'a str,
+    name: &'a str,
+    inputs: Vec<&'a str>,
+    outputs: Vec<&'a str>,
+    attributes: Vec<Vec<Field<'a>>>,
+}
+
+impl<'a> Node<'a> {
+    fn read(bytes: &'a [u8]) -> Option<Self> {
+        let fields = fields(bytes)?;
+        let text = |number| fields.iter().find(|f| f.number == number).map_or(Some(""), Field::text);
+        let texts = |number| fields.iter().filter(|f| f.number == number).map(Field::text).collect::<Option<Vec<_>>>();
+        let attributes = fields
+            .iter()
+            .filter(|f| f.number == NODE_ATTRIBUTE)
+            .map(|f| crate::onnx_wire::fields(f.bytes()?))
+            .collect::<Option<Vec<_>>>()?;
+        Some(Node {
+            op_type: text(NODE_OP_TYPE)?,
+            domain: text(NODE_DOMAIN)?,
+            name: text(NODE_NAME)?,
+            inputs: texts(NODE_INPUT)?,
+            outputs: texts(NODE_OUTPUT)?,
+            attributes,
+            fields,
+        })
+    }
+
+    fn is_default_domain(&self) -> bool {
+        self.domain.is_empty() || self.domain == "ai.onnx"
+    }
+
+    fn attribute(&self, name: &str) -> Option<&[Field<'a>]> {
+        self.attributes
+            .iter()
+            .find(|a| a.iter().any(|f| f.number == ATTRIBUTE_NAME && f.text() == Some(name)))
+            .map(Vec::as_slice)
+    }
+
+    fn ints(&self, name: &str) -> Option<Vec<i64>> {
+        ints(self.attribute(name)?, ATTRIBUTE_INTS)
+    }
+
+    /// The axis of a default-domain Softmax with one input and one output (-1 when not given);
+    /// `None` for any other node, or an axis that refers to a function's attribute.
+    fn softmax_axis(&self) -> Option<i64> {
+        if !(self.is_default_domain() && self.op_type == "Softmax" && self.inputs.len() == 1 && self.outputs.len() == 1) {
+            return None;
+        }
+        match self.attribute("axis") {
+            None => Some(-1),
+            Some(a) if a.iter().any(|f| f.number == ATTRIBUTE_REF_ATTR_NAME) => None,
+            Some(a) => a.iter().find(|f| f.number == ATTRIBUTE_I)?.int(),
+        }
+    }
+
+    /// Transpose (axis to last), this Softmax on the last axis, Transpose back: the three nodes
+    /// encoded, the Softmax keeping every field of its own but its input, output and axis.
+    fn on_last_axis(&self, axis: usize, rank: usize, names: &mut Names) -> Option<[Vec<u8>; 3]> {
+        let (input, output) = (*self.inputs.first()?, *self.outputs.first()?);
+        let moved = names.fresh(&format!("{output}/last_axis_input"));
+        let computed = names.fresh(&format!("{output}/last_axis_output"));
+        let (to_last, back) = last_axis_perms(axis, rank);
+        let transpose = |name: String, from: &str, to: &str, perm: &[i64]| {
+            let mut node = Vec::new();
+            put_bytes(&mut node, NODE_INPUT, from.as_bytes());
+            put_bytes(&mut node, NODE_OUTPUT, to.as_bytes());
+            put_bytes(&mut node, NODE_NAME, name.as_bytes());
+            put_bytes(&mut node, NODE_OP_TYPE, b"Transpose");
+            let mut attribute = Vec::new();
+            put_bytes(&mut attribute, ATTRIBUTE_NAME, b"perm");
+            for &p in perm {
+                put_int(&mut attribute, ATTRIBUTE_INTS, p);
+            }
+            put_int(&mut attribute, ATTRIBUTE_TYPE, ATTRIBUTE_TYPE_INTS);
+            put_bytes(&mut node, NODE_ATTRIBUTE, &attribute);
+            node
+        };
+        let mut softmax = Vec::new();
+        put_bytes(&mut softmax, NODE_INPUT, moved.as_bytes());
+        put_bytes(&mut softmax, NODE_OUTPUT, computed.as_bytes());
+        let mut axis_attribute = Vec::new();
+        put_bytes(&mut axis_attribute, ATTRIBUTE_NAME, b"axis");
+        put_int(&mut axis_attribute, ATTRIBUTE_I, -1);
+        put_int(&mut axis_attribute, ATTRIBUTE_TYPE, ATTRIBUTE_TYPE_INT);
+        put_bytes(&mut softmax, NODE_ATTRIBUTE, &axis_attribute);
+        for field in &self.fields {
+            let is_axis = field.number == NODE_ATTRIBUTE
+                && fields(field.bytes()?)?.iter().any(|f| f.number == ATTRIBUTE_NAME && f.text() == Some("axis"));
+            if !matches!(field.number, NODE_INPUT | NODE_OUTPUT) && !is_axis {
+                softmax.extend_from_slice(field.raw);
+            }
+        }
+        let name = if self.name.is_empty() { output } else { self.name };
+        Some([
+            transpose(names.fresh(&format!("{name}/to_last_axis")), input, &moved, &to_last),
+            softmax,
+            transpose(names.fresh(&format!("{name}/from_last_axis")), &computed, output, &back),
+        ])
+    }
+}
+
+/// Every value and node name in the graph, so that the names a rewrite adds are new.
+struct Names(HashSet<String>);
+
+impl Names {
+    fn of(graph: &[Field<'_>], nodes: &[Node<'_>]) -> Option<Self> {
+        let mut names: HashSet<String> = HashSet::new();
+        for node in nodes {
+            names.extend(node.inputs.iter().chain(&node.outputs).chain([&node.name]).map(|s| s.to_string()));
+        }
+        for field in graph {
+            let name_field = match field.number {
+                GRAPH_INITIALIZER => TENSOR_NAME,
+                GRAPH_INPUT | GRAPH_OUTPUT => VALUE_INFO_NAME,
+                _ => continue,
+            };
+            let inner = fields(field.bytes()?)?;
+            if let Some(name) = inner.iter().find(|f| f.number == name_field) {
+                names.insert(name.text()?.to_owned());
+            }
+        }
+        Some(Names(names))
+    }
+
+    fn fresh(&mut self, wanted: &str) -> String {
+        let mut name = wanted.to_owned();
+        let mut n = 1;
+        while self.0.contains(&name) {
+            name = format!("{wanted}_{n}");
+            n += 1;
+        }
+        self.0.insert(name.clone());
+        name
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn asset(path: &str) -> Vec<u8> {
+        std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/models").join(path)).unwrap()
+    }
+
+    fn graph_nodes(model: &[u8]) -> Vec<Vec<u8>> {
+        let model = fields(model).unwrap();
+        let graph = fields(model.iter().find(|f| f.number == MODEL_GRAPH).unwrap().bytes().unwrap()).unwrap();
+        graph.iter().filter(|f| f.number == GRAPH_NODE).map(|f| f.bytes().unwrap().to_vec()).collect()
+    }
+
+    #[test]
+    fn perms_move_the_axis_last_and_back() {
+        for rank in 1..6 {
+            for axis in 0..rank {
+                let (to_last, back) = last_axis_perms(axis, rank);
+                assert_eq!(to_last[rank - 1], axis as i64);
+                let composed: Vec<i64> = back.iter().map(|&b| to_last[b as usize]).collect();
+                assert_eq!(composed, (0..rank as i64).collect::<Vec<_>>(), "axis {axis} of {rank}");
+            }
+        }
+        assert_eq!(last_axis_perms(1, 4), (vec![0, 2, 3, 1], vec![0, 3, 1, 2]));
+    }
+
+    #[test]
+    fn the_yolov8_head_softmax_becomes_a_last_axis_one_and_the_rest_stays_byte_for_byte() {
+        let original = asset("shapes/1/weights.onnx");
+        let rewritten = softmax_on_last_axis(&original).expect("the DFL head's Softmax is rewritten");
+        assert_eq!(rewritten.softmaxes, 1);
+        let (before, after) = (graph_nodes(&original), graph_nodes(&rewritten.model));
+        assert_eq!(after.len(), before.len() + 2);
+        let softmaxes: Vec<Node<'_>> =
+            after.iter().map(|n| Node::read(n).unwrap()).filter(|n| n.op_type == "Softmax").collect();
+        assert_eq!(softmaxes.len(), 1);
+        assert_eq!(softmaxes[0].softmax_axis(), Some(-1));
+        assert_eq!(softmaxes[0].name, "/model.22/dfl/Softmax", "the node keeps its name");
+        let unchanged: Vec<&Vec<u8>> = before.iter().filter(|n| Node::read(n).unwrap().op_type != "Softmax").collect();
+        let kept: Vec<&Vec<u8>> = after.iter().filter(|n| unchanged.contains(n)).collect();
+        assert_eq!(kept.len(), unchanged.len(), "every other node is byte-for-byte the same");
+        // Everything around the graph's nodes (weights, inputs, metadata, opsets) is unchanged.
+        let rest = |model: &[u8]| -> Vec<u8> {
+            let model = fields(model).unwrap();
+            let mut out: Vec<u8> = model.iter().filter(|f| f.number != MODEL_GRAPH).flat_map(|f| f.raw.to_vec()).collect();
+            let graph = fields(model.iter().find(|f| f.number == MODEL_GRAPH).unwrap().bytes().unwrap()).unwrap();
+            out.extend(graph.iter().filter(|f| f.number != GRAPH_NODE).flat_map(|f| f.raw.to_vec()));
+            out
+        };
+        assert_eq!(rest(&original), rest(&rewritten.model));
+    }
+
+    #[test]
+    fn models_it_does_not_apply_to_are_left_alone() {
+        // Softmax already on the last axis (YOLO26's attention), on a 2-D Gemm output (a classifier
+        // whose axis 1 is the last), and before opset 13 (PaddleOCR's recogniser).
+        for model in ["shapes-y26/1/weights.onnx", "shapes-cls/1/weights.onnx", "ppocr/4/rec.onnx"] {
+            assert!(softmax_on_last_axis(&asset(model)).is_none(), "{model}");
+        }
+        let model = asset("shapes/1/weights.onnx");
+        for cut in [1, 100, model.len() / 2, model.len() - 1] {
+            assert!(softmax_on_last_axis(&model[..cut]).is_none(), "a model cut at {cut} bytes");
+        }
+        assert!(softmax_on_last_axis(b"not a model at all").is_none());
+        assert!(softmax_on_last_axis(&[]).is_none());
+    }
+}
