@@ -201,7 +201,8 @@ impl<'a> Node<'a> {
     /// The axis of a default-domain Softmax with one input and one output (-1 when not given);
     /// `None` for any other node, or an axis that refers to a function's attribute.
     fn softmax_axis(&self) -> Option<i64> {
-        if !(self.is_default_domain() && self.op_type == "Softmax" && self.inputs.len() == 1 && self.outputs.len() == 1) {
+        if !(self.is_default_domain() && self.op_type == "Softmax" && self.inputs.len() == 1 && self.outputs.len() == 1)
+        {
             return None;
         }
         match self.attribute("axis") {
@@ -337,7 +338,8 @@ mod tests {
         // Everything around the graph's nodes (weights, inputs, metadata, opsets) is unchanged.
         let rest = |model: &[u8]| -> Vec<u8> {
             let model = fields(model).unwrap();
-            let mut out: Vec<u8> = model.iter().filter(|f| f.number != MODEL_GRAPH).flat_map(|f| f.raw.to_vec()).collect();
+            let mut out: Vec<u8> =
+                model.iter().filter(|f| f.number != MODEL_GRAPH).flat_map(|f| f.raw.to_vec()).collect();
             let graph = fields(model.iter().find(|f| f.number == MODEL_GRAPH).unwrap().bytes().unwrap()).unwrap();
             out.extend(graph.iter().filter(|f| f.number != GRAPH_NODE).flat_map(|f| f.raw.to_vec()));
             out

@@ -35,8 +35,8 @@ pub use environment::{
     UnavailableProvider,
 };
 pub use error::EngineError;
-pub use graph_rewrite::{softmax_on_last_axis, Rewritten, REWRITES_VERSION};
 pub use gpu::{DevicePlacer, GpuSnapshot, GpuSource, NvmlSource};
+pub use graph_rewrite::{softmax_on_last_axis, Rewritten, REWRITES_VERSION};
 pub use load_pool::LoadPool;
 pub use memory_probe::{GpuMemoryProbe, HostMemoryProbe};
 pub use model_sessions::{Engine, FixedSizeSession, InstanceGroup, ModelSessions, RunsOn};

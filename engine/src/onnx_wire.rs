@@ -164,7 +164,9 @@ mod tests {
     fn malformed_messages_are_none() {
         let mut long = Vec::new();
         put_bytes(&mut long, 1, b"abc");
-        for bad in [&long[..long.len() - 1], &[0x08][..], &[0x0b, 0][..], &[0x00, 1][..], &[0x0d, 1, 2][..], &[0xff; 11][..]] {
+        for bad in
+            [&long[..long.len() - 1], &[0x08][..], &[0x0b, 0][..], &[0x00, 1][..], &[0x0d, 1, 2][..], &[0xff; 11][..]]
+        {
             assert!(fields(bad).is_none(), "{bad:?}");
         }
         assert!(fields(&[]).unwrap().is_empty());

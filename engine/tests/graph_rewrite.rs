@@ -37,7 +37,11 @@ fn rewritten_sessions_answer_bit_for_bit_what_the_exported_graph_answers() {
     init_runtime(Path::new(&dylib)).unwrap();
     let scratch = std::env::temp_dir().join(format!("sightline-graph-rewrite-{}", std::process::id()));
     let inputs: Vec<Array4<f32>> = (0..3)
-        .map(|i| Array4::from_shape_fn((1, 3, 256, 256), |(_, c, y, x)| ((x * 7 + y * 13 + c * 5 + i * 37) % 256) as f32 / 255.0))
+        .map(|i| {
+            Array4::from_shape_fn((1, 3, 256, 256), |(_, c, y, x)| {
+                ((x * 7 + y * 13 + c * 5 + i * 37) % 256) as f32 / 255.0
+            })
+        })
         .collect();
     for model in REWRITTEN {
         let file = weights(model);
@@ -46,8 +50,12 @@ fn rewritten_sessions_answer_bit_for_bit_what_the_exported_graph_answers() {
         let mut sessions = Vec::new();
         for rewrites in [false, true] {
             let root = scratch.join(format!("{model}-{rewrites}"));
-            let options =
-                ProviderOptions { intra_threads: 1, optimized_graph_cache: true, graph_rewrites: rewrites, ..Default::default() };
+            let options = ProviderOptions {
+                intra_threads: 1,
+                optimized_graph_cache: true,
+                graph_rewrites: rewrites,
+                ..Default::default()
+            };
             sessions.push(build_raw(Provider::Cpu, None, &file, &options, &root).unwrap());
             // The graph the session runs is the one it saved: rewritten, no middle-axis Softmax is
             // left in it; as exported, the saved graph still has one.
