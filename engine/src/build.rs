@@ -175,7 +175,7 @@ impl Graph<'_> {
         }
         let bytes = std::fs::read(self.file).ok()?;
         let rewritten = crate::graph_rewrite::softmax_on_last_axis(&bytes)?;
-        tracing::debug!(file = %self.file.display(), softmaxes = rewritten.softmaxes, "graph rewritten: Softmax on its last axis");
+        tracing::info!(file = %self.file.display(), softmaxes = rewritten.softmaxes, "graph rewritten: each Softmax over a middle axis runs on its last axis between two Transposes (ORT_GRAPH_REWRITES)");
         Some(rewritten.model)
     }
 

@@ -88,15 +88,21 @@ pub fn softmax_on_last_axis(model: &[u8]) -> Option<Rewritten> {
         }
         let node = &nodes[node_index];
         node_index += 1;
-        match node.softmax_axis().and_then(|axis| Some((axis, rank_of(node.inputs.first()?)?))) {
-            Some((axis, rank)) if normalized(axis, rank).is_some_and(|a| a + 1 < rank) => {
-                let axis = normalized(axis, rank)?;
+        let middle_axis = node
+            .softmax_axis()
+            .and_then(|axis| {
+                let rank = rank_of(node.inputs.first()?)?;
+                Some((normalized(axis, rank)?, rank))
+            })
+            .filter(|&(axis, rank)| axis + 1 < rank);
+        match middle_axis {
+            Some((axis, rank)) => {
                 for replacement in node.on_last_axis(axis, rank, &mut names)? {
                     put_bytes(&mut graph, GRAPH_NODE, &replacement);
                 }
                 softmaxes += 1;
             }
-            _ => graph.extend_from_slice(field.raw),
+            None => graph.extend_from_slice(field.raw),
         }
     }
     if softmaxes == 0 {

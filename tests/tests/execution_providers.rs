@@ -120,6 +120,26 @@ async fn openvino_reports_its_device_and_keeps_compiled_models_in_the_cache_entr
     assert!(blobs > 0, "OpenVINO's compiled model is cached in {}", compiled.display());
 }
 
+/// CPU sessions run the graph with the exact rewrites by default: the load logs it and the saved
+/// optimised graph is keyed by the rewrite's version; `ORT_GRAPH_REWRITES=false` runs the graph as
+/// exported (the outputs are the same bit for bit: `engine/tests/graph_rewrite.rs`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cpu_sessions_run_the_rewritten_graph_unless_rewrites_are_off() {
+    for (env, rewritten) in [(vec![], true), (vec![("ORT_GRAPH_REWRITES", "false")], false)] {
+        let server = Server::start_on("cpu", &assets(), &env).await;
+        infer_shapes(&server).await;
+        let log = server.log_text();
+        assert_eq!(log.contains("graph rewritten"), rewritten, "{env:?}:\n{log}");
+        let keyed: Vec<String> = std::fs::read_dir(server.cache_dir().join("shapes/1/ort-optimized"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(keyed.len(), 1, "{keyed:?}");
+        assert_eq!(keyed[0].ends_with("-rw1"), rewritten, "{keyed:?}");
+    }
+}
+
 /// A model folder holding `tests/data/models/det-classifier` (an operator OpenVINO lacks) as
 /// `det-classifier/1`.
 fn det_classifier() -> TempDir {
