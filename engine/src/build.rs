@@ -179,11 +179,19 @@ impl Graph<'_> {
         Some(rewritten.model)
     }
 
+    /// A rewritten model that does not build falls back to the file as it is: the rewrite is an
+    /// optimisation, and a model it cannot serve (one whose data the in-memory build cannot find,
+    /// say) must load as it would without it.
     fn commit(&self, builder: &mut SessionBuilder, rewritten: &Option<Vec<u8>>) -> Result<Session, ort::Error> {
-        match rewritten {
-            Some(model) => builder.commit_from_memory(model),
-            None => builder.commit_from_file(self.file),
+        if let Some(model) = rewritten {
+            match builder.commit_from_memory(model) {
+                Ok(session) => return Ok(session),
+                Err(cause) => {
+                    tracing::warn!(file = %self.file.display(), %cause, "the rewritten graph does not load; loading the model as exported")
+                }
+            }
         }
+        builder.commit_from_file(self.file)
     }
 }
 

@@ -25,10 +25,13 @@ pub struct Rewritten {
 // Field numbers of onnx.proto that the rewrite reads or writes.
 const MODEL_GRAPH: u32 = 7;
 const MODEL_OPSET_IMPORT: u32 = 8;
+const MODEL_FUNCTIONS: u32 = 25;
+const FUNCTION_NODE: u32 = 7;
 const OPSET_DOMAIN: u32 = 1;
 const OPSET_VERSION: u32 = 2;
 const GRAPH_NODE: u32 = 1;
 const GRAPH_INITIALIZER: u32 = 5;
+const GRAPH_SPARSE_INITIALIZER: u32 = 15;
 const GRAPH_INPUT: u32 = 11;
 const GRAPH_OUTPUT: u32 = 12;
 const NODE_INPUT: u32 = 1;
@@ -39,15 +42,26 @@ const NODE_ATTRIBUTE: u32 = 5;
 const NODE_DOMAIN: u32 = 7;
 const ATTRIBUTE_NAME: u32 = 1;
 const ATTRIBUTE_I: u32 = 3;
+const ATTRIBUTE_T: u32 = 5;
+const ATTRIBUTE_G: u32 = 6;
 const ATTRIBUTE_INTS: u32 = 8;
+const ATTRIBUTE_TENSORS: u32 = 10;
+const ATTRIBUTE_GRAPHS: u32 = 11;
+const ATTRIBUTE_SPARSE_TENSOR: u32 = 22;
+const ATTRIBUTE_SPARSE_TENSORS: u32 = 23;
 const ATTRIBUTE_TYPE: u32 = 20;
 const ATTRIBUTE_REF_ATTR_NAME: u32 = 21;
 const ATTRIBUTE_TYPE_INT: i64 = 2;
 const ATTRIBUTE_TYPE_INTS: i64 = 7;
 const TENSOR_NAME: u32 = 8;
+const TENSOR_EXTERNAL_DATA: u32 = 13;
 const TENSOR_DATA_LOCATION: u32 = 14;
 const TENSOR_EXTERNAL: i64 = 1;
 const VALUE_INFO_NAME: u32 = 1;
+const SPARSE_VALUES: u32 = 1;
+const SPARSE_INDICES: u32 = 2;
+/// Deeper nesting of graphs in attributes than any real model has: such bytes are left alone.
+const MAX_GRAPH_DEPTH: usize = 32;
 
 /// `model` (an ONNX ModelProto) with every Softmax whose input comes from a Transpose (so its rank
 /// is known) and whose axis is not the last computed on the last axis between two Transposes.
@@ -62,7 +76,7 @@ pub fn softmax_on_last_axis(model: &[u8]) -> Option<Rewritten> {
     }
     let graph_field = model_fields.iter().find(|f| f.number == MODEL_GRAPH)?;
     let graph_fields = fields(graph_field.bytes()?)?;
-    if has_external_weights(&graph_fields)? {
+    if has_external_data(&model_fields)? {
         return None;
     }
     let nodes = graph_fields
@@ -131,10 +145,72 @@ fn softmax_is_per_axis(model: &[Field<'_>]) -> Option<bool> {
     Some(false)
 }
 
-fn has_external_weights(graph: &[Field<'_>]) -> Option<bool> {
-    for tensor in graph.iter().filter(|f| f.number == GRAPH_INITIALIZER) {
-        let tensor = fields(tensor.bytes()?)?;
-        if tensor.iter().any(|f| f.number == TENSOR_DATA_LOCATION && f.int() == Some(TENSOR_EXTERNAL)) {
+/// Whether any tensor of the model keeps its data in an external file: an initializer, a sparse
+/// one, a Constant's or any attribute's tensor, at any depth of subgraphs (If, Loop, Scan) and in
+/// the model's functions. `None` for malformed or absurdly nested bytes.
+fn has_external_data(model: &[Field<'_>]) -> Option<bool> {
+    for field in model {
+        let external = match field.number {
+            MODEL_GRAPH => graph_has_external_data(field.bytes()?, 0)?,
+            MODEL_FUNCTIONS => fields(field.bytes()?)?
+                .iter()
+                .filter(|f| f.number == FUNCTION_NODE)
+                .map(|node| node_has_external_data(node.bytes()?, 0))
+                .collect::<Option<Vec<bool>>>()?
+                .contains(&true),
+            _ => false,
+        };
+        if external {
+            return Some(true);
+        }
+    }
+    Some(false)
+}
+
+fn graph_has_external_data(graph: &[u8], depth: usize) -> Option<bool> {
+    if depth > MAX_GRAPH_DEPTH {
+        return None;
+    }
+    for field in fields(graph)? {
+        let external = match field.number {
+            GRAPH_INITIALIZER => tensor_is_external(field.bytes()?)?,
+            GRAPH_SPARSE_INITIALIZER => sparse_tensor_is_external(field.bytes()?)?,
+            GRAPH_NODE => node_has_external_data(field.bytes()?, depth)?,
+            _ => false,
+        };
+        if external {
+            return Some(true);
+        }
+    }
+    Some(false)
+}
+
+fn node_has_external_data(node: &[u8], depth: usize) -> Option<bool> {
+    for attribute in fields(node)?.iter().filter(|f| f.number == NODE_ATTRIBUTE) {
+        for field in fields(attribute.bytes()?)? {
+            let external = match field.number {
+                ATTRIBUTE_T | ATTRIBUTE_TENSORS => tensor_is_external(field.bytes()?)?,
+                ATTRIBUTE_SPARSE_TENSOR | ATTRIBUTE_SPARSE_TENSORS => sparse_tensor_is_external(field.bytes()?)?,
+                ATTRIBUTE_G | ATTRIBUTE_GRAPHS => graph_has_external_data(field.bytes()?, depth + 1)?,
+                _ => false,
+            };
+            if external {
+                return Some(true);
+            }
+        }
+    }
+    Some(false)
+}
+
+fn tensor_is_external(tensor: &[u8]) -> Option<bool> {
+    Some(fields(tensor)?.iter().any(|f| {
+        (f.number == TENSOR_DATA_LOCATION && f.int() == Some(TENSOR_EXTERNAL)) || f.number == TENSOR_EXTERNAL_DATA
+    }))
+}
+
+fn sparse_tensor_is_external(sparse: &[u8]) -> Option<bool> {
+    for part in fields(sparse)?.iter().filter(|f| matches!(f.number, SPARSE_VALUES | SPARSE_INDICES)) {
+        if tensor_is_external(part.bytes()?)? {
             return Some(true);
         }
     }
@@ -351,6 +427,87 @@ mod tests {
             out
         };
         assert_eq!(rest(&original), rest(&rewritten.model));
+    }
+
+    /// `model` with `extra` (one encoded field) added to its graph, or to the model itself.
+    fn with_field(model: &[u8], in_graph: bool, number: u32, extra: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for field in fields(model).unwrap() {
+            if field.number == MODEL_GRAPH && in_graph {
+                let mut graph = field.bytes().unwrap().to_vec();
+                put_bytes(&mut graph, number, extra);
+                put_bytes(&mut out, MODEL_GRAPH, &graph);
+            } else {
+                out.extend_from_slice(field.raw);
+            }
+        }
+        if !in_graph {
+            put_bytes(&mut out, number, extra);
+        }
+        out
+    }
+
+    /// A one-float TensorProto, its data inline or in `weights.bin` beside the model.
+    fn tensor(name: &str, external: bool) -> Vec<u8> {
+        let mut t = Vec::new();
+        put_int(&mut t, 1, 1); // dims
+        put_int(&mut t, 2, 1); // data_type FLOAT
+        put_bytes(&mut t, TENSOR_NAME, name.as_bytes());
+        if external {
+            let mut location = Vec::new();
+            put_bytes(&mut location, 1, b"location");
+            put_bytes(&mut location, 2, b"weights.bin");
+            put_bytes(&mut t, TENSOR_EXTERNAL_DATA, &location);
+            put_int(&mut t, TENSOR_DATA_LOCATION, TENSOR_EXTERNAL);
+        } else {
+            put_bytes(&mut t, 9, &1f32.to_le_bytes()); // raw_data
+        }
+        t
+    }
+
+    /// A node of `op_type` with one attribute holding `value` as field `number`.
+    fn node(op_type: &str, output: &str, attribute: &str, number: u32, value: &[u8]) -> Vec<u8> {
+        let mut a = Vec::new();
+        put_bytes(&mut a, ATTRIBUTE_NAME, attribute.as_bytes());
+        put_bytes(&mut a, number, value);
+        let mut n = Vec::new();
+        put_bytes(&mut n, NODE_OUTPUT, output.as_bytes());
+        put_bytes(&mut n, NODE_OP_TYPE, op_type.as_bytes());
+        put_bytes(&mut n, NODE_ATTRIBUTE, &a);
+        n
+    }
+
+    #[test]
+    fn models_with_external_data_anywhere_are_left_alone() {
+        let model = asset("shapes/1/weights.onnx");
+        let constant = |external| node("Constant", "extra", "value", ATTRIBUTE_T, &tensor("c", external));
+        // An inline Constant does not stop the rewrite: the check looks at the data's location.
+        assert!(softmax_on_last_axis(&with_field(&model, true, GRAPH_NODE, &constant(false))).is_some());
+        // A Constant node's tensor.
+        assert!(softmax_on_last_axis(&with_field(&model, true, GRAPH_NODE, &constant(true))).is_none());
+        // An initializer of a subgraph two levels down (an If in an If's branch).
+        let mut inner = Vec::new();
+        put_bytes(&mut inner, GRAPH_INITIALIZER, &tensor("w", true));
+        let mut outer = Vec::new();
+        put_bytes(&mut outer, GRAPH_NODE, &node("If", "y", "then_branch", ATTRIBUTE_G, &inner));
+        let nested = node("If", "extra", "else_branch", ATTRIBUTE_G, &outer);
+        assert!(softmax_on_last_axis(&with_field(&model, true, GRAPH_NODE, &nested)).is_none());
+        // A sparse initializer's values.
+        let mut sparse = Vec::new();
+        put_bytes(&mut sparse, SPARSE_VALUES, &tensor("s", true));
+        assert!(softmax_on_last_axis(&with_field(&model, true, GRAPH_SPARSE_INITIALIZER, &sparse)).is_none());
+        // A Constant in one of the model's functions.
+        let mut function = Vec::new();
+        put_bytes(&mut function, FUNCTION_NODE, &constant(true));
+        assert!(softmax_on_last_axis(&with_field(&model, false, MODEL_FUNCTIONS, &function)).is_none());
+        // Subgraphs nested deeper than any model has are not walked: left alone.
+        let mut deep = Vec::new();
+        for _ in 0..=MAX_GRAPH_DEPTH + 1 {
+            let mut graph = Vec::new();
+            put_bytes(&mut graph, GRAPH_NODE, &deep);
+            deep = node("If", "y", "then_branch", ATTRIBUTE_G, &graph);
+        }
+        assert!(softmax_on_last_axis(&with_field(&model, true, GRAPH_NODE, &deep)).is_none());
     }
 
     #[test]
