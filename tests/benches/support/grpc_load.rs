@@ -26,8 +26,9 @@ pub struct ModelInferRequest {
     pub model_version: String,
     #[prost(message, repeated, tag = "5")]
     pub inputs: Vec<InferInputTensor>,
-    #[prost(bytes = "vec", repeated, tag = "7")]
-    pub raw_input_contents: Vec<Vec<u8>>,
+    /// Shared bytes: a client's clone of the request for its next call copies no tensor.
+    #[prost(bytes = "bytes", repeated, tag = "7")]
+    pub raw_input_contents: Vec<bytes::Bytes>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
