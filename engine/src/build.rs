@@ -174,8 +174,8 @@ impl Graph<'_> {
             return None;
         }
         let bytes = std::fs::read(self.file).ok()?;
-        let rewritten = crate::graph_rewrite::softmax_on_last_axis(&bytes)?;
-        tracing::info!(file = %self.file.display(), softmaxes = rewritten.softmaxes, "graph rewritten: each Softmax over a middle axis runs on its last axis between two Transposes (ORT_GRAPH_REWRITES)");
+        let rewritten = crate::graph_rewrite::rewrite_graph(&bytes)?;
+        tracing::info!(file = %self.file.display(), softmaxes = rewritten.softmaxes, split_convs = rewritten.split_convs, "graph rewritten: each Softmax over a middle axis runs on its last axis between two Transposes, each Conv a Split divides runs as one Conv per part (ORT_GRAPH_REWRITES)");
         Some(rewritten.model)
     }
 

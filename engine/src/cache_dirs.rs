@@ -76,8 +76,8 @@ mod tests {
         assert!(path.to_string_lossy().starts_with("/c/ppocr/4/ort-optimized/cpu-ort1.31.1-"), "{path:?}");
         assert_eq!(path.file_name().unwrap(), "det.onnx");
         assert_ne!(path, optimized_graph_path(Path::new("/c/ppocr/4"), Path::new("det.onnx"), "1.32.0", None));
-        let rewritten = optimized_graph_path(Path::new("/c/ppocr/4"), Path::new("det.onnx"), "1.31.1", Some("rw1"));
-        assert!(rewritten.parent().unwrap().to_string_lossy().ends_with("-rw1"), "{rewritten:?}");
+        let rewritten = optimized_graph_path(Path::new("/c/ppocr/4"), Path::new("det.onnx"), "1.31.1", Some("rw2"));
+        assert!(rewritten.parent().unwrap().to_string_lossy().ends_with("-rw2"), "{rewritten:?}");
         assert_ne!(rewritten, path, "a graph with the rewrites is not one without");
     }
 

@@ -36,7 +36,7 @@ pub use environment::{
 };
 pub use error::EngineError;
 pub use gpu::{DevicePlacer, GpuSnapshot, GpuSource, NvmlSource};
-pub use graph_rewrite::{softmax_on_last_axis, Rewritten, REWRITES_VERSION};
+pub use graph_rewrite::{rewrite_graph, softmax_on_last_axis, split_convs, Rewritten, REWRITES_VERSION};
 pub use load_pool::LoadPool;
 pub use memory_probe::{GpuMemoryProbe, HostMemoryProbe};
 pub use model_sessions::{Engine, FixedSizeSession, InstanceGroup, ModelSessions, RunsOn};

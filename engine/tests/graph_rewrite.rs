@@ -1,26 +1,46 @@
-//! Sightline's graph rewrite on the fixture models of every YOLO family whose head has a Softmax
-//! over a middle axis: sessions built with it run the rewritten graph and answer bit for bit what
-//! the graph as exported answers.
+//! Sightline's graph rewrites on the fixture models of every YOLO family they change: sessions
+//! built with them run the rewritten graph and answer bit for bit what the graph as exported
+//! answers.
 
 use std::path::{Path, PathBuf};
 
 use ndarray::Array4;
-use sightline_engine::{build_raw, init_runtime, softmax_on_last_axis, Provider, ProviderOptions, REWRITES_VERSION};
+use sightline_engine::{
+    build_raw, init_runtime, rewrite_graph, softmax_on_last_axis, Provider, ProviderOptions, REWRITES_VERSION,
+};
 
-const REWRITTEN: [&str; 9] = [
-    "shapes",
-    "shapes-dyn",
-    "shapes-seg",
-    "shapes-pose",
-    "shapes-v10",
-    "shapes-y11",
-    "shapes-seg-y11",
-    "shapes-pose-y11",
-    "shapes-seg-v5-adapter",
+/// Each model, its middle-axis Softmaxes and its Convs divided by a Split that the rewrites change,
+/// and its input's side.
+/// YOLO11 and 26 keep the Split of their attention blocks (`model.10`, and `model.22` in 26),
+/// which the rewrite must leave alone to stay exact; YOLO26 has no middle-axis Softmax.
+const REWRITTEN: [(&str, usize, usize, usize); 15] = [
+    ("shapes", 1, 8, 256),
+    ("shapes-dyn", 1, 8, 256),
+    ("shapes-seg", 1, 8, 256),
+    ("shapes-pose", 1, 8, 256),
+    ("shapes-v10", 1, 8, 256),
+    ("shapes-y11", 1, 8, 256),
+    ("shapes-seg-y11", 1, 8, 256),
+    ("shapes-pose-y11", 1, 8, 256),
+    ("shapes-seg-v5-adapter", 1, 8, 256),
+    ("shapes-y26", 0, 7, 256),
+    ("shapes-y26-o2m", 0, 7, 256),
+    ("shapes-seg-y26", 0, 7, 256),
+    ("shapes-pose-y26", 0, 7, 256),
+    ("shapes-v12", 1, 3, 256),
+    ("shapes-cls", 0, 4, 128),
 ];
 
 fn weights(model: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../assets/models/{model}/1/weights.onnx"))
+}
+
+/// How many nodes of `op` a model holds, counted in its bytes: each node's op_type is a
+/// length-prefixed string (field 4) that only op names match.
+fn count_op(model: &[u8], op: &str) -> usize {
+    let mut needle = vec![0x22, op.len() as u8];
+    needle.extend_from_slice(op.as_bytes());
+    model.windows(needle.len()).filter(|w| *w == needle.as_slice()).count()
 }
 
 /// The optimised graph a session saved under `root`, and the folder it was keyed by.
@@ -36,18 +56,18 @@ fn rewritten_sessions_answer_bit_for_bit_what_the_exported_graph_answers() {
         std::env::var("ORT_DYLIB_PATH").expect("ORT_DYLIB_PATH is not set: run `make test` (it runs `make setup`)");
     init_runtime(Path::new(&dylib)).unwrap();
     let scratch = std::env::temp_dir().join(format!("sightline-graph-rewrite-{}", std::process::id()));
-    let inputs: Vec<Array4<f32>> = (0..3)
-        .map(|i| {
-            Array4::from_shape_fn((1, 3, 256, 256), |(_, c, y, x)| {
-                ((x * 7 + y * 13 + c * 5 + i * 37) % 256) as f32 / 255.0
+    for (model, softmaxes, split_convs, side) in REWRITTEN {
+        let inputs: Vec<Array4<f32>> = (0..3)
+            .map(|i| {
+                Array4::from_shape_fn((1, 3, side, side), |(_, c, y, x)| {
+                    ((x * 7 + y * 13 + c * 5 + i * 37) % 256) as f32 / 255.0
+                })
             })
-        })
-        .collect();
-    for model in REWRITTEN {
+            .collect();
         let file = weights(model);
-        let rewrite = softmax_on_last_axis(&std::fs::read(&file).unwrap()).unwrap_or_else(|| panic!("{model}"));
-        assert_eq!(rewrite.softmaxes, 1, "{model}");
-        let mut sessions = Vec::new();
+        let rewrite = rewrite_graph(&std::fs::read(&file).unwrap()).unwrap_or_else(|| panic!("{model}"));
+        assert_eq!((rewrite.softmaxes, rewrite.split_convs), (softmaxes, split_convs), "{model}");
+        let (mut sessions, mut splits) = (Vec::new(), Vec::new());
         for rewrites in [false, true] {
             let root = scratch.join(format!("{model}-{rewrites}"));
             let options = ProviderOptions {
@@ -61,8 +81,14 @@ fn rewritten_sessions_answer_bit_for_bit_what_the_exported_graph_answers() {
             // left in it; as exported, the saved graph still has one.
             let (key, saved) = saved_graph(&root);
             assert_eq!(key.ends_with(REWRITES_VERSION), rewrites, "{model}: {key}");
-            assert_eq!(softmax_on_last_axis(&saved).is_none(), rewrites, "{model}, rewrites {rewrites}");
+            if softmaxes > 0 {
+                assert_eq!(softmax_on_last_axis(&saved).is_none(), rewrites, "{model}, rewrites {rewrites}");
+            }
+            splits.push(count_op(&saved, "Split"));
         }
+        // ONNX Runtime's optimised graph keeps a Split for each Conv a Split divides; rewritten,
+        // those are gone and the others (attention blocks, the head) are left.
+        assert_eq!(splits[1], splits[0] - split_convs, "{model}: Splits in the saved graphs");
         for input in &inputs {
             let exported = sessions[0].run(input).unwrap();
             let rewritten = sessions[1].run(input).unwrap();

@@ -26,7 +26,7 @@ use sightline_artifacts::{ArtifactCache, CacheOptions, LocalSource, RetryPolicy,
 use sightline_core::{DetectOptions, DetectionParams, ImageRequest, ModelId, ModelLoader};
 use sightline_engine::Engine as OrtEngine;
 use sightline_engine::{
-    build_raw, build_session, init_runtime, probe_provider, softmax_on_last_axis, GpuSource, LoadPool, LoadPriority,
+    build_raw, build_session, init_runtime, probe_provider, rewrite_graph, GpuSource, LoadPool, LoadPriority,
     ModelSession, NvmlSource, OpenVinoPrecision, Provider, ProviderOptions,
 };
 use sightline_models::image::decode::decode_image;
@@ -260,7 +260,7 @@ async fn family_table(client: &reqwest::Client, base: &str, iterations: usize) {
         let batches: &[usize] = if shape.batch_size().is_some() { &[1] } else { &[1, 2, 4, 8] };
         let (raw1, best) = raw_rates(&mut session, &tensor1, batches, iterations);
         // Where Sightline's exact rewrites change the graph, the same runtime on the rewritten one.
-        let rewritten = softmax_on_last_axis(&std::fs::read(&weights).unwrap()).map(|_| {
+        let rewritten = rewrite_graph(&std::fs::read(&weights).unwrap()).map(|_| {
             let options = ProviderOptions { graph_rewrites: true, ..ProviderOptions::default() };
             let scratch = std::env::temp_dir().join(format!("sightline-bench-rw-{}", std::process::id()));
             let mut session = build_raw(Provider::Cpu, None, &weights, &options, &scratch).unwrap();
