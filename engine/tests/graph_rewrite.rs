@@ -11,7 +11,7 @@ use sightline_engine::{
 
 /// Each model, its middle-axis Softmaxes and its Convs divided by a Split that the rewrites change,
 /// and its input's side.
-/// YOLO11 and 26 keep the Split of their attention blocks (`model.10`, and `model.22` in 26),
+/// YOLOv10, 11 and 26 keep the Split of their attention blocks (`model.10`, and `model.22` in 26),
 /// which the rewrite must leave alone to stay exact; YOLO26 has no middle-axis Softmax.
 const REWRITTEN: [(&str, usize, usize, usize); 15] = [
     ("shapes", 1, 8, 256),

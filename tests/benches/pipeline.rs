@@ -276,7 +276,7 @@ async fn family_table(client: &reqwest::Client, base: &str, iterations: usize) {
         let best =
             RawBest { batch: best.0, picked: best.1, again: rate_at(&mut session, &tensor1, best.0, iterations) };
         drop(session);
-        let best_text = if batches.len() > 1 { best.text() } else { format!("{} (fixed batch 1)", best.text()) };
+        let best_text = if batches.len() > 1 { best.text() } else { best.text().replace("batch 1)", "fixed batch 1)") };
         let rewritten = rewritten.map(|(mut session, (batch, picked))| RawBest {
             batch,
             picked,

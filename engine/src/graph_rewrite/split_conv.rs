@@ -251,7 +251,7 @@ impl<'a, 'n> Graph<'a, 'n> {
     /// Sum with a Conv's output as an operand). Those values change layout with the rewrite, and
     /// ONNX Runtime folds such an Add into the Conv's accumulation once both operands share the
     /// blocked layout, which rounds differently: a rewrite that must stay exact leaves such a Split
-    /// alone (the attention blocks of YOLO11 and 26).
+    /// alone (the attention blocks of YOLOv10, 11 and 26).
     fn meets_a_conv_sum(&self, start: &[&'a str]) -> bool {
         let mut seen: HashSet<&str> = start.iter().copied().collect();
         let mut todo: Vec<&str> = start.to_vec();
