@@ -192,7 +192,9 @@ impl<'a, 'n> Graph<'a, 'n> {
 
     fn plan(&self, split: usize) -> Option<Plan<'a>> {
         let node = &self.nodes[split];
-        if !(node.is_default_domain() && node.op_type == "Split" && node.outputs.len() >= 2) {
+        // Every part must be named: a part's Conv writes the Split's output for it.
+        let named = node.outputs.iter().all(|o| !o.is_empty());
+        if !(node.is_default_domain() && node.op_type == "Split" && node.outputs.len() >= 2 && named) {
             return None;
         }
         let input = *node.inputs.first()?;
