@@ -220,10 +220,22 @@ fn horizontal_taps(src_w: u32, dst_w: u32) -> Vec<HorizontalTap> {
         .collect()
 }
 
+/// The vectorised horizontal pass for this CPU: AVX2 where it has it (two taps a step), else SSE2.
+/// Returns how many taps it did, from the first.
+#[cfg(target_arch = "x86_64")]
+fn horizontal_simd(rows: [&[u8]; 2], taps: &[HorizontalTap], outs: [Option<&mut [i16]>; 2]) -> usize {
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2, checked just above.
+        unsafe { avx2::horizontal(rows, taps, outs) }
+    } else {
+        sse2::horizontal(rows, taps, outs)
+    }
+}
+
 /// The horizontal pass of one source row.
 fn horizontal(row: &[u8], taps: &[HorizontalTap], out: &mut [i16]) {
     #[cfg(target_arch = "x86_64")]
-    let done = sse2::horizontal([row, row], taps, [None, Some(&mut *out)]);
+    let done = horizontal_simd([row, row], taps, [None, Some(&mut *out)]);
     #[cfg(not(target_arch = "x86_64"))]
     let done = 0;
     for (o, t) in out.chunks_exact_mut(3).zip(taps).skip(done) {
@@ -235,7 +247,7 @@ fn horizontal(row: &[u8], taps: &[HorizontalTap], out: &mut [i16]) {
 /// source row between destination rows, so every destination row needs two fresh passes).
 fn horizontal_pair(rows: [&[u8]; 2], taps: &[HorizontalTap], [upper, lower]: [&mut [i16]; 2]) {
     #[cfg(target_arch = "x86_64")]
-    let done = sse2::horizontal(rows, taps, [Some(&mut *upper), Some(&mut *lower)]);
+    let done = horizontal_simd(rows, taps, [Some(&mut *upper), Some(&mut *lower)]);
     #[cfg(not(target_arch = "x86_64"))]
     let done = 0;
     for ((o, p), t) in upper.chunks_exact_mut(3).zip(lower.chunks_exact_mut(3)).zip(taps).skip(done) {
@@ -299,6 +311,63 @@ mod sse2 {
             done += 8;
         }
         done
+    }
+}
+
+/// The horizontal pass in AVX2: [`sse2::horizontal`]'s arithmetic on two taps at once, one in
+/// each 128-bit half, with the pair's weights loaded once for both rows.
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::HorizontalTap;
+
+    /// As [`super::sse2::horizontal`], two taps a step while both taps' 8 source bytes and the
+    /// second tap's 4 output lanes exist; returns how many taps it did (an even number).
+    ///
+    /// # Safety
+    /// The CPU must have AVX2.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn horizontal(
+        rows: [&[u8]; 2],
+        taps: &[HorizontalTap],
+        mut outs: [Option<&mut [i16]>; 2],
+    ) -> usize {
+        let mut i = 0;
+        while let [t0, t1, ..] = &taps[i..] {
+            let fits = |row: &[u8], out: &Option<&mut [i16]>| {
+                t0.start.max(t1.start) + 8 <= row.len() && out.as_ref().is_none_or(|o| 3 * (i + 1) + 4 <= o.len())
+            };
+            if !(fits(rows[0], &outs[0]) && fits(rows[1], &outs[1])) {
+                break;
+            }
+            // SAFETY: AVX2 is the caller's promise; each weight load reads a tap's 8 lanes.
+            let weights = unsafe {
+                let (w0, w1) =
+                    (_mm_loadu_si128(t0.weights.as_ptr().cast()), _mm_loadu_si128(t1.weights.as_ptr().cast()));
+                _mm256_inserti128_si256::<1>(_mm256_castsi128_si256(w0), w1)
+            };
+            for (row, out) in rows.iter().zip(outs.iter_mut()) {
+                let Some(out) = out else { continue };
+                let (first, second) = (&row[t0.start..t0.start + 8], &row[t1.start..t1.start + 8]);
+                let lanes = &mut out[3 * i..3 * i + 7];
+                // SAFETY: AVX2 is the caller's promise; the loads read the 8 bytes of `first` and
+                // `second`, the stores write lanes 0..4 and then 3..7 of `lanes` (the second tap
+                // overwrites the first's unused fourth lane, as the next tap does in SSE2).
+                unsafe {
+                    let (a, b) = (_mm_loadl_epi64(first.as_ptr().cast()), _mm_loadl_epi64(second.as_ptr().cast()));
+                    let both = _mm256_inserti128_si256::<1>(_mm256_castsi128_si256(a), b);
+                    let pixels = _mm256_unpacklo_epi8(both, _mm256_setzero_si256());
+                    let pairs = _mm256_unpacklo_epi16(pixels, _mm256_srli_si256::<6>(pixels));
+                    let sums = _mm256_srai_epi32::<4>(_mm256_madd_epi16(pairs, weights));
+                    let packed = _mm256_packs_epi32(sums, sums);
+                    _mm_storel_epi64(lanes.as_mut_ptr().cast(), _mm256_castsi256_si128(packed));
+                    _mm_storel_epi64(lanes[3..].as_mut_ptr().cast(), _mm256_extracti128_si256::<1>(packed));
+                }
+            }
+            i += 2;
+        }
+        i
     }
 }
 
@@ -430,6 +499,37 @@ mod tests {
             }
             let img = RgbImage::from_fn(sw, sh, |_, _| image::Rgb([next(256) as u8, next(256) as u8, next(256) as u8]));
             assert_eq!(resize_bilinear(&img, dw, dh), plain_resize(&img, dw, dh), "{sw}x{sh} -> {dw}x{dh}");
+        }
+    }
+
+    /// Both vectorised horizontal passes give, tap for tap, the scalar arithmetic's values.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_sse2_and_avx2_horizontal_passes_give_the_scalar_values() {
+        for (src_w, dst_w) in [(640u32, 256u32), (641, 256), (333, 500), (7, 3), (2, 5)] {
+            let row: Vec<u8> = (0..src_w as usize * 3).map(|i| (i * 37 % 251) as u8).collect();
+            let other: Vec<u8> = row.iter().map(|v| v.wrapping_mul(3)).collect();
+            let taps = horizontal_taps(src_w, dst_w);
+            let scalar =
+                |row: &[u8]| -> Vec<i16> { taps.iter().flat_map(|t| (0..3).map(|c| t.channel(row, c))).collect() };
+            let mut passes: Vec<(&str, usize, [Vec<i16>; 2])> = Vec::new();
+            let (mut a, mut b) = (vec![0i16; dst_w as usize * 3], vec![0i16; dst_w as usize * 3]);
+            let done = sse2::horizontal([&row, &other], &taps, [Some(&mut a), Some(&mut b)]);
+            passes.push(("sse2", done, [a, b]));
+            if std::arch::is_x86_feature_detected!("avx2") {
+                let (mut a, mut b) = (vec![0i16; dst_w as usize * 3], vec![0i16; dst_w as usize * 3]);
+                // SAFETY: the CPU has AVX2, checked just above.
+                let done = unsafe { avx2::horizontal([&row, &other], &taps, [Some(&mut a), Some(&mut b)]) };
+                passes.push(("avx2", done, [a, b]));
+            }
+            for (name, done, [a, b]) in passes {
+                // Only the taps whose 8 bytes run past the row's end are left to the scalar code.
+                if src_w >= 64 {
+                    assert!(done + 4 >= taps.len(), "{name} {src_w}->{dst_w}: did {done} of {}", taps.len());
+                }
+                assert_eq!(&a[..3 * done], &scalar(&row)[..3 * done], "{name} {src_w}->{dst_w}");
+                assert_eq!(&b[..3 * done], &scalar(&other)[..3 * done], "{name} {src_w}->{dst_w}");
+            }
         }
     }
 
