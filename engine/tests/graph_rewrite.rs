@@ -43,6 +43,12 @@ fn count_op(model: &[u8], op: &str) -> usize {
     model.windows(needle.len()).filter(|w| *w == needle.as_slice()).count()
 }
 
+fn start_runtime() {
+    let dylib =
+        std::env::var("ORT_DYLIB_PATH").expect("ORT_DYLIB_PATH is not set: run `make test` (it runs `make setup`)");
+    init_runtime(Path::new(&dylib)).unwrap();
+}
+
 /// The optimised graph a session saved under `root`, and the folder it was keyed by.
 fn saved_graph(root: &Path) -> (String, Vec<u8>) {
     let keyed = std::fs::read_dir(root.join("ort-optimized")).unwrap().next().unwrap().unwrap().path();
@@ -52,9 +58,7 @@ fn saved_graph(root: &Path) -> (String, Vec<u8>) {
 
 #[test]
 fn rewritten_sessions_answer_bit_for_bit_what_the_exported_graph_answers() {
-    let dylib =
-        std::env::var("ORT_DYLIB_PATH").expect("ORT_DYLIB_PATH is not set: run `make test` (it runs `make setup`)");
-    init_runtime(Path::new(&dylib)).unwrap();
+    start_runtime();
     let scratch = std::env::temp_dir().join(format!("sightline-graph-rewrite-{}", std::process::id()));
     for (model, softmaxes, split_convs, side) in REWRITTEN {
         let inputs: Vec<Array4<f32>> = (0..3)
@@ -208,9 +212,7 @@ fn with_an_external_constant(dir: &Path) -> PathBuf {
 
 #[test]
 fn a_model_with_data_in_an_external_file_loads_and_answers_with_rewrites_on() {
-    let dylib =
-        std::env::var("ORT_DYLIB_PATH").expect("ORT_DYLIB_PATH is not set: run `make test` (it runs `make setup`)");
-    init_runtime(Path::new(&dylib)).unwrap();
+    start_runtime();
     let scratch = std::env::temp_dir().join(format!("sightline-graph-rewrite-external-{}", std::process::id()));
     let file = with_an_external_constant(&scratch.join("model"));
     let input = Array4::from_shape_fn((1, 3, 256, 256), |(_, c, y, x)| ((x * 3 + y * 11 + c) % 256) as f32 / 255.0);

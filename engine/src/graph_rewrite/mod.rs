@@ -155,6 +155,27 @@ fn sparse_tensor_is_external(sparse: &[u8]) -> Option<bool> {
     Some(false)
 }
 
+/// The model's graph as its fields, and its nodes as read.
+fn read_graph<'a>(model: &[Field<'a>]) -> Option<(Vec<Field<'a>>, Vec<Node<'a>>)> {
+    let graph = fields(model.iter().find(|f| f.number == MODEL_GRAPH)?.bytes()?)?;
+    let nodes =
+        graph.iter().filter(|f| f.number == GRAPH_NODE).map(|f| Node::read(f.bytes()?)).collect::<Option<Vec<_>>>()?;
+    Some((graph, nodes))
+}
+
+/// The model with `graph` (an encoded GraphProto) for its graph, every other field byte for byte.
+fn with_graph(model: &[Field<'_>], graph: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(model.iter().map(|f| f.raw.len()).sum::<usize>() + graph.len());
+    for field in model {
+        if field.number == MODEL_GRAPH {
+            put_bytes(&mut out, MODEL_GRAPH, graph);
+        } else {
+            out.extend_from_slice(field.raw);
+        }
+    }
+    out
+}
+
 fn normalized(axis: i64, rank: usize) -> Option<usize> {
     let rank = i64::try_from(rank).ok()?;
     let axis = if axis < 0 { axis + rank } else { axis };
@@ -215,6 +236,14 @@ impl<'a> Node<'a> {
             return None;
         }
         attribute.iter().find(|f| f.number == ATTRIBUTE_I)?.int()
+    }
+
+    /// An int attribute, or `default` (the operator's) when the node does not give it.
+    fn int_or(&self, name: &str, default: i64) -> Option<i64> {
+        match self.attribute(name) {
+            None => Some(default),
+            Some(_) => self.int(name),
+        }
     }
 
     fn has_subgraph(&self) -> bool {

@@ -26,13 +26,7 @@ pub(super) fn on_last_axis(model: &[u8]) -> Option<(Vec<u8>, usize)> {
     if !softmax_is_per_axis(&model_fields)? {
         return None;
     }
-    let graph_field = model_fields.iter().find(|f| f.number == MODEL_GRAPH)?;
-    let graph_fields = fields(graph_field.bytes()?)?;
-    let nodes = graph_fields
-        .iter()
-        .filter(|f| f.number == GRAPH_NODE)
-        .map(|f| Node::read(f.bytes()?))
-        .collect::<Option<Vec<_>>>()?;
+    let (graph_fields, nodes) = read_graph(&model_fields)?;
     let mut names = Names::of(&graph_fields, &nodes)?;
     let ranks: Vec<(&str, usize)> = nodes
         .iter()
@@ -41,7 +35,7 @@ pub(super) fn on_last_axis(model: &[u8]) -> Option<(Vec<u8>, usize)> {
         .collect();
     let rank_of = |name: &str| ranks.iter().find(|(n, _)| *n == name).map(|&(_, r)| r);
 
-    let mut graph = Vec::with_capacity(graph_field.bytes()?.len() + 1024);
+    let mut graph = Vec::with_capacity(model.len() + 1024);
     let mut softmaxes = 0;
     let mut node_index = 0;
     for field in &graph_fields {
@@ -71,15 +65,7 @@ pub(super) fn on_last_axis(model: &[u8]) -> Option<(Vec<u8>, usize)> {
     if softmaxes == 0 {
         return None;
     }
-    let mut out = Vec::with_capacity(model.len() + 1024);
-    for field in &model_fields {
-        if field.number == MODEL_GRAPH {
-            put_bytes(&mut out, MODEL_GRAPH, &graph);
-        } else {
-            out.extend_from_slice(field.raw);
-        }
-    }
-    Some((out, softmaxes))
+    Some((with_graph(&model_fields, &graph), softmaxes))
 }
 
 /// Whether the model's default-domain opset has Softmax over one axis (13 and later).
@@ -112,10 +98,7 @@ impl<'a> Node<'a> {
         {
             return None;
         }
-        match self.attribute("axis") {
-            None => Some(-1),
-            Some(_) => self.int("axis"),
-        }
+        self.int_or("axis", -1)
     }
 
     /// Transpose (axis to last), this Softmax on the last axis, Transpose back: the three nodes

@@ -35,13 +35,7 @@ pub fn split_convs(model: &[u8]) -> Option<Rewritten> {
 /// nothing applies or the graph has subgraphs (which may read any value by name, unseen here).
 pub(super) fn split(model: &[u8]) -> Option<(Vec<u8>, usize)> {
     let model_fields = fields(model)?;
-    let graph_field = model_fields.iter().find(|f| f.number == MODEL_GRAPH)?;
-    let graph_fields = fields(graph_field.bytes()?)?;
-    let nodes = graph_fields
-        .iter()
-        .filter(|f| f.number == GRAPH_NODE)
-        .map(|f| Node::read(f.bytes()?))
-        .collect::<Option<Vec<_>>>()?;
+    let (graph_fields, nodes) = read_graph(&model_fields)?;
     if nodes.iter().any(Node::has_subgraph) {
         return None;
     }
@@ -52,16 +46,8 @@ pub(super) fn split(model: &[u8]) -> Option<(Vec<u8>, usize)> {
     }
     let mut names = Names::of(&graph_fields, &nodes)?;
     let (rewritten, dropped) = graph.rewritten(&graph_fields, &plans, &mut names)?;
-    let mut out = Vec::with_capacity(model.len() + 4096);
-    for field in &model_fields {
-        if field.number == MODEL_GRAPH {
-            put_bytes(&mut out, MODEL_GRAPH, &rewritten);
-        } else {
-            out.extend_from_slice(field.raw);
-        }
-    }
     tracing::debug!(convs = plans.len(), dropped_initializers = dropped, "split convs");
-    Some((out, plans.len()))
+    Some((with_graph(&model_fields, &rewritten), plans.len()))
 }
 
 /// A float tensor's shape and little-endian data, as an initializer holds it.
@@ -200,9 +186,7 @@ impl<'a, 'n> Graph<'a, 'n> {
         let input = *node.inputs.first()?;
         let (conv, silu) = self.conv_before(input, split)?;
         let conv_node = &self.nodes[conv];
-        if !matches!(conv_node.inputs.len(), 2 | 3)
-            || conv_node.attribute("group").is_some_and(|_| conv_node.int("group") != Some(1))
-        {
+        if !matches!(conv_node.inputs.len(), 2 | 3) || conv_node.int_or("group", 1)? != 1 {
             return None;
         }
         let weights = Floats::read(self.constant(conv_node.inputs[1])?)?;
@@ -214,11 +198,7 @@ impl<'a, 'n> Graph<'a, 'n> {
         if bias.as_ref().is_some_and(|b| b.dims != [channels as i64]) {
             return None;
         }
-        let axis = match node.attribute("axis") {
-            None => 0,
-            Some(_) => node.int("axis")?,
-        };
-        if normalized(axis, weights.dims.len())? != 1 {
+        if normalized(node.int_or("axis", 0)?, weights.dims.len())? != 1 {
             return None;
         }
         let sizes = self.split_sizes(node, channels)?;
