@@ -6,6 +6,7 @@
 //! the others run, so preparing requests, gathering and inference overlap.
 
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, RwLock, TryLockError};
 use std::time::{Duration, Instant};
@@ -73,6 +74,9 @@ pub struct OnnxWorker {
     /// Places for prepared inputs: a request decodes only once it has one, so the memory that
     /// waits is bounded by the count limit however long the queue the wait bound admits.
     slots: Arc<Semaphore>,
+    /// Requests in flight (see [`InFlight`]), which the instances read to tell a batch that is all
+    /// the model holds from one with more work close behind it.
+    in_hand: Arc<AtomicUsize>,
     timers: StageTimers,
 }
 
@@ -85,11 +89,13 @@ pub struct Place {
 /// A request being served by a model, from its admission to its answer (the in-flight gauge).
 pub struct InFlight {
     gauge: prometheus::IntGauge,
+    in_hand: Arc<AtomicUsize>,
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.gauge.dec();
+        self.in_hand.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -106,6 +112,7 @@ impl OnnxWorker {
         let receiver = Arc::new(Mutex::new(receiver));
         let queue = Arc::new(ModelQueue::new(model_id, options.queue, instances.len(), options.timers.refused.clone()));
         let timers = options.timers.clone();
+        let in_hand = Arc::new(AtomicUsize::new(0));
         let run_options = || options.varying_shapes.then(shrinking_run_options).transpose();
         let solo = match solo {
             Some((session, threads)) => Some(Arc::new(Solo {
@@ -119,6 +126,7 @@ impl OnnxWorker {
                 own: Runner { session: session.0, options: run_options()? },
                 threads,
                 solo: solo.clone(),
+                in_hand: in_hand.clone(),
                 queue: receiver.clone(),
                 pace: queue.clone(),
                 batch: options.batch,
@@ -129,7 +137,7 @@ impl OnnxWorker {
             spawn_serving(format!("ort-{model_id}-{index}"), move || instance.serve())
                 .map_err(|e| EngineError::Inference(format!("cannot start inference thread: {e}")))?;
         }
-        Ok(OnnxWorker { sender, queue, slots: Arc::new(Semaphore::new(count)), timers })
+        Ok(OnnxWorker { sender, queue, slots: Arc::new(Semaphore::new(count)), in_hand, timers })
     }
 
     /// The queue requests are admitted to (a list's images as one unit).
@@ -140,7 +148,8 @@ impl OnnxWorker {
     /// Counts a request as in flight until the guard drops.
     pub fn in_flight(&self) -> InFlight {
         self.timers.in_flight.inc();
-        InFlight { gauge: self.timers.in_flight.clone() }
+        self.in_hand.fetch_add(1, Ordering::AcqRel);
+        InFlight { gauge: self.timers.in_flight.clone(), in_hand: self.in_hand.clone() }
     }
 
     /// The input's admission: `given` where the request was admitted to this queue as a whole,
@@ -224,6 +233,8 @@ struct Instance {
     /// Intra-op threads of `own`.
     threads: usize,
     solo: Option<Arc<Solo>>,
+    /// The worker's count of requests in flight.
+    in_hand: Arc<AtomicUsize>,
     queue: Arc<Mutex<Receiver<Job>>>,
     /// Where the instance reports its pace, for the queue's predicted waits.
     pace: Arc<ModelQueue>,
@@ -273,7 +284,7 @@ impl Instance {
             self.timers.queue.observe(started.duration_since(queued).as_secs_f64());
         }
         let mut staging = std::mem::take(&mut self.staging);
-        let (image_results, tensor_results) = self.on_a_session(|runner, threads, timers| {
+        let (image_results, tensor_results) = self.on_a_session(count, |runner, threads, timers| {
             // A batch of one kind runs as one; a mixed one (rare) runs request by request.
             let mixed = !images.is_empty() && !tensors.is_empty();
             let mut run = Run { runner, timers, threads, staging: &mut staging };
@@ -295,11 +306,15 @@ impl Instance {
         answer(tensors, tensor_results, &self.timers, seconds);
     }
 
-    /// Runs `work` on the solo session when nothing else waits and no other instance runs, else on
-    /// the instance's own session (waiting while a solo run holds the cores).
-    fn on_a_session<T>(&mut self, work: impl FnOnce(&mut Runner, usize, &StageTimers) -> T) -> T {
+    /// Runs `work` (a batch of `count` requests) on the solo session when the batch is all the
+    /// model holds and no other instance runs, else on the instance's own session (waiting while a
+    /// solo run holds the cores). "All the model holds" counts requests still being decoded or
+    /// post-processed, not only those queued: the queue is empty for a moment after every batch is
+    /// taken, and a solo run then would compete for the cores with the requests being decoded,
+    /// where a one-thread run beside them uses the cores without oversubscribing them.
+    fn on_a_session<T>(&mut self, count: usize, work: impl FnOnce(&mut Runner, usize, &StageTimers) -> T) -> T {
         let Some(solo) = &self.solo else { return work(&mut self.own, self.threads, &self.timers) };
-        if self.pace.waiting() == 0 {
+        if self.pace.waiting() == 0 && self.in_hand.load(Ordering::Acquire) <= count {
             let exclusive = match solo.run.try_write() {
                 Ok(guard) => Some(guard),
                 Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),

@@ -2,7 +2,7 @@
 //! count limit and the wait bound (at once, with a Retry-After), and dynamic batching that hands
 //! every request what it would have got alone.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use futures::future::join_all;
@@ -13,11 +13,15 @@ use sightline_engine::{
     WorkerOptions,
 };
 
-fn sessions(model: &str, count: usize) -> InstanceGroup {
+fn weights(model: &str) -> PathBuf {
     let dylib =
         std::env::var("ORT_DYLIB_PATH").expect("ORT_DYLIB_PATH is not set: run `make test` (it runs `make setup`)");
     init_runtime(Path::new(&dylib)).unwrap();
-    let weights = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../assets/models/{model}/1/weights.onnx"));
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../assets/models/{model}/1/weights.onnx"))
+}
+
+fn sessions(model: &str, count: usize) -> InstanceGroup {
+    let weights = weights(model);
     let sessions = (0..count).map(|_| build_session(&weights, 1).unwrap().0).collect();
     InstanceGroup { sessions, threads: 1, solo: None }
 }
@@ -100,4 +104,25 @@ async fn batched_runs_answer_each_image_as_it_would_be_answered_alone() {
     let batches = metrics.for_model("m").batch_size;
     assert_eq!(batches.get_sample_sum() as usize, 12, "every image ran once");
     assert!(batches.get_sample_count() < 12, "{} runs for 12 images: nothing was batched", batches.get_sample_count());
+}
+
+/// A run goes to the solo session (all the cores) only when its batch is all the model holds: a
+/// request still in flight elsewhere (decoding, say) sends it to the instance's own thread, so
+/// that the two do not fight over the cores. The run's thread count is what the metric reports.
+#[tokio::test]
+async fn a_run_takes_every_core_only_when_its_batch_is_all_the_model_holds() {
+    let metrics = PipelineMetrics::unregistered();
+    let mut group = sessions("shapes", 1);
+    group.solo = Some((build_session(&weights("shapes"), 2).unwrap().0, 2));
+    let w = OnnxWorker::start(group, "shapes/1", options(8, BatchPolicy::UNBATCHED, &metrics)).unwrap();
+    let threads = metrics.for_model("m").run_threads;
+    let input = inputs(1).remove(0);
+    let mine = w.in_flight();
+    let other = w.in_flight();
+    w.run_now(input.clone()).await.unwrap();
+    assert_eq!((threads.get_sample_count(), threads.get_sample_sum()), (1, 1.0), "another request was in flight");
+    drop(other);
+    w.run_now(input).await.unwrap();
+    assert_eq!((threads.get_sample_count(), threads.get_sample_sum()), (2, 3.0), "the request was alone");
+    drop(mine);
 }
