@@ -19,7 +19,7 @@ mod closed_loop;
 mod grpc_load;
 #[path = "support/server_process.rs"]
 mod server_process;
-use closed_loop::{percentile, run_level, run_level_with};
+use closed_loop::{percentile, run_level, run_level_with, Level};
 use grpc_load::{run_grpc_level, InferInputTensor, ModelInferRequest};
 use server_process::{root, start_server_with};
 use sightline_artifacts::{ArtifactCache, CacheOptions, LocalSource, RetryPolicy, VerifyLevel};
@@ -250,7 +250,8 @@ async fn family_table(client: &reqwest::Client, base: &str, iterations: usize) {
     let seconds: u64 = std::env::var("BENCH_LOAD_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(8);
     println!("Families, CPU provider: `shapes_640x480` (raw: its prepared tensor; server: the 640x480 JPEG as base64 JSON, 16 closed-loop clients, {seconds} s).\n");
     println!("Raw best batch: the mean of the best batch's rate when picked and measured again right after the server's level (both in brackets), as in the provider table.\n");
-    println!("| family | model | raw batch 1 (img/s) | raw best batch (img/s) | raw best, rewritten graph (img/s) | server, 16 clients: req/s, p50 / p99 (ms) | ÷ raw best | ÷ raw best, rewritten |");
+    println!("{STEADY_NOTE}\n");
+    println!("| family | model | raw batch 1 (img/s) | raw best batch (img/s) | raw best, rewritten graph (img/s) | server, 16 clients: req/s (whole level), p50 / p99 (ms) | ÷ raw best | ÷ raw best, rewritten |");
     println!("|---|---|---|---|---|---|---|---|");
     for (family, model, route) in families {
         let weights = root().join("assets/models").join(model).join("weights.onnx");
@@ -283,17 +284,25 @@ async fn family_table(client: &reqwest::Client, base: &str, iterations: usize) {
             again: rate_at(&mut session, &tensor1, batch, iterations),
         });
         let (rewritten_text, over_rewritten) = match rewritten {
-            Some(raw) => (raw.text(), format!("{:.2}", at16.rate() / raw.rate())),
+            Some(raw) => (raw.text(), format!("{:.2}", at16.steady_rate() / raw.rate())),
             None => ("not rewritten".into(), "–".into()),
         };
         println!(
-            "| {family} | `{model}` | {raw1:.0} | {best_text} | {rewritten_text} | {:.0}, {:.1} / {:.1} | {:.2} | {over_rewritten} |",
-            at16.rate(),
+            "| {family} | `{model}` | {raw1:.0} | {best_text} | {rewritten_text} | {}, {:.1} / {:.1} | {:.2} | {over_rewritten} |",
+            rates_text(&at16),
             percentile(&at16.latencies_ms, 0.5),
             percentile(&at16.latencies_ms, 0.99),
-            at16.rate() / best.rate()
+            at16.steady_rate() / best.rate()
         );
     }
+}
+
+/// How the tables give the server's rates.
+const STEADY_NOTE: &str = "Server rates: the median of the level's one-second rates, as raw's rates are median runs (a moment when another tenant of this shared machine takes the cores counts in neither); the whole level's rate in brackets. The ratios use the median.";
+
+/// A level's median one-second rate, with the whole level's in brackets.
+fn rates_text(level: &Level) -> String {
+    format!("{:.0} ({:.0})", level.steady_rate(), level.rate())
 }
 
 /// Raw images per second of `session` at batch 1 and at its best of `batches`, with that batch.
@@ -405,7 +414,8 @@ async fn provider_tables(client: &reqwest::Client, iterations: usize, dylib: &Pa
     println!("Server: `shapes-dyn/1`, 640x480 JPEG (quality 90) as base64 JSON, closed-loop clients, {seconds} s per level, default settings but the provider.\n");
     println!("Raw best batch: the best of batches 1-16, measured when picked and again right after the server's 16-client level (both in brackets); the ratios are to their mean, so that neither the machine's drift between the two runs nor picking the luckiest of five noisy rates decides them.\n");
     println!("Raw best batch is ONNX Runtime on the graph as exported; \"rewritten\" is ONNX Runtime on the graph with Sightline's exact rewrites (`ORT_GRAPH_REWRITES`, CPU only), which the server runs.\n");
-    println!("| provider | raw batch 1 (img/s) | raw best batch (img/s) | raw best batch, rewritten graph (img/s) | max abs deviation from the reference output | server, 1 client: p50 (ms), × raw batch 1 | server, 16 clients: req/s, p50 / p99 (ms) | ÷ raw best | ÷ raw best, rewritten | server, 64 clients: req/s, p99 (ms), refused | ÷ raw best | KServe v2 binary tensors, 16 clients: req/s, p99 (ms) | ÷ raw best | KServe v2 gRPC raw contents, 16 clients: req/s, p99 (ms) | ÷ raw best |");
+    println!("{STEADY_NOTE}\n");
+    println!("| provider | raw batch 1 (img/s) | raw best batch (img/s) | raw best batch, rewritten graph (img/s) | max abs deviation from the reference output | server, 1 client: p50 (ms), × raw batch 1 | server, 16 clients: req/s (whole level), p50 / p99 (ms) | ÷ raw best | ÷ raw best, rewritten | server, 64 clients: req/s (whole level), p99 (ms), refused | ÷ raw best | KServe v2 binary tensors, 16 clients: req/s (whole level), p99 (ms) | ÷ raw best | KServe v2 gRPC raw contents, 16 clients: req/s (whole level), p99 (ms) | ÷ raw best |");
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     // The same preprocessed tensor through the Open Inference Protocol's binary extension: the
     // server's cost without decoding and preprocessing.
@@ -496,30 +506,30 @@ async fn provider_tables(client: &reqwest::Client, iterations: usize, dylib: &Pa
         let grpc = run_grpc_level(&grpc_address, grpc_request.clone(), 16, Duration::from_secs(seconds)).await;
         assert_eq!(grpc.errors, 0, "gRPC requests failed");
         let (rewritten, over_rewritten) = match rewritten_best {
-            Some(raw) => (raw.text(), format!("{:.2}", at16.rate() / raw.rate())),
+            Some(raw) => (raw.text(), format!("{:.2}", at16.steady_rate() / raw.rate())),
             None => ("–".into(), "–".into()),
         };
         let raw = best.rate();
         println!(
-            "| {} | {batch1:.0} | {} | {rewritten} | {deviation:.2e} | {:.1}, {:.2} | {:.0}, {:.1} / {:.1} | {:.2} | {over_rewritten} | {:.0}, {:.1}, {} | {:.2} | {:.0}, {:.1} | {:.2} | {:.0}, {:.1} | {:.2} |",
+            "| {} | {batch1:.0} | {} | {rewritten} | {deviation:.2e} | {:.1}, {:.2} | {}, {:.1} / {:.1} | {:.2} | {over_rewritten} | {}, {:.1}, {} | {:.2} | {}, {:.1} | {:.2} | {}, {:.1} | {:.2} |",
             v.label,
             best.text(),
             percentile(&at1.latencies_ms, 0.5),
             percentile(&at1.latencies_ms, 0.5) * batch1 / 1e3,
-            at16.rate(),
+            rates_text(&at16),
             percentile(&at16.latencies_ms, 0.5),
             percentile(&at16.latencies_ms, 0.99),
-            at16.rate() / raw,
-            at64.rate(),
+            at16.steady_rate() / raw,
+            rates_text(&at64),
             percentile(&at64.latencies_ms, 0.99),
             at64.refused + at64.errors,
-            at64.rate() / raw,
-            tensors.rate(),
+            at64.steady_rate() / raw,
+            rates_text(&tensors),
             percentile(&tensors.latencies_ms, 0.99),
-            tensors.rate() / raw,
-            grpc.rate(),
+            tensors.steady_rate() / raw,
+            rates_text(&grpc),
             percentile(&grpc.latencies_ms, 0.99),
-            grpc.rate() / raw
+            grpc.steady_rate() / raw
         );
     }
 }

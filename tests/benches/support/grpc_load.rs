@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use tonic::transport::Channel;
 
-use crate::closed_loop::Level;
+use crate::closed_loop::{Level, Tally};
 
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct InferInputTensor {
@@ -63,30 +63,25 @@ pub async fn run_grpc_level(address: &str, request: ModelInferRequest, clients: 
         let channel = Channel::from_shared(address.to_owned()).unwrap().connect().await.unwrap();
         let request = request.clone();
         tasks.push(tokio::spawn(async move {
-            let (mut latencies, mut errors, mut refused) = (Vec::new(), 0usize, 0usize);
+            let mut tally = Tally::default();
             while Instant::now() < deadline {
                 let sent = Instant::now();
                 match infer(channel.clone(), request.clone()).await {
-                    Ok(()) => latencies.push(sent.elapsed().as_secs_f64() * 1e3),
+                    Ok(()) => tally.answered(started, sent),
                     Err(status) if status.code() == tonic::Code::ResourceExhausted => {
                         // As the REST clients wait out Retry-After.
-                        refused += 1;
+                        tally.refused();
                         tokio::time::sleep_until((Instant::now() + Duration::from_secs(1)).min(deadline).into()).await;
                     }
-                    Err(_) => errors += 1,
+                    Err(_) => tally.failed(),
                 }
             }
-            (latencies, errors, refused)
+            tally
         }));
     }
-    let mut level = Level { latencies_ms: Vec::new(), errors: 0, refused: 0, seconds: 0.0 };
+    let mut tallies = Vec::new();
     for task in tasks {
-        let (latencies, errors, refused) = task.await.unwrap_or_default();
-        level.latencies_ms.extend(latencies);
-        level.errors += errors;
-        level.refused += refused;
+        tallies.push(task.await.unwrap_or_default());
     }
-    level.seconds = started.elapsed().as_secs_f64();
-    level.latencies_ms.sort_by(f64::total_cmp);
-    level
+    Level::of(tallies, started, duration)
 }
