@@ -345,8 +345,19 @@ fn openvino_options(
         OpenVinoDevice::Auto => &["CPU", "GPU", "NPU"],
         other => &[other.name()],
     };
-    let load_config: serde_json::Map<String, serde_json::Value> =
-        devices.iter().map(|d| (d.to_string(), properties.clone())).collect();
+    let load_config: serde_json::Map<String, serde_json::Value> = devices
+        .iter()
+        .map(|&d| {
+            let mut device = properties.clone();
+            // Pinned, each compiled model's threads start on the first cores: two instances then
+            // share one core (162-174 req/s at 16 clients against 235-263 unpinned), and a thread
+            // that decoding preempts cannot move to the core that is free.
+            if d == "CPU" {
+                device["ENABLE_CPU_PINNING"] = serde_json::json!(false);
+            }
+            (d.to_string(), device)
+        })
+        .collect();
     vec![(format!("{ep_name}.load_config"), serde_json::Value::Object(load_config).to_string())]
 }
 
@@ -372,4 +383,30 @@ pub fn build_session(path: &Path, intra_threads: usize) -> Result<(ModelSession,
         build_on(target, path, &options, path.parent().unwrap_or(Path::new("."))).map_err(|e| broken(path, e))?;
     let shape = SessionShape::of(&session, path)?;
     Ok((ModelSession(session), shape))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_config(device: OpenVinoDevice, threads: usize) -> serde_json::Value {
+        let options = ProviderOptions { openvino_device: device, ..ProviderOptions::default() };
+        let config = openvino_options("OpenVINOExecutionProvider", &options, threads, None);
+        assert_eq!(config.len(), 1);
+        assert_eq!(config[0].0, "OpenVINOExecutionProvider.load_config");
+        serde_json::from_str(&config[0].1).unwrap()
+    }
+
+    /// Pinned, two instances' threads share the first core; the CPU device alone knows the property.
+    #[test]
+    fn openvinos_cpu_threads_are_not_pinned_and_other_devices_are_not_told() {
+        let cpu = load_config(OpenVinoDevice::Cpu, 1);
+        assert_eq!(cpu["CPU"]["ENABLE_CPU_PINNING"], serde_json::json!(false), "{cpu}");
+        assert_eq!(cpu["CPU"]["INFERENCE_NUM_THREADS"], serde_json::json!(1), "{cpu}");
+        let gpu = load_config(OpenVinoDevice::Gpu, 0);
+        assert!(gpu["GPU"].get("ENABLE_CPU_PINNING").is_none(), "{gpu}");
+        let auto = load_config(OpenVinoDevice::Auto, 0);
+        assert_eq!(auto["CPU"]["ENABLE_CPU_PINNING"], serde_json::json!(false), "{auto}");
+        assert!(auto["NPU"].get("ENABLE_CPU_PINNING").is_none(), "{auto}");
+    }
 }

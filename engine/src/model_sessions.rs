@@ -11,7 +11,7 @@ use crate::batch::{batched_matches, limit_after_check, split, stack, Outputs};
 use crate::build::{build_on, Target};
 use crate::environment::IntraOpThreads;
 use crate::gpu::{DevicePlacer, GpuSnapshot};
-use crate::provider::{Provider, ProviderOptions};
+use crate::provider::{OpenVinoDevice, Provider, ProviderOptions};
 use crate::session::{broken, ModelSession, SessionShape};
 use crate::EngineError;
 
@@ -223,19 +223,36 @@ impl ModelSessions<'_> {
             self.used.push((provider, label));
             sessions.push(ModelSession(session));
         }
-        let solo = match (provider, self.engine.solo_threads()) {
-            (Provider::Cpu, Some(threads)) => Some(self.solo(file, varying_shapes, threads)?),
+        let solo = match self.engine.solo_threads() {
+            Some(threads) if self.on_host_cores(provider) => {
+                Some(self.solo(provider, file, varying_shapes, threads)?)
+            }
             _ => None,
         };
         Ok(InstanceGroup { sessions, threads, solo })
     }
 
+    /// Whether `provider`'s sessions run on this host's cores, which instances divide and a solo
+    /// session takes whole: the CPU provider's, and OpenVINO's on its CPU device.
+    fn on_host_cores(&self, provider: Provider) -> bool {
+        match provider {
+            Provider::Cpu => true,
+            Provider::OpenVino => self.engine.options.openvino_device == OpenVinoDevice::Cpu,
+            _ => false,
+        }
+    }
+
     /// The solo session: all the cores, its pool threads spinning while a run lasts. Without the
     /// spinning, waking a thread for each operator costs what the second core gains a small model;
     /// spinning on after a run would take the cores from decoding (docs/benchmarks.md).
-    fn solo(&self, file: &Path, varying_shapes: bool, threads: usize) -> Result<(ModelSession, usize), EngineError> {
-        let target =
-            Target { provider: Provider::Cpu, gpu: None, varying_shapes, intra_threads: Some(threads), solo: true };
+    fn solo(
+        &self,
+        provider: Provider,
+        file: &Path,
+        varying_shapes: bool,
+        threads: usize,
+    ) -> Result<(ModelSession, usize), EngineError> {
+        let target = Target { provider, gpu: None, varying_shapes, intra_threads: Some(threads), solo: true };
         let session = build_on(target, file, &self.engine.options, &self.cache_root).map_err(|e| broken(file, e))?;
         Ok((ModelSession(session), threads))
     }

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use sightline_core::MemoryProbe;
 use sightline_engine::{
-    choose_provider_list, probe_provider, DevicePlacer, Engine, GpuMemoryProbe, HostMemoryProbe, NvmlSource, Provider,
-    RuntimeInfo, UnavailableProvider,
+    choose_provider_list, probe_provider, DevicePlacer, Engine, GpuMemoryProbe, HostMemoryProbe, NvmlSource,
+    OpenVinoDevice, Provider, RuntimeInfo, UnavailableProvider,
 };
 
 use crate::config::{Config, DEFAULT_EXECUTION_PROVIDERS};
@@ -65,7 +65,8 @@ pub fn start(config: &Config, dylib: &Path) -> Result<Execution, StartupError> {
         (Some(placer), true) => Arc::new(GpuMemoryProbe::new(placer.clone())),
         _ => Arc::new(HostMemoryProbe::new()),
     };
-    let instances = instances_per_model(config.model_instances as usize, usable[0], gpus.as_deref());
+    let instances =
+        instances_per_model(config.model_instances as usize, usable[0], config.openvino_device, gpus.as_deref());
     tracing::info!(instances, "sessions per model file");
     let execution_providers = usable.iter().map(|p| p.ort_name().to_owned()).collect();
     let engine = Arc::new(
@@ -81,19 +82,29 @@ pub fn start(config: &Config, dylib: &Path) -> Result<Execution, StartupError> {
 }
 
 /// `MODEL_INSTANCES`, or when 0 (auto): one per GPU for the NVIDIA providers (instances spread
-/// over the GPUs); two on the CPU provider (each with half the cores: 1.25x the throughput of one
-/// instance with all of them on the 2-core benchmark machine), one on a single core; one on
-/// OpenVINO, which runs its own thread pool (two instances served 0.75x of one there;
-/// docs/benchmarks.md).
-fn instances_per_model(configured: usize, first: Provider, gpus: Option<&DevicePlacer>) -> usize {
+/// over the GPUs); two on the host's cores, with the CPU provider or OpenVINO's CPU device (each
+/// with half the cores: 1.25x the throughput of one instance with all of them on the CPU provider,
+/// 1.27x on OpenVINO, on the 2-core benchmark machines), one on a single core; one on OpenVINO's
+/// other devices, which schedule their own work (docs/benchmarks.md).
+fn instances_per_model(
+    configured: usize,
+    first: Provider,
+    openvino_device: OpenVinoDevice,
+    gpus: Option<&DevicePlacer>,
+) -> usize {
     if configured > 0 {
         return configured;
     }
     match (first, gpus) {
         (Provider::Cuda | Provider::TensorRt, Some(placer)) => placer.devices().len().max(1),
-        (Provider::Cpu, _) => std::thread::available_parallelism().map_or(1, |n| n.get()).min(2),
+        (Provider::Cpu, _) => host_instances(),
+        (Provider::OpenVino, _) if openvino_device == OpenVinoDevice::Cpu => host_instances(),
         _ => 1,
     }
+}
+
+fn host_instances() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get()).min(2)
 }
 
 /// NVML's GPUs restricted to `DEVICE_IDS`; `None` without a driver or a GPU.

@@ -5,8 +5,9 @@
 //! same image (`IMAGE`, default the 640x480 fixture, as base64 JSON) to `URL` + `ROUTE` (default
 //! `/infer/object_detection`) for `DURATION_SECS` (default 10) after a short warm-up, each sending
 //! its next request when its last answer is read (after a refusal, when its `Retry-After` is up).
-//! Reported: requests/s, p50 and p99 latency of the answered requests, refusals (429), and errors
-//! (other non-2xx or transport failures); neither is in the latencies.
+//! Reported: requests/s, p50 and p99 latency of the answered requests, refusals (429 with a
+//! `Retry-After`), and errors (other non-2xx, a 429 without `Retry-After`, or transport failures);
+//! neither is in the latencies.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -118,9 +118,20 @@ async fn a_fixed_batch_axis_is_never_batched() {
 /// list, whose images wait behind each other, go to the instances. Every answer is the reference's.
 #[tokio::test]
 async fn a_request_alone_runs_on_every_core_and_a_crowd_on_the_instances() {
-    let cores = std::thread::available_parallelism().unwrap().get();
     let adaptive = [("MODEL_INSTANCES", "2"), ("ORT_INTRA_OP_THREADS", "0")];
-    let server = Server::start_on("cpu", &repo_root().join("assets/models"), &adaptive).await;
+    alone_on_every_core_and_a_crowd_on_the_instances("cpu", &adaptive).await;
+}
+
+/// OpenVINO's CPU device divides the host's cores as the CPU provider does, by default: two
+/// instances of half the cores each and a solo session of all of them.
+#[tokio::test]
+async fn on_openvinos_cpu_device_too_by_default() {
+    alone_on_every_core_and_a_crowd_on_the_instances("openvino", &[("ORT_INTRA_OP_THREADS", "0")]).await;
+}
+
+async fn alone_on_every_core_and_a_crowd_on_the_instances(provider: &str, env: &[(&str, &str)]) {
+    let cores = std::thread::available_parallelism().unwrap().get();
+    let server = Server::start_on(provider, &repo_root().join("assets/models"), env).await;
     let threads = (cores / 2).max(1);
     let alone = if cores > threads { cores } else { threads };
     let (_, info) = server.get_json("/info").await;

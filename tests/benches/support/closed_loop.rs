@@ -1,6 +1,7 @@
 //! A closed-loop load: clients that each send their next request when the last answer is read. A
 //! refused request (429) is counted apart from the errors, and its client waits the answer's
-//! `Retry-After` before the next, as inference-sdk waits between its retries.
+//! `Retry-After` before the next, as inference-sdk waits between its retries; a 429 without a
+//! `Retry-After` in whole seconds is an error.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -87,12 +88,15 @@ pub async fn run_level_with(
                     let sent = Instant::now();
                     match request(&client).send().await {
                         Ok(r) if r.status().as_u16() == 429 => {
-                            tally.refused();
-                            let wait = r
-                                .headers()
-                                .get("retry-after")
-                                .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
-                                .unwrap_or(1);
+                            let retry_after =
+                                r.headers().get("retry-after").and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+                            // A refusal that does not say when to come back is a fault of the
+                            // server's, so it counts as an error.
+                            match retry_after {
+                                Some(_) => tally.refused(),
+                                None => tally.failed(),
+                            }
+                            let wait = retry_after.unwrap_or(1);
                             let resume = (Instant::now() + Duration::from_secs(wait)).min(deadline);
                             tokio::time::sleep_until(resume.into()).await;
                         }
