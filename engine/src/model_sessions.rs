@@ -43,9 +43,10 @@ impl Engine {
         self.instances
     }
 
-    /// Gives each CPU model whose instances divide the cores one more session on all of them, which
-    /// runs a request that finds the model otherwise idle: alone it gets every core, under load the
-    /// instances share them (see [`InstanceGroup`]).
+    /// Gives each model on the host's cores (the CPU provider, OpenVINO's CPU device) whose
+    /// instances divide the cores one more session on all of them, which runs a request that finds
+    /// the model otherwise idle: alone it gets every core, under load the instances share them
+    /// (see [`InstanceGroup`]).
     pub fn with_adaptive(mut self, adaptive: bool) -> Engine {
         self.adaptive = adaptive;
         self

@@ -302,9 +302,9 @@ pub struct Config {
     /// CUDA/TensorRT, two on the CPU provider, one on OpenVINO.
     #[arg(long, env = "MODEL_INSTANCES", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=64))]
     pub model_instances: u32,
-    /// true (default): where a CPU model's instances divide the cores, it also keeps a solo session
-    /// on all of them, which runs a request that finds the model otherwise idle (nothing waiting,
-    /// no instance running); under load the instances share the cores as before. Costs one more
+    /// true (default): where the instances of a model on the host's cores (CPU provider, OpenVINO's
+    /// CPU device) divide them, it also keeps a solo session on all of them, which runs a request
+    /// that finds the model otherwise idle (nothing admitted but what the run takes); under load the instances share the cores as before. Costs one more
     /// session's memory per model. false: fixed instances only.
     #[arg(long, env = "ADAPTIVE_EXECUTION", default_value_t = true, action = clap::ArgAction::Set)]
     pub adaptive_execution: bool,
