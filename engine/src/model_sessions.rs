@@ -11,7 +11,7 @@ use crate::batch::{batched_matches, limit_after_check, split, stack, Outputs};
 use crate::build::{build_on, Target};
 use crate::environment::IntraOpThreads;
 use crate::gpu::{DevicePlacer, GpuSnapshot};
-use crate::provider::{OpenVinoDevice, Provider, ProviderOptions};
+use crate::provider::{Provider, ProviderOptions};
 use crate::session::{broken, ModelSession, SessionShape};
 use crate::EngineError;
 
@@ -225,7 +225,7 @@ impl ModelSessions<'_> {
             sessions.push(ModelSession(session));
         }
         let solo = match self.engine.solo_threads() {
-            Some(threads) if self.on_host_cores(provider) => {
+            Some(threads) if provider.on_host_cores(self.engine.options.openvino_device) => {
                 Some(self.solo(provider, file, varying_shapes, threads)?)
             }
             _ => None,
@@ -233,17 +233,8 @@ impl ModelSessions<'_> {
         Ok(InstanceGroup { sessions, threads, solo })
     }
 
-    /// Whether `provider`'s sessions run on this host's cores, which instances divide and a solo
-    /// session takes whole: the CPU provider's, and OpenVINO's on its CPU device.
-    fn on_host_cores(&self, provider: Provider) -> bool {
-        match provider {
-            Provider::Cpu => true,
-            Provider::OpenVino => self.engine.options.openvino_device == OpenVinoDevice::Cpu,
-            _ => false,
-        }
-    }
-
-    /// The solo session: all the cores, its pool threads spinning while a run lasts. Without the
+    /// The solo session: all the cores, on the CPU provider its pool threads spinning while a run
+    /// lasts (OpenVINO runs its own threads). Without the
     /// spinning, waking a thread for each operator costs what the second core gains a small model;
     /// spinning on after a run would take the cores from decoding (docs/benchmarks.md).
     fn solo(

@@ -41,6 +41,16 @@ impl Provider {
         matches!(self, Provider::TensorRt | Provider::Cuda)
     }
 
+    /// Runs on this host's cores, which instances divide and a solo session takes whole: the CPU
+    /// provider, and OpenVINO on its CPU device (`openvino_device`).
+    pub fn on_host_cores(self, openvino_device: OpenVinoDevice) -> bool {
+        match self {
+            Provider::Cpu => true,
+            Provider::OpenVino => openvino_device == OpenVinoDevice::Cpu,
+            Provider::Cuda | Provider::TensorRt => false,
+        }
+    }
+
     /// Either our short name or ONNX Runtime's, in any case.
     fn from_name(name: &str) -> Option<Provider> {
         let lower = name.to_ascii_lowercase();

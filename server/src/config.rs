@@ -299,13 +299,15 @@ pub struct Config {
     pub batch_max_delay_us: u64,
     /// Sessions per model file, each on its own thread (the cores are divided between them unless
     /// ORT_INTRA_OP_THREADS or ORT_SHARED_THREAD_POOL is set; on a GPU host they spread over the GPUs). 0 = one per GPU on
-    /// CUDA/TensorRT, two on the CPU provider, one on OpenVINO.
+    /// CUDA/TensorRT, two on the host's cores (the CPU provider, OpenVINO's CPU device), one on
+    /// OpenVINO's other devices.
     #[arg(long, env = "MODEL_INSTANCES", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=64))]
     pub model_instances: u32,
     /// true (default): where the instances of a model on the host's cores (CPU provider, OpenVINO's
     /// CPU device) divide them, it also keeps a solo session on all of them, which runs a request
-    /// that finds the model otherwise idle (nothing admitted but what the run takes); under load the instances share the cores as before. Costs one more
-    /// session's memory per model. false: fixed instances only.
+    /// that finds the model otherwise idle (nothing admitted but what the run takes); under load the
+    /// instances share the cores as before. Costs one more session's memory per model. false: fixed
+    /// instances only.
     #[arg(long, env = "ADAPTIVE_EXECUTION", default_value_t = true, action = clap::ArgAction::Set)]
     pub adaptive_execution: bool,
     /// Model loads that may run at once, on their own threads at a lower OS priority than inference.

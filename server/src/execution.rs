@@ -97,14 +97,9 @@ fn instances_per_model(
     }
     match (first, gpus) {
         (Provider::Cuda | Provider::TensorRt, Some(placer)) => placer.devices().len().max(1),
-        (Provider::Cpu, _) => host_instances(),
-        (Provider::OpenVino, _) if openvino_device == OpenVinoDevice::Cpu => host_instances(),
+        _ if first.on_host_cores(openvino_device) => std::thread::available_parallelism().map_or(1, |n| n.get()).min(2),
         _ => 1,
     }
-}
-
-fn host_instances() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get()).min(2)
 }
 
 /// NVML's GPUs restricted to `DEVICE_IDS`; `None` without a driver or a GPU.
